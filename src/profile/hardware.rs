@@ -1,0 +1,191 @@
+//! Hardware profiles (`hardware/*.toml`): what a machine can do, in SI units, with the
+//! efficiency and overhead factors that turn peak figures into achieved ones.
+//!
+//! This module models a GPU system as one NVLink domain of identical devices. It deliberately
+//! ignores clocks, power states, cache hierarchies and kernel-level detail: the cost model works
+//! from rooflines plus measured efficiencies and overheads.
+
+use serde::{Deserialize, Serialize};
+
+use super::precision::ComputeClass;
+use super::validate::Checker;
+use crate::error::Problem;
+
+/// A hardware profile as written in TOML.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareProfile {
+    /// Short identifier, equal to the file stem (e.g. `h100-sxm`).
+    pub name: String,
+    /// One line for humans.
+    pub description: String,
+    /// A system of GPUs sharing one NVLink domain.
+    pub gpu: Option<GpuSystem>,
+}
+
+/// The machine kind a profile describes.
+#[derive(Debug, Clone, Copy)]
+pub enum HardwareKind<'a> {
+    /// Weights and KV cache streamed from HBM.
+    Gpu(&'a GpuSystem),
+}
+
+/// GPUs in one NVLink domain (one server, or one NVL72 rack).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSystem {
+    /// GPUs in the NVLink domain (1 for a lone GPU, 8 for an HGX node, 72 for NVL72).
+    pub devices: u32,
+    /// HBM capacity per GPU, bytes.
+    pub hbm_capacity_bytes: f64,
+    /// Peak HBM bandwidth per GPU, bytes/s.
+    pub hbm_bandwidth_bytes_per_s: f64,
+    /// Dense (non-sparse) peak tensor throughput per GPU, FLOP/s, by operand class.
+    pub peak_flops_per_s: PeakFlops,
+    /// Scale-up interconnect (NVLink) seen by one GPU.
+    pub interconnect: Interconnect,
+    /// Achieved fraction of each peak.
+    pub efficiency: Efficiency,
+    /// Fixed costs that no roofline shows.
+    pub overheads: Overheads,
+}
+
+/// Dense peak FLOP/s per GPU for each operand class the hardware supports natively.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeakFlops {
+    /// FP32 / TF32 rate, FLOP/s (optional).
+    pub fp32: Option<f64>,
+    /// BF16 / FP16 dense rate, FLOP/s.
+    pub bf16: f64,
+    /// FP8 (or INT8) dense rate, FLOP/s; absent where unsupported.
+    pub fp8: Option<f64>,
+    /// FP4 dense rate, FLOP/s; absent where unsupported.
+    pub fp4: Option<f64>,
+}
+
+impl PeakFlops {
+    /// Peak FLOP/s for a class, falling back to the next wider class the hardware supports
+    /// (e.g. FP4 weights on an H100 run at its FP8 rate).
+    pub fn for_class(&self, class: ComputeClass) -> f64 {
+        let mut c = class;
+        loop {
+            let rate = match c {
+                ComputeClass::Fp4 => self.fp4,
+                ComputeClass::Fp8 => self.fp8,
+                ComputeClass::Bf16 => Some(self.bf16),
+                ComputeClass::Fp32 => self.fp32,
+            };
+            if let Some(r) = rate {
+                return r;
+            }
+            match c.wider() {
+                Some(w) => c = w,
+                // FP32 absent: the BF16 rate is the best documented bound.
+                None => return self.bf16,
+            }
+        }
+    }
+}
+
+/// The scale-up network as seen by one GPU.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interconnect {
+    /// Bandwidth per GPU in one direction, bytes/s (NVLink 4: 450e9; NVLink 5: 900e9).
+    pub bandwidth_bytes_per_s: f64,
+    /// Latency of one collective step (one hop of a ring all-reduce), s.
+    pub latency_s: f64,
+}
+
+/// Achieved fraction of each peak, each in (0, 1].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Efficiency {
+    /// Fraction of peak tensor FLOP/s reached by large GEMMs and attention.
+    pub compute: f64,
+    /// Fraction of peak HBM bandwidth reached by streaming reads.
+    pub memory: f64,
+    /// Fraction of link bandwidth reached by collectives.
+    pub interconnect: f64,
+}
+
+/// Costs outside the rooflines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overheads {
+    /// Fixed cost added to every operator (launch, ramp-up and tail of one kernel), s.
+    pub kernel_s: f64,
+    /// Host time per iteration (scheduling, batch preparation), s.
+    pub iteration_s: f64,
+    /// Host time per sequence in an iteration (sampling, detokenisation, bookkeeping), s.
+    pub per_sequence_s: f64,
+    /// HBM per GPU kept from weights and KV cache (CUDA context, activations, workspace), bytes.
+    pub reserved_bytes: f64,
+}
+
+impl HardwareProfile {
+    /// Which kind of machine this is.
+    pub fn kind(&self) -> HardwareKind<'_> {
+        match &self.gpu {
+            Some(g) => HardwareKind::Gpu(g),
+            None => unreachable!("validate() guarantees one machine section"),
+        }
+    }
+
+    /// The GPU section, if this is a GPU system.
+    pub fn gpu(&self) -> Option<&GpuSystem> {
+        self.gpu.as_ref()
+    }
+
+    /// Every physical-sense problem in the profile.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut c = Checker::default();
+        c.non_empty("name", &self.name);
+        match &self.gpu {
+            None => c.fail(
+                "gpu",
+                "expected a machine section ([gpu]); none was given",
+            ),
+            Some(g) => g.check(&mut c),
+        }
+        c.problems
+    }
+}
+
+impl GpuSystem {
+    fn check(&self, c: &mut Checker) {
+        c.at_least_one("gpu.devices", u64::from(self.devices));
+        c.positive("gpu.hbm_capacity_bytes", self.hbm_capacity_bytes);
+        c.positive("gpu.hbm_bandwidth_bytes_per_s", self.hbm_bandwidth_bytes_per_s);
+        let p = &self.peak_flops_per_s;
+        c.positive("gpu.peak_flops_per_s.bf16", p.bf16);
+        for (name, v) in [("fp32", p.fp32), ("fp8", p.fp8), ("fp4", p.fp4)] {
+            if let Some(v) = v {
+                c.positive(&format!("gpu.peak_flops_per_s.{name}"), v);
+            }
+        }
+        c.positive(
+            "gpu.interconnect.bandwidth_bytes_per_s",
+            self.interconnect.bandwidth_bytes_per_s,
+        );
+        c.non_negative("gpu.interconnect.latency_s", self.interconnect.latency_s);
+        c.fraction("gpu.efficiency.compute", self.efficiency.compute);
+        c.fraction("gpu.efficiency.memory", self.efficiency.memory);
+        c.fraction("gpu.efficiency.interconnect", self.efficiency.interconnect);
+        let o = &self.overheads;
+        c.non_negative("gpu.overheads.kernel_s", o.kernel_s);
+        c.non_negative("gpu.overheads.iteration_s", o.iteration_s);
+        c.non_negative("gpu.overheads.per_sequence_s", o.per_sequence_s);
+        c.non_negative("gpu.overheads.reserved_bytes", o.reserved_bytes);
+        if o.reserved_bytes.is_finite() && o.reserved_bytes >= self.hbm_capacity_bytes {
+            c.fail(
+                "gpu.overheads.reserved_bytes",
+                format!(
+                    "expected less than gpu.hbm_capacity_bytes ({:e}), found {:e}",
+                    self.hbm_capacity_bytes, o.reserved_bytes
+                ),
+            );
+        }
+    }
+}

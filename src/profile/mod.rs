@@ -1,0 +1,12 @@
+//! Profiles: typed, validated descriptions of hardware and models, loaded from TOML.
+
+pub mod catalog;
+pub mod hardware;
+pub mod model;
+pub mod precision;
+mod validate;
+
+pub use catalog::{load_hardware, load_model, Override};
+pub use hardware::{GpuSystem, HardwareKind, HardwareProfile};
+pub use model::{ModelDims, ModelProfile};
+pub use precision::{ComputeClass, Precision};
