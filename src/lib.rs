@@ -3,5 +3,14 @@
 
 pub mod error;
 pub mod profile;
+pub mod report;
 
 pub use error::{Error, Result};
+pub mod cli;
+pub mod compare;
+pub mod cost;
+pub mod engine;
+pub mod metrics;
+pub mod placement;
+pub mod system;
+pub mod workload;

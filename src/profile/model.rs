@@ -131,6 +131,9 @@ pub struct PublishedCounts {
     pub total_params: f64,
     /// Parameters active per token as published (MoE), or equal to total.
     pub active_params: f64,
+    /// False when the publisher's active count leaves out the input embedding (a table lookup,
+    /// not a matrix product), as the gpt-oss model card does; absent means it is included.
+    pub active_counts_embedding: Option<bool>,
 }
 
 /// Quantities derived once from a validated profile; what the cost model consumes.

@@ -1,0 +1,732 @@
+//! The command line: parses arguments, calls the library, prints. No modelling happens here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::compare::{self, CompareLoad};
+use crate::cost::{Batch, OpKind, StepCost};
+use crate::engine::Loop;
+use crate::error::{Error, Result};
+use crate::metrics::{Dist, Summary};
+use crate::placement::{ParallelRequest, Placement};
+use crate::profile::catalog::{hardware_names, model_names, profile_text};
+use crate::profile::{load_hardware, load_model, Override};
+use crate::report::{key_values, ms, num, Format, Table};
+use crate::system::{ServeSettings, System};
+use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
+
+const ABOUT: &str = "Discrete-event simulator of LLM inference serving on GPU racks and wafer-scale engines";
+const LONG_ABOUT: &str = "\
+infersim predicts how fast a model serves on a machine, and why: per-user tokens/s, system
+throughput, time to first token, inter-token latency and end-to-end latency, from TOML profiles
+of the hardware (hardware/*.toml) and the model (models/*.toml).
+
+Profiles are named by their shipped name (see `infersim profiles list`) or by a path to a TOML
+file. Any profile field can be changed for a what-if with --set, e.g.
+  --set hardware.gpu.hbm_bandwidth_bytes_per_s=12e12 --set model.precision.weights=fp8
+
+Exit codes: 0 success, 2 bad input (profiles, flags, traces), 1 runtime failure.";
+
+/// Command-line interface.
+#[derive(Debug, Parser)]
+#[command(name = "infersim", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Time one iteration (prefill or decode) of a model on a machine, with its breakdown.
+    Step(StepArgs),
+    /// Simulate serving a workload; report latency and throughput.
+    Simulate(SimulateArgs),
+    /// The flagship comparison (GPU rack vs wafer) and public models, from the shipped profiles.
+    Compare(CompareArgs),
+    /// List, show or check hardware and model profiles.
+    Profiles(ProfilesArgs),
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    format: Format,
+    /// Override a profile field, e.g. hardware.gpu.devices=8 or model.precision.weights=fp8
+    /// (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE", global = true)]
+    set: Vec<String>,
+}
+
+impl Common {
+    fn overrides(&self) -> Result<Vec<Override>> {
+        self.set.iter().map(|s| Override::parse(s)).collect()
+    }
+}
+
+#[derive(Debug, Args)]
+struct SystemArgs {
+    /// Hardware profile: a shipped name (e.g. h100-sxm) or a path to a TOML file.
+    #[arg(long, value_name = "NAME|FILE")]
+    hardware: String,
+    /// Model profile: a shipped name (e.g. llama-3.1-8b) or a path to a TOML file.
+    #[arg(long, value_name = "NAME|FILE")]
+    model: String,
+    /// Tensor-parallel degree per replica [default: the fewest GPUs that hold the model].
+    #[arg(long)]
+    tp: Option<u32>,
+    /// Pipeline-parallel stages per replica [default: the fewest GPUs that hold the model].
+    #[arg(long)]
+    pp: Option<u32>,
+    /// Replicas in the system [default: as many as fit].
+    #[arg(long)]
+    replicas: Option<u32>,
+}
+
+impl SystemArgs {
+    fn build(&self, overrides: &[Override]) -> Result<System> {
+        let hw = load_hardware(&self.hardware, overrides)?;
+        let model = load_model(&self.model, overrides)?;
+        System::new(
+            hw,
+            model,
+            ParallelRequest {
+                tp: self.tp,
+                pp: self.pp,
+                replicas: self.replicas,
+            },
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    /// Each sequence computes one new token after --context cached tokens.
+    Decode,
+    /// Each sequence computes its whole --prompt in one iteration.
+    Prefill,
+}
+
+#[derive(Debug, Args)]
+struct StepArgs {
+    #[command(flatten)]
+    system: SystemArgs,
+    /// Phase of the iteration.
+    #[arg(long, value_enum, default_value_t = Phase::Decode)]
+    phase: Phase,
+    /// Sequences in the batch.
+    #[arg(long, default_value_t = 1)]
+    batch: u32,
+    /// Decode: tokens already in each sequence's KV cache.
+    #[arg(long, default_value_t = 1024)]
+    context: u64,
+    /// Prefill: prompt tokens per sequence.
+    #[arg(long, default_value_t = 1024)]
+    prompt: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ArrivalKind {
+    /// Exponential gaps at --rate.
+    Poisson,
+    /// Gamma gaps at --rate with coefficient of variation --burstiness.
+    Gamma,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    system: SystemArgs,
+    /// Replay a trace CSV (arrived_at,num_prefill_tokens,num_decode_tokens): arrivals and lengths.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "concurrency", "lengths_from", "prompt_tokens", "output_tokens"])]
+    trace: Option<PathBuf>,
+    /// Open loop: mean arrival rate, requests/s.
+    #[arg(long, value_name = "REQ_PER_S", conflicts_with = "concurrency")]
+    rate: Option<f64>,
+    /// Closed loop: users each keeping one request in flight.
+    #[arg(long, value_name = "USERS")]
+    concurrency: Option<u32>,
+    /// Arrival process for --rate.
+    #[arg(long, value_enum, default_value_t = ArrivalKind::Poisson)]
+    arrival: ArrivalKind,
+    /// Coefficient of variation of gaps for --arrival gamma (1 = Poisson, larger = burstier).
+    #[arg(long, default_value_t = 2.0)]
+    burstiness: f64,
+    /// Requests to simulate [default: 1000, or every row of --trace].
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Prompt lengths: N, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA (tokens).
+    #[arg(long, default_value = "1024", value_name = "DIST")]
+    prompt_tokens: String,
+    /// Output lengths: N, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA (tokens).
+    #[arg(long, default_value = "256", value_name = "DIST")]
+    output_tokens: String,
+    /// Take prompt and output lengths in order from a trace CSV (cycling), instead of
+    /// --prompt-tokens / --output-tokens.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt_tokens", "output_tokens"])]
+    lengths_from: Option<PathBuf>,
+    /// Random seed (arrivals and lengths).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most sequences per iteration.
+    #[arg(long, default_value_t = ServeSettings::default().max_batch)]
+    max_batch: u32,
+    /// Token budget per iteration (chunked-prefill chunk size).
+    #[arg(long, visible_alias = "chunk", default_value_t = ServeSettings::default().max_batched_tokens)]
+    max_batched_tokens: u32,
+    /// Tokens per KV-cache block.
+    #[arg(long, default_value_t = ServeSettings::default().block_tokens)]
+    block_tokens: u32,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Users per replica, each keeping one request in flight.
+    #[arg(long, default_value_t = CompareLoad::default().users_per_replica)]
+    users_per_replica: u32,
+    /// Requests each user sends.
+    #[arg(long, default_value_t = CompareLoad::default().requests_per_user)]
+    requests_per_user: u32,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct ProfilesArgs {
+    #[command(subcommand)]
+    action: ProfilesAction,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfilesAction {
+    /// List the shipped profiles with their key figures.
+    List,
+    /// Print one profile as written, with the figures derived from it.
+    Show {
+        /// A shipped name or a TOML file (hardware or model).
+        name: String,
+    },
+    /// Validate profiles: the shipped ones, or the given files.
+    Check {
+        /// Files to check [default: every shipped profile].
+        files: Vec<String>,
+    },
+}
+
+/// Parse the process arguments and run; returns what to print on stdout.
+pub fn run() -> Result<String> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Step(a) => step(&a),
+        Command::Simulate(a) => simulate(&a),
+        Command::Compare(a) => compare_cmd(&a),
+        Command::Profiles(a) => profiles(&a),
+    }
+}
+
+fn placement_text(p: &Placement) -> String {
+    format!(
+        "tp={} pp={}, {} replica(s) of {} GPU(s) on {} GPU(s); weights {:.2} GB/GPU, KV room {:.2} GB/GPU = {} tokens/replica",
+        p.tp,
+        p.pp,
+        p.replicas,
+        p.devices_per_replica,
+        p.devices_in_system,
+        p.weight_bytes_per_device / 1e9,
+        p.kv_capacity_bytes_per_device / 1e9,
+        p.kv_capacity_tokens_per_replica
+    )
+}
+
+fn breakdown_table(c: &StepCost) -> Table {
+    let mut t = Table::new([
+        "operator", "time_ms", "share_%", "bound", "compute_ms", "memory_ms", "interconnect_ms", "overhead_ms", "gflop", "gbytes",
+    ]);
+    let total = c.total_s();
+    for k in OpKind::ALL {
+        let o = c.op(k);
+        if o.time_s() == 0.0 && o.bytes == 0.0 {
+            continue;
+        }
+        t.row([
+            k.name().to_string(),
+            ms(o.time_s()),
+            num(100.0 * o.time_s() / total, 3),
+            o.bound().name().to_string(),
+            ms(o.compute_s),
+            ms(o.memory_s),
+            ms(o.interconnect_s),
+            ms(o.overhead_s),
+            num(o.flops / 1e9, 4),
+            num(o.bytes / 1e9, 4),
+        ]);
+    }
+    t.row([
+        "total".to_string(),
+        ms(total),
+        "100".into(),
+        c.bound().name().to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        num(c.ops.iter().map(|o| o.flops).sum::<f64>() / 1e9, 4),
+        num(c.ops.iter().map(|o| o.bytes).sum::<f64>() / 1e9, 4),
+    ]);
+    t
+}
+
+fn step(a: &StepArgs) -> Result<String> {
+    let overrides = a.common.overrides()?;
+    let sys = a.system.build(&overrides)?;
+    if a.batch == 0 {
+        return Err(Error::arg("--batch", "expected at least 1 sequence"));
+    }
+    let window = sys.model.architecture.context_window_tokens;
+    let (batch, per_seq_tokens, seq_len) = match a.phase {
+        Phase::Decode => (
+            Batch::decode(a.batch, a.context, sys.batch().window),
+            1,
+            a.context + 1,
+        ),
+        Phase::Prefill => {
+            if a.prompt == 0 {
+                return Err(Error::arg("--prompt", "expected at least 1 token"));
+            }
+            (Batch::prefill(a.batch, a.prompt, sys.batch().window), a.prompt, a.prompt)
+        }
+    };
+    if seq_len > window {
+        return Err(Error::arg(
+            if a.phase == Phase::Decode { "--context" } else { "--prompt" },
+            format!("{seq_len} tokens exceed {}'s context window of {window}", sys.model.name),
+        ));
+    }
+    let kv_needed = u64::from(a.batch) * seq_len;
+    let kv_room = sys.placement.kv_capacity_tokens_per_replica;
+    let cost = sys.step(&batch);
+    let step_s = cost.total_s();
+    let per_user = per_seq_tokens as f64 / step_s;
+    let total = per_user * f64::from(a.batch);
+    let phase = match a.phase {
+        Phase::Decode => "decode",
+        Phase::Prefill => "prefill",
+    };
+    let fits_note = if kv_needed > kv_room {
+        format!("no: the batch needs {kv_needed} tokens of KV cache, a replica holds {kv_room}")
+    } else {
+        "yes".into()
+    };
+    match a.common.format {
+        Format::Json => {
+            let breakdown: Vec<_> = OpKind::ALL
+                .iter()
+                .map(|k| {
+                    let o = cost.op(*k);
+                    json!({
+                        "op": k.name(), "time_s": o.time_s(), "bound": o.bound(),
+                        "compute_s": o.compute_s, "memory_s": o.memory_s,
+                        "interconnect_s": o.interconnect_s, "overhead_s": o.overhead_s,
+                        "flops": o.flops, "bytes": o.bytes,
+                    })
+                })
+                .collect();
+            let v = json!({
+                "hardware": sys.hardware.name, "model": sys.model.name, "phase": phase,
+                "batch": a.batch, "context_tokens": if a.phase == Phase::Decode { a.context } else { 0 },
+                "prompt_tokens": if a.phase == Phase::Prefill { a.prompt } else { 0 },
+                "step_s": step_s, "tokens_per_s_per_user": per_user, "tokens_per_s_total": total,
+                "bound": cost.bound(), "kv_fits": kv_needed <= kv_room,
+                "placement": sys.placement, "breakdown": breakdown,
+            });
+            Ok(pretty(&v))
+        }
+        Format::Csv => Ok(breakdown_table(&cost).csv()),
+        Format::Table => {
+            let head = key_values(&[
+                ("hardware", sys.hardware.name.clone()),
+                ("model", sys.model.name.clone()),
+                ("placement", placement_text(&sys.placement)),
+                (
+                    "iteration",
+                    match a.phase {
+                        Phase::Decode => format!("decode, batch {} x 1 token after {} cached tokens", a.batch, a.context),
+                        Phase::Prefill => format!("prefill, batch {} x {} prompt tokens", a.batch, a.prompt),
+                    },
+                ),
+                ("KV cache fits", fits_note),
+                ("step time", format!("{} ms ({}-bound)", ms(step_s), cost.bound().name())),
+                ("per user", format!("{} tokens/s", num(per_user, 4))),
+                ("total", format!("{} tokens/s", num(total, 4))),
+            ]);
+            Ok(format!("{head}\n{}", breakdown_table(&cost).render()))
+        }
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+fn workload_of(a: &SimulateArgs) -> Result<(Workload, Loop)> {
+    if let Some(path) = &a.trace {
+        let rows = read_trace(path)?;
+        let w = Workload {
+            requests: a.requests.unwrap_or(rows.len()),
+            arrivals: Arrivals::Trace(rows.iter().map(|r| r.arrival_s).collect()),
+            prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
+            output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
+        };
+        return Ok((w, Loop::Open));
+    }
+    let (prompt, output) = match &a.lengths_from {
+        Some(path) => {
+            let rows = read_trace(path)?;
+            (
+                LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
+                LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
+            )
+        }
+        None => (
+            LengthDist::parse("--prompt-tokens", &a.prompt_tokens)?,
+            LengthDist::parse("--output-tokens", &a.output_tokens)?,
+        ),
+    };
+    let (arrivals, mode) = match (a.rate, a.concurrency) {
+        (Some(rate), _) => (
+            match a.arrival {
+                ArrivalKind::Poisson => Arrivals::Poisson { rate_per_s: rate },
+                ArrivalKind::Gamma => Arrivals::Gamma {
+                    rate_per_s: rate,
+                    cv: a.burstiness,
+                },
+            },
+            Loop::Open,
+        ),
+        (None, Some(c)) => (Arrivals::AllAtOnce, Loop::Closed { concurrency: c }),
+        (None, None) => {
+            return Err(Error::arg(
+                "workload",
+                "give --rate REQ_PER_S (open loop), --concurrency USERS (closed loop) or --trace FILE",
+            ))
+        }
+    };
+    let requests = a.requests.unwrap_or(1000);
+    if requests == 0 {
+        return Err(Error::arg("--requests", "expected at least 1"));
+    }
+    Ok((
+        Workload {
+            requests,
+            arrivals,
+            prompt,
+            output,
+        },
+        mode,
+    ))
+}
+
+fn dist_json(d: &Dist) -> serde_json::Value {
+    json!({"mean": d.mean, "p50": d.p50, "p90": d.p90, "p99": d.p99})
+}
+
+fn summary_rows(s: &Summary) -> Vec<(&'static str, &'static str, Dist, f64)> {
+    vec![
+        ("ttft", "ms", s.ttft_s, 1e3),
+        ("tpot", "ms", s.tpot_s, 1e3),
+        ("itl", "ms", s.itl_s, 1e3),
+        ("e2e", "s", s.e2e_s, 1.0),
+        ("per-user speed", "tokens/s", s.tokens_per_s_per_user, 1.0),
+    ]
+}
+
+fn simulate(a: &SimulateArgs) -> Result<String> {
+    let overrides = a.common.overrides()?;
+    let sys = a.system.build(&overrides)?;
+    let (workload, mode) = workload_of(a)?;
+    let requests = workload.generate(a.seed, sys.model.architecture.context_window_tokens)?;
+    let settings = ServeSettings {
+        max_batch: a.max_batch,
+        max_batched_tokens: a.max_batched_tokens,
+        block_tokens: a.block_tokens,
+    };
+    let (_, s) = sys.simulate(&requests, &settings, mode)?;
+    match a.common.format {
+        Format::Json => {
+            let v = json!({
+                "hardware": sys.hardware.name, "model": sys.model.name,
+                "placement": sys.placement, "settings": settings, "seed": a.seed,
+                "loop": mode,
+                "requests": s.requests, "duration_s": s.duration_s,
+                "throughput_output_tokens_per_s": s.throughput_output_tokens_per_s,
+                "throughput_input_tokens_per_s": s.throughput_input_tokens_per_s,
+                "throughput_requests_per_s": s.throughput_requests_per_s,
+                "ttft_s": dist_json(&s.ttft_s), "tpot_s": dist_json(&s.tpot_s),
+                "itl_s": dist_json(&s.itl_s), "e2e_s": dist_json(&s.e2e_s),
+                "tokens_per_s_per_user": dist_json(&s.tokens_per_s_per_user),
+                "utilisation": s.utilisation, "mean_batch_sequences": s.mean_batch_sequences,
+                "mean_batch_tokens": s.mean_batch_tokens, "kv_peak_fraction": s.kv_peak_fraction,
+                "preemptions": s.preemptions, "steps": s.steps, "saturation": s.saturation,
+            });
+            Ok(pretty(&v))
+        }
+        Format::Csv => {
+            let mut headers = vec![
+                "hardware".to_string(), "model".into(), "requests".into(), "duration_s".into(),
+                "throughput_output_tokens_per_s".into(), "throughput_input_tokens_per_s".into(),
+                "utilisation".into(), "saturated".into(),
+            ];
+            let mut row = vec![
+                sys.hardware.name.clone(), sys.model.name.clone(), s.requests.to_string(),
+                s.duration_s.to_string(), s.throughput_output_tokens_per_s.to_string(),
+                s.throughput_input_tokens_per_s.to_string(), s.utilisation.to_string(),
+                s.saturation.saturated.to_string(),
+            ];
+            for (name, d) in [("ttft_s", s.ttft_s), ("tpot_s", s.tpot_s), ("itl_s", s.itl_s), ("e2e_s", s.e2e_s), ("tokens_per_s_per_user", s.tokens_per_s_per_user)] {
+                for (stat, v) in [("mean", d.mean), ("p50", d.p50), ("p90", d.p90), ("p99", d.p99)] {
+                    headers.push(format!("{name}_{stat}"));
+                    row.push(v.to_string());
+                }
+            }
+            let mut t = Table::new(headers);
+            t.row(row);
+            Ok(t.csv())
+        }
+        Format::Table => {
+            let sat = if s.saturation.saturated {
+                format!(
+                    "YES: arrivals outpace service ({} requests still waiting at the last arrival; late TTFT {}x early)",
+                    s.saturation.backlog_at_last_arrival,
+                    num(s.saturation.ttft_growth, 3)
+                )
+            } else {
+                "no".into()
+            };
+            let head = key_values(&[
+                ("hardware", sys.hardware.name.clone()),
+                ("model", sys.model.name.clone()),
+                ("placement", placement_text(&sys.placement)),
+                ("requests", format!("{} over {} s simulated", s.requests, num(s.duration_s, 4))),
+                ("throughput", format!(
+                    "{} output tokens/s, {} input tokens/s, {} requests/s",
+                    num(s.throughput_output_tokens_per_s, 4),
+                    num(s.throughput_input_tokens_per_s, 4),
+                    num(s.throughput_requests_per_s, 4)
+                )),
+                ("utilisation", format!(
+                    "{}% busy; mean batch {} sequences / {} tokens; KV peak {}%; {} preemptions",
+                    num(100.0 * s.utilisation, 3),
+                    num(s.mean_batch_sequences, 3),
+                    num(s.mean_batch_tokens, 4),
+                    num(100.0 * s.kv_peak_fraction, 3),
+                    s.preemptions
+                )),
+                ("saturated", sat),
+            ]);
+            let mut t = Table::new(["metric", "unit", "mean", "p50", "p90", "p99"]);
+            for (name, unit, d, scale) in summary_rows(&s) {
+                t.row([
+                    name.to_string(), unit.to_string(),
+                    num(d.mean * scale, 4), num(d.p50 * scale, 4), num(d.p90 * scale, 4), num(d.p99 * scale, 4),
+                ]);
+            }
+            Ok(format!("{head}\n{}", t.render()))
+        }
+    }
+}
+
+fn opt(x: Option<f64>, scale: f64, sig: usize) -> String {
+    x.map_or("-".into(), |v| num(v * scale, sig))
+}
+
+fn compare_cmd(a: &CompareArgs) -> Result<String> {
+    let overrides = a.common.overrides()?;
+    let load = CompareLoad {
+        users_per_replica: a.users_per_replica,
+        requests_per_user: a.requests_per_user,
+        ..CompareLoad::default()
+    };
+    if load.users_per_replica == 0 || load.requests_per_user == 0 {
+        return Err(Error::arg("--users-per-replica/--requests-per-user", "expected at least 1"));
+    }
+    let rows = compare::run(&load, &overrides, a.seed);
+    let flagship = rows
+        .iter()
+        .find(|r| r.model == "gpt-5.3-codex")
+        .and_then(|r| r.tokens_per_s_per_user);
+    let spark = rows
+        .iter()
+        .find(|r| r.model == "gpt-5.3-codex-spark")
+        .and_then(|r| r.tokens_per_s_per_user);
+    let ratio = flagship.zip(spark).map(|(f, s)| s / f);
+    match a.common.format {
+        Format::Json => {
+            let v = json!({
+                "load": load, "seed": a.seed,
+                "rows": rows.iter().map(|r| json!({
+                    "hardware": r.hardware, "model": r.model, "status": r.status,
+                    "placement": r.placement,
+                    "tokens_per_s_per_user": r.tokens_per_s_per_user, "ttft_s": r.ttft_s,
+                    "itl_p50_s": r.itl_p50_s, "itl_p99_s": r.itl_p99_s,
+                    "throughput_output_tokens_per_s": r.throughput_output_tokens_per_s,
+                    "published_tokens_per_s_per_user": r.published_tokens_per_s_per_user,
+                    "published_source": r.published_source,
+                })).collect::<Vec<_>>(),
+                "speed_ratio_spark_over_full": ratio,
+                "published_speed_ratio": 15.0,
+            });
+            Ok(pretty(&v))
+        }
+        Format::Csv | Format::Table => {
+            let mut t = Table::new([
+                "hardware", "model", "per_user_tok/s", "published_tok/s", "ttft_p50_ms", "itl_p50_ms", "itl_p99_ms",
+                "throughput_tok/s", "placement", "status",
+            ]);
+            for r in &rows {
+                t.row([
+                    r.hardware.clone(), r.model.clone(),
+                    opt(r.tokens_per_s_per_user, 1.0, 4), opt(r.published_tokens_per_s_per_user, 1.0, 4),
+                    opt(r.ttft_s, 1e3, 4), opt(r.itl_p50_s, 1e3, 4), opt(r.itl_p99_s, 1e3, 4),
+                    opt(r.throughput_output_tokens_per_s, 1.0, 4), r.placement.clone(), r.status.clone(),
+                ]);
+            }
+            if a.common.format == Format::Csv {
+                return Ok(t.csv());
+            }
+            let ratio_text = match ratio {
+                Some(x) => format!("Spark on the wafer is {}x faster per user than the full model on the rack (published: \"15x\")", num(x, 3)),
+                None => "speed ratio Spark / full: not available until both rows are simulated (published: \"15x\")".into(),
+            };
+            Ok(format!(
+                "Flagship comparison: closed loop, {} users per replica x {} requests each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\nSources of published figures:\n{}",
+                load.users_per_replica, load.requests_per_user, load.prompt_median_tokens, load.output_median_tokens, load.sigma,
+                t.render(),
+                rows.iter().filter(|r| !r.published_source.is_empty()).map(|r| format!("  {} on {}: {}\n", r.model, r.hardware, r.published_source)).collect::<String>()
+            ))
+        }
+    }
+}
+
+fn profiles(a: &ProfilesArgs) -> Result<String> {
+    let overrides = a.common.overrides()?;
+    match &a.action {
+        ProfilesAction::List => {
+            let mut hw = Table::new(["hardware", "gpus", "hbm_gb/gpu", "hbm_tb/s/gpu", "bf16_pflop/s/gpu", "description"]);
+            let mut json_hw = Vec::new();
+            for name in hardware_names() {
+                let h = load_hardware(name, &overrides)?;
+                if let Some(g) = h.gpu() {
+                    hw.row([
+                        h.name.clone(), g.devices.to_string(), num(g.hbm_capacity_bytes / 1e9, 4),
+                        num(g.hbm_bandwidth_bytes_per_s / 1e12, 3), num(g.peak_flops_per_s.bf16 / 1e15, 3),
+                        h.description.clone(),
+                    ]);
+                }
+                json_hw.push(json!({"name": h.name, "description": h.description}));
+            }
+            let mut md = Table::new(["model", "kind", "params_total_b", "params_active_b", "weights_gb", "kv_kb/token", "context_tokens", "description"]);
+            let mut json_md = Vec::new();
+            for name in model_names() {
+                let m = load_model(name, &overrides)?;
+                let d = m.dims();
+                md.row([
+                    m.name.clone(),
+                    format!("{}{}", if m.moe.is_some() { "moe" } else { "dense" }, if m.hypothesis { " (hypothesis)" } else { "" }),
+                    num(d.total_params / 1e9, 4), num(d.active_params / 1e9, 4), num(m.weight_bytes() / 1e9, 4),
+                    num(m.kv_bytes_per_token() / 1e3, 4), m.architecture.context_window_tokens.to_string(), m.description.clone(),
+                ]);
+                json_md.push(json!({"name": m.name, "description": m.description, "hypothesis": m.hypothesis,
+                    "total_params": d.total_params, "active_params": d.active_params, "weight_bytes": m.weight_bytes()}));
+            }
+            Ok(match a.common.format {
+                Format::Json => pretty(&json!({"hardware": json_hw, "models": json_md})),
+                Format::Csv => format!("{}\n{}", hw.csv(), md.csv()),
+                Format::Table => format!("{}\n{}", hw.render(), md.render()),
+            })
+        }
+        ProfilesAction::Show { name } => {
+            let is_hw = hardware_names().contains(&name.as_str())
+                || (!model_names().contains(&name.as_str()) && is_hardware_file(name));
+            if is_hw {
+                let h = load_hardware(name, &overrides)?;
+                let (_, text) = profile_text("hardware", name)?;
+                return Ok(match a.common.format {
+                    Format::Json => pretty(&json!(h)),
+                    _ => text,
+                });
+            }
+            let m = load_model(name, &overrides).map_err(|e| match e {
+                Error::UnknownProfile { .. } => Error::UnknownProfile {
+                    kind: "hardware or model",
+                    name: name.clone(),
+                    available: hardware_names()
+                        .into_iter()
+                        .chain(model_names())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+                other => other,
+            })?;
+            let (_, text) = profile_text("model", name)?;
+            let d = m.dims();
+            Ok(match a.common.format {
+                Format::Json => pretty(&json!({"profile": m, "derived": d, "weight_bytes": m.weight_bytes(), "kv_bytes_per_token": m.kv_bytes_per_token()})),
+                _ => format!(
+                    "{text}\n# derived: {:.4e} parameters ({:.4e} active), weights {:.2} GB, KV cache {:.1} KB/token\n",
+                    d.total_params, d.active_params, m.weight_bytes() / 1e9, m.kv_bytes_per_token() / 1e3
+                ),
+            })
+        }
+        ProfilesAction::Check { files } => {
+            let targets: Vec<(String, bool)> = if files.is_empty() {
+                hardware_names().into_iter().map(|n| (n.to_string(), true))
+                    .chain(model_names().into_iter().map(|n| (n.to_string(), false))).collect()
+            } else {
+                files.iter().map(|f| (f.clone(), is_hardware_file(f))).collect()
+            };
+            let mut t = Table::new(["profile", "kind", "result"]);
+            let mut failures = Vec::new();
+            for (name, hw) in targets {
+                let r = if hw { load_hardware(&name, &overrides).map(|_| ()) } else { load_model(&name, &overrides).map(|_| ()) };
+                let kind = if hw { "hardware" } else { "model" };
+                match r {
+                    Ok(()) => t.row([name, kind.to_string(), "ok".into()]),
+                    Err(e) => {
+                        t.row([name, kind.to_string(), "INVALID".into()]);
+                        failures.push(e);
+                    }
+                }
+            }
+            if let Some(first) = failures.into_iter().next() {
+                // The first error carries file, field and expectation; exit 2.
+                return Err(first);
+            }
+            Ok(match a.common.format {
+                Format::Json => pretty(&json!({"ok": true, "checked": t.rows.len()})),
+                Format::Csv => t.csv(),
+                Format::Table => t.render(),
+            })
+        }
+    }
+}
+
+/// A file is a hardware profile if it has a top-level machine section.
+fn is_hardware_file(path: &str) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("gpu") || t.contains_key("wafer"))
+}

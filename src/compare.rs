@@ -1,0 +1,192 @@
+//! The flagship comparison: the full model on a GPU rack against its distilled sibling on a
+//! wafer, plus public models on both machines, all from the shipped profiles and beside the
+//! published per-user speeds.
+//!
+//! Load: closed loop, a fixed number of users per replica each sending a request as soon as the
+//! previous one finishes; prompts and outputs log-normal around a coding-assistant shape. Every
+//! row uses the same load so rows differ only by machine and model.
+
+use serde::Serialize;
+
+use crate::engine::Loop;
+use crate::error::Result;
+use crate::placement::ParallelRequest;
+use crate::profile::{load_hardware, load_model, Override};
+use crate::system::{ServeSettings, System};
+use crate::workload::{Arrivals, LengthDist, Workload};
+
+/// One comparison row to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Shipped hardware profile.
+    pub hardware: &'static str,
+    /// Shipped model profile.
+    pub model: &'static str,
+    /// Published per-user decode speed, tokens/s, if any.
+    pub published_tokens_per_s_per_user: Option<f64>,
+    /// Where the published figure comes from.
+    pub published_source: &'static str,
+}
+
+/// Flagship and public-model rows.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        hardware: "gb200-nvl72",
+        model: "gpt-5.3-codex",
+        published_tokens_per_s_per_user: Some(65.0),
+        published_source: "~65 tok/s per user, comparison articles 2026-02 [S]",
+    },
+    Scenario {
+        hardware: "wse-3",
+        model: "gpt-5.3-codex-spark",
+        published_tokens_per_s_per_user: Some(1000.0),
+        published_source: "1,000+ tok/s per user, OpenAI/Cerebras via press 2026 [S]",
+    },
+    Scenario {
+        hardware: "gb200-nvl72",
+        model: "llama-3.1-70b",
+        published_tokens_per_s_per_user: None,
+        published_source: "",
+    },
+    Scenario {
+        hardware: "wse-3",
+        model: "llama-3.1-70b",
+        published_tokens_per_s_per_user: Some(450.0),
+        published_source: "450 tok/s on 4 CS-3, Cerebras launch blog 2024-08-27 [P]",
+    },
+    Scenario {
+        hardware: "gb200-nvl72",
+        model: "gpt-oss-120b",
+        published_tokens_per_s_per_user: None,
+        published_source: "",
+    },
+    Scenario {
+        hardware: "wse-3",
+        model: "gpt-oss-120b",
+        published_tokens_per_s_per_user: Some(1844.0),
+        published_source: "1,844 tok/s, Artificial Analysis measurement 2025 [S]",
+    },
+];
+
+/// Load shared by every row.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CompareLoad {
+    /// Users per replica, each with one request in flight.
+    pub users_per_replica: u32,
+    /// Requests each user sends.
+    pub requests_per_user: u32,
+    /// Median prompt, tokens.
+    pub prompt_median_tokens: f64,
+    /// Median output, tokens.
+    pub output_median_tokens: f64,
+    /// Log-space sigma of both length distributions.
+    pub sigma: f64,
+}
+
+impl Default for CompareLoad {
+    fn default() -> Self {
+        // A coding assistant: several thousand tokens of context in, a few hundred out.
+        CompareLoad {
+            users_per_replica: 16,
+            requests_per_user: 4,
+            prompt_median_tokens: 4096.0,
+            output_median_tokens: 512.0,
+            sigma: 0.5,
+        }
+    }
+}
+
+/// The outcome of one row.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareRow {
+    /// Hardware profile.
+    pub hardware: String,
+    /// Model profile.
+    pub model: String,
+    /// `ok`, or why the row has no prediction.
+    pub status: String,
+    /// Placement summary, e.g. `tp=8 pp=1 x9`.
+    pub placement: String,
+    /// Median per-user decode speed, tokens/s.
+    pub tokens_per_s_per_user: Option<f64>,
+    /// Median time to first token, s.
+    pub ttft_s: Option<f64>,
+    /// Median inter-token latency, s.
+    pub itl_p50_s: Option<f64>,
+    /// 99th-percentile inter-token latency, s.
+    pub itl_p99_s: Option<f64>,
+    /// System output throughput, tokens/s.
+    pub throughput_output_tokens_per_s: Option<f64>,
+    /// Published per-user speed, tokens/s.
+    pub published_tokens_per_s_per_user: Option<f64>,
+    /// Source of the published figure.
+    pub published_source: String,
+}
+
+fn run_row(s: &Scenario, load: &CompareLoad, overrides: &[Override], seed: u64) -> Result<CompareRow> {
+    let hw = load_hardware(s.hardware, overrides)?;
+    let model = load_model(s.model, overrides)?;
+    let system = System::new(hw, model, ParallelRequest::default())?;
+    let p = &system.placement;
+    let users = load.users_per_replica * p.replicas * p.pp;
+    let workload = Workload {
+        requests: (users * load.requests_per_user) as usize,
+        arrivals: Arrivals::AllAtOnce,
+        prompt: LengthDist::LogNormal {
+            median: load.prompt_median_tokens,
+            sigma: load.sigma,
+        },
+        output: LengthDist::LogNormal {
+            median: load.output_median_tokens,
+            sigma: load.sigma,
+        },
+    };
+    let requests = workload.generate(seed, system.model.architecture.context_window_tokens)?;
+    let (_, sum) = system.simulate(
+        &requests,
+        &ServeSettings::default(),
+        Loop::Closed { concurrency: users },
+    )?;
+    Ok(CompareRow {
+        hardware: s.hardware.into(),
+        model: s.model.into(),
+        status: "ok".into(),
+        placement: format!("tp={} pp={} x{} replicas", p.tp, p.pp, p.replicas),
+        tokens_per_s_per_user: Some(sum.tokens_per_s_per_user.p50),
+        ttft_s: Some(sum.ttft_s.p50),
+        itl_p50_s: Some(sum.itl_s.p50),
+        itl_p99_s: Some(sum.itl_s.p99),
+        throughput_output_tokens_per_s: Some(sum.throughput_output_tokens_per_s),
+        published_tokens_per_s_per_user: s.published_tokens_per_s_per_user,
+        published_source: s.published_source.into(),
+    })
+}
+
+/// Run every scenario. A row whose hardware or model cannot be simulated yet (an unknown
+/// profile, such as a wafer before wafers are modelled) or does not fit reports why instead
+/// of failing the whole comparison.
+pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<CompareRow> {
+    SCENARIOS
+        .iter()
+        .map(|s| {
+            run_row(s, load, overrides, seed).unwrap_or_else(|e| CompareRow {
+                hardware: s.hardware.into(),
+                model: s.model.into(),
+                status: match e {
+                    crate::Error::UnknownProfile { kind: "hardware", .. } => {
+                        "not yet modelled (no wafer cost model)".into()
+                    }
+                    other => other.to_string(),
+                },
+                placement: String::new(),
+                tokens_per_s_per_user: None,
+                ttft_s: None,
+                itl_p50_s: None,
+                itl_p99_s: None,
+                throughput_output_tokens_per_s: None,
+                published_tokens_per_s_per_user: s.published_tokens_per_s_per_user,
+                published_source: s.published_source.into(),
+            })
+        })
+        .collect()
+}

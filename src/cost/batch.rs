@@ -1,0 +1,105 @@
+//! The shape of one iteration's batch, reduced to the sums the cost model needs, so that its cost
+//! is independent of how many sequences formed it.
+
+use serde::Serialize;
+
+/// Sufficient statistics of one iteration: how many tokens are computed, how many sequences
+/// sample, and how much attention work and KV-cache reading they imply.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Batch {
+    /// New tokens computed this iteration (prefill chunk tokens plus one per decoding sequence).
+    pub tokens: u64,
+    /// Sequences in the batch.
+    pub sequences: u32,
+    /// Sequences that sample an output token this iteration (decodes and final prefill chunks).
+    pub sampled: u32,
+    /// Causal (query, key) pairs under full attention.
+    pub pairs_full: f64,
+    /// KV-cache tokens read under full attention.
+    pub kv_read_full: f64,
+    /// Causal (query, key) pairs under the sliding window.
+    pub pairs_window: f64,
+    /// KV-cache tokens read under the sliding window.
+    pub kv_read_window: f64,
+    /// Sliding window of the model, tokens, if any.
+    #[serde(skip)]
+    pub window: Option<u64>,
+}
+
+/// Sum of `min(p + i, w)` for i in 1..=n: keys seen by each of n new queries after p cached tokens.
+fn windowed_pairs(n: u64, p: u64, w: u64) -> f64 {
+    let (n, p, w) = (n as f64, p as f64, w as f64);
+    if p + n <= w {
+        n * p + n * (n + 1.0) / 2.0
+    } else if p >= w {
+        n * w
+    } else {
+        // The first (w - p) queries see p+1 ..= w keys; the rest see w.
+        let ramp = w - p;
+        ramp * (p + 1.0 + w) / 2.0 + (n - ramp) * w
+    }
+}
+
+impl Batch {
+    /// An empty batch for a model with the given sliding window.
+    pub fn new(window: Option<u64>) -> Self {
+        Batch {
+            window,
+            ..Batch::default()
+        }
+    }
+
+    /// Add one sequence computing `new_tokens` after `cached` tokens already in its KV cache;
+    /// `samples` when this iteration yields an output token for it.
+    pub fn push(&mut self, new_tokens: u64, cached: u64, samples: bool) {
+        let (n, p) = (new_tokens, cached);
+        self.tokens += n;
+        self.sequences += 1;
+        self.sampled += u32::from(samples);
+        self.pairs_full += (n * p) as f64 + (n * (n + 1)) as f64 / 2.0;
+        self.kv_read_full += (p + n) as f64;
+        if let Some(w) = self.window {
+            self.pairs_window += windowed_pairs(n, p, w);
+            self.kv_read_window += (p + n).min(w) as f64;
+        }
+    }
+
+    /// `batch` sequences each decoding one token after `context` cached tokens.
+    pub fn decode(batch: u32, context: u64, window: Option<u64>) -> Self {
+        let mut b = Batch::new(window);
+        for _ in 0..batch {
+            b.push(1, context, true);
+        }
+        b
+    }
+
+    /// `batch` sequences each prefilling a `prompt`-token prompt from scratch in one iteration.
+    pub fn prefill(batch: u32, prompt: u64, window: Option<u64>) -> Self {
+        let mut b = Batch::new(window);
+        for _ in 0..batch {
+            b.push(prompt, 0, true);
+        }
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_pairs_of_a_prompt() {
+        // 4 tokens from scratch: 1 + 2 + 3 + 4 pairs.
+        let b = Batch::prefill(1, 4, None);
+        assert_eq!(b.pairs_full, 10.0);
+        assert_eq!(b.kv_read_full, 4.0);
+    }
+
+    #[test]
+    fn windowed_pairs_match_brute_force() {
+        for (n, p, w) in [(5, 0, 3), (5, 2, 3), (1, 100, 128), (300, 50, 128), (10, 0, 100)] {
+            let brute: u64 = (1..=n).map(|i| (p + i).min(w)).sum();
+            assert_eq!(windowed_pairs(n, p, w), brute as f64, "n={n} p={p} w={w}");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Cost models: pure functions from a batch shape to the duration of one iteration, broken down
+//! by operator and by what bounds each (compute, memory, interconnect, fixed overhead).
+//! No state, no randomness.
+
+pub mod batch;
+pub mod collective;
+pub mod constant;
+pub mod gpu;
+
+use serde::Serialize;
+
+pub use batch::Batch;
+pub use constant::ConstantCost;
+pub use gpu::GpuCost;
+
+/// The operators an iteration is broken into; keys both the cost model and the breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Token embedding lookup.
+    Embedding,
+    /// Q, K, V and output projections (with norms and rotary embedding).
+    AttentionProjections,
+    /// Attention over the KV cache (scores and weighted values).
+    Attention,
+    /// Dense feed-forward layers.
+    Mlp,
+    /// Mixture-of-experts layers: router, routed and shared experts.
+    Experts,
+    /// Final norm, LM head and sampling kernels.
+    LmHead,
+    /// Tensor-parallel all-reduces.
+    TensorParallelComm,
+    /// Activations sent between pipeline stages.
+    PipelineComm,
+    /// Host time: scheduling, sampling bookkeeping, detokenisation.
+    Host,
+}
+
+impl OpKind {
+    /// Every operator, in breakdown order.
+    pub const ALL: [OpKind; 9] = [
+        OpKind::Embedding,
+        OpKind::AttentionProjections,
+        OpKind::Attention,
+        OpKind::Mlp,
+        OpKind::Experts,
+        OpKind::LmHead,
+        OpKind::TensorParallelComm,
+        OpKind::PipelineComm,
+        OpKind::Host,
+    ];
+
+    /// Name as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Embedding => "embedding",
+            OpKind::AttentionProjections => "attention_projections",
+            OpKind::Attention => "attention",
+            OpKind::Mlp => "mlp",
+            OpKind::Experts => "experts",
+            OpKind::LmHead => "lm_head",
+            OpKind::TensorParallelComm => "tensor_parallel_comm",
+            OpKind::PipelineComm => "pipeline_comm",
+            OpKind::Host => "host",
+        }
+    }
+}
+
+/// What limits an operator or a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    /// Arithmetic throughput.
+    Compute,
+    /// Memory bandwidth (HBM or SRAM).
+    Memory,
+    /// Interconnect bandwidth or latency.
+    Interconnect,
+    /// Fixed per-kernel and host overheads.
+    Overhead,
+}
+
+impl Bound {
+    /// Name as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::Compute => "compute",
+            Bound::Memory => "memory",
+            Bound::Interconnect => "interconnect",
+            Bound::Overhead => "overhead",
+        }
+    }
+}
+
+/// Cost of one operator summed over the layers it runs in, on one device of the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct OpCost {
+    /// FLOPs executed per device.
+    pub flops: f64,
+    /// Bytes moved to or from memory per device.
+    pub bytes: f64,
+    /// Time at the achieved compute rate, s.
+    pub compute_s: f64,
+    /// Time at the achieved memory bandwidth, s.
+    pub memory_s: f64,
+    /// Interconnect time, s.
+    pub interconnect_s: f64,
+    /// Fixed overheads, s.
+    pub overhead_s: f64,
+}
+
+impl OpCost {
+    /// Duration: the roofline (the slower of compute and memory) plus interconnect and overheads.
+    pub fn time_s(&self) -> f64 {
+        self.compute_s.max(self.memory_s) + self.interconnect_s + self.overhead_s
+    }
+
+    /// The component that contributes most of this operator's time.
+    pub fn bound(&self) -> Bound {
+        let roof = self.compute_s.max(self.memory_s);
+        let roof_bound = if self.compute_s >= self.memory_s {
+            Bound::Compute
+        } else {
+            Bound::Memory
+        };
+        [
+            (roof, roof_bound),
+            (self.interconnect_s, Bound::Interconnect),
+            (self.overhead_s, Bound::Overhead),
+        ]
+        .into_iter()
+        .fold((f64::NEG_INFINITY, Bound::Overhead), |best, x| {
+            if x.0 > best.0 {
+                x
+            } else {
+                best
+            }
+        })
+        .1
+    }
+}
+
+/// The cost of one iteration with its breakdown (a fixed array: no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepCost {
+    /// Per-operator costs, indexed like [`OpKind::ALL`].
+    pub ops: [OpCost; 9],
+}
+
+impl StepCost {
+    /// Mutable access to one operator's cost.
+    pub fn op_mut(&mut self, kind: OpKind) -> &mut OpCost {
+        &mut self.ops[kind as usize]
+    }
+
+    /// One operator's cost.
+    pub fn op(&self, kind: OpKind) -> &OpCost {
+        &self.ops[kind as usize]
+    }
+
+    /// Duration of the iteration, s.
+    pub fn total_s(&self) -> f64 {
+        self.ops.iter().map(OpCost::time_s).sum()
+    }
+
+    /// Time attributed to each bound: every operator's time goes to its own bound, except that
+    /// its interconnect and overhead parts always go to those bounds.
+    pub fn time_by_bound(&self) -> [(Bound, f64); 4] {
+        let mut out = [
+            (Bound::Compute, 0.0),
+            (Bound::Memory, 0.0),
+            (Bound::Interconnect, 0.0),
+            (Bound::Overhead, 0.0),
+        ];
+        for op in &self.ops {
+            let roof = op.compute_s.max(op.memory_s);
+            if op.compute_s >= op.memory_s {
+                out[0].1 += roof;
+            } else {
+                out[1].1 += roof;
+            }
+            out[2].1 += op.interconnect_s;
+            out[3].1 += op.overhead_s;
+        }
+        out
+    }
+
+    /// What limits the iteration: the bound holding the largest share of its time.
+    pub fn bound(&self) -> Bound {
+        self.time_by_bound()
+            .into_iter()
+            .fold((Bound::Overhead, f64::NEG_INFINITY), |best, x| {
+                if x.1 > best.1 {
+                    x
+                } else {
+                    best
+                }
+            })
+            .0
+    }
+}
+
+/// A pure function from a batch to the cost of one iteration.
+pub trait CostModel: Sync {
+    /// The cost of one iteration over `batch`, with its breakdown.
+    fn step(&self, batch: &Batch) -> StepCost;
+
+    /// The duration of one iteration over `batch`, s.
+    fn step_s(&self, batch: &Batch) -> f64 {
+        self.step(batch).total_s()
+    }
+
+    /// The model's sliding window, to shape batches.
+    fn window(&self) -> Option<u64>;
+}

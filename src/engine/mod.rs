@@ -1,0 +1,416 @@
+//! The discrete-event serving engine: requests arrive, are routed round-robin to instances, and
+//! each instance runs iterations of continuous batching with chunked prefill over a paged KV
+//! cache, each iteration lasting what the cost model says. Deterministic: no wall clock, no
+//! randomness (the workload is drawn before the run), ties broken by insertion order.
+//!
+//! Scheduling (vLLM-style, per iteration, within a token budget and a sequence limit): running
+//! sequences first, in admission order, each taking one decode token or its next prefill chunk;
+//! when KV blocks run out, the most recently admitted sequence is preempted by recomputation
+//! (its cache freed, back to the head of the queue); then, if nothing was preempted, waiting
+//! requests are admitted first-come first-served while blocks and budget last.
+//!
+//! An instance is one replica, or one pipeline lane of a replica (vLLM's virtual engines): a
+//! replica with `pp` stages runs `pp` lanes that share its KV cache equally. Contention between
+//! lanes for the same stage is ignored.
+
+pub mod event;
+pub mod kv_cache;
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::cost::{Batch, CostModel};
+use crate::error::{Error, Result};
+use crate::workload::RequestSpec;
+use event::{ns_from_s, s_from_ns, EventQueue, SimTime};
+use kv_cache::BlockPool;
+
+/// Engine settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EngineConfig {
+    /// Independent instances (replicas x pipeline lanes).
+    pub instances: u32,
+    /// KV-cache tokens each instance holds.
+    pub kv_tokens_per_instance: u64,
+    /// Most sequences in one iteration.
+    pub max_batch: u32,
+    /// Most tokens computed in one iteration (the chunked-prefill budget).
+    pub max_batched_tokens: u32,
+    /// Tokens per KV-cache block.
+    pub block_tokens: u32,
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RequestRecord {
+    /// Arrival, s.
+    pub arrival_s: f64,
+    /// First output token, s.
+    pub first_token_s: f64,
+    /// Last output token, s.
+    pub completion_s: f64,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+    /// Times it was preempted.
+    pub preemptions: u32,
+    /// Instance that served it.
+    pub instance: u32,
+}
+
+/// Everything a run produced, before aggregation.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// One record per request, in arrival order.
+    pub requests: Vec<RequestRecord>,
+    /// Every gap between consecutive output tokens of a request, s.
+    pub itl_s: Vec<f64>,
+    /// Iterations run.
+    pub steps: u64,
+    /// Sum over iterations of sequences in the batch.
+    pub batch_sequences_sum: u64,
+    /// Sum over iterations of tokens computed.
+    pub batch_tokens_sum: u64,
+    /// Busy time of each instance, s.
+    pub busy_s: Vec<f64>,
+    /// Largest fraction of any instance's KV cache in use.
+    pub kv_peak_fraction: f64,
+    /// Time of the last completion, s.
+    pub end_s: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seq {
+    arrival: SimTime,
+    kv: u32,
+    generated: u32,
+    blocks: u32,
+    first: SimTime,
+    last_token: SimTime,
+    done: SimTime,
+    preemptions: u32,
+    instance: u32,
+}
+
+const UNSET: SimTime = SimTime::MAX;
+
+#[derive(Debug)]
+struct Instance {
+    running: Vec<u32>,
+    waiting: VecDeque<u32>,
+    pool: BlockPool,
+    step: Vec<(u32, u32)>,
+    busy: bool,
+    busy_ns: SimTime,
+}
+
+enum Event {
+    Arrival(u32),
+    StepDone(u32),
+}
+
+struct Engine<'a> {
+    specs: &'a [RequestSpec],
+    cost: &'a dyn CostModel,
+    cfg: EngineConfig,
+    seqs: Vec<Seq>,
+    instances: Vec<Instance>,
+    queue: EventQueue<Event>,
+    out: Outcome,
+    /// Closed loop: the next request to issue when one completes.
+    next_closed: Option<u32>,
+}
+
+impl Engine<'_> {
+    /// Tokens whose KV must be computed before the next output token: prompt plus outputs so far.
+    fn known(&self, r: usize) -> u32 {
+        self.specs[r].prompt_tokens + self.seqs[r].generated
+    }
+
+    fn preempt(&mut self, k: usize) {
+        let inst = &mut self.instances[k];
+        let v = inst.running.pop().expect("caller checked non-empty") as usize;
+        let s = &mut self.seqs[v];
+        inst.pool.release(s.blocks);
+        s.blocks = 0;
+        s.kv = 0;
+        s.preemptions += 1;
+        inst.waiting.push_front(v as u32);
+    }
+
+    /// Form the next batch of instance `k`; false if there is nothing to run.
+    fn form_batch(&mut self, k: usize, batch: &mut Batch) -> bool {
+        let mut budget = self.cfg.max_batched_tokens;
+        let mut preempted = false;
+        let mut i = 0;
+        while i < self.instances[k].running.len() && budget > 0 {
+            let r = self.instances[k].running[i] as usize;
+            let kv = self.seqs[r].kv;
+            let known = self.known(r);
+            let n = (known - kv).min(budget);
+            let want = self.instances[k].pool.blocks_for(kv + n) - self.seqs[r].blocks;
+            let mut preempted_self = false;
+            while self.instances[k].pool.free() < want {
+                let last = self.instances[k].running.len() - 1;
+                self.preempt(k);
+                preempted = true;
+                if last == i {
+                    preempted_self = true;
+                    break;
+                }
+            }
+            if preempted_self {
+                break;
+            }
+            self.instances[k].pool.allocate(want);
+            self.seqs[r].blocks += want;
+            self.instances[k].step.push((r as u32, n));
+            batch.push(u64::from(n), u64::from(kv), kv + n == known);
+            budget -= n;
+            i += 1;
+        }
+        if !preempted || self.instances[k].step.is_empty() {
+            while self.instances[k].running.len() < self.cfg.max_batch as usize && budget > 0 {
+                let Some(&r) = self.instances[k].waiting.front() else {
+                    break;
+                };
+                let r = r as usize;
+                let known = self.known(r);
+                let n = known.min(budget);
+                let inst = &mut self.instances[k];
+                let want = inst.pool.blocks_for(n);
+                if !inst.pool.allocate(want) {
+                    break;
+                }
+                inst.waiting.pop_front();
+                inst.running.push(r as u32);
+                inst.step.push((r as u32, n));
+                self.seqs[r].blocks = want;
+                batch.push(u64::from(n), 0, n == known);
+                budget -= n;
+            }
+        }
+        !self.instances[k].step.is_empty()
+    }
+
+    fn try_start(&mut self, k: usize, now: SimTime) -> Result<()> {
+        if self.instances[k].busy {
+            return Ok(());
+        }
+        let mut batch = Batch::new(self.cost.window());
+        if !self.form_batch(k, &mut batch) {
+            let inst = &self.instances[k];
+            if !inst.waiting.is_empty() {
+                return Err(Error::Stall {
+                    time_s: s_from_ns(now),
+                    running: inst.running.len(),
+                    waiting: inst.waiting.len(),
+                    reason: format!(
+                        "no request could be admitted with {} of {} KV blocks free",
+                        inst.pool.free(),
+                        inst.pool.total()
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        let dur = ns_from_s(self.cost.step_s(&batch)).max(1);
+        let inst = &mut self.instances[k];
+        inst.busy = true;
+        inst.busy_ns += dur;
+        self.out.steps += 1;
+        self.out.batch_sequences_sum += u64::from(batch.sequences);
+        self.out.batch_tokens_sum += batch.tokens;
+        self.queue.push(now + dur, Event::StepDone(k as u32));
+        Ok(())
+    }
+
+    fn finish_step(&mut self, k: usize, now: SimTime) {
+        let mut step = std::mem::take(&mut self.instances[k].step);
+        let mut finished = false;
+        for &(r, n) in &step {
+            let r = r as usize;
+            let known = self.known(r);
+            let s = &mut self.seqs[r];
+            s.kv += n;
+            if s.kv != known {
+                continue;
+            }
+            s.generated += 1;
+            if s.first == UNSET {
+                s.first = now;
+            } else {
+                self.out.itl_s.push(s_from_ns(now - s.last_token));
+            }
+            s.last_token = now;
+            if s.generated == self.specs[r].output_tokens {
+                s.done = now;
+                self.instances[k].pool.release(s.blocks);
+                s.blocks = 0;
+                finished = true;
+                if let Some(next) = self.next_closed {
+                    if (next as usize) < self.specs.len() {
+                        self.queue.push(now, Event::Arrival(next));
+                        self.next_closed = Some(next + 1);
+                    }
+                }
+            }
+        }
+        if finished {
+            let seqs = &self.seqs;
+            self.instances[k].running.retain(|&r| seqs[r as usize].done == UNSET);
+        }
+        step.clear();
+        self.instances[k].step = step;
+        self.instances[k].busy = false;
+    }
+}
+
+/// How requests enter the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loop {
+    /// Requests arrive at their `arrival_s`, whatever the system does.
+    Open,
+    /// `concurrency` users each send a request, wait for its last token and send the next at
+    /// once; `arrival_s` is ignored.
+    Closed {
+        /// Requests in flight.
+        concurrency: u32,
+    },
+}
+
+/// Run the engine over `specs` (sorted by arrival) with `cost` timing every iteration.
+pub fn run(specs: &[RequestSpec], cost: &dyn CostModel, cfg: EngineConfig, mode: Loop) -> Result<Outcome> {
+    if cfg.instances == 0 || cfg.max_batch == 0 || cfg.max_batched_tokens == 0 || cfg.block_tokens == 0 {
+        return Err(Error::arg(
+            "engine settings",
+            format!("instances, max batch, token budget and block size must all be >= 1, found {cfg:?}"),
+        ));
+    }
+    let blocks = u32::try_from(cfg.kv_tokens_per_instance / u64::from(cfg.block_tokens)).unwrap_or(u32::MAX);
+    let pool = BlockPool::new(blocks, cfg.block_tokens);
+    for (i, s) in specs.iter().enumerate() {
+        if s.output_tokens == 0 || s.prompt_tokens == 0 {
+            return Err(Error::arg(
+                "workload",
+                format!("request {i} has {} prompt and {} output tokens; both must be >= 1", s.prompt_tokens, s.output_tokens),
+            ));
+        }
+        if mode == Loop::Open && i > 0 && s.arrival_s < specs[i - 1].arrival_s {
+            return Err(Error::arg("workload", format!("request {i} arrives before request {}", i - 1)));
+        }
+        let peak = s.prompt_tokens + s.output_tokens - 1;
+        if pool.blocks_for(peak) > blocks {
+            return Err(Error::arg(
+                "workload",
+                format!(
+                    "request {i} needs {peak} tokens of KV cache but one instance holds {} ({} blocks of {})",
+                    u64::from(blocks) * u64::from(cfg.block_tokens),
+                    blocks,
+                    cfg.block_tokens
+                ),
+            ));
+        }
+    }
+    let instances = (0..cfg.instances)
+        .map(|_| Instance {
+            running: Vec::new(),
+            waiting: VecDeque::new(),
+            pool: pool.clone(),
+            step: Vec::new(),
+            busy: false,
+            busy_ns: 0,
+        })
+        .collect();
+    let seq0 = Seq {
+        arrival: 0,
+        kv: 0,
+        generated: 0,
+        blocks: 0,
+        first: UNSET,
+        last_token: UNSET,
+        done: UNSET,
+        preemptions: 0,
+        instance: 0,
+    };
+    let mut e = Engine {
+        specs,
+        cost,
+        cfg,
+        seqs: vec![seq0; specs.len()],
+        instances,
+        queue: EventQueue::default(),
+        out: Outcome::default(),
+        next_closed: None,
+    };
+    match mode {
+        Loop::Open => {
+            if let Some(first) = specs.first() {
+                e.queue.push(ns_from_s(first.arrival_s), Event::Arrival(0));
+            }
+        }
+        Loop::Closed { concurrency } => {
+            if concurrency == 0 {
+                return Err(Error::arg("--concurrency", "expected at least 1 request in flight"));
+            }
+            let start = concurrency.min(specs.len() as u32);
+            for i in 0..start {
+                e.queue.push(0, Event::Arrival(i));
+            }
+            e.next_closed = Some(start);
+        }
+    }
+    while let Some((now, ev)) = e.queue.pop() {
+        match ev {
+            Event::Arrival(i) => {
+                let k = (i % cfg.instances) as usize;
+                e.seqs[i as usize].instance = k as u32;
+                e.seqs[i as usize].arrival = now;
+                e.instances[k].waiting.push_back(i);
+                if mode == Loop::Open {
+                    if let Some(next) = specs.get(i as usize + 1) {
+                        e.queue.push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
+                    }
+                }
+                e.try_start(k, now)?;
+            }
+            Event::StepDone(k) => {
+                e.finish_step(k as usize, now);
+                e.try_start(k as usize, now)?;
+            }
+        }
+    }
+    let mut out = e.out;
+    out.requests = specs
+        .iter()
+        .zip(&e.seqs)
+        .map(|(spec, s)| RequestRecord {
+            arrival_s: s_from_ns(s.arrival),
+            first_token_s: s_from_ns(s.first),
+            completion_s: s_from_ns(s.done),
+            prompt_tokens: spec.prompt_tokens,
+            output_tokens: spec.output_tokens,
+            preemptions: s.preemptions,
+            instance: s.instance,
+        })
+        .collect();
+    out.busy_s = e.instances.iter().map(|i| s_from_ns(i.busy_ns)).collect();
+    out.kv_peak_fraction = e
+        .instances
+        .iter()
+        .map(|i| f64::from(i.pool.peak_used()) / f64::from(i.pool.total().max(1)))
+        .fold(0.0, f64::max);
+    out.end_s = e.seqs.iter().map(|s| s_from_ns(s.done)).fold(0.0, f64::max);
+    if let Some(i) = e.seqs.iter().position(|s| s.done == UNSET) {
+        return Err(Error::Stall {
+            time_s: s_from_ns(e.queue.now()),
+            running: e.instances.iter().map(|i| i.running.len()).sum(),
+            waiting: e.instances.iter().map(|i| i.waiting.len()).sum(),
+            reason: format!("request {i} never completed"),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,184 @@
+//! Metrics: aggregates of a run's per-request records (README "Metrics" defines each).
+//!
+//! Percentiles use statrs' `quantile` (the R-8 / median-unbiased estimator, Hyndman & Fan 1996).
+//! Saturation is a heuristic over the run: the arrival process outpaces service when requests that
+//! arrive late wait far longer for their first token than those that arrive early and a backlog
+//! is still waiting when the last request arrives.
+
+use serde::Serialize;
+use statrs::statistics::{Data, OrderStatistics};
+
+use crate::engine::Outcome;
+
+/// Mean and percentiles of a sample; NaN (JSON `null`) for an empty sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Dist {
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl Dist {
+    /// Summarise `values` (consumed: sorted in place by the percentile routine).
+    pub fn of(values: Vec<f64>) -> Dist {
+        if values.is_empty() {
+            return Dist {
+                mean: f64::NAN,
+                p50: f64::NAN,
+                p90: f64::NAN,
+                p99: f64::NAN,
+            };
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let mut d = Data::new(values);
+        Dist {
+            mean,
+            p50: d.quantile(0.5),
+            p90: d.quantile(0.9),
+            p99: d.quantile(0.99),
+        }
+    }
+}
+
+/// Whether the offered load exceeded what the system serves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Saturation {
+    /// True when the queue grew without bound over the run.
+    pub saturated: bool,
+    /// Requests arrived but without a first token when the last request arrived.
+    pub backlog_at_last_arrival: usize,
+    /// Mean TTFT of the last quarter of arrivals over that of the first quarter.
+    pub ttft_growth: f64,
+}
+
+/// Aggregates of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Requests served.
+    pub requests: usize,
+    /// Simulated time from start to the last completion, s.
+    pub duration_s: f64,
+    /// Output tokens per simulated second.
+    pub throughput_output_tokens_per_s: f64,
+    /// Prompt tokens per simulated second.
+    pub throughput_input_tokens_per_s: f64,
+    /// Completed requests per simulated second.
+    pub throughput_requests_per_s: f64,
+    /// Time to first token.
+    pub ttft_s: Dist,
+    /// Time per output token after the first, per request.
+    pub tpot_s: Dist,
+    /// Gaps between consecutive output tokens, over all tokens.
+    pub itl_s: Dist,
+    /// Arrival to last token.
+    pub e2e_s: Dist,
+    /// Decode speed seen by each request, 1 / TPOT.
+    pub tokens_per_s_per_user: Dist,
+    /// Fraction of the run each instance was computing, averaged over instances.
+    pub utilisation: f64,
+    /// Mean sequences per iteration.
+    pub mean_batch_sequences: f64,
+    /// Mean tokens computed per iteration.
+    pub mean_batch_tokens: f64,
+    /// Largest fraction of one instance's KV cache in use.
+    pub kv_peak_fraction: f64,
+    /// Preemptions (recomputations) over the run.
+    pub preemptions: u64,
+    /// Iterations run.
+    pub steps: u64,
+    /// Saturation verdict.
+    pub saturation: Saturation,
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        s / n as f64
+    }
+}
+
+/// Aggregate a run's outcome; `open_loop` is false for closed-loop runs, which cannot saturate.
+pub fn summarise(out: &Outcome, open_loop: bool) -> Summary {
+    let r = &out.requests;
+    let n = r.len();
+    let duration = out.end_s;
+    let per_s = |x: f64| if duration > 0.0 { x / duration } else { f64::NAN };
+    let out_tokens: f64 = r.iter().map(|x| f64::from(x.output_tokens)).sum();
+    let in_tokens: f64 = r.iter().map(|x| f64::from(x.prompt_tokens)).sum();
+    let tpots: Vec<f64> = r
+        .iter()
+        .filter(|x| x.output_tokens > 1)
+        .map(|x| (x.completion_s - x.first_token_s) / f64::from(x.output_tokens - 1))
+        .collect();
+    let speeds = tpots
+        .iter()
+        .filter(|t| **t > 0.0)
+        .map(|t| 1.0 / t)
+        .collect();
+
+    let last_arrival = r.last().map_or(0.0, |x| x.arrival_s);
+    let backlog = r
+        .iter()
+        .filter(|x| x.arrival_s <= last_arrival && x.first_token_s > last_arrival)
+        .count();
+    let q = n / 4;
+    let ttft = |x: &crate::engine::RequestRecord| x.first_token_s - x.arrival_s;
+    let growth = if q > 0 {
+        mean(r[n - q..].iter().map(ttft)) / mean(r[..q].iter().map(ttft))
+    } else {
+        1.0
+    };
+    let saturated = open_loop && growth > 2.0 && backlog >= (n / 20).max(10);
+
+    let instances = out.busy_s.len().max(1) as f64;
+    Summary {
+        requests: n,
+        duration_s: duration,
+        throughput_output_tokens_per_s: per_s(out_tokens),
+        throughput_input_tokens_per_s: per_s(in_tokens),
+        throughput_requests_per_s: per_s(n as f64),
+        ttft_s: Dist::of(r.iter().map(ttft).collect()),
+        tpot_s: Dist::of(tpots),
+        itl_s: Dist::of(out.itl_s.clone()),
+        e2e_s: Dist::of(r.iter().map(|x| x.completion_s - x.arrival_s).collect()),
+        tokens_per_s_per_user: Dist::of(speeds),
+        utilisation: if duration > 0.0 {
+            out.busy_s.iter().sum::<f64>() / instances / duration
+        } else {
+            0.0
+        },
+        mean_batch_sequences: out.batch_sequences_sum as f64 / out.steps.max(1) as f64,
+        mean_batch_tokens: out.batch_tokens_sum as f64 / out.steps.max(1) as f64,
+        kv_peak_fraction: out.kv_peak_fraction,
+        preemptions: r.iter().map(|x| u64::from(x.preemptions)).sum(),
+        steps: out.steps,
+        saturation: Saturation {
+            saturated,
+            backlog_at_last_arrival: backlog,
+            ttft_growth: growth,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_sample() {
+        let d = Dist::of((1..=101).map(f64::from).collect());
+        assert_eq!(d.mean, 51.0);
+        assert_eq!(d.p50, 51.0);
+        // h = (n + 1/3) p + 1/3, interpolating between order statistics h and h + 1.
+        approx::assert_relative_eq!(d.p90, 91.0 + (101.0 + 1.0 / 3.0) * 0.9 + 1.0 / 3.0 - 91.0, max_relative = 1e-12);
+        approx::assert_relative_eq!(d.p99, (101.0 + 1.0 / 3.0) * 0.99 + 1.0 / 3.0, max_relative = 1e-12);
+        assert!(Dist::of(vec![]).mean.is_nan());
+    }
+}

@@ -1,0 +1,255 @@
+//! Placement: how a model lands on a GPU system. Chooses tensor- and pipeline-parallel degrees
+//! (smallest group that holds the weights plus one full-context sequence, unless overridden),
+//! the number of replicas, and the weight and KV-cache bytes on each device.
+//!
+//! Model: attention and dense MLPs are split tensor-parallel over `tp` GPUs (heads divided);
+//! MoE layers spread their experts over the same `tp` GPUs (expert parallelism of degree `tp`);
+//! `pp` pipeline stages each hold a contiguous block of layers. KV heads are split across the
+//! tensor-parallel group up to the KV-head count and replicated beyond it; an MLA latent cache
+//! cannot be split by heads and is replicated on every tensor-parallel GPU.
+//! Ignored: data-parallel attention with wide expert parallelism, uneven stage balancing,
+//! activation memory beyond the profile's reserved bytes.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::profile::model::AttentionKind;
+use crate::profile::{GpuSystem, HardwareProfile, ModelProfile};
+
+/// Requested parallelism; `None` means choose automatically.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParallelRequest {
+    /// Tensor-parallel degree.
+    pub tp: Option<u32>,
+    /// Pipeline-parallel degree.
+    pub pp: Option<u32>,
+    /// Model replicas in the system (default: as many as fit).
+    pub replicas: Option<u32>,
+}
+
+/// Where the model lives and how much room is left for KV cache.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Placement {
+    /// Tensor-parallel (and expert-parallel) degree.
+    pub tp: u32,
+    /// Pipeline stages.
+    pub pp: u32,
+    /// Independent model replicas.
+    pub replicas: u32,
+    /// GPUs per replica (tp x pp).
+    pub devices_per_replica: u32,
+    /// GPUs in the system.
+    pub devices_in_system: u32,
+    /// Weight bytes on the most loaded GPU.
+    pub weight_bytes_per_device: f64,
+    /// KV-cache bytes one token occupies on each GPU of its stage.
+    pub kv_bytes_per_token_per_device: f64,
+    /// HBM per GPU left for KV cache, bytes.
+    pub kv_capacity_bytes_per_device: f64,
+    /// Tokens of KV cache one replica holds.
+    pub kv_capacity_tokens_per_replica: u64,
+}
+
+/// Weight and KV bytes per device for a given (tp, pp).
+fn footprint(model: &ModelProfile, tp: u32, pp: u32) -> (f64, f64) {
+    let d = model.dims();
+    let layers = model.architecture.layers as f64;
+    let stage_layers = (model.architecture.layers as f64 / pp as f64).ceil();
+    let wb = model.precision.weights.bytes();
+    let eb = model.expert_weight_precision().bytes();
+    let experts = model.moe.as_ref().map_or(0.0, |m| m.experts as f64);
+    let layer_bytes = layers * d.attn_params_per_layer * wb
+        + d.dense_layers as f64 * d.dense_mlp_params_per_layer * wb
+        + d.moe_layers as f64
+            * ((experts * d.expert_params + d.shared_expert_params_per_layer) * eb
+                + d.router_params_per_layer * wb);
+    let head = if model.architecture.tied_embeddings {
+        0.0
+    } else {
+        d.lm_head_params
+    };
+    // One stage holds both ends when pp = 1; otherwise the first holds the embedding, the last
+    // the head, and the larger of the two bounds the most loaded GPU.
+    let ends = if pp == 1 {
+        d.embedding_params + head
+    } else {
+        d.embedding_params.max(d.lm_head_params)
+    } * wb;
+    let weights = (layer_bytes * stage_layers / layers + ends) / tp as f64;
+    let kv_split = match model.attention.kind {
+        AttentionKind::Gqa => (tp as u64).min(model.attention.kv_heads) as f64,
+        AttentionKind::Mla => 1.0,
+    };
+    let kv = stage_layers * d.kv_elements_per_token_per_layer * model.precision.kv_cache.bytes()
+        / kv_split;
+    (weights, kv)
+}
+
+fn build(model: &ModelProfile, gpu: &GpuSystem, tp: u32, pp: u32, replicas: u32) -> Placement {
+    let (weights, kv_per_token) = footprint(model, tp, pp);
+    let room = gpu.hbm_capacity_bytes - gpu.overheads.reserved_bytes - weights;
+    let tokens = if room > 0.0 {
+        (room / kv_per_token).floor() as u64
+    } else {
+        0
+    };
+    Placement {
+        tp,
+        pp,
+        replicas,
+        devices_per_replica: tp * pp,
+        devices_in_system: gpu.devices,
+        weight_bytes_per_device: weights,
+        kv_bytes_per_token_per_device: kv_per_token,
+        kv_capacity_bytes_per_device: room.max(0.0),
+        kv_capacity_tokens_per_replica: tokens,
+    }
+}
+
+/// Tensor-parallel degrees worth trying: every divisor of the query heads up to the system size.
+fn tp_candidates(model: &ModelProfile, devices: u32) -> Vec<u32> {
+    let heads = model.attention.heads;
+    (1..=devices)
+        .filter(|t| heads % u64::from(*t) == 0)
+        .collect()
+}
+
+/// Place `model` on `hw`.
+///
+/// Automatic choice: the fewest GPUs per replica (trying tensor parallelism before pipeline
+/// parallelism) whose KV room holds at least one sequence of the model's full context window;
+/// then as many replicas as the system holds. This maximises throughput per GPU; pass `tp` for
+/// lower latency per user.
+pub fn place(model: &ModelProfile, hw: &HardwareProfile, req: ParallelRequest) -> Result<Placement> {
+    let Some(gpu) = hw.gpu() else {
+        return Err(Error::arg("hardware", format!("{} is not a GPU system", hw.name)));
+    };
+    let devices = gpu.devices;
+    let need_tokens = model.architecture.context_window_tokens;
+    if let Some(tp) = req.tp {
+        if tp == 0 || tp > devices || model.attention.heads % u64::from(tp) != 0 {
+            return Err(Error::arg(
+                "--tp",
+                format!(
+                    "expected a divisor of the model's {} attention heads between 1 and the system's {} GPUs, found {tp}",
+                    model.attention.heads, devices
+                ),
+            ));
+        }
+    }
+    if let Some(pp) = req.pp {
+        if pp == 0 || pp > model.architecture.layers {
+            return Err(Error::arg(
+                "--pp",
+                format!("expected 1 to {} (the model's layers), found {pp}", model.architecture.layers),
+            ));
+        }
+    }
+    let tps = match req.tp {
+        Some(t) => vec![t],
+        None => tp_candidates(model, devices),
+    };
+    let pps: Vec<u32> = match req.pp {
+        Some(p) => vec![p],
+        None => (1..=devices.min(model.architecture.layers)).collect(),
+    };
+    // Fewest GPUs first; at equal size, tensor parallelism before pipeline stages.
+    let mut splits: Vec<(u32, u32)> = pps
+        .iter()
+        .flat_map(|&pp| tps.iter().map(move |&tp| (tp, pp)))
+        .filter(|(tp, pp)| tp * pp <= devices)
+        .collect();
+    splits.sort_by_key(|&(tp, pp)| (tp * pp, pp));
+    let mut best_miss: Option<(f64, Placement)> = None;
+    let mut chosen = None;
+    for (tp, pp) in splits {
+        let p = build(model, gpu, tp, pp, 1);
+        if p.kv_capacity_tokens_per_replica >= need_tokens {
+            chosen = Some(p);
+            break;
+        }
+        // Missing bytes per device for weights + one full-context sequence.
+        let missing = p.weight_bytes_per_device
+            + p.kv_bytes_per_token_per_device * need_tokens as f64
+            + gpu.overheads.reserved_bytes
+            - gpu.hbm_capacity_bytes;
+        if best_miss.as_ref().is_none_or(|(m, _)| missing < *m) {
+            best_miss = Some((missing, p));
+        }
+    }
+    let Some(mut p) = chosen else {
+        let (missing, p) = best_miss.ok_or_else(|| {
+            Error::arg("--tp/--pp", format!("tp x pp exceeds the system's {devices} GPUs"))
+        })?;
+        return Err(Error::DoesNotFit {
+            model: model.name.clone(),
+            hardware: hw.name.clone(),
+            detail: format!(
+                "weights need {:.1} GB per GPU and one {}-token sequence {:.1} GB of KV cache, but each GPU has {:.1} GB ({:.1} GB reserved); short by {:.1} GB per GPU even at the best split tp={} pp={} ({} GPUs)",
+                p.weight_bytes_per_device / 1e9,
+                need_tokens,
+                p.kv_bytes_per_token_per_device * need_tokens as f64 / 1e9,
+                gpu.hbm_capacity_bytes / 1e9,
+                gpu.overheads.reserved_bytes / 1e9,
+                missing / 1e9,
+                p.tp,
+                p.pp,
+                p.devices_per_replica
+            ),
+        });
+    };
+    let max_replicas = devices / p.devices_per_replica;
+    p.replicas = match req.replicas {
+        None => max_replicas,
+        Some(r) if r >= 1 && r <= max_replicas => r,
+        Some(r) => {
+            return Err(Error::arg(
+                "--replicas",
+                format!(
+                    "expected 1 to {max_replicas} ({devices} GPUs / {} per replica), found {r}",
+                    p.devices_per_replica
+                ),
+            ))
+        }
+    };
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{load_hardware, load_model, Override};
+
+    #[test]
+    fn small_model_takes_one_gpu_per_replica() {
+        let m = load_model("llama-3.1-8b", &[]).unwrap();
+        let hw = load_hardware("h100-sxm", &[]).unwrap();
+        let p = place(&m, &hw, ParallelRequest::default()).unwrap();
+        assert_eq!((p.tp, p.pp, p.replicas), (1, 1, 1));
+        // 8.03e9 params x 2 bytes.
+        approx::assert_relative_eq!(p.weight_bytes_per_device, 16.06e9, max_relative = 0.01);
+        // 32 layers x 2 (K,V) x 8 heads x 128 x 2 bytes = 131072 bytes per token.
+        approx::assert_relative_eq!(p.kv_bytes_per_token_per_device, 131072.0);
+    }
+
+    #[test]
+    fn model_too_big_says_how_much_is_missing() {
+        let m = load_model("llama-3.1-8b", &[]).unwrap();
+        let o = Override::parse("hardware.gpu.hbm_capacity_bytes=20e9").unwrap();
+        let hw = load_hardware("h100-sxm", &[o]).unwrap();
+        let e = place(&m, &hw, ParallelRequest::default()).unwrap_err().to_string();
+        assert!(e.contains("does not fit") && e.contains("short by"), "{e}");
+    }
+
+    #[test]
+    fn kv_heads_split_up_to_their_count_then_replicate() {
+        let m = load_model("llama-3.1-8b", &[]).unwrap();
+        let (_, kv4) = footprint(&m, 4, 1);
+        let (_, kv8) = footprint(&m, 8, 1);
+        let (_, kv16) = footprint(&m, 16, 1);
+        let (_, kv1) = footprint(&m, 1, 1);
+        approx::assert_relative_eq!(kv4, kv1 / 4.0);
+        approx::assert_relative_eq!(kv8, kv1 / 8.0);
+        approx::assert_relative_eq!(kv16, kv8);
+    }
+}

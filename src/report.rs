@@ -1,0 +1,154 @@
+//! Report: rendering results as aligned text tables, CSV or JSON. Numbers are formatted for
+//! reading here only; values stay in SI units everywhere else.
+
+use std::fmt::Write as _;
+
+/// Output format of every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    #[default]
+    Table,
+    /// One JSON document for programs.
+    Json,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// A table with a header row; every header carries its unit.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows of cells, as many as headers.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these headers.
+    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Table {
+            headers: headers.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Append a row.
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+    }
+
+    /// Aligned text: text columns left-aligned, numeric columns right-aligned.
+    pub fn render(&self) -> String {
+        let n = self.headers.len();
+        let mut width: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let numeric: Vec<bool> = (0..n)
+            .map(|i| {
+                self.rows.iter().all(|r| {
+                    r.get(i)
+                        .is_none_or(|c| c.parse::<f64>().is_ok() || c == "-" || c.is_empty())
+                })
+            })
+            .collect();
+        let mut out = String::new();
+        let line = |cells: &[String], out: &mut String| {
+            let mut s = String::new();
+            for i in 0..n {
+                let c = cells.get(i).map_or("", String::as_str);
+                let pad = width[i] - c.chars().count();
+                if i > 0 {
+                    s.push_str("  ");
+                }
+                if numeric[i] {
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(c);
+                } else {
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(pad));
+                }
+            }
+            out.push_str(s.trim_end());
+            out.push('\n');
+        };
+        line(&self.headers, &mut out);
+        let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
+        line(&rule, &mut out);
+        for r in &self.rows {
+            line(r, &mut out);
+        }
+        out
+    }
+
+    /// CSV (RFC 4180 quoting).
+    pub fn csv(&self) -> String {
+        let mut out = String::new();
+        for r in std::iter::once(&self.headers).chain(&self.rows) {
+            let cells: Vec<String> = r.iter().map(|c| csv_cell(c)).collect();
+            let _ = writeln!(out, "{}", cells.join(","));
+        }
+        out
+    }
+}
+
+fn csv_cell(c: &str) -> String {
+    if c.contains([',', '"', '\n']) {
+        format!("\"{}\"", c.replace('"', "\"\""))
+    } else {
+        c.to_string()
+    }
+}
+
+/// A number with `sig` significant digits, without exponent for everyday magnitudes; `-` for NaN.
+pub fn num(x: f64, sig: usize) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let mag = x.abs().log10().floor() as i32;
+    if !(-4..=9).contains(&mag) {
+        return format!("{:.*e}", sig.saturating_sub(1), x);
+    }
+    let decimals = (sig as i32 - 1 - mag).max(0) as usize;
+    format!("{x:.decimals$}")
+}
+
+/// Seconds shown in milliseconds with 4 significant digits.
+pub fn ms(s: f64) -> String {
+    num(s * 1e3, 4)
+}
+
+/// Key-value lines aligned on the colon.
+pub fn key_values(pairs: &[(&str, String)]) -> String {
+    let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k:<w$} : {v}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_significant_digits() {
+        assert_eq!(num(1234.5678, 4), "1235");
+        assert_eq!(num(0.012345, 3), "0.0123");
+        assert_eq!(num(f64::NAN, 3), "-");
+        assert_eq!(num(1.5e12, 3), "1.50e12");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let mut t = Table::new(["a", "b"]);
+        t.row(["x,y", "say \"hi\""]);
+        assert_eq!(t.csv(), "a,b\n\"x,y\",\"say \"\"hi\"\"\"\n");
+    }
+}

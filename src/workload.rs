@@ -1,0 +1,367 @@
+//! Workloads: when requests arrive and how long their prompts and outputs are. Arrivals are
+//! Poisson, gamma-distributed (bursty) or replayed from a trace; lengths are drawn from a
+//! distribution or taken in order from a trace. Deterministic for a seed (ChaCha8).
+//!
+//! Trace format (Splitwise / Azure LLM inference traces as processed by public simulators):
+//! CSV with header `arrived_at,num_prefill_tokens,num_decode_tokens`, seconds and token counts.
+
+use std::path::Path;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use statrs::distribution::{Gamma, LogNormal};
+
+use crate::error::{Error, Result};
+
+/// One request to serve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestSpec {
+    /// Arrival time, s from the start.
+    pub arrival_s: f64,
+    /// Prompt length, tokens.
+    pub prompt_tokens: u32,
+    /// Output length, tokens (at least 1).
+    pub output_tokens: u32,
+}
+
+/// One row of a trace file.
+pub type TraceRow = RequestSpec;
+
+/// How requests arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arrivals {
+    /// Poisson process at `rate_per_s`.
+    Poisson {
+        /// Mean arrivals per second.
+        rate_per_s: f64,
+    },
+    /// Gamma-distributed gaps with mean `1/rate_per_s` and coefficient of variation `cv`
+    /// (cv = 1 is Poisson; cv > 1 is burstier).
+    Gamma {
+        /// Mean arrivals per second.
+        rate_per_s: f64,
+        /// Coefficient of variation of the gaps.
+        cv: f64,
+    },
+    /// All requests at t = 0 (an offline batch).
+    AllAtOnce,
+    /// Arrival times taken from trace rows, in order.
+    Trace(Vec<f64>),
+}
+
+/// A distribution of token counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LengthDist {
+    /// Always `n`.
+    Fixed(u32),
+    /// Uniform integer in `[min, max]`.
+    Uniform {
+        /// Smallest value.
+        min: u32,
+        /// Largest value.
+        max: u32,
+    },
+    /// Log-normal with the given median and log-space sigma.
+    LogNormal {
+        /// Median, tokens.
+        median: f64,
+        /// Standard deviation of the logarithm.
+        sigma: f64,
+    },
+    /// Taken in order from trace rows (prompt or output column), cycling when exhausted.
+    Trace(Vec<u32>),
+}
+
+impl LengthDist {
+    /// Parse `512`, `uniform:128:2048` or `lognormal:1024:0.8`.
+    pub fn parse(flag: &str, s: &str) -> Result<LengthDist> {
+        let bad = |m: String| Error::arg(flag, m);
+        let int = |x: &str| -> Result<u32> {
+            x.trim()
+                .parse::<u32>()
+                .map_err(|_| bad(format!("expected a whole number of tokens, found \"{x}\"")))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let d = match parts.as_slice() {
+            [n] => LengthDist::Fixed(int(n)?),
+            ["uniform", a, b] => LengthDist::Uniform {
+                min: int(a)?,
+                max: int(b)?,
+            },
+            ["lognormal", m, sd] => LengthDist::LogNormal {
+                median: m
+                    .parse()
+                    .map_err(|_| bad(format!("expected a median in tokens, found \"{m}\"")))?,
+                sigma: sd
+                    .parse()
+                    .map_err(|_| bad(format!("expected sigma as a number, found \"{sd}\"")))?,
+            },
+            _ => {
+                return Err(bad(format!(
+                    "expected N, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA, found \"{s}\""
+                )))
+            }
+        };
+        match &d {
+            LengthDist::Fixed(0) => Err(bad("expected at least 1 token".into())),
+            LengthDist::Uniform { min, max } if *min == 0 || min > max => Err(bad(format!(
+                "expected 1 <= MIN <= MAX, found {min}..{max}"
+            ))),
+            LengthDist::LogNormal { median, sigma }
+                if !(median.is_finite() && *median >= 1.0 && sigma.is_finite() && *sigma >= 0.0) =>
+            {
+                Err(bad(format!(
+                    "expected MEDIAN >= 1 and SIGMA >= 0, found {median}:{sigma}"
+                )))
+            }
+            _ => Ok(d),
+        }
+    }
+
+    fn sample(&self, i: usize, rng: &mut ChaCha8Rng, cap: u32) -> u32 {
+        let v = match self {
+            LengthDist::Fixed(n) => *n,
+            LengthDist::Uniform { min, max } => rng.random_range(*min..=*max),
+            LengthDist::LogNormal { median, sigma } => {
+                if *sigma == 0.0 {
+                    median.round() as u32
+                } else {
+                    let d = LogNormal::new(median.ln(), *sigma).expect("checked in parse");
+                    rng.sample(d).round().clamp(1.0, f64::from(u32::MAX)) as u32
+                }
+            }
+            LengthDist::Trace(v) => v[i % v.len()],
+        };
+        v.clamp(1, cap.max(1))
+    }
+}
+
+/// A workload: arrivals and lengths for `requests` requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Number of requests.
+    pub requests: usize,
+    /// Arrival process.
+    pub arrivals: Arrivals,
+    /// Prompt lengths.
+    pub prompt: LengthDist,
+    /// Output lengths.
+    pub output: LengthDist,
+}
+
+impl Workload {
+    /// Draw the requests. Lengths drawn from distributions are capped so that prompt + output fits
+    /// `context_window_tokens`; lengths from traces are not capped (the engine rejects them).
+    pub fn generate(&self, seed: u64, context_window_tokens: u64) -> Result<Vec<RequestSpec>> {
+        match &self.arrivals {
+            Arrivals::Poisson { rate_per_s } | Arrivals::Gamma { rate_per_s, .. }
+                if !(rate_per_s.is_finite() && *rate_per_s > 0.0) =>
+            {
+                return Err(Error::arg(
+                    "--rate",
+                    format!("expected requests per second > 0, found {rate_per_s}"),
+                ))
+            }
+            Arrivals::Gamma { cv, .. } if !(cv.is_finite() && *cv > 0.0) => {
+                return Err(Error::arg(
+                    "--burstiness",
+                    format!("expected a coefficient of variation > 0, found {cv}"),
+                ))
+            }
+            Arrivals::Trace(t) if t.is_empty() => {
+                return Err(Error::arg("--trace", "the trace has no rows"))
+            }
+            _ => {}
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let cap = u32::try_from(context_window_tokens).unwrap_or(u32::MAX);
+        let mut t = 0.0_f64;
+        let gamma = match &self.arrivals {
+            Arrivals::Gamma { rate_per_s, cv } => {
+                // Gamma with mean 1/rate and CV cv: shape 1/cv^2, rate shape*rate_per_s.
+                let shape = 1.0 / (cv * cv);
+                Some(Gamma::new(shape, shape * rate_per_s).expect("checked above"))
+            }
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(self.requests);
+        for i in 0..self.requests {
+            let arrival_s = match &self.arrivals {
+                Arrivals::Poisson { rate_per_s } => {
+                    // Inverse-CDF draw of an exponential gap.
+                    let u: f64 = rng.random();
+                    t += -(1.0 - u).ln() / rate_per_s;
+                    t
+                }
+                Arrivals::Gamma { .. } => {
+                    t += rng.sample(gamma.as_ref().expect("set for gamma"));
+                    t
+                }
+                Arrivals::AllAtOnce => 0.0,
+                Arrivals::Trace(times) => {
+                    // Cycle the trace, shifting each pass by the trace's span.
+                    let span = times[times.len() - 1] - times[0];
+                    let pass = (i / times.len()) as f64;
+                    times[i % times.len()] - times[0] + pass * span
+                }
+            };
+            let prompt = self.prompt.sample(i, &mut rng, cap.saturating_sub(1));
+            let output = self
+                .output
+                .sample(i, &mut rng, cap.saturating_sub(prompt));
+            out.push(RequestSpec {
+                arrival_s,
+                prompt_tokens: prompt,
+                output_tokens: output,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Read a trace CSV (`arrived_at,num_prefill_tokens,num_decode_tokens`), checking every row.
+pub fn read_trace(path: &Path) -> Result<Vec<TraceRow>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: file.clone(),
+        source,
+    })?;
+    parse_trace(&file, &text)
+}
+
+/// Parse trace text; `file` names it in errors.
+pub fn parse_trace(file: &str, text: &str) -> Result<Vec<TraceRow>> {
+    let err = |line: usize, message: String| Error::Trace {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let mut lines = text.lines().enumerate();
+    let expected = ["arrived_at", "num_prefill_tokens", "num_decode_tokens"];
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| err(1, "empty file; expected a header line".into()))?;
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let idx: Vec<usize> = expected
+        .iter()
+        .map(|name| {
+            cols.iter().position(|c| c == name).ok_or_else(|| {
+                err(
+                    1,
+                    format!(
+                        "missing column \"{name}\"; expected a header with {}",
+                        expected.join(",")
+                    ),
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut rows = Vec::new();
+    let mut last = f64::NEG_INFINITY;
+    for (i, line) in lines {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != cols.len() {
+            return Err(err(
+                n,
+                format!("expected {} fields, found {}", cols.len(), fields.len()),
+            ));
+        }
+        let arrival: f64 = fields[idx[0]].parse().map_err(|_| {
+            err(n, format!("arrived_at: expected seconds, found \"{}\"", fields[idx[0]]))
+        })?;
+        if !(arrival.is_finite() && arrival >= 0.0) {
+            return Err(err(n, format!("arrived_at: expected a time >= 0, found {arrival}")));
+        }
+        if arrival < last {
+            return Err(err(
+                n,
+                format!("arrived_at: rows must be in time order, found {arrival} after {last}"),
+            ));
+        }
+        last = arrival;
+        let tokens = |k: usize, name: &str, min: u32| -> Result<u32> {
+            let v: u32 = fields[idx[k]].parse().map_err(|_| {
+                err(n, format!("{name}: expected a whole number of tokens, found \"{}\"", fields[idx[k]]))
+            })?;
+            if v < min {
+                return Err(err(n, format!("{name}: expected at least {min}, found {v}")));
+            }
+            Ok(v)
+        };
+        rows.push(RequestSpec {
+            arrival_s: arrival,
+            prompt_tokens: tokens(1, "num_prefill_tokens", 1)?,
+            output_tokens: tokens(2, "num_decode_tokens", 1)?,
+        });
+    }
+    if rows.is_empty() {
+        return Err(err(1, "no data rows after the header".into()));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisson(n: usize, rate: f64) -> Workload {
+        Workload {
+            requests: n,
+            arrivals: Arrivals::Poisson { rate_per_s: rate },
+            prompt: LengthDist::Fixed(100),
+            output: LengthDist::Fixed(10),
+        }
+    }
+
+    #[test]
+    fn same_seed_same_requests() {
+        let w = poisson(100, 5.0);
+        assert_eq!(w.generate(7, 4096).unwrap(), w.generate(7, 4096).unwrap());
+        assert_ne!(w.generate(7, 4096).unwrap(), w.generate(8, 4096).unwrap());
+    }
+
+    #[test]
+    fn poisson_rate_is_respected() {
+        let r = poisson(20_000, 4.0).generate(1, 4096).unwrap();
+        let rate = r.len() as f64 / r.last().unwrap().arrival_s;
+        assert!((rate - 4.0).abs() < 0.1, "{rate}");
+    }
+
+    #[test]
+    fn gamma_gaps_have_the_requested_cv() {
+        let w = Workload {
+            arrivals: Arrivals::Gamma { rate_per_s: 2.0, cv: 3.0 },
+            ..poisson(50_000, 1.0)
+        };
+        let r = w.generate(3, 4096).unwrap();
+        let gaps: Vec<f64> = r.windows(2).map(|p| p[1].arrival_s - p[0].arrival_s).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        assert!((mean - 0.5).abs() < 0.03, "{mean}");
+        assert!((var.sqrt() / mean - 3.0).abs() < 0.2, "{}", var.sqrt() / mean);
+    }
+
+    #[test]
+    fn trace_errors_name_the_line() {
+        let e = parse_trace("t.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n1,x,5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.csv:3:") && e.contains("num_prefill_tokens"), "{e}");
+        let e = parse_trace("t.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n2,10,5\n1,10,5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("time order"), "{e}");
+    }
+
+    #[test]
+    fn length_specs_parse_or_explain() {
+        assert_eq!(LengthDist::parse("--prompt-tokens", "512").unwrap(), LengthDist::Fixed(512));
+        assert!(LengthDist::parse("--prompt-tokens", "uniform:9:3").is_err());
+        assert!(LengthDist::parse("--prompt-tokens", "zipf:3").is_err());
+        assert!(LengthDist::parse("--prompt-tokens", "0").is_err());
+    }
+}
