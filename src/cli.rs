@@ -145,7 +145,7 @@ struct SimulateArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "concurrency", "lengths_from", "prompt_tokens", "output_tokens"])]
     trace: Option<PathBuf>,
     /// Open loop: mean arrival rate, requests/s.
-    #[arg(long, value_name = "REQ_PER_S", conflicts_with = "concurrency")]
+    #[arg(long, value_name = "REQ_PER_S", conflicts_with = "concurrency", allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Closed loop: users each keeping one request in flight.
     #[arg(long, value_name = "USERS")]
@@ -154,7 +154,7 @@ struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = ArrivalKind::Poisson)]
     arrival: ArrivalKind,
     /// Coefficient of variation of gaps for --arrival gamma (1 = Poisson, larger = burstier).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     burstiness: f64,
     /// Requests to simulate [default: 1000, or every row of --trace].
     #[arg(long)]

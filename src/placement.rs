@@ -1,6 +1,7 @@
 //! Placement: how a model lands on a GPU system. Chooses tensor- and pipeline-parallel degrees
-//! (smallest group that holds the weights plus one full-context sequence, unless overridden),
-//! the number of replicas, and the weight and KV-cache bytes on each device.
+//! (the smallest tensor-parallel group that holds the weights plus one full-context sequence,
+//! pipelining only when none does, unless overridden), the number of replicas, and the weight and
+//! KV-cache bytes on each device.
 //!
 //! Model: attention and dense MLPs are split tensor-parallel over `tp` GPUs (heads divided);
 //! MoE layers spread their experts over the same `tp` GPUs (expert parallelism of degree `tp`);
@@ -116,10 +117,10 @@ fn tp_candidates(model: &ModelProfile, devices: u32) -> Vec<u32> {
 
 /// Place `model` on `hw`.
 ///
-/// Automatic choice: the fewest GPUs per replica (trying tensor parallelism before pipeline
-/// parallelism) whose KV room holds at least one sequence of the model's full context window;
-/// then as many replicas as the system holds. This maximises throughput per GPU; pass `tp` for
-/// lower latency per user.
+/// Automatic choice: the smallest tensor-parallel group (no pipeline) whose KV room holds at
+/// least one sequence of the model's full context window; pipeline stages only when the widest
+/// tensor-parallel group cannot; then as many replicas as the system holds. Small groups give the
+/// most throughput per GPU; pass `tp` for lower latency per user.
 pub fn place(model: &ModelProfile, hw: &HardwareProfile, req: ParallelRequest) -> Result<Placement> {
     let Some(gpu) = hw.gpu() else {
         return Err(Error::arg("hardware", format!("{} is not a GPU system", hw.name)));
@@ -153,13 +154,14 @@ pub fn place(model: &ModelProfile, hw: &HardwareProfile, req: ParallelRequest) -
         Some(p) => vec![p],
         None => (1..=devices.min(model.architecture.layers)).collect(),
     };
-    // Fewest GPUs first; at equal size, tensor parallelism before pipeline stages.
+    // Tensor parallelism first (fewest GPUs that hold the model without pipelining), pipeline
+    // stages only when the widest tensor-parallel group cannot hold it.
     let mut splits: Vec<(u32, u32)> = pps
         .iter()
         .flat_map(|&pp| tps.iter().map(move |&tp| (tp, pp)))
         .filter(|(tp, pp)| tp * pp <= devices)
         .collect();
-    splits.sort_by_key(|&(tp, pp)| (tp * pp, pp));
+    splits.sort_by_key(|&(tp, pp)| (pp, tp));
     let mut best_miss: Option<(f64, Placement)> = None;
     let mut chosen = None;
     for (tp, pp) in splits {

@@ -231,3 +231,129 @@ impl CostModel for GpuCost {
         self.window
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::Bound;
+    use crate::placement::{place, ParallelRequest};
+    use crate::profile::{load_hardware, load_model, HardwareProfile, Override};
+    use approx::assert_relative_eq;
+
+    fn system(hw: &str, model: &str, sets: &[&str]) -> (HardwareProfile, ModelProfile, Placement) {
+        let o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+        let h = load_hardware(hw, &o).unwrap();
+        let m = load_model(model, &o).unwrap();
+        let p = place(&m, &h, ParallelRequest::default()).unwrap();
+        (h, m, p)
+    }
+
+    fn cost(hw: &str, model: &str, sets: &[&str]) -> GpuCost {
+        let (h, m, p) = system(hw, model, sets);
+        GpuCost::new(&m, h.gpu().unwrap(), &p)
+    }
+
+    #[test]
+    fn decode_at_batch_one_is_memory_bound_below_the_bandwidth_limit() {
+        let c = cost("h100-sxm", "llama-3.1-8b", &[]);
+        let step = c.step(&Batch::decode(1, 1024, None));
+        assert_eq!(step.bound(), Bound::Memory);
+        let tok_s = 1.0 / step.total_s();
+        // 16.06 GB of weights over 3.35 TB/s cannot beat ~209 tokens/s.
+        assert!(tok_s < 3.35e12 / 16.06e9, "{tok_s}");
+        assert!(tok_s > 100.0, "{tok_s}");
+    }
+
+    #[test]
+    fn batching_raises_throughput_many_fold() {
+        let c = cost("h100-sxm", "llama-3.1-8b", &[]);
+        let one = 1.0 / c.step_s(&Batch::decode(1, 1024, None));
+        let many = 64.0 / c.step_s(&Batch::decode(64, 1024, None));
+        assert!(many > 20.0 * one, "batch 1: {one} tok/s, batch 64: {many} tok/s");
+    }
+
+    #[test]
+    fn long_prefill_is_compute_bound() {
+        let c = cost("h100-sxm", "llama-3.1-8b", &[]);
+        assert_eq!(c.step(&Batch::prefill(1, 8192, None)).bound(), Bound::Compute);
+    }
+
+    #[test]
+    fn decode_step_by_hand() {
+        // Llama 3.1 8B, batch 1 after 1023 cached tokens on one H100: weights of the layers
+        // (6.98e9 params) + LM head (0.525e9) in bf16 and the KV cache of 1024 tokens at
+        // 131072 B, read at the achieved bandwidth; plus kernel and host overheads.
+        let (h, m, p) = system("h100-sxm", "llama-3.1-8b", &[]);
+        let g = h.gpu().unwrap();
+        let c = GpuCost::new(&m, g, &p);
+        let step = c.step(&Batch::decode(1, 1023, None));
+        let d = m.dims();
+        let bw = g.hbm_bandwidth_bytes_per_s * g.efficiency.memory;
+        let hidden = 4096.0;
+        let act = hidden * 2.0;
+        let weights = 32.0 * (d.attn_params_per_layer + d.dense_mlp_params_per_layer) * 2.0;
+        // Projection and MLP inputs/outputs per layer, plus the embedding gather and its output.
+        let acts = 32.0 * 2.0 * act * 2.0 + hidden * 2.0 + act;
+        let kv = 32.0 * (1024.0 + 1.0) * 4096.0;
+        let head = d.lm_head_params * 2.0 + 128256.0 * 4.0;
+        let memory_s = (weights + acts + kv + head) / bw;
+        let kernels = 32.0 * (4.0 + 2.0 + 3.0) + 3.0 + 1.0;
+        let host = g.overheads.iteration_s + g.overheads.per_sequence_s;
+        assert_relative_eq!(
+            step.total_s(),
+            memory_s + kernels * g.overheads.kernel_s + host,
+            max_relative = 1e-9
+        );
+    }
+
+    #[test]
+    fn more_bandwidth_or_flops_is_never_slower_and_longer_context_never_faster() {
+        let base = cost("h200-hgx", "llama-3.1-70b", &[]);
+        let fast_mem = cost("h200-hgx", "llama-3.1-70b", &["hardware.gpu.hbm_bandwidth_bytes_per_s=9.6e12"]);
+        let fast_flops = cost("h200-hgx", "llama-3.1-70b", &["hardware.gpu.peak_flops_per_s.bf16=2e15"]);
+        for b in [
+            Batch::decode(1, 100, None),
+            Batch::decode(128, 8000, None),
+            Batch::prefill(1, 8192, None),
+            Batch::prefill(4, 512, None),
+        ] {
+            let t = base.step_s(&b);
+            assert!(fast_mem.step_s(&b) <= t);
+            assert!(fast_flops.step_s(&b) <= t);
+        }
+        let mut last = 0.0;
+        for ctx in [0, 100, 1000, 10_000, 100_000] {
+            let t = base.step_s(&Batch::decode(8, ctx, None));
+            assert!(t >= last, "context {ctx}: {t} < {last}");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn moe_reads_only_the_experts_its_tokens_touch() {
+        let c = cost("h100-sxm", "gpt-oss-20b", &[]);
+        // One token touches 4 of 32 experts; many tokens touch nearly all 32.
+        let one = c.step(&Batch::decode(1, 10, c.window()));
+        let many = c.step(&Batch::decode(256, 10, c.window()));
+        let ratio = many.op(OpKind::Experts).bytes / one.op(OpKind::Experts).bytes;
+        assert!(ratio > 6.0 && ratio < 8.5, "{ratio}");
+    }
+
+    #[test]
+    fn tensor_parallelism_adds_all_reduces_and_splits_weights() {
+        let (h, m, _) = system("h200-hgx", "llama-3.1-70b", &[]);
+        let p8 = place(&m, &h, ParallelRequest { tp: Some(8), ..Default::default() }).unwrap();
+        let p2 = place(&m, &h, ParallelRequest { tp: Some(2), ..Default::default() }).unwrap();
+        let g = h.gpu().unwrap();
+        let b = Batch::decode(1, 1000, None);
+        let s8 = GpuCost::new(&m, g, &p8).step(&b);
+        let s2 = GpuCost::new(&m, g, &p2).step(&b);
+        assert!(s8.op(OpKind::TensorParallelComm).interconnect_s > s2.op(OpKind::TensorParallelComm).interconnect_s);
+        assert_relative_eq!(
+            s8.op(OpKind::Mlp).bytes * 4.0,
+            s2.op(OpKind::Mlp).bytes,
+            max_relative = 1e-3
+        );
+        assert!(s8.total_s() < s2.total_s(), "8-way split should be faster per step at batch 1");
+    }
+}

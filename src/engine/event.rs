@@ -83,6 +83,11 @@ impl<E> EventQueue<E> {
         })
     }
 
+    /// Time of the earliest pending event.
+    pub fn peek_time(&self) -> Option<SimTime> {
+        self.heap.peek().map(|e| e.time)
+    }
+
     /// Time of the last popped event.
     pub fn now(&self) -> SimTime {
         self.now

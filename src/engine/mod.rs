@@ -363,25 +363,41 @@ pub fn run(specs: &[RequestSpec], cost: &dyn CostModel, cfg: EngineConfig, mode:
             e.next_closed = Some(start);
         }
     }
-    while let Some((now, ev)) = e.queue.pop() {
-        match ev {
-            Event::Arrival(i) => {
-                let k = (i % cfg.instances) as usize;
-                e.seqs[i as usize].instance = k as u32;
-                e.seqs[i as usize].arrival = now;
-                e.instances[k].waiting.push_back(i);
-                if mode == Loop::Open {
-                    if let Some(next) = specs.get(i as usize + 1) {
-                        e.queue.push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
+    // Handle every event of one instant before starting iterations, so requests arriving
+    // together (or issued on a completion) join the same iteration; then start idle instances
+    // in index order.
+    let mut touched: Vec<usize> = Vec::new();
+    while let Some((now, first)) = e.queue.pop() {
+        let mut ev = Some(first);
+        while let Some(event) = ev.take() {
+            match event {
+                Event::Arrival(i) => {
+                    let k = (i % cfg.instances) as usize;
+                    e.seqs[i as usize].instance = k as u32;
+                    e.seqs[i as usize].arrival = now;
+                    e.instances[k].waiting.push_back(i);
+                    if mode == Loop::Open {
+                        if let Some(next) = specs.get(i as usize + 1) {
+                            e.queue.push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
+                        }
                     }
+                    touched.push(k);
                 }
-                e.try_start(k, now)?;
+                Event::StepDone(k) => {
+                    e.finish_step(k as usize, now);
+                    touched.push(k as usize);
+                }
             }
-            Event::StepDone(k) => {
-                e.finish_step(k as usize, now);
-                e.try_start(k as usize, now)?;
+            if e.queue.peek_time() == Some(now) {
+                ev = e.queue.pop().map(|(_, x)| x);
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
+        for &k in &touched {
+            e.try_start(k, now)?;
+        }
+        touched.clear();
     }
     let mut out = e.out;
     out.requests = specs
@@ -413,4 +429,107 @@ pub fn run(specs: &[RequestSpec], cost: &dyn CostModel, cfg: EngineConfig, mode:
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::ConstantCost;
+    use approx::assert_relative_eq;
+
+    const TEN_MS: ConstantCost = ConstantCost {
+        per_step_s: 0.010,
+        per_token_s: 0.0,
+    };
+
+    fn cfg(max_batch: u32, budget: u32, kv_tokens: u64) -> EngineConfig {
+        EngineConfig {
+            instances: 1,
+            kv_tokens_per_instance: kv_tokens,
+            max_batch,
+            max_batched_tokens: budget,
+            block_tokens: 16,
+        }
+    }
+
+    fn req(arrival_s: f64, prompt: u32, output: u32) -> RequestSpec {
+        RequestSpec {
+            arrival_s,
+            prompt_tokens: prompt,
+            output_tokens: output,
+        }
+    }
+
+    #[test]
+    fn lone_request_by_hand() {
+        // Prefill in one 10 ms step yields token 1; four decode steps yield tokens 2-5.
+        let out = run(&[req(0.0, 100, 5)], &TEN_MS, cfg(8, 2048, 10_000), Loop::Open).unwrap();
+        let r = out.requests[0];
+        assert_relative_eq!(r.first_token_s, 0.010, max_relative = 1e-9);
+        assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
+        assert_eq!(out.itl_s.len(), 4);
+        assert!(out.itl_s.iter().all(|g| (g - 0.010).abs() < 1e-9));
+        assert_eq!(out.steps, 5);
+    }
+
+    #[test]
+    fn batch_limit_queues_the_second_request() {
+        let out = run(&[req(0.0, 100, 5), req(0.0, 100, 5)], &TEN_MS, cfg(1, 2048, 10_000), Loop::Open).unwrap();
+        assert_relative_eq!(out.requests[1].first_token_s, 0.060, max_relative = 1e-9);
+        assert_relative_eq!(out.requests[1].completion_s, 0.100, max_relative = 1e-9);
+    }
+
+    #[test]
+    fn batched_requests_share_steps() {
+        let out = run(&[req(0.0, 100, 5), req(0.0, 100, 5)], &TEN_MS, cfg(8, 2048, 10_000), Loop::Open).unwrap();
+        for r in &out.requests {
+            assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
+        }
+        assert_eq!(out.steps, 5);
+        assert_eq!(out.batch_sequences_sum, 10);
+    }
+
+    #[test]
+    fn chunked_prefill_spreads_a_long_prompt() {
+        // 5000 tokens at 2048 per step: chunks of 2048, 2048, 904; the first token ends step 3.
+        let out = run(&[req(0.0, 5000, 2)], &TEN_MS, cfg(8, 2048, 10_000), Loop::Open).unwrap();
+        assert_relative_eq!(out.requests[0].first_token_s, 0.030, max_relative = 1e-9);
+        assert_eq!(out.batch_tokens_sum, 5000 + 1);
+    }
+
+    #[test]
+    fn kv_pressure_preempts_and_everything_still_completes() {
+        // 4 requests needing up to 10 blocks each share 24 blocks of KV cache.
+        let specs: Vec<_> = (0..4).map(|i| req(0.0, 60 + i, 100)).collect();
+        let out = run(&specs, &TEN_MS, cfg(8, 2048, 24 * 16), Loop::Open).unwrap();
+        assert!(out.requests.iter().map(|r| r.preemptions).sum::<u32>() > 0);
+        for r in &out.requests {
+            assert!(r.completion_s.is_finite() && r.first_token_s <= r.completion_s);
+        }
+        assert_eq!(out.itl_s.len(), 4 * 99);
+    }
+
+    #[test]
+    fn request_larger_than_the_cache_is_refused_up_front() {
+        let e = run(&[req(0.0, 1000, 100)], &TEN_MS, cfg(8, 2048, 512), Loop::Open).unwrap_err();
+        assert!(e.to_string().contains("needs 1099 tokens of KV cache"), "{e}");
+    }
+
+    #[test]
+    fn closed_loop_issues_the_next_request_on_completion() {
+        let specs = vec![req(0.0, 100, 5); 4];
+        let out = run(&specs, &TEN_MS, cfg(8, 2048, 10_000), Loop::Closed { concurrency: 2 }).unwrap();
+        assert_relative_eq!(out.requests[2].arrival_s, 0.050, max_relative = 1e-9);
+        assert_relative_eq!(out.requests[3].completion_s, 0.100, max_relative = 1e-9);
+    }
+
+    #[test]
+    fn requests_are_routed_round_robin() {
+        let specs = vec![req(0.0, 10, 2); 6];
+        let mut c = cfg(8, 2048, 10_000);
+        c.instances = 3;
+        let out = run(&specs, &TEN_MS, c, Loop::Open).unwrap();
+        let inst: Vec<u32> = out.requests.iter().map(|r| r.instance).collect();
+        assert_eq!(inst, vec![0, 1, 2, 0, 1, 2]);
+    }
 }
