@@ -14,7 +14,11 @@ fn list(dir: &str) -> Vec<(String, String)> {
         for e in entries.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "toml") {
-                let stem = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                let stem = p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((stem, p.display().to_string()));
             }
         }

@@ -17,7 +17,8 @@ use crate::report::{key_values, ms, num, Format, Table};
 use crate::system::{ServeSettings, System};
 use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
 
-const ABOUT: &str = "Discrete-event simulator of LLM inference serving on GPU racks and wafer-scale engines";
+const ABOUT: &str =
+    "Discrete-event simulator of LLM inference serving on GPU racks and wafer-scale engines";
 const LONG_ABOUT: &str = "\
 infersim predicts how fast a model serves on a machine, and why: per-user tokens/s, system
 throughput, time to first token, inter-token latency and end-to-end latency, from TOML profiles
@@ -145,7 +146,12 @@ struct SimulateArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "concurrency", "lengths_from", "prompt_tokens", "output_tokens"])]
     trace: Option<PathBuf>,
     /// Open loop: mean arrival rate, requests/s.
-    #[arg(long, value_name = "REQ_PER_S", conflicts_with = "concurrency", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "REQ_PER_S",
+        conflicts_with = "concurrency",
+        allow_negative_numbers = true
+    )]
     rate: Option<f64>,
     /// Closed loop: users each keeping one request in flight.
     #[arg(long, value_name = "USERS")]
@@ -251,7 +257,16 @@ fn placement_text(p: &Placement) -> String {
 
 fn breakdown_table(c: &StepCost) -> Table {
     let mut t = Table::new([
-        "operator", "time_ms", "share_%", "bound", "compute_ms", "memory_ms", "interconnect_ms", "overhead_ms", "gflop", "gbytes",
+        "operator",
+        "time_ms",
+        "share_%",
+        "bound",
+        "compute_ms",
+        "memory_ms",
+        "interconnect_ms",
+        "overhead_ms",
+        "gflop",
+        "gbytes",
     ]);
     let total = c.total_s();
     for k in OpKind::ALL {
@@ -304,13 +319,24 @@ fn step(a: &StepArgs) -> Result<String> {
             if a.prompt == 0 {
                 return Err(Error::arg("--prompt", "expected at least 1 token"));
             }
-            (Batch::prefill(a.batch, a.prompt, sys.batch().window), a.prompt, a.prompt)
+            (
+                Batch::prefill(a.batch, a.prompt, sys.batch().window),
+                a.prompt,
+                a.prompt,
+            )
         }
     };
     if seq_len > window {
         return Err(Error::arg(
-            if a.phase == Phase::Decode { "--context" } else { "--prompt" },
-            format!("{seq_len} tokens exceed {}'s context window of {window}", sys.model.name),
+            if a.phase == Phase::Decode {
+                "--context"
+            } else {
+                "--prompt"
+            },
+            format!(
+                "{seq_len} tokens exceed {}'s context window of {window}",
+                sys.model.name
+            ),
         ));
     }
     let kv_needed = u64::from(a.batch) * seq_len;
@@ -361,12 +387,20 @@ fn step(a: &StepArgs) -> Result<String> {
                 (
                     "iteration",
                     match a.phase {
-                        Phase::Decode => format!("decode, batch {} x 1 token after {} cached tokens", a.batch, a.context),
-                        Phase::Prefill => format!("prefill, batch {} x {} prompt tokens", a.batch, a.prompt),
+                        Phase::Decode => format!(
+                            "decode, batch {} x 1 token after {} cached tokens",
+                            a.batch, a.context
+                        ),
+                        Phase::Prefill => {
+                            format!("prefill, batch {} x {} prompt tokens", a.batch, a.prompt)
+                        }
                     },
                 ),
                 ("KV cache fits", fits_note),
-                ("step time", format!("{} ms ({}-bound)", ms(step_s), cost.bound().name())),
+                (
+                    "step time",
+                    format!("{} ms ({}-bound)", ms(step_s), cost.bound().name()),
+                ),
                 ("per user", format!("{} tokens/s", num(per_user, 4))),
                 ("total", format!("{} tokens/s", num(total, 4))),
             ]);
@@ -376,7 +410,8 @@ fn step(a: &StepArgs) -> Result<String> {
 }
 
 fn pretty(v: &serde_json::Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }
@@ -417,12 +452,10 @@ fn workload_of(a: &SimulateArgs) -> Result<(Workload, Loop)> {
             Loop::Open,
         ),
         (None, Some(c)) => (Arrivals::AllAtOnce, Loop::Closed { concurrency: c }),
-        (None, None) => {
-            return Err(Error::arg(
-                "workload",
-                "give --rate REQ_PER_S (open loop), --concurrency USERS (closed loop) or --trace FILE",
-            ))
-        }
+        (None, None) => return Err(Error::arg(
+            "workload",
+            "give --rate REQ_PER_S (open loop), --concurrency USERS (closed loop) or --trace FILE",
+        )),
     };
     let requests = a.requests.unwrap_or(1000);
     if requests == 0 {
@@ -485,18 +518,38 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
         }
         Format::Csv => {
             let mut headers = vec![
-                "hardware".to_string(), "model".into(), "requests".into(), "duration_s".into(),
-                "throughput_output_tokens_per_s".into(), "throughput_input_tokens_per_s".into(),
-                "utilisation".into(), "saturated".into(),
+                "hardware".to_string(),
+                "model".into(),
+                "requests".into(),
+                "duration_s".into(),
+                "throughput_output_tokens_per_s".into(),
+                "throughput_input_tokens_per_s".into(),
+                "utilisation".into(),
+                "saturated".into(),
             ];
             let mut row = vec![
-                sys.hardware.name.clone(), sys.model.name.clone(), s.requests.to_string(),
-                s.duration_s.to_string(), s.throughput_output_tokens_per_s.to_string(),
-                s.throughput_input_tokens_per_s.to_string(), s.utilisation.to_string(),
+                sys.hardware.name.clone(),
+                sys.model.name.clone(),
+                s.requests.to_string(),
+                s.duration_s.to_string(),
+                s.throughput_output_tokens_per_s.to_string(),
+                s.throughput_input_tokens_per_s.to_string(),
+                s.utilisation.to_string(),
                 s.saturation.saturated.to_string(),
             ];
-            for (name, d) in [("ttft_s", s.ttft_s), ("tpot_s", s.tpot_s), ("itl_s", s.itl_s), ("e2e_s", s.e2e_s), ("tokens_per_s_per_user", s.tokens_per_s_per_user)] {
-                for (stat, v) in [("mean", d.mean), ("p50", d.p50), ("p90", d.p90), ("p99", d.p99)] {
+            for (name, d) in [
+                ("ttft_s", s.ttft_s),
+                ("tpot_s", s.tpot_s),
+                ("itl_s", s.itl_s),
+                ("e2e_s", s.e2e_s),
+                ("tokens_per_s_per_user", s.tokens_per_s_per_user),
+            ] {
+                for (stat, v) in [
+                    ("mean", d.mean),
+                    ("p50", d.p50),
+                    ("p90", d.p90),
+                    ("p99", d.p99),
+                ] {
                     headers.push(format!("{name}_{stat}"));
                     row.push(v.to_string());
                 }
@@ -519,28 +572,41 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 ("hardware", sys.hardware.name.clone()),
                 ("model", sys.model.name.clone()),
                 ("placement", placement_text(&sys.placement)),
-                ("requests", format!("{} over {} s simulated", s.requests, num(s.duration_s, 4))),
-                ("throughput", format!(
-                    "{} output tokens/s, {} input tokens/s, {} requests/s",
-                    num(s.throughput_output_tokens_per_s, 4),
-                    num(s.throughput_input_tokens_per_s, 4),
-                    num(s.throughput_requests_per_s, 4)
-                )),
-                ("utilisation", format!(
+                (
+                    "requests",
+                    format!("{} over {} s simulated", s.requests, num(s.duration_s, 4)),
+                ),
+                (
+                    "throughput",
+                    format!(
+                        "{} output tokens/s, {} input tokens/s, {} requests/s",
+                        num(s.throughput_output_tokens_per_s, 4),
+                        num(s.throughput_input_tokens_per_s, 4),
+                        num(s.throughput_requests_per_s, 4)
+                    ),
+                ),
+                (
+                    "utilisation",
+                    format!(
                     "{}% busy; mean batch {} sequences / {} tokens; KV peak {}%; {} preemptions",
                     num(100.0 * s.utilisation, 3),
                     num(s.mean_batch_sequences, 3),
                     num(s.mean_batch_tokens, 4),
                     num(100.0 * s.kv_peak_fraction, 3),
                     s.preemptions
-                )),
+                ),
+                ),
                 ("saturated", sat),
             ]);
             let mut t = Table::new(["metric", "unit", "mean", "p50", "p90", "p99"]);
             for (name, unit, d, scale) in summary_rows(&s) {
                 t.row([
-                    name.to_string(), unit.to_string(),
-                    num(d.mean * scale, 4), num(d.p50 * scale, 4), num(d.p90 * scale, 4), num(d.p99 * scale, 4),
+                    name.to_string(),
+                    unit.to_string(),
+                    num(d.mean * scale, 4),
+                    num(d.p50 * scale, 4),
+                    num(d.p90 * scale, 4),
+                    num(d.p99 * scale, 4),
                 ]);
             }
             Ok(format!("{head}\n{}", t.render()))
@@ -560,7 +626,10 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
         ..CompareLoad::default()
     };
     if load.users_per_replica == 0 || load.requests_per_user == 0 {
-        return Err(Error::arg("--users-per-replica/--requests-per-user", "expected at least 1"));
+        return Err(Error::arg(
+            "--users-per-replica/--requests-per-user",
+            "expected at least 1",
+        ));
     }
     let rows = compare::run(&load, &overrides, a.seed);
     let flagship = rows
@@ -592,15 +661,29 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
         }
         Format::Csv | Format::Table => {
             let mut t = Table::new([
-                "hardware", "model", "per_user_tok/s", "published_tok/s", "ttft_p50_ms", "itl_p50_ms", "itl_p99_ms",
-                "throughput_tok/s", "placement", "status",
+                "hardware",
+                "model",
+                "per_user_tok/s",
+                "published_tok/s",
+                "ttft_p50_ms",
+                "itl_p50_ms",
+                "itl_p99_ms",
+                "throughput_tok/s",
+                "placement",
+                "status",
             ]);
             for r in &rows {
                 t.row([
-                    r.hardware.clone(), r.model.clone(),
-                    opt(r.tokens_per_s_per_user, 1.0, 4), opt(r.published_tokens_per_s_per_user, 1.0, 4),
-                    opt(r.ttft_s, 1e3, 4), opt(r.itl_p50_s, 1e3, 4), opt(r.itl_p99_s, 1e3, 4),
-                    opt(r.throughput_output_tokens_per_s, 1.0, 4), r.placement.clone(), r.status.clone(),
+                    r.hardware.clone(),
+                    r.model.clone(),
+                    opt(r.tokens_per_s_per_user, 1.0, 4),
+                    opt(r.published_tokens_per_s_per_user, 1.0, 4),
+                    opt(r.ttft_s, 1e3, 4),
+                    opt(r.itl_p50_s, 1e3, 4),
+                    opt(r.itl_p99_s, 1e3, 4),
+                    opt(r.throughput_output_tokens_per_s, 1.0, 4),
+                    r.placement.clone(),
+                    r.status.clone(),
                 ]);
             }
             if a.common.format == Format::Csv {
@@ -624,29 +707,56 @@ fn profiles(a: &ProfilesArgs) -> Result<String> {
     let overrides = a.common.overrides()?;
     match &a.action {
         ProfilesAction::List => {
-            let mut hw = Table::new(["hardware", "gpus", "hbm_gb/gpu", "hbm_tb/s/gpu", "bf16_pflop/s/gpu", "description"]);
+            let mut hw = Table::new([
+                "hardware",
+                "gpus",
+                "hbm_gb/gpu",
+                "hbm_tb/s/gpu",
+                "bf16_pflop/s/gpu",
+                "description",
+            ]);
             let mut json_hw = Vec::new();
             for name in hardware_names() {
                 let h = load_hardware(name, &overrides)?;
                 if let Some(g) = h.gpu() {
                     hw.row([
-                        h.name.clone(), g.devices.to_string(), num(g.hbm_capacity_bytes / 1e9, 4),
-                        num(g.hbm_bandwidth_bytes_per_s / 1e12, 3), num(g.peak_flops_per_s.bf16 / 1e15, 3),
+                        h.name.clone(),
+                        g.devices.to_string(),
+                        num(g.hbm_capacity_bytes / 1e9, 4),
+                        num(g.hbm_bandwidth_bytes_per_s / 1e12, 3),
+                        num(g.peak_flops_per_s.bf16 / 1e15, 3),
                         h.description.clone(),
                     ]);
                 }
                 json_hw.push(json!({"name": h.name, "description": h.description}));
             }
-            let mut md = Table::new(["model", "kind", "params_total_b", "params_active_b", "weights_gb", "kv_kb/token", "context_tokens", "description"]);
+            let mut md = Table::new([
+                "model",
+                "kind",
+                "params_total_b",
+                "params_active_b",
+                "weights_gb",
+                "kv_kb/token",
+                "context_tokens",
+                "description",
+            ]);
             let mut json_md = Vec::new();
             for name in model_names() {
                 let m = load_model(name, &overrides)?;
                 let d = m.dims();
                 md.row([
                     m.name.clone(),
-                    format!("{}{}", if m.moe.is_some() { "moe" } else { "dense" }, if m.hypothesis { " (hypothesis)" } else { "" }),
-                    num(d.total_params / 1e9, 4), num(d.active_params / 1e9, 4), num(m.weight_bytes() / 1e9, 4),
-                    num(m.kv_bytes_per_token() / 1e3, 4), m.architecture.context_window_tokens.to_string(), m.description.clone(),
+                    format!(
+                        "{}{}",
+                        if m.moe.is_some() { "moe" } else { "dense" },
+                        if m.hypothesis { " (hypothesis)" } else { "" }
+                    ),
+                    num(d.total_params / 1e9, 4),
+                    num(d.active_params / 1e9, 4),
+                    num(m.weight_bytes() / 1e9, 4),
+                    num(m.kv_bytes_per_token() / 1e3, 4),
+                    m.architecture.context_window_tokens.to_string(),
+                    m.description.clone(),
                 ]);
                 json_md.push(json!({"name": m.name, "description": m.description, "hypothesis": m.hypothesis,
                     "total_params": d.total_params, "active_params": d.active_params, "weight_bytes": m.weight_bytes()}));
@@ -692,15 +802,25 @@ fn profiles(a: &ProfilesArgs) -> Result<String> {
         }
         ProfilesAction::Check { files } => {
             let targets: Vec<(String, bool)> = if files.is_empty() {
-                hardware_names().into_iter().map(|n| (n.to_string(), true))
-                    .chain(model_names().into_iter().map(|n| (n.to_string(), false))).collect()
+                hardware_names()
+                    .into_iter()
+                    .map(|n| (n.to_string(), true))
+                    .chain(model_names().into_iter().map(|n| (n.to_string(), false)))
+                    .collect()
             } else {
-                files.iter().map(|f| (f.clone(), is_hardware_file(f))).collect()
+                files
+                    .iter()
+                    .map(|f| (f.clone(), is_hardware_file(f)))
+                    .collect()
             };
             let mut t = Table::new(["profile", "kind", "result"]);
             let mut failures = Vec::new();
             for (name, hw) in targets {
-                let r = if hw { load_hardware(&name, &overrides).map(|_| ()) } else { load_model(&name, &overrides).map(|_| ()) };
+                let r = if hw {
+                    load_hardware(&name, &overrides).map(|_| ())
+                } else {
+                    load_model(&name, &overrides).map(|_| ())
+                };
                 let kind = if hw { "hardware" } else { "model" };
                 match r {
                     Ok(()) => t.row([name, kind.to_string(), "ok".into()]),

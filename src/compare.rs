@@ -123,7 +123,12 @@ pub struct CompareRow {
     pub published_source: String,
 }
 
-fn run_row(s: &Scenario, load: &CompareLoad, overrides: &[Override], seed: u64) -> Result<CompareRow> {
+fn run_row(
+    s: &Scenario,
+    load: &CompareLoad,
+    overrides: &[Override],
+    seed: u64,
+) -> Result<CompareRow> {
     let hw = load_hardware(s.hardware, overrides)?;
     let model = load_model(s.model, overrides)?;
     let system = System::new(hw, model, ParallelRequest::default())?;
@@ -173,9 +178,9 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<Compare
                 hardware: s.hardware.into(),
                 model: s.model.into(),
                 status: match e {
-                    crate::Error::UnknownProfile { kind: "hardware", .. } => {
-                        "not yet modelled (no wafer cost model)".into()
-                    }
+                    crate::Error::UnknownProfile {
+                        kind: "hardware", ..
+                    } => "not yet modelled (no wafer cost model)".into(),
                     other => other.to_string(),
                 },
                 placement: String::new(),

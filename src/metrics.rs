@@ -109,7 +109,13 @@ pub fn summarise(out: &Outcome, open_loop: bool) -> Summary {
     let r = &out.requests;
     let n = r.len();
     let duration = out.end_s;
-    let per_s = |x: f64| if duration > 0.0 { x / duration } else { f64::NAN };
+    let per_s = |x: f64| {
+        if duration > 0.0 {
+            x / duration
+        } else {
+            f64::NAN
+        }
+    };
     let out_tokens: f64 = r.iter().map(|x| f64::from(x.output_tokens)).sum();
     let in_tokens: f64 = r.iter().map(|x| f64::from(x.prompt_tokens)).sum();
     let tpots: Vec<f64> = r
@@ -177,8 +183,16 @@ mod tests {
         assert_eq!(d.mean, 51.0);
         assert_eq!(d.p50, 51.0);
         // h = (n + 1/3) p + 1/3, interpolating between order statistics h and h + 1.
-        approx::assert_relative_eq!(d.p90, 91.0 + (101.0 + 1.0 / 3.0) * 0.9 + 1.0 / 3.0 - 91.0, max_relative = 1e-12);
-        approx::assert_relative_eq!(d.p99, (101.0 + 1.0 / 3.0) * 0.99 + 1.0 / 3.0, max_relative = 1e-12);
+        approx::assert_relative_eq!(
+            d.p90,
+            91.0 + (101.0 + 1.0 / 3.0) * 0.9 + 1.0 / 3.0 - 91.0,
+            max_relative = 1e-12
+        );
+        approx::assert_relative_eq!(
+            d.p99,
+            (101.0 + 1.0 / 3.0) * 0.99 + 1.0 / 3.0,
+            max_relative = 1e-12
+        );
         assert!(Dist::of(vec![]).mean.is_nan());
     }
 }

@@ -111,7 +111,7 @@ fn build(model: &ModelProfile, gpu: &GpuSystem, tp: u32, pp: u32, replicas: u32)
 fn tp_candidates(model: &ModelProfile, devices: u32) -> Vec<u32> {
     let heads = model.attention.heads;
     (1..=devices)
-        .filter(|t| heads % u64::from(*t) == 0)
+        .filter(|t| heads.is_multiple_of(u64::from(*t)))
         .collect()
 }
 
@@ -121,14 +121,21 @@ fn tp_candidates(model: &ModelProfile, devices: u32) -> Vec<u32> {
 /// least one sequence of the model's full context window; pipeline stages only when the widest
 /// tensor-parallel group cannot; then as many replicas as the system holds. Small groups give the
 /// most throughput per GPU; pass `tp` for lower latency per user.
-pub fn place(model: &ModelProfile, hw: &HardwareProfile, req: ParallelRequest) -> Result<Placement> {
+pub fn place(
+    model: &ModelProfile,
+    hw: &HardwareProfile,
+    req: ParallelRequest,
+) -> Result<Placement> {
     let Some(gpu) = hw.gpu() else {
-        return Err(Error::arg("hardware", format!("{} is not a GPU system", hw.name)));
+        return Err(Error::arg(
+            "hardware",
+            format!("{} is not a GPU system", hw.name),
+        ));
     };
     let devices = gpu.devices;
     let need_tokens = model.architecture.context_window_tokens;
     if let Some(tp) = req.tp {
-        if tp == 0 || tp > devices || model.attention.heads % u64::from(tp) != 0 {
+        if tp == 0 || tp > devices || !model.attention.heads.is_multiple_of(u64::from(tp)) {
             return Err(Error::arg(
                 "--tp",
                 format!(
@@ -142,7 +149,10 @@ pub fn place(model: &ModelProfile, hw: &HardwareProfile, req: ParallelRequest) -
         if pp == 0 || pp > model.architecture.layers {
             return Err(Error::arg(
                 "--pp",
-                format!("expected 1 to {} (the model's layers), found {pp}", model.architecture.layers),
+                format!(
+                    "expected 1 to {} (the model's layers), found {pp}",
+                    model.architecture.layers
+                ),
             ));
         }
     }
@@ -181,7 +191,10 @@ pub fn place(model: &ModelProfile, hw: &HardwareProfile, req: ParallelRequest) -
     }
     let Some(mut p) = chosen else {
         let (missing, p) = best_miss.ok_or_else(|| {
-            Error::arg("--tp/--pp", format!("tp x pp exceeds the system's {devices} GPUs"))
+            Error::arg(
+                "--tp/--pp",
+                format!("tp x pp exceeds the system's {devices} GPUs"),
+            )
         })?;
         return Err(Error::DoesNotFit {
             model: model.name.clone(),
@@ -239,7 +252,9 @@ mod tests {
         let m = load_model("llama-3.1-8b", &[]).unwrap();
         let o = Override::parse("hardware.gpu.hbm_capacity_bytes=20e9").unwrap();
         let hw = load_hardware("h100-sxm", &[o]).unwrap();
-        let e = place(&m, &hw, ParallelRequest::default()).unwrap_err().to_string();
+        let e = place(&m, &hw, ParallelRequest::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not fit") && e.contains("short by"), "{e}");
     }
 

@@ -47,7 +47,11 @@ pub struct System {
 
 impl System {
     /// Place `model` on `hardware` and build its cost model.
-    pub fn new(hardware: HardwareProfile, model: ModelProfile, parallel: ParallelRequest) -> Result<System> {
+    pub fn new(
+        hardware: HardwareProfile,
+        model: ModelProfile,
+        parallel: ParallelRequest,
+    ) -> Result<System> {
         let placement = place(&model, &hardware, parallel)?;
         let cost = match hardware.kind() {
             HardwareKind::Gpu(g) => GpuCost::new(&model, g, &placement),
@@ -88,7 +92,12 @@ impl System {
     }
 
     /// Serve `requests` and aggregate the metrics.
-    pub fn simulate(&self, requests: &[RequestSpec], s: &ServeSettings, mode: Loop) -> Result<(Outcome, Summary)> {
+    pub fn simulate(
+        &self,
+        requests: &[RequestSpec],
+        s: &ServeSettings,
+        mode: Loop,
+    ) -> Result<(Outcome, Summary)> {
         let window = self.model.architecture.context_window_tokens;
         if let Some((i, r)) = requests
             .iter()

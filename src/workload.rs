@@ -104,11 +104,14 @@ impl LengthDist {
         };
         match &d {
             LengthDist::Fixed(0) => Err(bad("expected at least 1 token".into())),
-            LengthDist::Uniform { min, max } if *min == 0 || min > max => Err(bad(format!(
-                "expected 1 <= MIN <= MAX, found {min}..{max}"
-            ))),
+            LengthDist::Uniform { min, max } if *min == 0 || min > max => {
+                Err(bad(format!("expected 1 <= MIN <= MAX, found {min}..{max}")))
+            }
             LengthDist::LogNormal { median, sigma }
-                if !(median.is_finite() && *median >= 1.0 && sigma.is_finite() && *sigma >= 0.0) =>
+                if !(median.is_finite()
+                    && *median >= 1.0
+                    && sigma.is_finite()
+                    && *sigma >= 0.0) =>
             {
                 Err(bad(format!(
                     "expected MEDIAN >= 1 and SIGMA >= 0, found {median}:{sigma}"
@@ -206,9 +209,7 @@ impl Workload {
                 }
             };
             let prompt = self.prompt.sample(i, &mut rng, cap.saturating_sub(1));
-            let output = self
-                .output
-                .sample(i, &mut rng, cap.saturating_sub(prompt));
+            let output = self.output.sample(i, &mut rng, cap.saturating_sub(prompt));
             out.push(RequestSpec {
                 arrival_s,
                 prompt_tokens: prompt,
@@ -271,10 +272,16 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Vec<TraceRow>> {
             ));
         }
         let arrival: f64 = fields[idx[0]].parse().map_err(|_| {
-            err(n, format!("arrived_at: expected seconds, found \"{}\"", fields[idx[0]]))
+            err(
+                n,
+                format!("arrived_at: expected seconds, found \"{}\"", fields[idx[0]]),
+            )
         })?;
         if !(arrival.is_finite() && arrival >= 0.0) {
-            return Err(err(n, format!("arrived_at: expected a time >= 0, found {arrival}")));
+            return Err(err(
+                n,
+                format!("arrived_at: expected a time >= 0, found {arrival}"),
+            ));
         }
         if arrival < last {
             return Err(err(
@@ -285,10 +292,19 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Vec<TraceRow>> {
         last = arrival;
         let tokens = |k: usize, name: &str, min: u32| -> Result<u32> {
             let v: u32 = fields[idx[k]].parse().map_err(|_| {
-                err(n, format!("{name}: expected a whole number of tokens, found \"{}\"", fields[idx[k]]))
+                err(
+                    n,
+                    format!(
+                        "{name}: expected a whole number of tokens, found \"{}\"",
+                        fields[idx[k]]
+                    ),
+                )
             })?;
             if v < min {
-                return Err(err(n, format!("{name}: expected at least {min}, found {v}")));
+                return Err(err(
+                    n,
+                    format!("{name}: expected at least {min}, found {v}"),
+                ));
             }
             Ok(v)
         };
@@ -334,32 +350,54 @@ mod tests {
     #[test]
     fn gamma_gaps_have_the_requested_cv() {
         let w = Workload {
-            arrivals: Arrivals::Gamma { rate_per_s: 2.0, cv: 3.0 },
+            arrivals: Arrivals::Gamma {
+                rate_per_s: 2.0,
+                cv: 3.0,
+            },
             ..poisson(50_000, 1.0)
         };
         let r = w.generate(3, 4096).unwrap();
-        let gaps: Vec<f64> = r.windows(2).map(|p| p[1].arrival_s - p[0].arrival_s).collect();
+        let gaps: Vec<f64> = r
+            .windows(2)
+            .map(|p| p[1].arrival_s - p[0].arrival_s)
+            .collect();
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
         assert!((mean - 0.5).abs() < 0.03, "{mean}");
-        assert!((var.sqrt() / mean - 3.0).abs() < 0.2, "{}", var.sqrt() / mean);
+        assert!(
+            (var.sqrt() / mean - 3.0).abs() < 0.2,
+            "{}",
+            var.sqrt() / mean
+        );
     }
 
     #[test]
     fn trace_errors_name_the_line() {
-        let e = parse_trace("t.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n1,x,5\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("t.csv:3:") && e.contains("num_prefill_tokens"), "{e}");
-        let e = parse_trace("t.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n2,10,5\n1,10,5\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_trace(
+            "t.csv",
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n1,x,5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("t.csv:3:") && e.contains("num_prefill_tokens"),
+            "{e}"
+        );
+        let e = parse_trace(
+            "t.csv",
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n2,10,5\n1,10,5\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("time order"), "{e}");
     }
 
     #[test]
     fn length_specs_parse_or_explain() {
-        assert_eq!(LengthDist::parse("--prompt-tokens", "512").unwrap(), LengthDist::Fixed(512));
+        assert_eq!(
+            LengthDist::parse("--prompt-tokens", "512").unwrap(),
+            LengthDist::Fixed(512)
+        );
         assert!(LengthDist::parse("--prompt-tokens", "uniform:9:3").is_err());
         assert!(LengthDist::parse("--prompt-tokens", "zipf:3").is_err());
         assert!(LengthDist::parse("--prompt-tokens", "0").is_err());

@@ -97,7 +97,13 @@ mod tests {
 
     #[test]
     fn windowed_pairs_match_brute_force() {
-        for (n, p, w) in [(5, 0, 3), (5, 2, 3), (1, 100, 128), (300, 50, 128), (10, 0, 100)] {
+        for (n, p, w) in [
+            (5, 0, 3),
+            (5, 2, 3),
+            (1, 100, 128),
+            (300, 50, 128),
+            (10, 0, 100),
+        ] {
             let brute: u64 = (1..=n).map(|i| (p + i).min(w)).sum();
             assert_eq!(windowed_pairs(n, p, w), brute as f64, "n={n} p={p} w={w}");
         }

@@ -28,7 +28,11 @@ mod tests {
     #[test]
     fn all_reduce_hand_computed() {
         // 8 GPUs, 1 MB, 100 GB/s, 1 us steps: 2*7/8*1e6/1e11 + 6*1e-6 = 17.5 us + 6 us.
-        assert_relative_eq!(all_reduce_s(8, 1e6, 1e11, 1e-6), 23.5e-6, max_relative = 1e-12);
+        assert_relative_eq!(
+            all_reduce_s(8, 1e6, 1e11, 1e-6),
+            23.5e-6,
+            max_relative = 1e-12
+        );
         assert_eq!(all_reduce_s(1, 1e6, 1e11, 1e-6), 0.0);
     }
 }

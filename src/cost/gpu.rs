@@ -140,7 +140,12 @@ impl CostModel for GpuCost {
         let s = b.sampled as f64;
         let act = t * self.hidden * self.act_bytes;
 
-        *c.op_mut(OpKind::Embedding) = self.roofline(0.0, self.flops_gemm, t * self.hidden * self.weight_bytes + act, 1.0);
+        *c.op_mut(OpKind::Embedding) = self.roofline(
+            0.0,
+            self.flops_gemm,
+            t * self.hidden * self.weight_bytes + act,
+            1.0,
+        );
 
         // Projections: 2 FLOPs per parameter per token; weights read once; input and output
         // activations read and written once.
@@ -183,7 +188,9 @@ impl CostModel for GpuCost {
             let flops = self.moe_layers
                 * 2.0
                 * t
-                * (self.active_experts * self.expert_params + self.shared_params + self.router_params)
+                * (self.active_experts * self.expert_params
+                    + self.shared_params
+                    + self.router_params)
                 / self.tp;
             *c.op_mut(OpKind::Experts) = self.roofline(
                 flops,
@@ -203,7 +210,12 @@ impl CostModel for GpuCost {
         );
 
         // Two all-reduces of the hidden state per layer (after attention and after the MLP).
-        let ar = all_reduce_s(self.tp_degree, act, self.link_bytes_per_s, self.link_latency_s);
+        let ar = all_reduce_s(
+            self.tp_degree,
+            act,
+            self.link_bytes_per_s,
+            self.link_latency_s,
+        );
         c.op_mut(OpKind::TensorParallelComm).interconnect_s = 2.0 * self.layers * ar;
         if self.tp_degree > 1 {
             // Each all-reduce is a kernel launch of its own.
@@ -269,13 +281,19 @@ mod tests {
         let c = cost("h100-sxm", "llama-3.1-8b", &[]);
         let one = 1.0 / c.step_s(&Batch::decode(1, 1024, None));
         let many = 64.0 / c.step_s(&Batch::decode(64, 1024, None));
-        assert!(many > 20.0 * one, "batch 1: {one} tok/s, batch 64: {many} tok/s");
+        assert!(
+            many > 20.0 * one,
+            "batch 1: {one} tok/s, batch 64: {many} tok/s"
+        );
     }
 
     #[test]
     fn long_prefill_is_compute_bound() {
         let c = cost("h100-sxm", "llama-3.1-8b", &[]);
-        assert_eq!(c.step(&Batch::prefill(1, 8192, None)).bound(), Bound::Compute);
+        assert_eq!(
+            c.step(&Batch::prefill(1, 8192, None)).bound(),
+            Bound::Compute
+        );
     }
 
     #[test]
@@ -309,8 +327,16 @@ mod tests {
     #[test]
     fn more_bandwidth_or_flops_is_never_slower_and_longer_context_never_faster() {
         let base = cost("h200-hgx", "llama-3.1-70b", &[]);
-        let fast_mem = cost("h200-hgx", "llama-3.1-70b", &["hardware.gpu.hbm_bandwidth_bytes_per_s=9.6e12"]);
-        let fast_flops = cost("h200-hgx", "llama-3.1-70b", &["hardware.gpu.peak_flops_per_s.bf16=2e15"]);
+        let fast_mem = cost(
+            "h200-hgx",
+            "llama-3.1-70b",
+            &["hardware.gpu.hbm_bandwidth_bytes_per_s=9.6e12"],
+        );
+        let fast_flops = cost(
+            "h200-hgx",
+            "llama-3.1-70b",
+            &["hardware.gpu.peak_flops_per_s.bf16=2e15"],
+        );
         for b in [
             Batch::decode(1, 100, None),
             Batch::decode(128, 8000, None),
@@ -342,18 +368,40 @@ mod tests {
     #[test]
     fn tensor_parallelism_adds_all_reduces_and_splits_weights() {
         let (h, m, _) = system("h200-hgx", "llama-3.1-70b", &[]);
-        let p8 = place(&m, &h, ParallelRequest { tp: Some(8), ..Default::default() }).unwrap();
-        let p2 = place(&m, &h, ParallelRequest { tp: Some(2), ..Default::default() }).unwrap();
+        let p8 = place(
+            &m,
+            &h,
+            ParallelRequest {
+                tp: Some(8),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let p2 = place(
+            &m,
+            &h,
+            ParallelRequest {
+                tp: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let g = h.gpu().unwrap();
         let b = Batch::decode(1, 1000, None);
         let s8 = GpuCost::new(&m, g, &p8).step(&b);
         let s2 = GpuCost::new(&m, g, &p2).step(&b);
-        assert!(s8.op(OpKind::TensorParallelComm).interconnect_s > s2.op(OpKind::TensorParallelComm).interconnect_s);
+        assert!(
+            s8.op(OpKind::TensorParallelComm).interconnect_s
+                > s2.op(OpKind::TensorParallelComm).interconnect_s
+        );
         assert_relative_eq!(
             s8.op(OpKind::Mlp).bytes * 4.0,
             s2.op(OpKind::Mlp).bytes,
             max_relative = 1e-3
         );
-        assert!(s8.total_s() < s2.total_s(), "8-way split should be faster per step at batch 1");
+        assert!(
+            s8.total_s() < s2.total_s(),
+            "8-way split should be faster per step at batch 1"
+        );
     }
 }

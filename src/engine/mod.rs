@@ -260,7 +260,9 @@ impl Engine<'_> {
         }
         if finished {
             let seqs = &self.seqs;
-            self.instances[k].running.retain(|&r| seqs[r as usize].done == UNSET);
+            self.instances[k]
+                .running
+                .retain(|&r| seqs[r as usize].done == UNSET);
         }
         step.clear();
         self.instances[k].step = step;
@@ -283,24 +285,42 @@ pub enum Loop {
 }
 
 /// Run the engine over `specs` (sorted by arrival) with `cost` timing every iteration.
-pub fn run(specs: &[RequestSpec], cost: &dyn CostModel, cfg: EngineConfig, mode: Loop) -> Result<Outcome> {
-    if cfg.instances == 0 || cfg.max_batch == 0 || cfg.max_batched_tokens == 0 || cfg.block_tokens == 0 {
+pub fn run(
+    specs: &[RequestSpec],
+    cost: &dyn CostModel,
+    cfg: EngineConfig,
+    mode: Loop,
+) -> Result<Outcome> {
+    if cfg.instances == 0
+        || cfg.max_batch == 0
+        || cfg.max_batched_tokens == 0
+        || cfg.block_tokens == 0
+    {
         return Err(Error::arg(
             "engine settings",
-            format!("instances, max batch, token budget and block size must all be >= 1, found {cfg:?}"),
+            format!(
+                "instances, max batch, token budget and block size must all be >= 1, found {cfg:?}"
+            ),
         ));
     }
-    let blocks = u32::try_from(cfg.kv_tokens_per_instance / u64::from(cfg.block_tokens)).unwrap_or(u32::MAX);
+    let blocks =
+        u32::try_from(cfg.kv_tokens_per_instance / u64::from(cfg.block_tokens)).unwrap_or(u32::MAX);
     let pool = BlockPool::new(blocks, cfg.block_tokens);
     for (i, s) in specs.iter().enumerate() {
         if s.output_tokens == 0 || s.prompt_tokens == 0 {
             return Err(Error::arg(
                 "workload",
-                format!("request {i} has {} prompt and {} output tokens; both must be >= 1", s.prompt_tokens, s.output_tokens),
+                format!(
+                    "request {i} has {} prompt and {} output tokens; both must be >= 1",
+                    s.prompt_tokens, s.output_tokens
+                ),
             ));
         }
         if mode == Loop::Open && i > 0 && s.arrival_s < specs[i - 1].arrival_s {
-            return Err(Error::arg("workload", format!("request {i} arrives before request {}", i - 1)));
+            return Err(Error::arg(
+                "workload",
+                format!("request {i} arrives before request {}", i - 1),
+            ));
         }
         let peak = s.prompt_tokens + s.output_tokens - 1;
         if pool.blocks_for(peak) > blocks {
@@ -354,7 +374,10 @@ pub fn run(specs: &[RequestSpec], cost: &dyn CostModel, cfg: EngineConfig, mode:
         }
         Loop::Closed { concurrency } => {
             if concurrency == 0 {
-                return Err(Error::arg("--concurrency", "expected at least 1 request in flight"));
+                return Err(Error::arg(
+                    "--concurrency",
+                    "expected at least 1 request in flight",
+                ));
             }
             let start = concurrency.min(specs.len() as u32);
             for i in 0..start {
@@ -378,7 +401,8 @@ pub fn run(specs: &[RequestSpec], cost: &dyn CostModel, cfg: EngineConfig, mode:
                     e.instances[k].waiting.push_back(i);
                     if mode == Loop::Open {
                         if let Some(next) = specs.get(i as usize + 1) {
-                            e.queue.push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
+                            e.queue
+                                .push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
                         }
                     }
                     touched.push(k);
@@ -463,7 +487,13 @@ mod tests {
     #[test]
     fn lone_request_by_hand() {
         // Prefill in one 10 ms step yields token 1; four decode steps yield tokens 2-5.
-        let out = run(&[req(0.0, 100, 5)], &TEN_MS, cfg(8, 2048, 10_000), Loop::Open).unwrap();
+        let out = run(
+            &[req(0.0, 100, 5)],
+            &TEN_MS,
+            cfg(8, 2048, 10_000),
+            Loop::Open,
+        )
+        .unwrap();
         let r = out.requests[0];
         assert_relative_eq!(r.first_token_s, 0.010, max_relative = 1e-9);
         assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
@@ -474,14 +504,26 @@ mod tests {
 
     #[test]
     fn batch_limit_queues_the_second_request() {
-        let out = run(&[req(0.0, 100, 5), req(0.0, 100, 5)], &TEN_MS, cfg(1, 2048, 10_000), Loop::Open).unwrap();
+        let out = run(
+            &[req(0.0, 100, 5), req(0.0, 100, 5)],
+            &TEN_MS,
+            cfg(1, 2048, 10_000),
+            Loop::Open,
+        )
+        .unwrap();
         assert_relative_eq!(out.requests[1].first_token_s, 0.060, max_relative = 1e-9);
         assert_relative_eq!(out.requests[1].completion_s, 0.100, max_relative = 1e-9);
     }
 
     #[test]
     fn batched_requests_share_steps() {
-        let out = run(&[req(0.0, 100, 5), req(0.0, 100, 5)], &TEN_MS, cfg(8, 2048, 10_000), Loop::Open).unwrap();
+        let out = run(
+            &[req(0.0, 100, 5), req(0.0, 100, 5)],
+            &TEN_MS,
+            cfg(8, 2048, 10_000),
+            Loop::Open,
+        )
+        .unwrap();
         for r in &out.requests {
             assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
         }
@@ -492,7 +534,13 @@ mod tests {
     #[test]
     fn chunked_prefill_spreads_a_long_prompt() {
         // 5000 tokens at 2048 per step: chunks of 2048, 2048, 904; the first token ends step 3.
-        let out = run(&[req(0.0, 5000, 2)], &TEN_MS, cfg(8, 2048, 10_000), Loop::Open).unwrap();
+        let out = run(
+            &[req(0.0, 5000, 2)],
+            &TEN_MS,
+            cfg(8, 2048, 10_000),
+            Loop::Open,
+        )
+        .unwrap();
         assert_relative_eq!(out.requests[0].first_token_s, 0.030, max_relative = 1e-9);
         assert_eq!(out.batch_tokens_sum, 5000 + 1);
     }
@@ -511,14 +559,29 @@ mod tests {
 
     #[test]
     fn request_larger_than_the_cache_is_refused_up_front() {
-        let e = run(&[req(0.0, 1000, 100)], &TEN_MS, cfg(8, 2048, 512), Loop::Open).unwrap_err();
-        assert!(e.to_string().contains("needs 1099 tokens of KV cache"), "{e}");
+        let e = run(
+            &[req(0.0, 1000, 100)],
+            &TEN_MS,
+            cfg(8, 2048, 512),
+            Loop::Open,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("needs 1099 tokens of KV cache"),
+            "{e}"
+        );
     }
 
     #[test]
     fn closed_loop_issues_the_next_request_on_completion() {
         let specs = vec![req(0.0, 100, 5); 4];
-        let out = run(&specs, &TEN_MS, cfg(8, 2048, 10_000), Loop::Closed { concurrency: 2 }).unwrap();
+        let out = run(
+            &specs,
+            &TEN_MS,
+            cfg(8, 2048, 10_000),
+            Loop::Closed { concurrency: 2 },
+        )
+        .unwrap();
         assert_relative_eq!(out.requests[2].arrival_s, 0.050, max_relative = 1e-9);
         assert_relative_eq!(out.requests[3].completion_s, 0.100, max_relative = 1e-9);
     }

@@ -52,10 +52,14 @@ impl Override {
             spec: spec.to_string(),
             message: message.to_string(),
         };
-        let (lhs, rhs) = spec
-            .split_once('=')
-            .ok_or_else(|| err("expected PATH=VALUE, e.g. hardware.gpu.hbm_bandwidth_bytes_per_s=4e12"))?;
-        let mut parts: Vec<String> = lhs.trim().split('.').map(|s| s.trim().to_string()).collect();
+        let (lhs, rhs) = spec.split_once('=').ok_or_else(|| {
+            err("expected PATH=VALUE, e.g. hardware.gpu.hbm_bandwidth_bytes_per_s=4e12")
+        })?;
+        let mut parts: Vec<String> = lhs
+            .trim()
+            .split('.')
+            .map(|s| s.trim().to_string())
+            .collect();
         if parts.iter().any(|p| p.is_empty()) {
             return Err(err("the path has an empty segment"));
         }
@@ -74,7 +78,9 @@ impl Override {
         }
         let rhs = rhs.trim();
         let value = match format!("v = {rhs}").parse::<toml::Table>() {
-            Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(rhs.to_string())),
+            Ok(mut t) => t
+                .remove("v")
+                .unwrap_or(toml::Value::String(rhs.to_string())),
             Err(_) => toml::Value::String(rhs.to_string()),
         };
         Ok(Override {
@@ -100,7 +106,10 @@ impl Override {
         if matches!(table.get(last), Some(toml::Value::Table(_))) {
             return Err(Error::Override {
                 spec: self.spec.clone(),
-                message: format!("{} is a section; name one of its fields", self.path.join(".")),
+                message: format!(
+                    "{} is a section; name one of its fields",
+                    self.path.join(".")
+                ),
             });
         }
         table.insert(last.clone(), self.value.clone());
@@ -109,7 +118,11 @@ impl Override {
 }
 
 /// Text of a profile with the label used in error messages.
-fn source_text(kind: &'static str, spec: &str, shipped: &[(&str, &str)]) -> Result<(String, String)> {
+fn source_text(
+    kind: &'static str,
+    spec: &str,
+    shipped: &[(&str, &str)],
+) -> Result<(String, String)> {
     let as_path = Path::new(spec);
     let looks_like_path = spec.ends_with(".toml") || spec.contains('/') || spec.contains('\\');
     if looks_like_path {
@@ -148,10 +161,12 @@ fn parse_typed<T: DeserializeOwned>(label: &str, text: &str, overrides: &[&Overr
         o.apply(&mut table)?;
     }
     let specs: Vec<&str> = overrides.iter().map(|o| o.spec.as_str()).collect();
-    toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| Error::Parse {
-        file: format!("{label} with --set {}", specs.join(", ")),
-        message: e.to_string().trim_end().to_string(),
-    })
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::Parse {
+            file: format!("{label} with --set {}", specs.join(", ")),
+            message: e.to_string().trim_end().to_string(),
+        })
 }
 
 fn checked<T>(label: String, value: T, problems: Vec<Problem>) -> Result<T> {
@@ -231,7 +246,10 @@ mod tests {
             ] {
                 let err = (got - want).abs() / want;
                 if err > 0.03 {
-                    misses.push(format!("{name} {what}: derived {got:.4e}, published {want:.4e} ({:.1}%)", err * 100.0));
+                    misses.push(format!(
+                        "{name} {what}: derived {got:.4e}, published {want:.4e} ({:.1}%)",
+                        err * 100.0
+                    ));
                 }
             }
         }

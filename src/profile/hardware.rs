@@ -143,10 +143,7 @@ impl HardwareProfile {
         let mut c = Checker::default();
         c.non_empty("name", &self.name);
         match &self.gpu {
-            None => c.fail(
-                "gpu",
-                "expected a machine section ([gpu]); none was given",
-            ),
+            None => c.fail("gpu", "expected a machine section ([gpu]); none was given"),
             Some(g) => g.check(&mut c),
         }
         c.problems
@@ -157,7 +154,10 @@ impl GpuSystem {
     fn check(&self, c: &mut Checker) {
         c.at_least_one("gpu.devices", u64::from(self.devices));
         c.positive("gpu.hbm_capacity_bytes", self.hbm_capacity_bytes);
-        c.positive("gpu.hbm_bandwidth_bytes_per_s", self.hbm_bandwidth_bytes_per_s);
+        c.positive(
+            "gpu.hbm_bandwidth_bytes_per_s",
+            self.hbm_bandwidth_bytes_per_s,
+        );
         let p = &self.peak_flops_per_s;
         c.positive("gpu.peak_flops_per_s.bf16", p.bf16);
         for (name, v) in [("fp32", p.fp32), ("fp8", p.fp8), ("fp4", p.fp4)] {

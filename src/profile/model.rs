@@ -187,7 +187,7 @@ impl ModelProfile {
         c.at_least_one("attention.heads", at.heads);
         c.at_least_one("attention.kv_heads", at.kv_heads);
         c.at_least_one("attention.head_dim", at.head_dim);
-        if at.kv_heads > 0 && at.heads % at.kv_heads != 0 {
+        if at.kv_heads > 0 && !at.heads.is_multiple_of(at.kv_heads) {
             c.fail(
                 "attention.kv_heads",
                 format!(
@@ -273,7 +273,10 @@ impl ModelProfile {
         }
         let _ = moe_layers;
         if self.moe.is_none() && self.precision.expert_weights.is_some() {
-            c.fail("precision.expert_weights", "only meaningful with a [moe] section");
+            c.fail(
+                "precision.expert_weights",
+                "only meaningful with a [moe] section",
+            );
         }
         match (&self.published, self.hypothesis) {
             (Some(p), _) => {
@@ -362,7 +365,8 @@ impl ModelProfile {
         let lm_head = embedding;
         let layers = a.layers as f64;
         let untied_head = if a.tied_embeddings { 0.0 } else { lm_head };
-        let common = layers * attn_params + dense_layers as f64 * dense_mlp + embedding + untied_head;
+        let common =
+            layers * attn_params + dense_layers as f64 * dense_mlp + embedding + untied_head;
         let moe_total = moe_layers as f64 * (n_experts * expert + shared + router);
         let moe_active = moe_layers as f64 * (k * expert + shared + router);
         ModelDims {

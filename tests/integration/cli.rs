@@ -10,24 +10,64 @@ fn assert_dist(v: &serde_json::Value, key: &str) {
 
 #[test]
 fn step_json_has_the_documented_keys() {
-    let v = json(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--batch", "1", "--context", "1024", "--format", "json"]);
+    let v = json(&[
+        "step",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--batch",
+        "1",
+        "--context",
+        "1024",
+        "--format",
+        "json",
+    ]);
     for k in ["step_s", "tokens_per_s_per_user", "tokens_per_s_total"] {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}");
     }
     assert_eq!(v["bound"], "memory");
-    assert!(v["breakdown"].as_array().unwrap().iter().any(|o| o["op"] == "mlp"));
+    assert!(v["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["op"] == "mlp"));
     assert!(v["tokens_per_s_per_user"].as_f64().unwrap() < 209.0);
 }
 
 #[test]
 fn prefill_step_is_compute_bound() {
-    let v = json(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "prefill", "--prompt", "8192", "--format", "json"]);
+    let v = json(&[
+        "step",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--phase",
+        "prefill",
+        "--prompt",
+        "8192",
+        "--format",
+        "json",
+    ]);
     assert_eq!(v["bound"], "compute");
 }
 
 #[test]
 fn simulate_json_has_the_documented_keys() {
-    let v = json(&["simulate", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--rate", "2", "--requests", "50", "--format", "json"]);
+    let v = json(&[
+        "simulate",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--rate",
+        "2",
+        "--requests",
+        "50",
+        "--format",
+        "json",
+    ]);
     assert_eq!(v["requests"], 50);
     assert!(v["duration_s"].as_f64().unwrap() > 0.0);
     assert!(v["throughput_output_tokens_per_s"].as_f64().unwrap() > 0.0);
@@ -38,15 +78,44 @@ fn simulate_json_has_the_documented_keys() {
 
 #[test]
 fn simulate_replays_a_trace() {
-    let v = json(&["simulate", "--hardware", "a100-sxm", "--model", "llama-2-7b", "--trace", "traces/splitwise_conv.csv", "--requests", "300", "--format", "json"]);
+    let v = json(&[
+        "simulate",
+        "--hardware",
+        "a100-sxm",
+        "--model",
+        "llama-2-7b",
+        "--trace",
+        "traces/splitwise_conv.csv",
+        "--requests",
+        "300",
+        "--format",
+        "json",
+    ]);
     assert_eq!(v["requests"], 300);
 }
 
 #[test]
 fn same_seed_same_output_different_seed_different_output() {
     let args = |seed: &'static str| {
-        ["simulate", "--hardware", "h100-sxm", "--model", "llama-3.2-1b", "--rate", "20", "--requests", "200",
-         "--prompt-tokens", "lognormal:500:1", "--output-tokens", "uniform:10:300", "--seed", seed, "--format", "json"]
+        [
+            "simulate",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.2-1b",
+            "--rate",
+            "20",
+            "--requests",
+            "200",
+            "--prompt-tokens",
+            "lognormal:500:1",
+            "--output-tokens",
+            "uniform:10:300",
+            "--seed",
+            seed,
+            "--format",
+            "json",
+        ]
     };
     let a = infersim(&args("5"));
     let b = infersim(&args("5"));
@@ -57,18 +126,44 @@ fn same_seed_same_output_different_seed_different_output() {
 
 #[test]
 fn set_overrides_change_the_prediction() {
-    let base = json(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--format", "json"]);
-    let faster = json(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--format", "json",
-                        "--set", "hardware.gpu.hbm_bandwidth_bytes_per_s=6.7e12"]);
+    let base = json(&[
+        "step",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--format",
+        "json",
+    ]);
+    let faster = json(&[
+        "step",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--format",
+        "json",
+        "--set",
+        "hardware.gpu.hbm_bandwidth_bytes_per_s=6.7e12",
+    ]);
     assert!(faster["step_s"].as_f64().unwrap() < base["step_s"].as_f64().unwrap());
 }
 
 #[test]
 fn compare_prints_the_flagship_rows() {
     let out = infersim(&["compare"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    for s in ["gpt-5.3-codex", "gb200-nvl72", "gpt-5.3-codex-spark", "per_user_tok/s"] {
+    for s in [
+        "gpt-5.3-codex",
+        "gb200-nvl72",
+        "gpt-5.3-codex-spark",
+        "per_user_tok/s",
+    ] {
         assert!(text.contains(s), "{s} missing from:\n{text}");
     }
     let v = json(&["compare", "--format", "json"]);
@@ -77,7 +172,13 @@ fn compare_prints_the_flagship_rows() {
     assert!(full["tokens_per_s_per_user"].as_f64().unwrap() > 0.0);
     assert_eq!(full["published_tokens_per_s_per_user"], 65.0);
     for r in rows {
-        for k in ["hardware", "model", "tokens_per_s_per_user", "ttft_s", "published_tokens_per_s_per_user"] {
+        for k in [
+            "hardware",
+            "model",
+            "tokens_per_s_per_user",
+            "ttft_s",
+            "published_tokens_per_s_per_user",
+        ] {
             assert!(r.get(k).is_some(), "{k} missing in {r}");
         }
     }
@@ -86,16 +187,43 @@ fn compare_prints_the_flagship_rows() {
 #[test]
 fn every_command_speaks_csv() {
     for args in [
-        &["step", "--hardware", "h100-sxm", "--model", "llama-3.2-1b", "--format", "csv"][..],
-        &["simulate", "--hardware", "h100-sxm", "--model", "llama-3.2-1b", "--rate", "5", "--requests", "20", "--format", "csv"],
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.2-1b",
+            "--format",
+            "csv",
+        ][..],
+        &[
+            "simulate",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.2-1b",
+            "--rate",
+            "5",
+            "--requests",
+            "20",
+            "--format",
+            "csv",
+        ],
         &["profiles", "list", "--format", "csv"],
         &["profiles", "check", "--format", "csv"],
     ] {
         let out = infersim(args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let header = text.lines().next().unwrap();
-        assert!(header.contains(',') && !header.contains("  "), "{args:?}: {header}");
+        assert!(
+            header.contains(',') && !header.contains("  "),
+            "{args:?}: {header}"
+        );
     }
 }
 
@@ -104,9 +232,18 @@ fn profiles_list_show_and_check() {
     let list = String::from_utf8(infersim(&["profiles", "list"]).stdout).unwrap();
     assert!(list.contains("gb200-nvl72") && list.contains("deepseek-v3"));
     let show = infersim(&["profiles", "show", "llama-3.1-70b"]);
-    assert!(String::from_utf8(show.stdout).unwrap().contains("derived: 7.05"));
+    assert!(String::from_utf8(show.stdout)
+        .unwrap()
+        .contains("derived: 7.05"));
     assert!(infersim(&["profiles", "check"]).status.success());
-    assert!(infersim(&["profiles", "check", "hardware/h100-sxm.toml", "models/llama-2-7b.toml"]).status.success());
+    assert!(infersim(&[
+        "profiles",
+        "check",
+        "hardware/h100-sxm.toml",
+        "models/llama-2-7b.toml"
+    ])
+    .status
+    .success());
 }
 
 #[test]

@@ -20,7 +20,12 @@ fn shipped(path: &str) -> String {
 fn fails_with(args: &[&str], needles: &[&str]) {
     let out = infersim(args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?} exit {:?}: {err}", out.status.code());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} exit {:?}: {err}",
+        out.status.code()
+    );
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     for n in needles {
         assert!(err.contains(n), "{args:?}: expected {n:?} in: {err}");
@@ -29,29 +34,59 @@ fn fails_with(args: &[&str], needles: &[&str]) {
 
 fn step_with_hardware(text: &str, name: &str, needles: &[&str]) {
     let p = temp_file(name, text);
-    fails_with(&["step", "--hardware", p.to_str().unwrap(), "--model", "llama-3.1-8b"], &[&[name][..], needles].concat());
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            p.to_str().unwrap(),
+            "--model",
+            "llama-3.1-8b",
+        ],
+        &[&[name][..], needles].concat(),
+    );
 }
 
 fn step_with_model(text: &str, name: &str, needles: &[&str]) {
     let p = temp_file(name, text);
-    fails_with(&["step", "--hardware", "h100-sxm", "--model", p.to_str().unwrap()], &[&[name][..], needles].concat());
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            p.to_str().unwrap(),
+        ],
+        &[&[name][..], needles].concat(),
+    );
 }
 
 #[test]
 fn malformed_toml_names_the_line() {
-    step_with_hardware("name = \"x\"\n[gpu\ndevices = 1\n", "syntax.toml", &["line 2"]);
+    step_with_hardware(
+        "name = \"x\"\n[gpu\ndevices = 1\n",
+        "syntax.toml",
+        &["line 2"],
+    );
 }
 
 #[test]
 fn unknown_field_is_rejected() {
-    let text = shipped("hardware/h100-sxm.toml").replace("devices = 1", "devices = 1\nhbm_bandwith = 3e12");
+    let text = shipped("hardware/h100-sxm.toml")
+        .replace("devices = 1", "devices = 1\nhbm_bandwith = 3e12");
     step_with_hardware(&text, "typo.toml", &["unknown field", "hbm_bandwith"]);
 }
 
 #[test]
 fn negative_bandwidth_is_rejected() {
-    let text = shipped("hardware/h100-sxm.toml").replace("hbm_bandwidth_bytes_per_s = 3.35e12", "hbm_bandwidth_bytes_per_s = -3.35e12");
-    step_with_hardware(&text, "negative.toml", &["gpu.hbm_bandwidth_bytes_per_s", "> 0"]);
+    let text = shipped("hardware/h100-sxm.toml").replace(
+        "hbm_bandwidth_bytes_per_s = 3.35e12",
+        "hbm_bandwidth_bytes_per_s = -3.35e12",
+    );
+    step_with_hardware(
+        &text,
+        "negative.toml",
+        &["gpu.hbm_bandwidth_bytes_per_s", "> 0"],
+    );
 }
 
 #[test]
@@ -81,61 +116,183 @@ fn heads_not_divisible_by_kv_heads_is_rejected() {
 
 #[test]
 fn more_active_experts_than_experts_is_rejected() {
-    let text = shipped("models/gpt-oss-20b.toml").replace("active_experts = 4", "active_experts = 40");
+    let text =
+        shipped("models/gpt-oss-20b.toml").replace("active_experts = 4", "active_experts = 40");
     step_with_model(&text, "experts.toml", &["moe.active_experts", "at most"]);
 }
 
 #[test]
 fn model_too_big_says_how_much_is_missing() {
-    fails_with(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-405b"], &["does not fit", "short by", "GB"]);
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-405b",
+        ],
+        &["does not fit", "short by", "GB"],
+    );
 }
 
 #[test]
 fn unknown_profile_lists_the_shipped_ones() {
-    fails_with(&["step", "--hardware", "h101", "--model", "llama-3.1-8b"], &["unknown hardware profile \"h101\"", "h100-sxm"]);
+    fails_with(
+        &["step", "--hardware", "h101", "--model", "llama-3.1-8b"],
+        &["unknown hardware profile \"h101\"", "h100-sxm"],
+    );
 }
 
 #[test]
 fn missing_file_is_reported() {
-    fails_with(&["step", "--hardware", "no/such/file.toml", "--model", "llama-3.1-8b"], &["cannot read", "no/such/file.toml"]);
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "no/such/file.toml",
+            "--model",
+            "llama-3.1-8b",
+        ],
+        &["cannot read", "no/such/file.toml"],
+    );
 }
 
 #[test]
 fn bad_set_overrides_are_rejected() {
-    fails_with(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--set", "hardware.gpu.hbm_bandwith_bytes_per_s=1"], &["unknown field", "hbm_bandwith_bytes_per_s"]);
-    fails_with(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--set", "gpu.devices=2"], &["--set gpu.devices=2", "hardware. or model."]);
-    fails_with(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--set", "hardware.gpu.devices"], &["PATH=VALUE"]);
-    fails_with(&["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b", "--set", "hardware.gpu.hbm_bandwidth_bytes_per_s=0"], &["gpu.hbm_bandwidth_bytes_per_s"]);
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--set",
+            "hardware.gpu.hbm_bandwith_bytes_per_s=1",
+        ],
+        &["unknown field", "hbm_bandwith_bytes_per_s"],
+    );
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--set",
+            "gpu.devices=2",
+        ],
+        &["--set gpu.devices=2", "hardware. or model."],
+    );
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--set",
+            "hardware.gpu.devices",
+        ],
+        &["PATH=VALUE"],
+    );
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--set",
+            "hardware.gpu.hbm_bandwidth_bytes_per_s=0",
+        ],
+        &["gpu.hbm_bandwidth_bytes_per_s"],
+    );
 }
 
 #[test]
 fn context_beyond_the_window_is_rejected() {
-    fails_with(&["step", "--hardware", "a100-sxm", "--model", "llama-2-7b", "--context", "5000"], &["--context", "context window of 4096"]);
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "a100-sxm",
+            "--model",
+            "llama-2-7b",
+            "--context",
+            "5000",
+        ],
+        &["--context", "context window of 4096"],
+    );
 }
 
 #[test]
 fn malformed_traces_name_the_line() {
     let header = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
     for (name, body, needle) in [
-        ("order.csv", "1.0,10,5\n0.5,10,5\n", ":3: arrived_at: rows must be in time order"),
+        (
+            "order.csv",
+            "1.0,10,5\n0.5,10,5\n",
+            ":3: arrived_at: rows must be in time order",
+        ),
         ("nonnum.csv", "0.0,ten,5\n", ":2: num_prefill_tokens"),
         ("negative.csv", "-1.0,10,5\n", ":2: arrived_at"),
-        ("zero.csv", "0.0,10,0\n", ":2: num_decode_tokens: expected at least 1"),
+        (
+            "zero.csv",
+            "0.0,10,0\n",
+            ":2: num_decode_tokens: expected at least 1",
+        ),
         ("fields.csv", "0.0,10\n", ":2: expected 3 fields"),
     ] {
         let p = temp_file(name, &format!("{header}{body}"));
-        fails_with(&["simulate", "--hardware", "h100-sxm", "--model", "llama-3.2-1b", "--trace", p.to_str().unwrap()], &[name, needle]);
+        fails_with(
+            &[
+                "simulate",
+                "--hardware",
+                "h100-sxm",
+                "--model",
+                "llama-3.2-1b",
+                "--trace",
+                p.to_str().unwrap(),
+            ],
+            &[name, needle],
+        );
     }
     let p = temp_file("header.csv", "time,prompt,output\n0,1,1\n");
-    fails_with(&["simulate", "--hardware", "h100-sxm", "--model", "llama-3.2-1b", "--trace", p.to_str().unwrap()], &["missing column \"arrived_at\""]);
+    fails_with(
+        &[
+            "simulate",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.2-1b",
+            "--trace",
+            p.to_str().unwrap(),
+        ],
+        &["missing column \"arrived_at\""],
+    );
 }
 
 #[test]
 fn bad_workload_flags_are_rejected() {
-    let base = ["simulate", "--hardware", "h100-sxm", "--model", "llama-3.2-1b"];
+    let base = [
+        "simulate",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.2-1b",
+    ];
     fails_with(&base, &["--rate", "--concurrency", "--trace"]);
     fails_with(&[&base[..], &["--rate", "-3"]].concat(), &["--rate", "> 0"]);
-    fails_with(&[&base[..], &["--rate", "3", "--prompt-tokens", "zipf:2"]].concat(), &["--prompt-tokens"]);
-    fails_with(&[&base[..], &["--rate", "3", "--requests", "0"]].concat(), &["--requests"]);
-    fails_with(&[&base[..], &["--rate", "3", "--tp", "3"]].concat(), &["--tp"]);
+    fails_with(
+        &[&base[..], &["--rate", "3", "--prompt-tokens", "zipf:2"]].concat(),
+        &["--prompt-tokens"],
+    );
+    fails_with(
+        &[&base[..], &["--rate", "3", "--requests", "0"]].concat(),
+        &["--requests"],
+    );
+    fails_with(
+        &[&base[..], &["--rate", "3", "--tp", "3"]].concat(),
+        &["--tp"],
+    );
 }

@@ -9,7 +9,11 @@ fn workload() -> impl Strategy<Value = Vec<RequestSpec>> {
     prop::collection::vec((0.0f64..2.0, 1u32..3000, 1u32..200), 1..40).prop_map(|mut v| {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         v.into_iter()
-            .map(|(t, p, o)| RequestSpec { arrival_s: t, prompt_tokens: p, output_tokens: o })
+            .map(|(t, p, o)| RequestSpec {
+                arrival_s: t,
+                prompt_tokens: p,
+                output_tokens: o,
+            })
             .collect()
     })
 }
