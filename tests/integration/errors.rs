@@ -227,49 +227,49 @@ fn context_beyond_the_window_is_rejected() {
 
 #[test]
 fn malformed_traces_name_the_line() {
-    let header = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
-    for (name, body, needle) in [
+    let h = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+    for (name, text, needle) in [
         (
             "order.csv",
-            "1.0,10,5\n0.5,10,5\n",
+            format!("{h}1.0,10,5\n0.5,10,5\n"),
             ":3: arrived_at: rows must be in time order",
         ),
-        ("nonnum.csv", "0.0,ten,5\n", ":2: num_prefill_tokens"),
-        ("negative.csv", "-1.0,10,5\n", ":2: arrived_at"),
+        (
+            "nonnum.csv",
+            format!("{h}0.0,ten,5\n"),
+            ":2: num_prefill_tokens",
+        ),
+        ("negative.csv", format!("{h}-1.0,10,5\n"), ":2: arrived_at"),
         (
             "zero.csv",
-            "0.0,10,0\n",
+            format!("{h}0.0,10,0\n"),
             ":2: num_decode_tokens: expected at least 1",
         ),
-        ("fields.csv", "0.0,10\n", ":2: expected 3 fields"),
+        (
+            "fields.csv",
+            format!("{h}0.0,10\n"),
+            ":2: expected 3 fields",
+        ),
+        (
+            "header.csv",
+            "time,prompt,output\n0,1,1\n".to_string(),
+            "missing column \"arrived_at\"",
+        ),
+        ("empty.csv", h.to_string(), "no data rows"),
     ] {
-        let p = temp_file(name, &format!("{header}{body}"));
-        fails_with(
-            &[
-                "simulate",
-                "--hardware",
-                "h100-sxm",
-                "--model",
-                "llama-3.2-1b",
-                "--trace",
-                p.to_str().unwrap(),
-            ],
-            &[name, needle],
-        );
-    }
-    let p = temp_file("header.csv", "time,prompt,output\n0,1,1\n");
-    fails_with(
-        &[
+        let p = temp_file(name, &text);
+        let trace = p.to_str().unwrap();
+        let args = [
             "simulate",
             "--hardware",
             "h100-sxm",
             "--model",
             "llama-3.2-1b",
             "--trace",
-            p.to_str().unwrap(),
-        ],
-        &["missing column \"arrived_at\""],
-    );
+            trace,
+        ];
+        fails_with(&args, &[name, needle]);
+    }
 }
 
 #[test]
