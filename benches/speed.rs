@@ -53,6 +53,7 @@ fn engine_requests(c: &mut Criterion) {
             max_batch: 128,
             max_batched_tokens: 512,
             block_tokens: 16,
+            kv_spill: false,
         };
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {

@@ -6,15 +6,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::compare::{self, CompareLoad};
-use crate::cost::{Batch, OpKind, StepCost};
+use crate::cost::{OpKind, StepCost};
 use crate::engine::Loop;
 use crate::error::{Error, Result};
 use crate::metrics::{Dist, Summary};
-use crate::placement::{ParallelRequest, Placement};
+use crate::placement::{ParallelRequest, Placement, WeightHome};
 use crate::profile::catalog::{hardware_names, model_names, profile_text};
 use crate::profile::{load_hardware, load_model, Override};
 use crate::report::{key_values, ms, num, Format, Table};
-use crate::system::{ServeSettings, System};
+use crate::system::{ServeSettings, Speculation, System};
 use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
 
 const ABOUT: &str =
@@ -84,15 +84,34 @@ struct SystemArgs {
     /// Replicas in the system [default: as many as fit].
     #[arg(long)]
     replicas: Option<u32>,
+    /// Speculative decoding: draft model (shipped name or TOML file), run on the same devices.
+    #[arg(long, value_name = "NAME|FILE", requires = "alpha")]
+    draft: Option<String>,
+    /// Speculative decoding: draft tokens proposed per verification step.
+    #[arg(long, default_value_t = 4, requires = "draft")]
+    gamma: u32,
+    /// Speculative decoding: probability that the target accepts one draft token, in [0, 1].
+    #[arg(long, requires = "draft", allow_negative_numbers = true)]
+    alpha: Option<f64>,
 }
 
 impl SystemArgs {
     fn build(&self, overrides: &[Override]) -> Result<System> {
         let hw = load_hardware(&self.hardware, overrides)?;
         let model = load_model(&self.model, overrides)?;
-        System::new(
+        // `--set model.*` applies to the target only.
+        let speculation = match (&self.draft, self.alpha) {
+            (Some(d), Some(alpha)) => Some(Speculation {
+                draft: load_model(d, &[])?,
+                gamma: self.gamma,
+                alpha,
+            }),
+            _ => None,
+        };
+        System::with_speculation(
             hw,
             model,
+            speculation,
             ParallelRequest {
                 tp: self.tp,
                 pp: self.pp,
@@ -187,6 +206,10 @@ struct SimulateArgs {
     /// Tokens per KV-cache block.
     #[arg(long, default_value_t = ServeSettings::default().block_tokens)]
     block_tokens: u32,
+    /// Wafers: let KV cache spill from SRAM into external memory (paying for its reads) instead of
+    /// queueing requests until SRAM frees up.
+    #[arg(long)]
+    kv_spill: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -242,8 +265,22 @@ pub fn run() -> Result<String> {
 }
 
 fn placement_text(p: &Placement) -> String {
+    let d = p.device;
+    let home = match p.weights_in {
+        WeightHome::Hbm => "HBM",
+        WeightHome::Sram => "SRAM",
+        WeightHome::ExternalMemory => "external memory (streamed every iteration)",
+    };
+    let spill = if p.kv_spill_tokens_per_replica > 0 {
+        format!(
+            ", spilling up to {} more to external memory",
+            p.kv_spill_tokens_per_replica
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "tp={} pp={}, {} replica(s) of {} GPU(s) on {} GPU(s); weights {:.2} GB/GPU, KV room {:.2} GB/GPU = {} tokens/replica",
+        "tp={} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}",
         p.tp,
         p.pp,
         p.replicas,
@@ -309,21 +346,27 @@ fn step(a: &StepArgs) -> Result<String> {
         return Err(Error::arg("--batch", "expected at least 1 sequence"));
     }
     let window = sys.model.architecture.context_window_tokens;
-    let (batch, per_seq_tokens, seq_len) = match a.phase {
-        Phase::Decode => (
-            Batch::decode(a.batch, a.context, sys.batch().window),
-            1,
-            a.context + 1,
-        ),
+    let mut batch = sys.batch();
+    let (per_seq_tokens, seq_len) = match a.phase {
+        Phase::Decode => {
+            for _ in 0..a.batch {
+                batch.push_sequence(1, a.context, true, true);
+            }
+            // Under speculative decoding one step yields the expected accepted tokens.
+            let yielded = sys
+                .speculation
+                .as_ref()
+                .map_or(1.0, Speculation::expected_tokens);
+            (yielded, a.context + 1)
+        }
         Phase::Prefill => {
             if a.prompt == 0 {
                 return Err(Error::arg("--prompt", "expected at least 1 token"));
             }
-            (
-                Batch::prefill(a.batch, a.prompt, sys.batch().window),
-                a.prompt,
-                a.prompt,
-            )
+            for _ in 0..a.batch {
+                batch.push_sequence(a.prompt, 0, true, false);
+            }
+            (a.prompt as f64, a.prompt)
         }
     };
     if seq_len > window {
@@ -343,7 +386,7 @@ fn step(a: &StepArgs) -> Result<String> {
     let kv_room = sys.placement.kv_capacity_tokens_per_replica;
     let cost = sys.step(&batch);
     let step_s = cost.total_s();
-    let per_user = per_seq_tokens as f64 / step_s;
+    let per_user = per_seq_tokens / step_s;
     let total = per_user * f64::from(a.batch);
     let phase = match a.phase {
         Phase::Decode => "decode",
@@ -495,6 +538,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
         max_batch: a.max_batch,
         max_batched_tokens: a.max_batched_tokens,
         block_tokens: a.block_tokens,
+        kv_spill: a.kv_spill,
     };
     let (_, s) = sys.simulate(&requests, &settings, mode)?;
     match a.common.format {

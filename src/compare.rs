@@ -22,47 +22,56 @@ pub struct Scenario {
     pub hardware: &'static str,
     /// Shipped model profile.
     pub model: &'static str,
+    /// Overrides that size the machine for this row (e.g. the wafers of a cluster).
+    pub sets: &'static [&'static str],
     /// Published per-user decode speed, tokens/s, if any.
     pub published_tokens_per_s_per_user: Option<f64>,
     /// Where the published figure comes from.
     pub published_source: &'static str,
 }
 
-/// Flagship and public-model rows.
+/// Flagship and public-model rows. Each wafer row's cluster is one replica's worth of wafers:
+/// the fewest whose SRAM holds the model's weights (Llama 3.1 70B: 4, as Cerebras served it).
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         hardware: "gb200-nvl72",
         model: "gpt-5.3-codex",
+        sets: &[],
         published_tokens_per_s_per_user: Some(65.0),
         published_source: "~65 tok/s per user, comparison articles 2026-02 [S]",
     },
     Scenario {
         hardware: "wse-3",
         model: "gpt-5.3-codex-spark",
+        sets: &["hardware.wafer.wafers=4"],
         published_tokens_per_s_per_user: Some(1000.0),
         published_source: "1,000+ tok/s per user, OpenAI/Cerebras via press 2026 [S]",
     },
     Scenario {
         hardware: "gb200-nvl72",
         model: "llama-3.1-70b",
+        sets: &[],
         published_tokens_per_s_per_user: None,
         published_source: "",
     },
     Scenario {
         hardware: "wse-3",
         model: "llama-3.1-70b",
+        sets: &["hardware.wafer.wafers=4"],
         published_tokens_per_s_per_user: Some(450.0),
         published_source: "450 tok/s on 4 CS-3, Cerebras launch blog 2024-08-27 [P]",
     },
     Scenario {
         hardware: "gb200-nvl72",
         model: "gpt-oss-120b",
+        sets: &[],
         published_tokens_per_s_per_user: None,
         published_source: "",
     },
     Scenario {
         hardware: "wse-3",
         model: "gpt-oss-120b",
+        sets: &["hardware.wafer.wafers=2"],
         published_tokens_per_s_per_user: Some(1844.0),
         published_source: "1,844 tok/s, Artificial Analysis measurement 2025 [S]",
     },
@@ -129,11 +138,18 @@ fn run_row(
     overrides: &[Override],
     seed: u64,
 ) -> Result<CompareRow> {
-    let hw = load_hardware(s.hardware, overrides)?;
-    let model = load_model(s.model, overrides)?;
+    // The row's own sizing first, so that the user's --set can still change it.
+    let mut sets = s
+        .sets
+        .iter()
+        .map(|x| Override::parse(x))
+        .collect::<Result<Vec<_>>>()?;
+    sets.extend_from_slice(overrides);
+    let hw = load_hardware(s.hardware, &sets)?;
+    let model = load_model(s.model, &sets)?;
     let system = System::new(hw, model, ParallelRequest::default())?;
     let p = &system.placement;
-    let users = load.users_per_replica * p.replicas * p.pp;
+    let users = load.users_per_replica * p.replicas * p.lanes;
     let workload = Workload {
         requests: (users * load.requests_per_user) as usize,
         arrivals: Arrivals::AllAtOnce,
@@ -156,7 +172,10 @@ fn run_row(
         hardware: s.hardware.into(),
         model: s.model.into(),
         status: "ok".into(),
-        placement: format!("tp={} pp={} x{} replicas", p.tp, p.pp, p.replicas),
+        placement: match p.device {
+            "wafer" => format!("{} wafers x{} replicas", p.pp, p.replicas),
+            _ => format!("tp={} pp={} x{} replicas", p.tp, p.pp, p.replicas),
+        },
         tokens_per_s_per_user: Some(sum.tokens_per_s_per_user.p50),
         ttft_s: Some(sum.ttft_s.p50),
         itl_p50_s: Some(sum.itl_s.p50),
@@ -167,9 +186,8 @@ fn run_row(
     })
 }
 
-/// Run every scenario. A row whose hardware or model cannot be simulated yet (an unknown
-/// profile, such as a wafer before wafers are modelled) or does not fit reports why instead
-/// of failing the whole comparison.
+/// Run every scenario. A row that cannot be simulated (e.g. a `--set` that makes the model not
+/// fit) reports why instead of failing the whole comparison.
 pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<CompareRow> {
     SCENARIOS
         .iter()

@@ -8,6 +8,12 @@
 //! `pp` pipeline stages each hold a contiguous block of layers. KV heads are split across the
 //! tensor-parallel group up to the KV-head count and replicated beyond it; an MLA latent cache
 //! cannot be split by heads and is replicated on every tensor-parallel GPU.
+//!
+//! On a wafer cluster the model is pipelined by layers over the fewest wafers whose SRAM holds
+//! its weights; the KV cache takes the SRAM left over and spills to external memory beyond it.
+//! When no number of wafers in the cluster holds the weights, they stream from external memory
+//! every iteration (the collapse in speed is the cost model's business).
+//!
 //! Ignored: data-parallel attention with wide expert parallelism, uneven stage balancing,
 //! activation memory beyond the profile's reserved bytes.
 
@@ -15,7 +21,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::profile::model::AttentionKind;
-use crate::profile::{GpuSystem, HardwareProfile, ModelProfile};
+use crate::profile::{GpuSystem, HardwareKind, HardwareProfile, ModelProfile, WaferSystem};
 
 /// Requested parallelism; `None` means choose automatically.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,13 +34,32 @@ pub struct ParallelRequest {
     pub replicas: Option<u32>,
 }
 
+/// Where the weights live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightHome {
+    /// GPU high-bandwidth memory, read every iteration.
+    Hbm,
+    /// On-chip SRAM, resident.
+    Sram,
+    /// Off-chip memory, streamed onto the wafer every iteration.
+    ExternalMemory,
+}
+
 /// Where the model lives and how much room is left for KV cache.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Placement {
-    /// Tensor-parallel (and expert-parallel) degree.
+    /// What a device is: `gpu` or `wafer`.
+    pub device: &'static str,
+    /// Tensor-parallel (and expert-parallel) degree; 1 on wafers.
     pub tp: u32,
-    /// Pipeline stages.
+    /// Pipeline stages: GPUs or wafers in a row.
     pub pp: u32,
+    /// Independent batch streams per replica: `pp` on GPUs (one per pipeline lane), 1 on wafers
+    /// (whose pipeline holds every sequence of the batch at once).
+    pub lanes: u32,
+    /// Where the weights live.
+    pub weights_in: WeightHome,
     /// Independent model replicas.
     pub replicas: u32,
     /// GPUs per replica (tp x pp).
@@ -47,8 +72,38 @@ pub struct Placement {
     pub kv_bytes_per_token_per_device: f64,
     /// HBM per GPU left for KV cache, bytes.
     pub kv_capacity_bytes_per_device: f64,
-    /// Tokens of KV cache one replica holds.
+    /// Tokens of KV cache one replica holds in fast memory (HBM or SRAM).
     pub kv_capacity_tokens_per_replica: u64,
+    /// Further tokens of KV cache one replica may spill to external memory (wafers only).
+    pub kv_spill_tokens_per_replica: u64,
+}
+
+/// The target model and its optional draft.
+#[derive(Clone, Copy)]
+struct Models<'a> {
+    model: &'a ModelProfile,
+    draft: Option<&'a ModelProfile>,
+}
+
+impl Models<'_> {
+    /// Weight and KV bytes per device of both models for a given (tp, pp).
+    fn footprint(&self, tp: u32, pp: u32) -> (f64, f64) {
+        let (w, kv) = footprint(self.model, tp, pp);
+        match self.draft {
+            None => (w, kv),
+            Some(d) => {
+                let (dw, dkv) = footprint(d, tp, pp.min(d.architecture.layers));
+                (w + dw, kv + dkv)
+            }
+        }
+    }
+
+    /// Whether `tp` divides the attention heads of both models.
+    fn splits_heads(&self, tp: u32) -> bool {
+        std::iter::once(self.model)
+            .chain(self.draft)
+            .all(|m| m.attention.heads.is_multiple_of(u64::from(tp)))
+    }
 }
 
 /// Weight and KV bytes per device for a given (tp, pp).
@@ -86,8 +141,8 @@ fn footprint(model: &ModelProfile, tp: u32, pp: u32) -> (f64, f64) {
     (weights, kv)
 }
 
-fn build(model: &ModelProfile, gpu: &GpuSystem, tp: u32, pp: u32, replicas: u32) -> Placement {
-    let (weights, kv_per_token) = footprint(model, tp, pp);
+fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, replicas: u32) -> Placement {
+    let (weights, kv_per_token) = models.footprint(tp, pp);
     let room = gpu.hbm_capacity_bytes - gpu.overheads.reserved_bytes - weights;
     let tokens = if room > 0.0 {
         (room / kv_per_token).floor() as u64
@@ -95,8 +150,11 @@ fn build(model: &ModelProfile, gpu: &GpuSystem, tp: u32, pp: u32, replicas: u32)
         0
     };
     Placement {
+        device: "gpu",
         tp,
         pp,
+        lanes: pp,
+        weights_in: WeightHome::Hbm,
         replicas,
         devices_per_replica: tp * pp,
         devices_in_system: gpu.devices,
@@ -104,15 +162,13 @@ fn build(model: &ModelProfile, gpu: &GpuSystem, tp: u32, pp: u32, replicas: u32)
         kv_bytes_per_token_per_device: kv_per_token,
         kv_capacity_bytes_per_device: room.max(0.0),
         kv_capacity_tokens_per_replica: tokens,
+        kv_spill_tokens_per_replica: 0,
     }
 }
 
 /// Tensor-parallel degrees worth trying: every divisor of the query heads up to the system size.
-fn tp_candidates(model: &ModelProfile, devices: u32) -> Vec<u32> {
-    let heads = model.attention.heads;
-    (1..=devices)
-        .filter(|t| heads.is_multiple_of(u64::from(*t)))
-        .collect()
+fn tp_candidates(models: Models, devices: u32) -> Vec<u32> {
+    (1..=devices).filter(|t| models.splits_heads(*t)).collect()
 }
 
 /// Place `model` on `hw`.
@@ -126,16 +182,39 @@ pub fn place(
     hw: &HardwareProfile,
     req: ParallelRequest,
 ) -> Result<Placement> {
-    let Some(gpu) = hw.gpu() else {
-        return Err(Error::arg(
+    place_with_draft(model, None, hw, req)
+}
+
+/// Like [`place`], with a speculative-decoding draft model sharing every device: its weights
+/// and KV cache take room beside the target's, split the same way.
+pub fn place_with_draft(
+    model: &ModelProfile,
+    draft: Option<&ModelProfile>,
+    hw: &HardwareProfile,
+    req: ParallelRequest,
+) -> Result<Placement> {
+    let pair = Models { model, draft };
+    match hw.kind() {
+        Some(HardwareKind::Gpu(g)) => place_gpu(pair, hw, g, req),
+        Some(HardwareKind::Wafer(w)) => place_wafer(pair, hw, w, req),
+        None => Err(Error::arg(
             "hardware",
-            format!("{} is not a GPU system", hw.name),
-        ));
-    };
+            format!("{} has no machine section", hw.name),
+        )),
+    }
+}
+
+fn place_gpu(
+    models: Models,
+    hw: &HardwareProfile,
+    gpu: &GpuSystem,
+    req: ParallelRequest,
+) -> Result<Placement> {
+    let model = models.model;
     let devices = gpu.devices;
     let need_tokens = model.architecture.context_window_tokens;
     if let Some(tp) = req.tp {
-        if tp == 0 || tp > devices || !model.attention.heads.is_multiple_of(u64::from(tp)) {
+        if tp == 0 || tp > devices || !models.splits_heads(tp) {
             return Err(Error::arg(
                 "--tp",
                 format!(
@@ -158,7 +237,7 @@ pub fn place(
     }
     let tps = match req.tp {
         Some(t) => vec![t],
-        None => tp_candidates(model, devices),
+        None => tp_candidates(models, devices),
     };
     let pps: Vec<u32> = match req.pp {
         Some(p) => vec![p],
@@ -175,7 +254,7 @@ pub fn place(
     let mut best_miss: Option<(f64, Placement)> = None;
     let mut chosen = None;
     for (tp, pp) in splits {
-        let p = build(model, gpu, tp, pp, 1);
+        let p = build(models, gpu, tp, pp, 1);
         if p.kv_capacity_tokens_per_replica >= need_tokens {
             chosen = Some(p);
             break;
@@ -228,6 +307,111 @@ pub fn place(
         }
     };
     Ok(p)
+}
+
+/// Place `model` on a wafer cluster: the fewest wafers (a pipeline by layers) whose SRAM holds
+/// the weights, as many replicas as the cluster holds; weight streaming when none does.
+fn place_wafer(
+    models: Models,
+    hw: &HardwareProfile,
+    w: &WaferSystem,
+    req: ParallelRequest,
+) -> Result<Placement> {
+    let model = models.model;
+    if req.tp.is_some_and(|t| t != 1) {
+        return Err(Error::arg(
+            "--tp",
+            "wafers are not tensor-parallel; each layer lives on one wafer (use --pp for wafers per replica)",
+        ));
+    }
+    let usable = w.sram_capacity_bytes - w.overheads.reserved_bytes;
+    let max_stages = w.wafers.min(model.architecture.layers);
+    if let Some(pp) = req.pp {
+        if pp == 0 || pp > max_stages {
+            return Err(Error::arg(
+                "--pp",
+                format!("expected 1 to {max_stages} wafers per replica (cluster of {}, {} layers), found {pp}", w.wafers, model.architecture.layers),
+            ));
+        }
+    }
+    let candidates: Vec<u32> = match req.pp {
+        Some(p) => vec![p],
+        None => (1..=max_stages).collect(),
+    };
+    let resident = candidates
+        .iter()
+        .map(|&pp| (pp, models.footprint(1, pp)))
+        .find(|(_, (weights, _))| *weights <= usable);
+    let spill_per_token = model.kv_bytes_per_token();
+    let (pp, weights, kv_per_token, home, room) = match resident {
+        Some((pp, (weights, kv))) => (pp, weights, kv, WeightHome::Sram, usable - weights),
+        None => {
+            // Stream: the widest pipeline the cluster allows; SRAM keeps a double buffer of the
+            // largest layer and gives the rest to KV cache.
+            let pp = *candidates.last().expect("at least one candidate");
+            let (weights, kv) = models.footprint(1, pp);
+            let total = model.weight_bytes();
+            if total > w.external_memory.capacity_bytes {
+                return Err(Error::DoesNotFit {
+                    model: model.name.clone(),
+                    hardware: hw.name.clone(),
+                    detail: format!(
+                        "weights need {:.1} GB: more than the SRAM of {} wafer(s) ({:.1} GB usable each) and more than the {:.1} GB of external memory",
+                        total / 1e9, w.wafers, usable / 1e9, w.external_memory.capacity_bytes / 1e9
+                    ),
+                });
+            }
+            let layer_buffer =
+                2.0 * weights / (model.architecture.layers as f64 / pp as f64).ceil();
+            (
+                pp,
+                weights,
+                kv,
+                WeightHome::ExternalMemory,
+                (usable - layer_buffer).max(0.0),
+            )
+        }
+    };
+    let max_replicas = if home == WeightHome::Sram {
+        w.wafers / pp
+    } else {
+        1
+    };
+    let replicas = match req.replicas {
+        None => max_replicas,
+        Some(r) if r >= 1 && r <= max_replicas => r,
+        Some(r) => {
+            return Err(Error::arg(
+                "--replicas",
+                format!(
+                    "expected 1 to {max_replicas} ({} wafers / {pp} per replica), found {r}",
+                    w.wafers
+                ),
+            ))
+        }
+    };
+    let sram_tokens = (room / kv_per_token).floor() as u64;
+    let external_share = w.external_memory.capacity_bytes / f64::from(replicas)
+        - if home == WeightHome::ExternalMemory {
+            model.weight_bytes()
+        } else {
+            0.0
+        };
+    Ok(Placement {
+        device: "wafer",
+        tp: 1,
+        pp,
+        lanes: 1,
+        weights_in: home,
+        replicas,
+        devices_per_replica: pp,
+        devices_in_system: w.wafers,
+        weight_bytes_per_device: weights,
+        kv_bytes_per_token_per_device: kv_per_token,
+        kv_capacity_bytes_per_device: room,
+        kv_capacity_tokens_per_replica: sram_tokens,
+        kv_spill_tokens_per_replica: (external_share.max(0.0) / spill_per_token).floor() as u64,
+    })
 }
 
 #[cfg(test)]

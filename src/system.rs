@@ -4,11 +4,13 @@
 
 use serde::Serialize;
 
-use crate::cost::{Batch, CostModel, GpuCost, StepCost};
-use crate::engine::{self, EngineConfig, Loop, Outcome};
+use crate::cost::{
+    expected_tokens_per_step, Batch, CostModel, GpuCost, SpeculativeCost, StepCost, WaferCost,
+};
+use crate::engine::{self, EngineConfig, Loop, Outcome, SpecConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{summarise, Summary};
-use crate::placement::{place, ParallelRequest, Placement};
+use crate::placement::{place_with_draft, ParallelRequest, Placement};
 use crate::profile::{HardwareKind, HardwareProfile, ModelProfile};
 use crate::workload::RequestSpec;
 
@@ -21,6 +23,9 @@ pub struct ServeSettings {
     pub max_batched_tokens: u32,
     /// Tokens per KV-cache block (vLLM default 16).
     pub block_tokens: u32,
+    /// Let KV cache spill past fast memory into external memory (wafers), paying for the reads,
+    /// instead of queueing requests until room frees up.
+    pub kv_spill: bool,
 }
 
 impl Default for ServeSettings {
@@ -29,7 +34,27 @@ impl Default for ServeSettings {
             max_batch: 256,
             max_batched_tokens: 2048,
             block_tokens: 16,
+            kv_spill: false,
         }
+    }
+}
+
+/// Speculative decoding: a draft model proposing `gamma` tokens, each accepted with
+/// probability `alpha`.
+#[derive(Debug, Clone)]
+pub struct Speculation {
+    /// The draft model, run on the target's devices.
+    pub draft: ModelProfile,
+    /// Draft tokens per verification step.
+    pub gamma: u32,
+    /// Probability that the target accepts one draft token, in [0, 1].
+    pub alpha: f64,
+}
+
+impl Speculation {
+    /// Expected tokens per verification step.
+    pub fn expected_tokens(&self) -> f64 {
+        expected_tokens_per_step(self.gamma, self.alpha)
     }
 }
 
@@ -42,7 +67,32 @@ pub struct System {
     pub model: ModelProfile,
     /// Where the model lives.
     pub placement: Placement,
-    cost: GpuCost,
+    /// Speculative decoding, if on.
+    pub speculation: Option<Speculation>,
+    cost: SpeculativeCost<MachineCost>,
+}
+
+/// The cost model of the machine kind.
+#[derive(Debug, Clone)]
+enum MachineCost {
+    Gpu(GpuCost),
+    Wafer(WaferCost),
+}
+
+impl CostModel for MachineCost {
+    fn step(&self, batch: &Batch) -> StepCost {
+        match self {
+            MachineCost::Gpu(c) => c.step(batch),
+            MachineCost::Wafer(c) => c.step(batch),
+        }
+    }
+
+    fn window(&self) -> Option<u64> {
+        match self {
+            MachineCost::Gpu(c) => c.window(),
+            MachineCost::Wafer(c) => c.window(),
+        }
+    }
 }
 
 impl System {
@@ -52,15 +102,48 @@ impl System {
         model: ModelProfile,
         parallel: ParallelRequest,
     ) -> Result<System> {
-        let placement = place(&model, &hardware, parallel)?;
-        let cost = match hardware.kind() {
-            HardwareKind::Gpu(g) => GpuCost::new(&model, g, &placement),
+        System::with_speculation(hardware, model, None, parallel)
+    }
+
+    /// Like [`System::new`], optionally with speculative decoding by a draft model.
+    pub fn with_speculation(
+        hardware: HardwareProfile,
+        model: ModelProfile,
+        speculation: Option<Speculation>,
+        parallel: ParallelRequest,
+    ) -> Result<System> {
+        if let Some(s) = &speculation {
+            if !(s.alpha.is_finite() && (0.0..=1.0).contains(&s.alpha)) {
+                return Err(Error::arg(
+                    "--alpha",
+                    format!("expected an acceptance rate in [0, 1], found {}", s.alpha),
+                ));
+            }
+            if s.gamma == 0 {
+                return Err(Error::arg("--gamma", "expected at least 1 draft token"));
+            }
+        }
+        let draft = speculation.as_ref().map(|s| &s.draft);
+        let placement = place_with_draft(&model, draft, &hardware, parallel)?;
+        let cost_of = |m: &ModelProfile| match hardware.kind() {
+            Some(HardwareKind::Gpu(g)) => MachineCost::Gpu(GpuCost::new(m, g, &placement)),
+            Some(HardwareKind::Wafer(w)) => MachineCost::Wafer(WaferCost::new(m, w, &placement)),
+            None => unreachable!("placement rejects a profile without a machine section"),
+        };
+        let target = cost_of(&model);
+        let draft_cost = match draft {
+            Some(d) => cost_of(d),
+            None => target.clone(),
         };
         Ok(System {
+            cost: SpeculativeCost {
+                target,
+                draft: draft_cost,
+            },
             hardware,
             model,
             placement,
-            cost,
+            speculation,
         })
     }
 
@@ -69,9 +152,12 @@ impl System {
         &self.cost
     }
 
-    /// An empty batch shaped for this model (its sliding window).
+    /// An empty batch shaped for this model (its sliding window, its speculative decoding).
     pub fn batch(&self) -> Batch {
-        Batch::new(self.cost.window())
+        Batch::speculative(
+            self.cost.window(),
+            self.speculation.as_ref().map_or(0, |s| s.gamma),
+        )
     }
 
     /// Cost of one iteration of one replica.
@@ -83,11 +169,21 @@ impl System {
     pub fn engine_config(&self, s: &ServeSettings) -> EngineConfig {
         let p = &self.placement;
         EngineConfig {
-            instances: p.replicas * p.pp,
-            kv_tokens_per_instance: p.kv_capacity_tokens_per_replica / u64::from(p.pp),
+            instances: p.replicas * p.lanes,
+            kv_tokens_per_instance: (p.kv_capacity_tokens_per_replica
+                + if s.kv_spill {
+                    p.kv_spill_tokens_per_replica
+                } else {
+                    0
+                })
+                / u64::from(p.lanes),
             max_batch: s.max_batch,
             max_batched_tokens: s.max_batched_tokens,
             block_tokens: s.block_tokens,
+            speculative: self.speculation.as_ref().map(|x| SpecConfig {
+                gamma: x.gamma,
+                expected_tokens: x.expected_tokens(),
+            }),
         }
     }
 

@@ -24,6 +24,59 @@ pub struct Batch {
     /// Sliding window of the model, tokens, if any.
     #[serde(skip)]
     pub window: Option<u64>,
+    /// Speculative decoding: draft tokens proposed per decoding sequence (0 = off).
+    pub gamma: u32,
+    /// Speculative decoding: one draft step over the decoding sequences (run `gamma` times).
+    pub draft_decode: Sums,
+    /// Speculative decoding: the draft model's prefill of the same prompt chunks.
+    pub draft_prefill: Sums,
+}
+
+/// Plain sums describing a batch for a model without a sliding window (the draft).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Sums {
+    /// New tokens computed.
+    pub tokens: u64,
+    /// Sequences.
+    pub sequences: u32,
+    /// Causal (query, key) pairs.
+    pub pairs: f64,
+    /// KV-cache tokens read.
+    pub kv_read: f64,
+}
+
+impl Sums {
+    fn push(&mut self, n: u64, p: u64) {
+        self.tokens += n;
+        self.sequences += 1;
+        self.pairs += (n * p) as f64 + (n * (n + 1)) as f64 / 2.0;
+        self.kv_read += (p + n) as f64;
+    }
+
+    /// A batch for the draft model (sliding windows ignored: drafts are small and short-lived).
+    pub fn as_batch(&self) -> Batch {
+        Batch {
+            tokens: self.tokens,
+            sequences: self.sequences,
+            sampled: self.sequences,
+            pairs_full: self.pairs,
+            kv_read_full: self.kv_read,
+            pairs_window: self.pairs,
+            kv_read_window: self.kv_read,
+            ..Batch::default()
+        }
+    }
+}
+
+/// Expected tokens one verification step yields when a draft proposes `gamma` tokens, each
+/// accepted with probability `alpha` independently: `(1 - alpha^(gamma+1)) / (1 - alpha)`
+/// (Leviathan et al., "Fast Inference from Transformers via Speculative Decoding", ICML 2023).
+pub fn expected_tokens_per_step(gamma: u32, alpha: f64) -> f64 {
+    if alpha >= 1.0 {
+        f64::from(gamma) + 1.0
+    } else {
+        (1.0 - alpha.powi(gamma as i32 + 1)) / (1.0 - alpha)
+    }
 }
 
 /// Sum of `min(p + i, w)` for i in 1..=n: keys seen by each of n new queries after p cached tokens.
@@ -64,6 +117,30 @@ impl Batch {
         }
     }
 
+    /// Speculative decoding: start a batch whose decoding sequences verify `gamma` draft tokens.
+    pub fn speculative(window: Option<u64>, gamma: u32) -> Self {
+        Batch {
+            window,
+            gamma,
+            ..Batch::default()
+        }
+    }
+
+    /// Add one sequence: a decoding sequence (`new_tokens == 1` after its prompt) under
+    /// speculative decoding verifies `gamma + 1` tokens and its draft runs `gamma` steps; a
+    /// prefill chunk is computed by the target and the draft alike.
+    pub fn push_sequence(&mut self, new_tokens: u64, cached: u64, samples: bool, decoding: bool) {
+        if self.gamma == 0 {
+            self.push(new_tokens, cached, samples);
+        } else if decoding {
+            self.push(u64::from(self.gamma) + 1, cached, true);
+            self.draft_decode.push(1, cached);
+        } else {
+            self.push(new_tokens, cached, samples);
+            self.draft_prefill.push(new_tokens, cached);
+        }
+    }
+
     /// `batch` sequences each decoding one token after `context` cached tokens.
     pub fn decode(batch: u32, context: u64, window: Option<u64>) -> Self {
         let mut b = Batch::new(window);
@@ -93,6 +170,32 @@ mod tests {
         let b = Batch::prefill(1, 4, None);
         assert_eq!(b.pairs_full, 10.0);
         assert_eq!(b.kv_read_full, 4.0);
+    }
+
+    #[test]
+    fn expected_tokens_per_step_by_hand() {
+        // alpha 0.5, gamma 2: 1 + 0.5 + 0.25.
+        assert_eq!(expected_tokens_per_step(2, 0.5), 1.75);
+        assert_eq!(expected_tokens_per_step(4, 0.0), 1.0);
+        assert_eq!(expected_tokens_per_step(4, 1.0), 5.0);
+        // The closed form equals the sum over accepted prefixes.
+        let alpha: f64 = 0.8;
+        let sum: f64 = (0..=5).map(|i| alpha.powi(i)).sum();
+        approx::assert_relative_eq!(
+            expected_tokens_per_step(5, alpha),
+            sum,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn speculative_decode_verifies_gamma_plus_one_tokens_and_drafts_one() {
+        let mut b = Batch::speculative(None, 3);
+        b.push_sequence(1, 100, true, true);
+        b.push_sequence(50, 0, true, false);
+        assert_eq!(b.tokens, 4 + 50);
+        assert_eq!(b.draft_decode.tokens, 1);
+        assert_eq!(b.draft_prefill.tokens, 50);
     }
 
     #[test]

@@ -6,12 +6,16 @@ pub mod batch;
 pub mod collective;
 pub mod constant;
 pub mod gpu;
+pub mod speculative;
+pub mod wafer;
 
 use serde::Serialize;
 
-pub use batch::Batch;
+pub use batch::{expected_tokens_per_step, Batch, Sums};
 pub use constant::ConstantCost;
 pub use gpu::GpuCost;
+pub use speculative::SpeculativeCost;
+pub use wafer::WaferCost;
 
 /// The operators an iteration is broken into; keys both the cost model and the breakdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -33,13 +37,21 @@ pub enum OpKind {
     TensorParallelComm,
     /// Activations sent between pipeline stages.
     PipelineComm,
+    /// Wafer: matrix work on every layer's weights (projections, MLP or experts, LM head).
+    LayerWeights,
+    /// Wafer: traversal of the on-wafer fabric in every stage.
+    Fabric,
+    /// Wafer: weights streamed from external memory when they do not fit in SRAM.
+    WeightStreaming,
+    /// Speculative decoding: the draft model's steps.
+    DraftModel,
     /// Host time: scheduling, sampling bookkeeping, detokenisation.
     Host,
 }
 
 impl OpKind {
     /// Every operator, in breakdown order.
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 13] = [
         OpKind::Embedding,
         OpKind::AttentionProjections,
         OpKind::Attention,
@@ -48,6 +60,10 @@ impl OpKind {
         OpKind::LmHead,
         OpKind::TensorParallelComm,
         OpKind::PipelineComm,
+        OpKind::LayerWeights,
+        OpKind::Fabric,
+        OpKind::WeightStreaming,
+        OpKind::DraftModel,
         OpKind::Host,
     ];
 
@@ -62,6 +78,10 @@ impl OpKind {
             OpKind::LmHead => "lm_head",
             OpKind::TensorParallelComm => "tensor_parallel_comm",
             OpKind::PipelineComm => "pipeline_comm",
+            OpKind::LayerWeights => "layer_weights",
+            OpKind::Fabric => "fabric",
+            OpKind::WeightStreaming => "weight_streaming",
+            OpKind::DraftModel => "draft_model",
             OpKind::Host => "host",
         }
     }
@@ -145,7 +165,7 @@ impl OpCost {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepCost {
     /// Per-operator costs, indexed like [`OpKind::ALL`].
-    pub ops: [OpCost; 9],
+    pub ops: [OpCost; 13],
 }
 
 impl StepCost {

@@ -39,6 +39,17 @@ pub struct EngineConfig {
     pub max_batched_tokens: u32,
     /// Tokens per KV-cache block.
     pub block_tokens: u32,
+    /// Speculative decoding, if on.
+    pub speculative: Option<SpecConfig>,
+}
+
+/// Speculative decoding as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SpecConfig {
+    /// Draft tokens proposed per decoding sequence per step.
+    pub gamma: u32,
+    /// Expected tokens each verification step yields per sequence (at least 1).
+    pub expected_tokens: f64,
 }
 
 /// What happened to one request.
@@ -92,6 +103,9 @@ struct Seq {
     done: SimTime,
     preemptions: u32,
     instance: u32,
+    /// Speculative decoding: fractional tokens owed, so that a sequence yields on average exactly
+    /// the expected tokens per verification step, deterministically.
+    credit: f64,
 }
 
 const UNSET: SimTime = SimTime::MAX;
@@ -101,7 +115,8 @@ struct Instance {
     running: Vec<u32>,
     waiting: VecDeque<u32>,
     pool: BlockPool,
-    step: Vec<(u32, u32)>,
+    /// The iteration in flight: (request, tokens computed, speculative decode).
+    step: Vec<(u32, u32, bool)>,
     busy: bool,
     busy_ns: SimTime,
 }
@@ -149,8 +164,17 @@ impl Engine<'_> {
             let r = self.instances[k].running[i] as usize;
             let kv = self.seqs[r].kv;
             let known = self.known(r);
-            let n = (known - kv).min(budget);
-            let want = self.instances[k].pool.blocks_for(kv + n) - self.seqs[r].blocks;
+            let decoding = known - kv == 1 && self.seqs[r].generated > 0;
+            let speculative = decoding && self.cfg.speculative.is_some();
+            // A verification step computes gamma + 1 tokens and needs their KV room.
+            let n = match (speculative, self.cfg.speculative) {
+                (true, Some(s)) => s.gamma + 1,
+                _ => (known - kv).min(budget),
+            };
+            let want = self.instances[k]
+                .pool
+                .blocks_for(kv + n)
+                .saturating_sub(self.seqs[r].blocks);
             let mut preempted_self = false;
             while self.instances[k].pool.free() < want {
                 let last = self.instances[k].running.len() - 1;
@@ -166,9 +190,14 @@ impl Engine<'_> {
             }
             self.instances[k].pool.allocate(want);
             self.seqs[r].blocks += want;
-            self.instances[k].step.push((r as u32, n));
-            batch.push(u64::from(n), u64::from(kv), kv + n == known);
-            budget -= n;
+            if speculative {
+                self.instances[k].step.push((r as u32, 1, true));
+                batch.push_sequence(1, u64::from(kv), true, true);
+            } else {
+                self.instances[k].step.push((r as u32, n, false));
+                batch.push_sequence(u64::from(n), u64::from(kv), kv + n == known, false);
+            }
+            budget = budget.saturating_sub(n);
             i += 1;
         }
         if !preempted || self.instances[k].step.is_empty() {
@@ -186,9 +215,9 @@ impl Engine<'_> {
                 }
                 inst.waiting.pop_front();
                 inst.running.push(r as u32);
-                inst.step.push((r as u32, n));
+                inst.step.push((r as u32, n, false));
                 self.seqs[r].blocks = want;
-                batch.push(u64::from(n), 0, n == known);
+                batch.push_sequence(u64::from(n), 0, n == known, false);
                 budget -= n;
             }
         }
@@ -199,7 +228,8 @@ impl Engine<'_> {
         if self.instances[k].busy {
             return Ok(());
         }
-        let mut batch = Batch::new(self.cost.window());
+        let gamma = self.cfg.speculative.map_or(0, |s| s.gamma);
+        let mut batch = Batch::speculative(self.cost.window(), gamma);
         if !self.form_batch(k, &mut batch) {
             let inst = &self.instances[k];
             if !inst.waiting.is_empty() {
@@ -230,22 +260,39 @@ impl Engine<'_> {
     fn finish_step(&mut self, k: usize, now: SimTime) {
         let mut step = std::mem::take(&mut self.instances[k].step);
         let mut finished = false;
-        for &(r, n) in &step {
+        for &(r, n, speculative) in &step {
             let r = r as usize;
             let known = self.known(r);
+            let output = self.specs[r].output_tokens;
             let s = &mut self.seqs[r];
-            s.kv += n;
-            if s.kv != known {
-                continue;
-            }
-            s.generated += 1;
+            // Tokens this step yields for the sequence: one, or under speculative decoding the
+            // accepted drafts plus the verifier's own token (on average `expected_tokens`).
+            let yielded = if speculative {
+                let e = self.cfg.speculative.map_or(1.0, |c| c.expected_tokens);
+                s.credit += e;
+                let m = (s.credit.floor() as u32).clamp(1, output - s.generated);
+                s.credit -= f64::from(m);
+                s.kv += m;
+                m
+            } else {
+                s.kv += n;
+                if s.kv != known {
+                    continue;
+                }
+                1
+            };
             if s.first == UNSET {
                 s.first = now;
             } else {
-                self.out.itl_s.push(s_from_ns(now - s.last_token));
+                // Tokens verified together arrive together; their gaps are spread evenly.
+                let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
+                self.out
+                    .itl_s
+                    .extend(std::iter::repeat_n(gap, yielded as usize));
             }
+            s.generated += yielded;
             s.last_token = now;
-            if s.generated == self.specs[r].output_tokens {
+            if s.generated == output {
                 s.done = now;
                 self.instances[k].pool.release(s.blocks);
                 s.blocks = 0;
@@ -322,12 +369,12 @@ pub fn run(
                 format!("request {i} arrives before request {}", i - 1),
             ));
         }
-        let peak = s.prompt_tokens + s.output_tokens - 1;
+        let peak = s.prompt_tokens + s.output_tokens - 1 + cfg.speculative.map_or(0, |x| x.gamma);
         if pool.blocks_for(peak) > blocks {
             return Err(Error::arg(
                 "workload",
                 format!(
-                    "request {i} needs {peak} tokens of KV cache but one instance holds {} ({} blocks of {})",
+                    "request {i} needs {peak} tokens of KV cache but one instance holds {} ({} blocks of {}); use more devices, a smaller model or precision, or on wafers --kv-spill",
                     u64::from(blocks) * u64::from(cfg.block_tokens),
                     blocks,
                     cfg.block_tokens
@@ -355,6 +402,7 @@ pub fn run(
         done: UNSET,
         preemptions: 0,
         instance: 0,
+        credit: 0.0,
     };
     let mut e = Engine {
         specs,
@@ -473,6 +521,7 @@ mod tests {
             max_batch,
             max_batched_tokens: budget,
             block_tokens: 16,
+            speculative: None,
         }
     }
 

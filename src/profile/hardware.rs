@@ -1,9 +1,11 @@
 //! Hardware profiles (`hardware/*.toml`): what a machine can do, in SI units, with the
 //! efficiency and overhead factors that turn peak figures into achieved ones.
 //!
-//! This module models a GPU system as one NVLink domain of identical devices. It deliberately
-//! ignores clocks, power states, cache hierarchies and kernel-level detail: the cost model works
-//! from rooflines plus measured efficiencies and overheads.
+//! Two machine kinds: a GPU system (one NVLink domain of identical devices, weights and KV cache in
+//! HBM) and a wafer cluster (wafer-scale engines holding weights in on-chip SRAM, pipelined over
+//! several wafers for large models). Deliberately ignored: clocks as such, power states, cache
+//! hierarchies and kernel-level detail: the cost models work from rooflines, measured efficiencies
+//! and overheads, and (for wafers) latency terms fitted to published speeds.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,8 @@ pub struct HardwareProfile {
     pub description: String,
     /// A system of GPUs sharing one NVLink domain.
     pub gpu: Option<GpuSystem>,
+    /// A cluster of wafer-scale engines.
+    pub wafer: Option<WaferSystem>,
 }
 
 /// The machine kind a profile describes.
@@ -28,6 +32,70 @@ pub struct HardwareProfile {
 pub enum HardwareKind<'a> {
     /// Weights and KV cache streamed from HBM.
     Gpu(&'a GpuSystem),
+    /// Weights resident in on-chip SRAM.
+    Wafer(&'a WaferSystem),
+}
+
+/// A cluster of wafer-scale engines (e.g. Cerebras CS-3 systems) joined by Ethernet links.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaferSystem {
+    /// Wafers (systems) in the cluster.
+    pub wafers: u32,
+    /// Compute cores per wafer.
+    pub cores: u64,
+    /// On-chip SRAM per wafer, bytes.
+    pub sram_capacity_bytes: f64,
+    /// Aggregate SRAM bandwidth per wafer, bytes/s.
+    pub sram_bandwidth_bytes_per_s: f64,
+    /// Peak 16-bit FLOP/s per wafer as published (the sparse/dense basis may be unstated; the
+    /// fitted `efficiency.compute` absorbs it).
+    pub peak_flops_per_s: f64,
+    /// Aggregate on-wafer fabric bandwidth, bytes/s.
+    pub fabric_bandwidth_bytes_per_s: f64,
+    /// Latency of one core-to-core hop on the fabric, s.
+    pub fabric_hop_latency_s: f64,
+    /// Wafer-to-wafer link of one wafer.
+    pub link: Interconnect,
+    /// Off-wafer memory (MemoryX-style) for weights or KV cache that do not fit in SRAM.
+    pub external_memory: ExternalMemory,
+    /// Achieved fraction of the peak compute.
+    pub efficiency: WaferEfficiency,
+    /// Costs outside the model of the pipeline.
+    pub overheads: WaferOverheads,
+}
+
+/// Off-chip memory reached through the system I/O.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalMemory {
+    /// Capacity of the whole cluster, bytes.
+    pub capacity_bytes: f64,
+    /// Bandwidth into one wafer, bytes/s.
+    pub bandwidth_bytes_per_s: f64,
+}
+
+/// Achieved fraction of a wafer's peak.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaferEfficiency {
+    /// Fraction of `peak_flops_per_s` reached by one token's matrix-vector work.
+    pub compute: f64,
+}
+
+/// Fixed costs of serving on wafers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaferOverheads {
+    /// Host time per iteration, s.
+    pub iteration_s: f64,
+    /// Host time per sequence per iteration, s.
+    pub per_sequence_s: f64,
+    /// SRAM per wafer kept from weights and KV cache (program, activations, buffers), bytes.
+    pub reserved_bytes: f64,
+    /// Fabric hops per layer per matrix phase are `2 sqrt(cores of the layer)`; this many phases
+    /// run per layer (broadcast and reduce around each projection group).
+    pub fabric_phases_per_layer: f64,
 }
 
 /// GPUs in one NVLink domain (one server, or one NVL72 rack).
@@ -125,12 +193,19 @@ pub struct Overheads {
 }
 
 impl HardwareProfile {
-    /// Which kind of machine this is.
-    pub fn kind(&self) -> HardwareKind<'_> {
-        match &self.gpu {
-            Some(g) => HardwareKind::Gpu(g),
-            None => unreachable!("validate() guarantees one machine section"),
+    /// Which kind of machine this is. A profile that passed `validate()` has exactly one section;
+    /// given both, the GPU section wins.
+    pub fn kind(&self) -> Option<HardwareKind<'_>> {
+        match (&self.gpu, &self.wafer) {
+            (Some(g), _) => Some(HardwareKind::Gpu(g)),
+            (None, Some(w)) => Some(HardwareKind::Wafer(w)),
+            (None, None) => None,
         }
+    }
+
+    /// The wafer section, if this is a wafer cluster.
+    pub fn wafer(&self) -> Option<&WaferSystem> {
+        self.wafer.as_ref()
     }
 
     /// The GPU section, if this is a GPU system.
@@ -142,9 +217,17 @@ impl HardwareProfile {
     pub fn validate(&self) -> Vec<Problem> {
         let mut c = Checker::default();
         c.non_empty("name", &self.name);
-        match &self.gpu {
-            None => c.fail("gpu", "expected a machine section ([gpu]); none was given"),
-            Some(g) => g.check(&mut c),
+        match (&self.gpu, &self.wafer) {
+            (None, None) => c.fail(
+                "gpu",
+                "expected a machine section, [gpu] or [wafer]; none was given",
+            ),
+            (Some(_), Some(_)) => c.fail(
+                "wafer",
+                "expected one machine section, found both [gpu] and [wafer]",
+            ),
+            (Some(g), None) => g.check(&mut c),
+            (None, Some(w)) => w.check(&mut c),
         }
         c.problems
     }
@@ -184,6 +267,55 @@ impl GpuSystem {
                 format!(
                     "expected less than gpu.hbm_capacity_bytes ({:e}), found {:e}",
                     self.hbm_capacity_bytes, o.reserved_bytes
+                ),
+            );
+        }
+    }
+}
+
+impl WaferSystem {
+    fn check(&self, c: &mut Checker) {
+        c.at_least_one("wafer.wafers", u64::from(self.wafers));
+        c.at_least_one("wafer.cores", self.cores);
+        c.positive("wafer.sram_capacity_bytes", self.sram_capacity_bytes);
+        c.positive(
+            "wafer.sram_bandwidth_bytes_per_s",
+            self.sram_bandwidth_bytes_per_s,
+        );
+        c.positive("wafer.peak_flops_per_s", self.peak_flops_per_s);
+        c.positive(
+            "wafer.fabric_bandwidth_bytes_per_s",
+            self.fabric_bandwidth_bytes_per_s,
+        );
+        c.non_negative("wafer.fabric_hop_latency_s", self.fabric_hop_latency_s);
+        c.positive(
+            "wafer.link.bandwidth_bytes_per_s",
+            self.link.bandwidth_bytes_per_s,
+        );
+        c.non_negative("wafer.link.latency_s", self.link.latency_s);
+        c.non_negative(
+            "wafer.external_memory.capacity_bytes",
+            self.external_memory.capacity_bytes,
+        );
+        c.positive(
+            "wafer.external_memory.bandwidth_bytes_per_s",
+            self.external_memory.bandwidth_bytes_per_s,
+        );
+        c.fraction("wafer.efficiency.compute", self.efficiency.compute);
+        let o = &self.overheads;
+        c.non_negative("wafer.overheads.iteration_s", o.iteration_s);
+        c.non_negative("wafer.overheads.per_sequence_s", o.per_sequence_s);
+        c.non_negative("wafer.overheads.reserved_bytes", o.reserved_bytes);
+        c.non_negative(
+            "wafer.overheads.fabric_phases_per_layer",
+            o.fabric_phases_per_layer,
+        );
+        if o.reserved_bytes.is_finite() && o.reserved_bytes >= self.sram_capacity_bytes {
+            c.fail(
+                "wafer.overheads.reserved_bytes",
+                format!(
+                    "expected less than wafer.sram_capacity_bytes ({:e}), found {:e}",
+                    self.sram_capacity_bytes, o.reserved_bytes
                 ),
             );
         }

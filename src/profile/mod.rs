@@ -7,6 +7,6 @@ pub mod precision;
 mod validate;
 
 pub use catalog::{load_hardware, load_model, Override};
-pub use hardware::{GpuSystem, HardwareKind, HardwareProfile};
+pub use hardware::{GpuSystem, HardwareKind, HardwareProfile, WaferSystem};
 pub use model::{ModelDims, ModelProfile};
 pub use precision::{ComputeClass, Precision};

@@ -38,6 +38,7 @@ proptest! {
             max_batch,
             max_batched_tokens: budget,
             block_tokens: 16,
+            speculative: None,
         };
         let out = run(&specs, &cost as &dyn CostModel, cfg, Loop::Open).unwrap();
         prop_assert_eq!(out.requests.len(), specs.len());

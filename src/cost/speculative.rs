@@ -1,0 +1,65 @@
+//! Speculative decoding on either machine: a draft model proposes `gamma` tokens one step at a
+//! time, then the target verifies them (and yields one more) in a single step over `gamma + 1`
+//! tokens per decoding sequence. The draft runs on the same devices as the target, in turn with
+//! it, within the same engine iteration (so without host scheduling time of its own); its cost
+//! appears as one operator of the breakdown.
+//!
+//! Ignored: tree drafts, draft heads sharing the target's activations (EAGLE, MTP), and overlap of
+//! draft and target work.
+
+use super::{Batch, Bound, CostModel, OpCost, OpKind, StepCost};
+
+/// A target and a draft cost model sharing one replica.
+#[derive(Debug, Clone)]
+pub struct SpeculativeCost<C> {
+    /// Cost of the target model.
+    pub target: C,
+    /// Cost of the draft model on the same devices.
+    pub draft: C,
+}
+
+impl<C: CostModel> CostModel for SpeculativeCost<C> {
+    fn step(&self, b: &Batch) -> StepCost {
+        let mut c = self.target.step(b);
+        if b.gamma == 0 {
+            return c;
+        }
+        // Drafting runs inside the engine's iteration: no host scheduling time of its own.
+        let draft = |batch: &Batch| {
+            let mut s = self.draft.step(batch);
+            *s.op_mut(OpKind::Host) = OpCost::default();
+            s
+        };
+        let decode = draft(&b.draft_decode.as_batch());
+        let prefill = draft(&b.draft_prefill.as_batch());
+        let g = f64::from(b.gamma);
+        let mut op = OpCost::default();
+        for (step, times) in [(&decode, g), (&prefill, 1.0)] {
+            for (bound, t) in step.time_by_bound() {
+                let t = t * times;
+                match bound {
+                    Bound::Compute => op.compute_s += t,
+                    Bound::Memory => op.memory_s += t,
+                    Bound::Interconnect => op.interconnect_s += t,
+                    Bound::Overhead => op.overhead_s += t,
+                }
+            }
+            op.flops += times * step.ops.iter().map(|o| o.flops).sum::<f64>();
+            op.bytes += times * step.ops.iter().map(|o| o.bytes).sum::<f64>();
+        }
+        // The draft's compute-bound and memory-bound operators run one after another, so their
+        // times add; keep the sum on the larger side of the roofline.
+        let roof = op.compute_s + op.memory_s;
+        if op.compute_s >= op.memory_s {
+            op.compute_s = roof;
+        } else {
+            op.memory_s = roof;
+        }
+        *c.op_mut(OpKind::DraftModel) = op;
+        c
+    }
+
+    fn window(&self) -> Option<u64> {
+        self.target.window()
+    }
+}
