@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{Dist, Summary};
 use crate::placement::{ParallelRequest, Placement, WeightHome};
 use crate::profile::catalog::{hardware_names, model_names, profile_text};
-use crate::profile::{load_hardware, load_model, Override};
+use crate::profile::{load_hardware, load_model, HardwareKind, Override};
 use crate::report::{key_values, ms, num, Format, Table};
 use crate::system::{ServeSettings, Speculation, System};
 use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
@@ -685,6 +685,7 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
         .find(|r| r.model == "gpt-5.3-codex-spark")
         .and_then(|r| r.tokens_per_s_per_user);
     let ratio = flagship.zip(spark).map(|(f, s)| s / f);
+    let references = compare::wafer_references(&overrides);
     match a.common.format {
         Format::Json => {
             let v = json!({
@@ -700,6 +701,7 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                 })).collect::<Vec<_>>(),
                 "speed_ratio_spark_over_full": ratio,
                 "published_speed_ratio": 15.0,
+                "wafer_reference_rows": references,
             });
             Ok(pretty(&v))
         }
@@ -733,15 +735,40 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
             if a.common.format == Format::Csv {
                 return Ok(t.csv());
             }
+            let mut refs = Table::new([
+                "model",
+                "wafers",
+                "predicted_tok/s",
+                "published_tok/s",
+                "error_%",
+                "role",
+                "source",
+            ]);
+            for r in &references {
+                refs.row([
+                    r.model.clone(),
+                    r.wafers.map_or("-".into(), |w| w.to_string()),
+                    opt(r.predicted_tokens_per_s_per_user, 1.0, 4),
+                    num(r.published_tokens_per_s_per_user, 4),
+                    opt(r.rel_error, 100.0, 3),
+                    r.role.to_string(),
+                    if r.status == "ok" {
+                        r.source.to_string()
+                    } else {
+                        r.status.clone()
+                    },
+                ]);
+            }
             let ratio_text = match ratio {
                 Some(x) => format!("Spark on the wafer is {}x faster per user than the full model on the rack (published: \"15x\")", num(x, 3)),
                 None => "speed ratio Spark / full: not available until both rows are simulated (published: \"15x\")".into(),
             };
             Ok(format!(
-                "Flagship comparison: closed loop, {} users per replica x {} requests each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\nSources of published figures:\n{}",
+                "Flagship comparison: closed loop, {} users per replica x {} requests each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
                 load.users_per_replica, load.requests_per_user, load.prompt_median_tokens, load.output_median_tokens, load.sigma,
                 t.render(),
-                rows.iter().filter(|r| !r.published_source.is_empty()).map(|r| format!("  {} on {}: {}\n", r.model, r.hardware, r.published_source)).collect::<String>()
+                rows.iter().filter(|r| !r.published_source.is_empty()).map(|r| format!("  {} on {}: {}\n", r.model, r.hardware, r.published_source)).collect::<String>(),
+                refs.render()
             ))
         }
     }
@@ -753,25 +780,42 @@ fn profiles(a: &ProfilesArgs) -> Result<String> {
         ProfilesAction::List => {
             let mut hw = Table::new([
                 "hardware",
-                "gpus",
-                "hbm_gb/gpu",
-                "hbm_tb/s/gpu",
-                "bf16_pflop/s/gpu",
+                "kind",
+                "devices",
+                "memory_gb/device",
+                "memory_tb/s/device",
+                "peak_16bit_pflop/s/device",
                 "description",
             ]);
             let mut json_hw = Vec::new();
             for name in hardware_names() {
                 let h = load_hardware(name, &overrides)?;
-                if let Some(g) = h.gpu() {
-                    hw.row([
-                        h.name.clone(),
-                        g.devices.to_string(),
-                        num(g.hbm_capacity_bytes / 1e9, 4),
-                        num(g.hbm_bandwidth_bytes_per_s / 1e12, 3),
-                        num(g.peak_flops_per_s.bf16 / 1e15, 3),
-                        h.description.clone(),
-                    ]);
-                }
+                let (kind, devices, mem, bw, flops) = match h.kind() {
+                    Some(HardwareKind::Gpu(g)) => (
+                        "gpu (HBM)",
+                        g.devices,
+                        g.hbm_capacity_bytes,
+                        g.hbm_bandwidth_bytes_per_s,
+                        g.peak_flops_per_s.bf16,
+                    ),
+                    Some(HardwareKind::Wafer(w)) => (
+                        "wafer (SRAM)",
+                        w.wafers,
+                        w.sram_capacity_bytes,
+                        w.sram_bandwidth_bytes_per_s,
+                        w.peak_flops_per_s,
+                    ),
+                    None => continue,
+                };
+                hw.row([
+                    h.name.clone(),
+                    kind.to_string(),
+                    devices.to_string(),
+                    num(mem / 1e9, 4),
+                    num(bw / 1e12, 4),
+                    num(flops / 1e15, 4),
+                    h.description.clone(),
+                ]);
                 json_hw.push(json!({"name": h.name, "description": h.description}));
             }
             let mut md = Table::new([

@@ -255,3 +255,121 @@ fn help_describes_every_command() {
     let sim = String::from_utf8(infersim(&["simulate", "--help"]).stdout).unwrap();
     assert!(sim.contains("--trace") && sim.contains("--set") && sim.contains("--format"));
 }
+
+#[test]
+fn wafer_profiles_speak_the_same_json() {
+    let v = json(&[
+        "step",
+        "--hardware",
+        "wse-3",
+        "--model",
+        "llama-3.1-8b",
+        "--format",
+        "json",
+    ]);
+    for k in ["step_s", "tokens_per_s_per_user", "tokens_per_s_total"] {
+        assert!(v[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    assert_eq!(v["placement"]["device"], "wafer");
+    assert_eq!(v["placement"]["weights_in"], "sram");
+    let v = json(&[
+        "simulate",
+        "--hardware",
+        "wse-3",
+        "--model",
+        "llama-3.1-8b",
+        "--rate",
+        "20",
+        "--requests",
+        "100",
+        "--format",
+        "json",
+    ]);
+    for k in ["ttft_s", "tpot_s", "itl_s", "e2e_s"] {
+        assert_dist(&v, k);
+    }
+}
+
+#[test]
+fn launch_rows_come_out_at_their_published_speeds() {
+    for (model, wafers, published) in [("llama-3.1-8b", "1", 1800.0), ("llama-3.1-70b", "4", 450.0)]
+    {
+        let set = format!("hardware.wafer.wafers={wafers}");
+        let v = json(&[
+            "step",
+            "--hardware",
+            "wse-3",
+            "--model",
+            model,
+            "--set",
+            &set,
+            "--context",
+            "1024",
+            "--format",
+            "json",
+        ]);
+        let speed = v["tokens_per_s_per_user"].as_f64().unwrap();
+        assert!(
+            (speed / published - 1.0).abs() < 0.01,
+            "{model}: {speed} vs {published}"
+        );
+    }
+}
+
+#[test]
+fn flagship_compare_reports_the_ratio_the_model_implies() {
+    let v = json(&["compare", "--format", "json"]);
+    let rows = v["rows"].as_array().unwrap();
+    let speed = |model: &str, hw: &str| {
+        rows.iter()
+            .find(|r| r["model"] == model && r["hardware"] == hw)
+            .and_then(|r| r["tokens_per_s_per_user"].as_f64())
+            .unwrap_or_else(|| panic!("{model} on {hw} has no speed: {v}"))
+    };
+    let full = speed("gpt-5.3-codex", "gb200-nvl72");
+    let spark = speed("gpt-5.3-codex-spark", "wse-3");
+    assert!(
+        spark > full,
+        "Spark {spark} tok/s should beat the full model's {full}"
+    );
+    let ratio = v["speed_ratio_spark_over_full"].as_f64().unwrap();
+    assert!((ratio - spark / full).abs() < 1e-9 * ratio);
+    for r in rows {
+        assert_eq!(r["status"], "ok", "{r}");
+    }
+}
+
+#[test]
+fn speculative_decoding_changes_decode_speed_by_its_expected_tokens() {
+    let base = [
+        "step",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--format",
+        "json",
+    ];
+    let plain = json(&base);
+    let spec = json(
+        &[
+            &base[..],
+            &["--draft", "llama-3.2-1b", "--gamma", "4", "--alpha", "0.8"],
+        ]
+        .concat(),
+    );
+    let (p, s) = (
+        plain["step_s"].as_f64().unwrap(),
+        spec["step_s"].as_f64().unwrap(),
+    );
+    // A verification step costs more than a plain step but yields (1 - 0.8^5) / 0.2 tokens.
+    assert!(s > p);
+    let expected = (1.0 - 0.8f64.powi(5)) / 0.2;
+    let per_user = spec["tokens_per_s_per_user"].as_f64().unwrap();
+    assert!((per_user - expected / s).abs() < 1e-9 * per_user);
+    assert!(spec["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["op"] == "draft_model" && o["time_s"].as_f64().unwrap() > 0.0));
+}

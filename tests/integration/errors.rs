@@ -296,3 +296,79 @@ fn bad_workload_flags_are_rejected() {
         &["--tp"],
     );
 }
+
+#[test]
+fn wafer_profile_values_are_checked() {
+    let text = shipped("hardware/wse-3.toml")
+        .replace("sram_capacity_bytes = 44e9", "sram_capacity_bytes = -44e9");
+    let p = temp_file("wafer.toml", &text);
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            p.to_str().unwrap(),
+            "--model",
+            "llama-3.1-8b",
+        ],
+        &["wafer.toml", "wafer.sram_capacity_bytes"],
+    );
+    let both = format!(
+        "{}\n{}",
+        shipped("hardware/h100-sxm.toml"),
+        shipped("hardware/wse-3.toml")
+            .replace("name = \"wse-3\"", "")
+            .replace("description = ", "# ")
+    );
+    let p = temp_file("both.toml", &both);
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            p.to_str().unwrap(),
+            "--model",
+            "llama-3.1-8b",
+        ],
+        &["both [gpu] and [wafer]"],
+    );
+}
+
+#[test]
+fn bad_speculation_is_rejected() {
+    let base = ["step", "--hardware", "h100-sxm", "--model", "llama-3.1-8b"];
+    fails_with(
+        &[&base[..], &["--draft", "llama-3.2-1b", "--alpha", "1.5"]].concat(),
+        &["--alpha", "[0, 1]"],
+    );
+    fails_with(
+        &[
+            &base[..],
+            &["--draft", "llama-3.2-1b", "--alpha", "0.5", "--gamma", "0"],
+        ]
+        .concat(),
+        &["--gamma"],
+    );
+    fails_with(
+        &[&base[..], &["--draft", "llama-3.2-1b"]].concat(),
+        &["--alpha"],
+    );
+    fails_with(
+        &[&base[..], &["--draft", "nope", "--alpha", "0.5"]].concat(),
+        &["unknown model profile \"nope\""],
+    );
+}
+
+#[test]
+fn wafer_tensor_parallelism_is_refused() {
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "wse-3",
+            "--model",
+            "llama-3.1-8b",
+            "--tp",
+            "2",
+        ],
+        &["--tp", "wafers are not tensor-parallel"],
+    );
+}

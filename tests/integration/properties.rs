@@ -1,7 +1,7 @@
 //! Engine invariants over random workloads: conservation, causality, determinism.
 
-use infersim::cost::{ConstantCost, CostModel};
-use infersim::engine::{run, EngineConfig, Loop};
+use infersim::cost::{expected_tokens_per_step, ConstantCost, CostModel};
+use infersim::engine::{run, EngineConfig, Loop, SpecConfig};
 use infersim::workload::RequestSpec;
 use proptest::prelude::*;
 
@@ -29,16 +29,21 @@ proptest! {
         instances in 1u32..4,
         spare_blocks in 0u64..400,
         per_token_us in 0.0f64..50.0,
+        speculative in prop::option::of((1u32..6, 0.0f64..=1.0)),
     ) {
         let cost = ConstantCost { per_step_s: 0.005, per_token_s: per_token_us * 1e-6 };
-        let biggest = specs.iter().map(|s| u64::from(s.prompt_tokens + s.output_tokens)).max().unwrap();
+        let gamma = speculative.map_or(0, |(g, _)| u64::from(g));
+        let biggest = specs.iter().map(|s| u64::from(s.prompt_tokens + s.output_tokens)).max().unwrap() + gamma;
         let cfg = EngineConfig {
             instances,
             kv_tokens_per_instance: (biggest.div_ceil(16) + spare_blocks) * 16,
             max_batch,
             max_batched_tokens: budget,
             block_tokens: 16,
-            speculative: None,
+            speculative: speculative.map(|(gamma, alpha)| SpecConfig {
+                gamma,
+                expected_tokens: expected_tokens_per_step(gamma, alpha),
+            }),
         };
         let out = run(&specs, &cost as &dyn CostModel, cfg, Loop::Open).unwrap();
         prop_assert_eq!(out.requests.len(), specs.len());
@@ -52,8 +57,8 @@ proptest! {
         let gaps: u64 = specs.iter().map(|s| u64::from(s.output_tokens - 1)).sum();
         prop_assert_eq!(out.itl_s.len() as u64, gaps);
         prop_assert!(out.itl_s.iter().all(|g| *g > 0.0));
-        // Without preemption every prompt and output token is computed exactly once.
-        if out.requests.iter().all(|r| r.preemptions == 0) {
+        // Without preemption or speculation every prompt and output token is computed once.
+        if speculative.is_none() && out.requests.iter().all(|r| r.preemptions == 0) {
             let tokens: u64 = specs.iter().map(|s| u64::from(s.prompt_tokens + s.output_tokens - 1)).sum();
             prop_assert_eq!(out.batch_tokens_sum, tokens);
         }
