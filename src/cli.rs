@@ -273,7 +273,7 @@ fn placement_text(p: &Placement) -> String {
     };
     let spill = if p.kv_spill_tokens_per_replica > 0 {
         format!(
-            ", spilling up to {} more to external memory",
+            " (external memory could take {} more with --kv-spill)",
             p.kv_spill_tokens_per_replica
         )
     } else {
@@ -440,6 +440,14 @@ fn step(a: &StepArgs) -> Result<String> {
                     },
                 ),
                 ("KV cache fits", fits_note),
+                (
+                    "KV room holds",
+                    format!(
+                        "{} sequences of {seq_len} tokens, or {} of the model's full {window}-token context",
+                        kv_room / seq_len.max(1),
+                        kv_room / window
+                    ),
+                ),
                 (
                     "step time",
                     format!("{} ms ({}-bound)", ms(step_s), cost.bound().name()),

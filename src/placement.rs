@@ -292,21 +292,20 @@ fn place_gpu(
             ),
         });
     };
-    let max_replicas = devices / p.devices_per_replica;
-    p.replicas = match req.replicas {
-        None => max_replicas,
-        Some(r) if r >= 1 && r <= max_replicas => r,
-        Some(r) => {
-            return Err(Error::arg(
-                "--replicas",
-                format!(
-                    "expected 1 to {max_replicas} ({devices} GPUs / {} per replica), found {r}",
-                    p.devices_per_replica
-                ),
-            ))
-        }
-    };
+    p.replicas = replicas(req, devices / p.devices_per_replica, "GPUs")?;
     Ok(p)
+}
+
+/// The requested number of replicas, or as many as fit.
+fn replicas(req: ParallelRequest, max: u32, devices: &str) -> Result<u32> {
+    match req.replicas {
+        None => Ok(max),
+        Some(r) if r >= 1 && r <= max => Ok(r),
+        Some(r) => Err(Error::arg(
+            "--replicas",
+            format!("expected 1 to {max} (the replicas the system's {devices} hold), found {r}"),
+        )),
+    }
 }
 
 /// Place `model` on a wafer cluster: the fewest wafers (a pipeline by layers) whose SRAM holds
@@ -377,19 +376,7 @@ fn place_wafer(
     } else {
         1
     };
-    let replicas = match req.replicas {
-        None => max_replicas,
-        Some(r) if r >= 1 && r <= max_replicas => r,
-        Some(r) => {
-            return Err(Error::arg(
-                "--replicas",
-                format!(
-                    "expected 1 to {max_replicas} ({} wafers / {pp} per replica), found {r}",
-                    w.wafers
-                ),
-            ))
-        }
-    };
+    let replicas = replicas(req, max_replicas, "wafers")?;
     let sram_tokens = (room / kv_per_token).floor() as u64;
     let external_share = w.external_memory.capacity_bytes / f64::from(replicas)
         - if home == WeightHome::ExternalMemory {

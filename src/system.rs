@@ -194,7 +194,19 @@ impl System {
         s: &ServeSettings,
         mode: Loop,
     ) -> Result<(Outcome, Summary)> {
-        let window = self.model.architecture.context_window_tokens;
+        // A draft must see the whole sequence too.
+        let (window, name) = match &self.speculation {
+            Some(s)
+                if s.draft.architecture.context_window_tokens
+                    < self.model.architecture.context_window_tokens =>
+            {
+                (s.draft.architecture.context_window_tokens, &s.draft.name)
+            }
+            _ => (
+                self.model.architecture.context_window_tokens,
+                &self.model.name,
+            ),
+        };
         if let Some((i, r)) = requests
             .iter()
             .enumerate()
@@ -203,8 +215,8 @@ impl System {
             return Err(Error::arg(
                 "workload",
                 format!(
-                    "request {i} has {} prompt + {} output tokens, more than {}'s context window of {window}",
-                    r.prompt_tokens, r.output_tokens, self.model.name
+                    "request {i} has {} prompt + {} output tokens, more than {name}'s context window of {window}",
+                    r.prompt_tokens, r.output_tokens
                 ),
             ));
         }

@@ -652,62 +652,53 @@ mod speculative_tests {
     use crate::cost::ConstantCost;
     use approx::assert_relative_eq;
 
+    /// One request under speculative decoding at 10 ms per iteration; returns its record and
+    /// the inter-token gaps.
+    fn serve(
+        gamma: u32,
+        expected_tokens: f64,
+        prompt: u32,
+        output: u32,
+    ) -> (RequestRecord, Vec<f64>) {
+        let cfg = EngineConfig {
+            instances: 1,
+            kv_tokens_per_instance: 10_000,
+            max_batch: 8,
+            max_batched_tokens: 2048,
+            block_tokens: 16,
+            speculative: Some(SpecConfig {
+                gamma,
+                expected_tokens,
+            }),
+        };
+        let cost = ConstantCost {
+            per_step_s: 0.010,
+            per_token_s: 0.0,
+        };
+        let spec = RequestSpec {
+            arrival_s: 0.0,
+            prompt_tokens: prompt,
+            output_tokens: output,
+        };
+        let out = run(&[spec], &cost, cfg, Loop::Open).unwrap();
+        (out.requests[0], out.itl_s)
+    }
+
     #[test]
     fn verification_steps_yield_the_expected_tokens() {
         // gamma 1 with every draft accepted: 2 tokens per verification step. Prefill yields token
         // 1 at 10 ms; the other 8 come 2 per step, done at 50 ms; gaps spread to 5 ms each.
-        let cfg = EngineConfig {
-            instances: 1,
-            kv_tokens_per_instance: 10_000,
-            max_batch: 8,
-            max_batched_tokens: 2048,
-            block_tokens: 16,
-            speculative: Some(SpecConfig {
-                gamma: 1,
-                expected_tokens: 2.0,
-            }),
-        };
-        let cost = ConstantCost {
-            per_step_s: 0.010,
-            per_token_s: 0.0,
-        };
-        let spec = RequestSpec {
-            arrival_s: 0.0,
-            prompt_tokens: 100,
-            output_tokens: 9,
-        };
-        let out = run(&[spec], &cost, cfg, Loop::Open).unwrap();
-        assert_relative_eq!(out.requests[0].first_token_s, 0.010, max_relative = 1e-9);
-        assert_relative_eq!(out.requests[0].completion_s, 0.050, max_relative = 1e-9);
-        assert_eq!(out.itl_s.len(), 8);
-        assert!(out.itl_s.iter().all(|g| (g - 0.005).abs() < 1e-9));
+        let (r, itl) = serve(1, 2.0, 100, 9);
+        assert_relative_eq!(r.first_token_s, 0.010, max_relative = 1e-9);
+        assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
+        assert_eq!(itl.len(), 8);
+        assert!(itl.iter().all(|g| (g - 0.005).abs() < 1e-9));
     }
 
     #[test]
     fn fractional_expectations_are_paid_out_exactly_on_average() {
-        // E = 1.75: over 4 steps a sequence receives exactly 7 tokens.
-        let cfg = EngineConfig {
-            instances: 1,
-            kv_tokens_per_instance: 10_000,
-            max_batch: 8,
-            max_batched_tokens: 2048,
-            block_tokens: 16,
-            speculative: Some(SpecConfig {
-                gamma: 2,
-                expected_tokens: 1.75,
-            }),
-        };
-        let cost = ConstantCost {
-            per_step_s: 0.010,
-            per_token_s: 0.0,
-        };
-        let spec = RequestSpec {
-            arrival_s: 0.0,
-            prompt_tokens: 10,
-            output_tokens: 8,
-        };
-        let out = run(&[spec], &cost, cfg, Loop::Open).unwrap();
-        // Prefill (token 1), then 4 verification steps for the other 7.
-        assert_relative_eq!(out.requests[0].completion_s, 0.050, max_relative = 1e-9);
+        // E = 1.75: prefill yields token 1, then 4 verification steps pay out exactly 7 more.
+        let (r, _) = serve(2, 1.75, 10, 8);
+        assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
     }
 }
