@@ -1,5 +1,9 @@
-//! Speed of the cost model (iterations priced per second) and of the engine (requests simulated
-//! per second) on the shipped profiles.
+//! Speed of the cost model (iterations priced per second), of the engine on the reference
+//! workload (requests and token-steps simulated per second), and of a parallel sweep.
+//!
+//! Reference workload: Llama 2 7B on one A100, tensor parallel 1, at most 128 sequences and
+//! 512-token chunks, Poisson arrivals at 4 requests/s, lengths in order from the conversation
+//! trace (cycling), seed 0.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use infersim::cost::Batch;
@@ -7,7 +11,8 @@ use infersim::engine::Loop;
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model};
 use infersim::system::{ServeSettings, System};
-use infersim::workload::{Arrivals, LengthDist, Workload};
+use infersim::workload::{read_trace, Arrivals, LengthDist, RequestSpec, Workload};
+use rayon::prelude::*;
 
 fn system(hw: &str, model: &str) -> System {
     System::new(
@@ -18,50 +23,90 @@ fn system(hw: &str, model: &str) -> System {
     .unwrap()
 }
 
+const SETTINGS: ServeSettings = ServeSettings {
+    max_batch: 128,
+    max_batched_tokens: 512,
+    block_tokens: 16,
+    kv_spill: false,
+};
+
+fn reference_requests(n: usize, rate_per_s: f64) -> Vec<RequestSpec> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/traces/splitwise_conv.csv");
+    let rows = read_trace(std::path::Path::new(path)).unwrap();
+    Workload {
+        requests: n,
+        arrivals: Arrivals::Poisson { rate_per_s },
+        prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
+        output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
+    }
+    .generate(0, 4096)
+    .unwrap()
+}
+
 fn cost_decode_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("cost_decode_step");
     g.throughput(Throughput::Elements(1));
-    for (hw, model) in [("h100-sxm", "llama-3.1-8b"), ("gb200-nvl72", "deepseek-v3")] {
+    for (hw, model) in [
+        ("h100-sxm", "llama-3.1-8b"),
+        ("gb200-nvl72", "deepseek-v3"),
+        ("wse-3", "llama-3.1-8b"),
+    ] {
         let sys = system(hw, model);
         let batch = Batch::decode(64, 4096, sys.batch().window);
-        g.bench_function(BenchmarkId::from_parameter(model), |b| {
+        g.bench_function(BenchmarkId::new(hw, model), |b| {
             b.iter(|| black_box(sys.step(black_box(&batch)).total_s()))
         });
     }
     g.finish();
 }
 
-fn engine_requests(c: &mut Criterion) {
+fn engine_reference(c: &mut Criterion) {
     let sys = system("a100-sxm", "llama-2-7b");
-    let mut g = c.benchmark_group("engine_poisson_a100_llama2_7b");
+    let mut g = c.benchmark_group("engine_reference_requests");
     g.sample_size(10);
-    for n in [1_000usize, 10_000] {
-        let w = Workload {
-            requests: n,
-            arrivals: Arrivals::Poisson { rate_per_s: 4.0 },
-            prompt: LengthDist::LogNormal {
-                median: 1000.0,
-                sigma: 0.8,
-            },
-            output: LengthDist::LogNormal {
-                median: 200.0,
-                sigma: 0.8,
-            },
-        };
-        let reqs = w.generate(0, 4096).unwrap();
-        let settings = ServeSettings {
-            max_batch: 128,
-            max_batched_tokens: 512,
-            block_tokens: 16,
-            kv_spill: false,
-        };
+    for n in [1_000usize, 10_000, 100_000] {
+        let reqs = reference_requests(n, 4.0);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| black_box(sys.simulate(&reqs, &settings, Loop::Open).unwrap().1.steps))
+            b.iter(|| black_box(sys.simulate(&reqs, &SETTINGS, Loop::Open).unwrap().1.steps))
         });
     }
     g.finish();
+    // The same runs counted in token-steps: every token computed by some iteration.
+    let mut g = c.benchmark_group("engine_reference_token_steps");
+    g.sample_size(10);
+    let reqs = reference_requests(10_000, 4.0);
+    let tokens: u64 = reqs
+        .iter()
+        .map(|r| u64::from(r.prompt_tokens + r.output_tokens))
+        .sum();
+    g.throughput(Throughput::Elements(tokens));
+    g.bench_function("10000", |b| {
+        b.iter(|| black_box(sys.simulate(&reqs, &SETTINGS, Loop::Open).unwrap().1.steps))
+    });
+    g.finish();
 }
 
-criterion_group!(benches, cost_decode_step, engine_requests);
+fn sweep_load(c: &mut Criterion) {
+    // 16 load points of 2,000 requests each, run in parallel over the machine's cores.
+    let sys = system("a100-sxm", "llama-2-7b");
+    let points: Vec<Vec<RequestSpec>> = (1..=16)
+        .map(|i| reference_requests(2_000, 0.5 * f64::from(i)))
+        .collect();
+    let mut g = c.benchmark_group("sweep_load_points");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(points.len() as u64));
+    g.bench_function("16x2000_parallel", |b| {
+        b.iter(|| {
+            let out: Vec<u64> = points
+                .par_iter()
+                .map(|reqs| sys.simulate(reqs, &SETTINGS, Loop::Open).unwrap().1.steps)
+                .collect();
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, cost_decode_step, engine_reference, sweep_load);
 criterion_main!(benches);

@@ -23,7 +23,42 @@ pub struct Dist {
     pub p99: f64,
 }
 
+/// R-8 quantile of an ascending slice, the estimator statrs' `quantile` uses: with
+/// `h = (n + 1/3) tau + 1/3`, interpolate between the order statistics around `h`.
+pub fn quantile_sorted(sorted: &[f32], tau: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let h = (n as f64 + 1.0 / 3.0) * tau + 1.0 / 3.0;
+    let lo = h.floor();
+    if lo < 1.0 {
+        return f64::from(sorted[0]);
+    }
+    if lo >= n as f64 {
+        return f64::from(sorted[n - 1]);
+    }
+    let i = lo as usize;
+    let (a, b) = (f64::from(sorted[i - 1]), f64::from(sorted[i]));
+    a + (h - lo) * (b - a)
+}
+
 impl Dist {
+    /// Summarise a large single-precision sample in place (sorted once; no copy).
+    pub fn of_sorted_in_place(values: &mut [f32]) -> Dist {
+        if values.is_empty() {
+            return Dist::of(Vec::new());
+        }
+        values.sort_unstable_by(f32::total_cmp);
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
+        Dist {
+            mean,
+            p50: quantile_sorted(values, 0.5),
+            p90: quantile_sorted(values, 0.9),
+            p99: quantile_sorted(values, 0.99),
+        }
+    }
+
     /// Summarise `values` (consumed: sorted in place by the percentile routine).
     pub fn of(values: Vec<f64>) -> Dist {
         if values.is_empty() {
@@ -105,7 +140,8 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Aggregate a run's outcome; `open_loop` is false for closed-loop runs, which cannot saturate.
-pub fn summarise(out: &Outcome, open_loop: bool) -> Summary {
+/// Sorts `out.itl_s` in place (percentiles without a copy of the run's largest array).
+pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     let r = &out.requests;
     let n = r.len();
     let duration = out.end_s;
@@ -152,7 +188,7 @@ pub fn summarise(out: &Outcome, open_loop: bool) -> Summary {
         throughput_requests_per_s: per_s(n as f64),
         ttft_s: Dist::of(r.iter().map(ttft).collect()),
         tpot_s: Dist::of(tpots),
-        itl_s: Dist::of(out.itl_s.clone()),
+        itl_s: Dist::of_sorted_in_place(&mut out.itl_s),
         e2e_s: Dist::of(r.iter().map(|x| x.completion_s - x.arrival_s).collect()),
         tokens_per_s_per_user: Dist::of(speeds),
         utilisation: if duration > 0.0 {
@@ -194,5 +230,25 @@ mod tests {
             max_relative = 1e-12
         );
         assert!(Dist::of(vec![]).mean.is_nan());
+    }
+
+    #[test]
+    fn in_place_quantiles_agree_with_statrs() {
+        let values: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 * 0.25)
+            .collect();
+        let mut small: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        let a = Dist::of(values);
+        let b = Dist::of_sorted_in_place(&mut small);
+        for (x, y) in [
+            (a.mean, b.mean),
+            (a.p50, b.p50),
+            (a.p90, b.p90),
+            (a.p99, b.p99),
+        ] {
+            approx::assert_relative_eq!(x, y, max_relative = 1e-6);
+        }
+        let mut one = vec![3.0f32];
+        assert_eq!(Dist::of_sorted_in_place(&mut one).p99, 3.0);
     }
 }

@@ -220,8 +220,8 @@ impl System {
                 ),
             ));
         }
-        let out = engine::run(requests, &self.cost, self.engine_config(s), mode)?;
-        let summary = summarise(&out, mode == Loop::Open);
+        let mut out = engine::run(requests, &self.cost, self.engine_config(s), mode)?;
+        let summary = summarise(&mut out, mode == Loop::Open);
         Ok((out, summary))
     }
 }

@@ -76,8 +76,9 @@ pub struct RequestRecord {
 pub struct Outcome {
     /// One record per request, in arrival order.
     pub requests: Vec<RequestRecord>,
-    /// Every gap between consecutive output tokens of a request, s.
-    pub itl_s: Vec<f64>,
+    /// Every gap between consecutive output tokens of a request, s (single precision: one per
+    /// output token, the largest array of a run).
+    pub itl_s: Vec<f32>,
     /// Iterations run.
     pub steps: u64,
     /// Sum over iterations of sequences in the batch.
@@ -285,7 +286,7 @@ impl Engine<'_> {
                 s.first = now;
             } else {
                 // Tokens verified together arrive together; their gaps are spread evenly.
-                let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
+                let gap = (s_from_ns(now - s.last_token) / f64::from(yielded)) as f32;
                 self.out
                     .itl_s
                     .extend(std::iter::repeat_n(gap, yielded as usize));
@@ -547,7 +548,7 @@ mod tests {
         assert_relative_eq!(r.first_token_s, 0.010, max_relative = 1e-9);
         assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
         assert_eq!(out.itl_s.len(), 4);
-        assert!(out.itl_s.iter().all(|g| (g - 0.010).abs() < 1e-9));
+        assert!(out.itl_s.iter().all(|g| (g - 0.010).abs() < 1e-7));
         assert_eq!(out.steps, 5);
     }
 
@@ -692,7 +693,7 @@ mod speculative_tests {
         assert_relative_eq!(r.first_token_s, 0.010, max_relative = 1e-9);
         assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
         assert_eq!(itl.len(), 8);
-        assert!(itl.iter().all(|g| (g - 0.005).abs() < 1e-9));
+        assert!(itl.iter().all(|g| (g - 0.005).abs() < 1e-7));
     }
 
     #[test]

@@ -373,3 +373,32 @@ fn speculative_decoding_changes_decode_speed_by_its_expected_tokens() {
         .iter()
         .any(|o| o["op"] == "draft_model" && o["time_s"].as_f64().unwrap() > 0.0));
 }
+
+#[test]
+fn reference_workload_is_identical_run_to_run() {
+    // The 100,000-request reference workload of the README's speed section.
+    let args = [
+        "simulate",
+        "--hardware",
+        "a100-sxm",
+        "--model",
+        "llama-2-7b",
+        "--rate",
+        "4",
+        "--requests",
+        "100000",
+        "--lengths-from",
+        "traces/splitwise_conv.csv",
+        "--max-batch",
+        "128",
+        "--chunk",
+        "512",
+        "--format",
+        "json",
+    ];
+    let (a, b) = (infersim(&args), infersim(&args));
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout);
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(v["requests"], 100_000);
+}
