@@ -660,7 +660,7 @@ mod speculative_tests {
         expected_tokens: f64,
         prompt: u32,
         output: u32,
-    ) -> (RequestRecord, Vec<f64>) {
+    ) -> (RequestRecord, Vec<f32>) {
         let cfg = EngineConfig {
             instances: 1,
             kv_tokens_per_instance: 10_000,
