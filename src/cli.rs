@@ -15,6 +15,7 @@ use crate::profile::catalog::{hardware_names, model_names, profile_text};
 use crate::profile::{load_hardware, load_model, HardwareKind, Override};
 use crate::report::{key_values, ms, num, Format, Table};
 use crate::system::{ServeSettings, Speculation, System};
+use crate::validate;
 use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
 
 const ABOUT: &str =
@@ -48,6 +49,17 @@ enum Command {
     Compare(CompareArgs),
     /// List, show or check hardware and model profiles.
     Profiles(ProfilesArgs),
+    /// Predict every published figure in the reference set and report the errors.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// Reference rows to check [default: the shipped reference/published.toml].
+    #[arg(long, value_name = "FILE")]
+    reference: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +273,7 @@ pub fn run() -> Result<String> {
         Command::Simulate(a) => simulate(&a),
         Command::Compare(a) => compare_cmd(&a),
         Command::Profiles(a) => profiles(&a),
+        Command::Validate(a) => validate_cmd(&a),
     }
 }
 
@@ -693,7 +706,7 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
         .find(|r| r.model == "gpt-5.3-codex-spark")
         .and_then(|r| r.tokens_per_s_per_user);
     let ratio = flagship.zip(spark).map(|(f, s)| s / f);
-    let references = compare::wafer_references(&overrides);
+    let references = compare::wafer_references(&overrides)?;
     match a.common.format {
         Format::Json => {
             let v = json!({
@@ -709,7 +722,7 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                 })).collect::<Vec<_>>(),
                 "speed_ratio_spark_over_full": ratio,
                 "published_speed_ratio": 15.0,
-                "wafer_reference_rows": references,
+                "wafer_reference_rows": references.iter().map(|(r, _)| r).collect::<Vec<_>>(),
             });
             Ok(pretty(&v))
         }
@@ -744,27 +757,17 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                 return Ok(t.csv());
             }
             let mut refs = Table::new([
-                "model",
-                "wafers",
-                "predicted_tok/s",
-                "published_tok/s",
-                "error_%",
-                "role",
-                "source",
+                "model", "row", "predicted_tok/s", "published_tok/s", "error_%", "role", "source",
             ]);
-            for r in &references {
+            for (r, row) in &references {
                 refs.row([
                     r.model.clone(),
-                    r.wafers.map_or("-".into(), |w| w.to_string()),
-                    opt(r.predicted_tokens_per_s_per_user, 1.0, 4),
-                    num(r.published_tokens_per_s_per_user, 4),
-                    opt(r.rel_error, 100.0, 3),
-                    r.role.to_string(),
-                    if r.status == "ok" {
-                        r.source.to_string()
-                    } else {
-                        r.status.clone()
-                    },
+                    r.id.clone(),
+                    num(r.predicted, 4),
+                    num(r.published, 4),
+                    num(100.0 * r.rel_error, 3),
+                    if r.fitted { "fitted" } else { "prediction" }.to_string(),
+                    if r.status == "ok" { row.source.clone() } else { r.status.clone() },
                 ]);
             }
             let ratio_text = match ratio {
@@ -945,4 +948,62 @@ fn is_hardware_file(path: &str) -> bool {
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
         .is_some_and(|t| t.contains_key("gpu") || t.contains_key("wafer"))
+}
+
+fn validate_cmd(a: &ValidateArgs) -> Result<String> {
+    let overrides = a.common.overrides()?;
+    let rows = match &a.reference {
+        None => validate::parse("reference/published.toml", validate::SHIPPED)?,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            validate::parse(&p.display().to_string(), &text)?
+        }
+    };
+    let results = validate::run(&rows, &overrides);
+    let summary = validate::summarise(&results);
+    match a.common.format {
+        Format::Json => Ok(pretty(&json!({
+            "rows": results.iter().map(|r| json!({
+                "id": r.id, "family": r.family, "hardware": r.hardware, "model": r.model,
+                "metric": r.metric, "predicted": r.predicted, "published": r.published,
+                "rel_error": r.rel_error, "tolerance": r.tolerance, "fitted": r.fitted,
+                "status": r.status,
+            })).collect::<Vec<_>>(),
+            "summary": summary,
+        }))),
+        Format::Csv | Format::Table => {
+            let mut t = Table::new([
+                "family", "id", "metric", "predicted", "published", "error_%", "tolerance_%", "role", "status",
+            ]);
+            let mut sorted: Vec<&validate::RowResult> = results.iter().collect();
+            sorted.sort_by(|x, y| x.family.cmp(&y.family));
+            for r in sorted {
+                t.row([
+                    r.family.clone(),
+                    r.id.clone(),
+                    r.metric.name().to_string(),
+                    num(r.predicted, 4),
+                    num(r.published, 4),
+                    num(100.0 * r.rel_error, 3),
+                    num(100.0 * r.tolerance, 3),
+                    if r.fitted { "fitted" } else { "prediction" }.to_string(),
+                    r.status.clone(),
+                ]);
+            }
+            if a.common.format == Format::Csv {
+                return Ok(t.csv());
+            }
+            Ok(format!(
+                "{}\n{} rows predicted; median |error| {}% (rows not fitted to: {}%), max |error| {}%\n",
+                t.render(),
+                summary.n,
+                num(100.0 * summary.median_abs_rel_error, 3),
+                num(100.0 * summary.median_abs_rel_error_unfitted, 3),
+                num(100.0 * summary.max_abs_rel_error, 3)
+            ))
+        }
+    }
 }

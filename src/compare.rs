@@ -214,106 +214,15 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<Compare
         .collect()
 }
 
-/// A published single-user speed on wafers.
-#[derive(Debug, Clone, Copy)]
-pub struct WaferReference {
-    /// Shipped model profile (served at its profile precision).
-    pub model: &'static str,
-    /// Published per-user tokens/s.
-    pub published_tokens_per_s_per_user: f64,
-    /// True for the rows `hardware/wse-3.toml` was fitted to.
-    pub fitted: bool,
-    /// Source and conditions.
-    pub source: &'static str,
-}
-
-/// Published Cerebras speeds (reference/published.md section 3).
-pub const WAFER_REFERENCES: &[WaferReference] = &[
-    WaferReference {
-        model: "llama-3.1-8b",
-        published_tokens_per_s_per_user: 1800.0,
-        fitted: true,
-        source: "1 CS-3, 16-bit, Cerebras launch blog 2024-08-27 [P]",
-    },
-    WaferReference {
-        model: "llama-3.1-70b",
-        published_tokens_per_s_per_user: 450.0,
-        fitted: true,
-        source: "4 CS-3, 16-bit, Cerebras launch blog 2024-08-27 [P]",
-    },
-    WaferReference {
-        model: "llama-3.1-405b",
-        published_tokens_per_s_per_user: 969.0,
-        fitted: false,
-        source: "systems and precision unconfirmed, after speculative decoding arrived; Tom's Hardware 2024-11-20 [S]",
-    },
-    WaferReference {
-        model: "gpt-oss-120b",
-        published_tokens_per_s_per_user: 1844.0,
-        fitted: false,
-        source: "Artificial Analysis measurement (Cerebras catalog says ~3,000) [S]",
-    },
-    WaferReference {
-        model: "qwen3-235b-a22b",
-        published_tokens_per_s_per_user: 1500.0,
-        fitted: false,
-        source: "Cerebras inference docs, 131k context [P]",
-    },
-];
-
-/// Predicted single-sequence speed against a published wafer figure.
-#[derive(Debug, Clone, Serialize)]
-pub struct WaferReferenceRow {
-    /// Model profile.
-    pub model: String,
-    /// Wafers the placement uses (the fewest whose SRAM holds the weights).
-    pub wafers: Option<u32>,
-    /// Predicted tokens/s for one sequence at a 1024-token context.
-    pub predicted_tokens_per_s_per_user: Option<f64>,
-    /// Published tokens/s per user.
-    pub published_tokens_per_s_per_user: f64,
-    /// predicted / published - 1.
-    pub rel_error: Option<f64>,
-    /// `fitted` (the profile was fitted to this row) or `prediction`.
-    pub role: &'static str,
-    /// Source and conditions of the published figure.
-    pub source: &'static str,
-    /// `ok` or why there is no prediction.
-    pub status: String,
-}
-
-/// Single-sequence decode speed on `wse-3` for each published wafer figure, in a cluster large
-/// enough for every model (the placement takes the fewest wafers that hold the weights).
-pub fn wafer_references(overrides: &[Override]) -> Vec<WaferReferenceRow> {
-    WAFER_REFERENCES
-        .iter()
-        .map(|r| {
-            let predicted = (|| -> Result<(u32, f64)> {
-                let mut sets = vec![Override::parse("hardware.wafer.wafers=64")?];
-                sets.extend_from_slice(overrides);
-                let sys = System::new(
-                    load_hardware("wse-3", &sets)?,
-                    load_model(r.model, &sets)?,
-                    ParallelRequest::default(),
-                )?;
-                let mut b = sys.batch();
-                b.push_sequence(1, 1024, true, true);
-                Ok((sys.placement.pp, 1.0 / sys.step(&b).total_s()))
-            })();
-            let (wafers, speed, status) = match predicted {
-                Ok((w, s)) => (Some(w), Some(s), "ok".to_string()),
-                Err(e) => (None, None, e.to_string()),
-            };
-            WaferReferenceRow {
-                model: r.model.into(),
-                wafers,
-                predicted_tokens_per_s_per_user: speed,
-                published_tokens_per_s_per_user: r.published_tokens_per_s_per_user,
-                rel_error: speed.map(|s| s / r.published_tokens_per_s_per_user - 1.0),
-                role: if r.fitted { "fitted" } else { "prediction" },
-                source: r.source,
-                status,
-            }
-        })
-        .collect()
+/// The reference rows measured on wafers (`reference/published.toml`), predicted: the rows
+/// `hardware/wse-3.toml` was fitted to and the predictions beside them.
+pub fn wafer_references(
+    overrides: &[Override],
+) -> Result<Vec<(crate::validate::RowResult, crate::validate::ReferenceRow)>> {
+    let rows: Vec<_> = crate::validate::parse("reference/published.toml", crate::validate::SHIPPED)?
+        .into_iter()
+        .filter(|r| r.hardware == "wse-3")
+        .collect();
+    let results = crate::validate::run(&rows, overrides);
+    Ok(results.into_iter().zip(rows).collect())
 }

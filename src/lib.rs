@@ -43,6 +43,7 @@ pub mod placement;
 pub mod profile;
 pub mod report;
 pub mod system;
+pub mod validate;
 pub mod workload;
 
 pub use error::{Error, Result};
