@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::calibrate;
 use crate::compare::{self, CompareLoad};
 use crate::cost::{OpKind, StepCost};
 use crate::engine::Loop;
@@ -51,6 +52,30 @@ enum Command {
     Profiles(ProfilesArgs),
     /// Predict every published figure in the reference set and report the errors.
     Validate(ValidateArgs),
+    /// Fit a hardware profile's free parameters to reference rows; report leave-one-out error.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    /// Hardware profile whose reference rows are fitted (rows with this `hardware`).
+    #[arg(long)]
+    hardware: String,
+    /// Free parameter and its physical range, e.g.
+    /// hardware.gpu.overheads.kernel_s=0:2e-5 (repeatable).
+    #[arg(long = "param", value_name = "PATH=MIN:MAX", required = true)]
+    params: Vec<String>,
+    /// Only these row ids (comma-separated) [default: every row on --hardware].
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<String>,
+    /// Reference rows [default: the shipped reference/published.toml].
+    #[arg(long, value_name = "FILE")]
+    reference: Option<PathBuf>,
+    /// Write the profile with the fitted values (comments kept) to this file.
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +299,7 @@ pub fn run() -> Result<String> {
         Command::Compare(a) => compare_cmd(&a),
         Command::Profiles(a) => profiles(&a),
         Command::Validate(a) => validate_cmd(&a),
+        Command::Calibrate(a) => calibrate_cmd(&a),
     }
 }
 
@@ -757,7 +783,13 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                 return Ok(t.csv());
             }
             let mut refs = Table::new([
-                "model", "row", "predicted_tok/s", "published_tok/s", "error_%", "role", "source",
+                "model",
+                "row",
+                "predicted_tok/s",
+                "published_tok/s",
+                "error_%",
+                "role",
+                "source",
             ]);
             for (r, row) in &references {
                 refs.row([
@@ -767,7 +799,11 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                     num(r.published, 4),
                     num(100.0 * r.rel_error, 3),
                     if r.fitted { "fitted" } else { "prediction" }.to_string(),
-                    if r.status == "ok" { row.source.clone() } else { r.status.clone() },
+                    if r.status == "ok" {
+                        row.source.clone()
+                    } else {
+                        r.status.clone()
+                    },
                 ]);
             }
             let ratio_text = match ratio {
@@ -950,6 +986,101 @@ fn is_hardware_file(path: &str) -> bool {
         .is_some_and(|t| t.contains_key("gpu") || t.contains_key("wafer"))
 }
 
+fn reference_rows(path: &Option<PathBuf>) -> Result<Vec<validate::ReferenceRow>> {
+    match path {
+        None => validate::parse("reference/published.toml", validate::SHIPPED),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            validate::parse(&p.display().to_string(), &text)
+        }
+    }
+}
+
+fn calibrate_cmd(a: &CalibrateArgs) -> Result<String> {
+    let params = a
+        .params
+        .iter()
+        .map(|p| calibrate::Param::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<_> = reference_rows(&a.reference)?
+        .into_iter()
+        .filter(|r| r.hardware == a.hardware && (a.rows.is_empty() || a.rows.contains(&r.id)))
+        .collect();
+    // Start from the profile's own values.
+    let (label, text) = profile_text("hardware", &a.hardware)?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Parse {
+        file: label.clone(),
+        message: e.to_string(),
+    })?;
+    let start = params
+        .iter()
+        .map(|p| {
+            let mut v = &toml::Value::Table(table.clone());
+            for k in p.path.split('.').skip(1) {
+                v = v.get(k).ok_or_else(|| {
+                    Error::arg("--param", format!("{} is not a field of {label}", p.path))
+                })?;
+            }
+            v.as_float()
+                .or_else(|| v.as_integer().map(|i| i as f64))
+                .ok_or_else(|| Error::arg("--param", format!("{} is not a number", p.path)))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    let c = calibrate::calibrate(&rows, &params, &start)?;
+    if let Some(out) = &a.write {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let note = format!("fitted by infersim calibrate to rows {}", ids.join(", "));
+        let new = calibrate::write_values(&text, &params, &c.values, &note)?;
+        std::fs::write(out, new).map_err(|source| Error::Io {
+            path: out.display().to_string(),
+            source,
+        })?;
+    }
+    match a.common.format {
+        Format::Json => Ok(pretty(&json!(c))),
+        Format::Csv | Format::Table => {
+            let mut pt = Table::new(["parameter", "start", "fitted", "min", "max"]);
+            for ((p, v), s0) in c.params.iter().zip(&c.values).zip(&start) {
+                pt.row([
+                    p.path.clone(),
+                    format!("{s0:.4e}"),
+                    format!("{v:.4e}"),
+                    format!("{:e}", p.min),
+                    format!("{:e}", p.max),
+                ]);
+            }
+            let mut rt = Table::new([
+                "row",
+                "published",
+                "fitted_prediction",
+                "fitted_error_%",
+                "leave_one_out_error_%",
+            ]);
+            for r in &c.rows {
+                rt.row([
+                    r.id.clone(),
+                    num(r.published, 4),
+                    num(r.fitted_prediction, 4),
+                    num(100.0 * r.fitted_rel_error, 3),
+                    num(100.0 * r.loo_rel_error, 3),
+                ]);
+            }
+            if a.common.format == Format::Csv {
+                return Ok(format!("{}\n{}", pt.csv(), rt.csv()));
+            }
+            Ok(format!(
+                "{}\n{}\nmedian |leave-one-out error|: {}%\n",
+                pt.render(),
+                rt.render(),
+                num(100.0 * c.median_abs_loo_rel_error, 3)
+            ))
+        }
+    }
+}
+
 fn validate_cmd(a: &ValidateArgs) -> Result<String> {
     let overrides = a.common.overrides()?;
     let rows = match &a.reference {
@@ -976,7 +1107,15 @@ fn validate_cmd(a: &ValidateArgs) -> Result<String> {
         }))),
         Format::Csv | Format::Table => {
             let mut t = Table::new([
-                "family", "id", "metric", "predicted", "published", "error_%", "tolerance_%", "role", "status",
+                "family",
+                "id",
+                "metric",
+                "predicted",
+                "published",
+                "error_%",
+                "tolerance_%",
+                "role",
+                "status",
             ]);
             let mut sorted: Vec<&validate::RowResult> = results.iter().collect();
             sorted.sort_by(|x, y| x.family.cmp(&y.family));

@@ -219,10 +219,11 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<Compare
 pub fn wafer_references(
     overrides: &[Override],
 ) -> Result<Vec<(crate::validate::RowResult, crate::validate::ReferenceRow)>> {
-    let rows: Vec<_> = crate::validate::parse("reference/published.toml", crate::validate::SHIPPED)?
-        .into_iter()
-        .filter(|r| r.hardware == "wse-3")
-        .collect();
+    let rows: Vec<_> =
+        crate::validate::parse("reference/published.toml", crate::validate::SHIPPED)?
+            .into_iter()
+            .filter(|r| r.hardware == "wse-3")
+            .collect();
     let results = crate::validate::run(&rows, overrides);
     Ok(results.into_iter().zip(rows).collect())
 }

@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod cli;
 pub mod compare;
 pub mod cost;

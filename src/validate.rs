@@ -200,10 +200,17 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<ReferenceRow>> {
         if seen.insert(r.id.clone(), ()).is_some() {
             return Err(Error::Invalid {
                 file: label.into(),
-                problems: vec![crate::error::Problem::new(format!("row {}", r.id), "duplicate id")],
+                problems: vec![crate::error::Problem::new(
+                    format!("row {}", r.id),
+                    "duplicate id",
+                )],
             });
         }
-        if !(r.published.is_finite() && r.published > 0.0 && r.tolerance.is_finite() && r.tolerance > 0.0) {
+        if !(r.published.is_finite()
+            && r.published > 0.0
+            && r.tolerance.is_finite()
+            && r.tolerance > 0.0)
+        {
             return Err(Error::Invalid {
                 file: label.into(),
                 problems: vec![crate::error::Problem::new(
@@ -218,7 +225,11 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<ReferenceRow>> {
 
 /// Build the system a row describes, with extra `overrides` applied after the row's own.
 pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> {
-    let mut sets = row.sets.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>>>()?;
+    let mut sets = row
+        .sets
+        .iter()
+        .map(|s| Override::parse(s))
+        .collect::<Result<Vec<_>>>()?;
     sets.extend_from_slice(overrides);
     let speculation = match &row.speculative {
         Some(s) => Some(Speculation {
@@ -278,35 +289,64 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
             let mut b = sys.batch();
             b.push_sequence(1, *context_tokens, true, true);
             let step_s = sys.step(&b).total_s();
-            let yielded = sys.speculation.as_ref().map_or(1.0, Speculation::expected_tokens);
+            let yielded = sys
+                .speculation
+                .as_ref()
+                .map_or(1.0, Speculation::expected_tokens);
             let per_user = yielded / step_s;
             Ok(match row.metric {
                 Metric::TokensPerSPerUser => per_user,
                 Metric::TpotMeanS => 1.0 / per_user,
-                other => {
-                    return Err(Error::arg(
-                        format!("row {}", row.id),
-                        format!("a single_stream scenario measures per-user speed or TPOT, not {other:?}"),
-                    ))
-                }
+                other => return Err(Error::arg(
+                    format!("row {}", row.id),
+                    format!(
+                        "a single_stream scenario measures per-user speed or TPOT, not {other:?}"
+                    ),
+                )),
             })
         }
-        Scenario::Offline { prompt_tokens, output_tokens, requests } => {
-            let w = fixed(*prompt_tokens, *output_tokens, *requests, Arrivals::AllAtOnce);
+        Scenario::Offline {
+            prompt_tokens,
+            output_tokens,
+            requests,
+        } => {
+            let w = fixed(
+                *prompt_tokens,
+                *output_tokens,
+                *requests,
+                Arrivals::AllAtOnce,
+            );
             let reqs = w.generate(0, window)?;
             let (_, s) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
             Ok(pick(row.metric, &s))
         }
-        Scenario::Server { prompt_tokens, output_tokens, requests, ttft_limit_s, tpot_limit_s } => {
+        Scenario::Server {
+            prompt_tokens,
+            output_tokens,
+            requests,
+            ttft_limit_s,
+            tpot_limit_s,
+        } => {
             let run = |rate: f64| -> Result<Summary> {
-                let w = fixed(*prompt_tokens, *output_tokens, *requests, Arrivals::Poisson { rate_per_s: rate });
+                let w = fixed(
+                    *prompt_tokens,
+                    *output_tokens,
+                    *requests,
+                    Arrivals::Poisson { rate_per_s: rate },
+                );
                 let reqs = w.generate(0, window)?;
                 Ok(sys.simulate(&reqs, &settings(row), Loop::Open)?.1)
             };
             // Upper bracket: the offline request rate can never be met with latency limits.
             let offline = {
-                let w = fixed(*prompt_tokens, *output_tokens, *requests, Arrivals::AllAtOnce);
-                sys.simulate(&w.generate(0, window)?, &settings(row), Loop::Open)?.1
+                let w = fixed(
+                    *prompt_tokens,
+                    *output_tokens,
+                    *requests,
+                    Arrivals::AllAtOnce,
+                );
+                sys.simulate(&w.generate(0, window)?, &settings(row), Loop::Open)?
+                    .1
             };
             let mut hi = offline.throughput_requests_per_s * 1.5;
             let mut lo = hi / 1e4;
@@ -381,7 +421,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Summary over the rows with a prediction.
 pub fn summarise(results: &[RowResult]) -> ValidationSummary {
-    let errs: Vec<f64> = results.iter().filter(|r| r.rel_error.is_finite()).map(|r| r.rel_error.abs()).collect();
+    let errs: Vec<f64> = results
+        .iter()
+        .filter(|r| r.rel_error.is_finite())
+        .map(|r| r.rel_error.abs())
+        .collect();
     let unfitted: Vec<f64> = results
         .iter()
         .filter(|r| r.rel_error.is_finite() && !r.fitted)
