@@ -54,7 +54,7 @@ impl Param {
         })
     }
 
-    fn to_unit(&self, x: f64) -> f64 {
+    fn unit_of(&self, x: f64) -> f64 {
         if self.min > 0.0 {
             (x.ln() - self.min.ln()) / (self.max.ln() - self.min.ln())
         } else {
@@ -62,7 +62,7 @@ impl Param {
         }
     }
 
-    fn from_unit(&self, u: f64) -> f64 {
+    fn value_at(&self, u: f64) -> f64 {
         let u = u.clamp(0.0, 1.0);
         if self.min > 0.0 {
             (self.min.ln() + u * (self.max.ln() - self.min.ln())).exp()
@@ -113,10 +113,10 @@ pub fn fit(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> (Vec<f64>,
     let mut u: Vec<f64> = params
         .iter()
         .zip(start)
-        .map(|(p, &x)| p.to_unit(x.clamp(p.min, p.max)))
+        .map(|(p, &x)| p.unit_of(x.clamp(p.min, p.max)))
         .collect();
     let values =
-        |u: &[f64]| -> Vec<f64> { params.iter().zip(u).map(|(p, &x)| p.from_unit(x)).collect() };
+        |u: &[f64]| -> Vec<f64> { params.iter().zip(u).map(|(p, &x)| p.value_at(x)).collect() };
     let mut best = loss(rows, params, &values(&u));
     for _round in 0..200 {
         let before = best;

@@ -297,12 +297,14 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
             Ok(match row.metric {
                 Metric::TokensPerSPerUser => per_user,
                 Metric::TpotMeanS => 1.0 / per_user,
-                other => return Err(Error::arg(
-                    format!("row {}", row.id),
-                    format!(
+                other => {
+                    return Err(Error::arg(
+                        format!("row {}", row.id),
+                        format!(
                         "a single_stream scenario measures per-user speed or TPOT, not {other:?}"
                     ),
-                )),
+                    ))
+                }
             })
         }
         Scenario::Offline {

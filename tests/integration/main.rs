@@ -3,6 +3,7 @@
 mod cli;
 mod errors;
 mod properties;
+mod validate;
 
 use std::process::{Command, Output};
 
