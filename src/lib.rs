@@ -39,6 +39,7 @@ pub mod compare;
 pub mod cost;
 pub mod engine;
 pub mod error;
+pub mod infer;
 pub mod metrics;
 pub mod placement;
 pub mod profile;

@@ -402,3 +402,41 @@ fn reference_workload_is_identical_run_to_run() {
     let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     assert_eq!(v["requests"], 100_000);
 }
+
+#[test]
+fn calibrate_and_infer_run_end_to_end() {
+    let v = json(&[
+        "calibrate",
+        "--hardware",
+        "wse-3",
+        "--format",
+        "json",
+        "--param",
+        "hardware.wafer.efficiency.compute=0.001:0.5",
+        "--param",
+        "hardware.wafer.fabric_hop_latency_s=1e-10:1e-7",
+        "--rows",
+        "cerebras-llama3.1-8b-1xcs3,cerebras-llama3.1-70b-4xcs3,cerebras-gpt-oss-120b-aa-1",
+    ]);
+    assert_eq!(v["values"].as_array().unwrap().len(), 2);
+    assert!(v["rows"][0]["loo_rel_error"].is_number());
+    let v = json(&[
+        "infer",
+        "--hardware",
+        "wse-3",
+        "--model",
+        "gpt-5.3-codex-spark",
+        "--tokens-per-s",
+        "1000",
+        "--set",
+        "hardware.wafer.wafers=64",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        v["inference"]["uncorrected"]["active_params"]
+            .as_f64()
+            .unwrap()
+            > 1e9
+    );
+}

@@ -1,0 +1,287 @@
+//! The inverse problem: which model sizes are consistent with a published speed?
+//!
+//! A template profile (what is known of the model: dense or MoE, attention, precision, context) is
+//! scaled along chosen width fields by a factor `s`; the factor whose predicted per-user speed
+//! equals the published one is found by bisection (speed falls as the model grows). The
+//! simulator's own error on the hardware family, the spread of `ln(predicted / published)` over
+//! the reference rows not fitted to (a normal fit, statrs), turns into a range: the true model is
+//! the one whose prediction would be the published speed times that error.
+
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use crate::compare::CompareLoad;
+use crate::engine::Loop;
+use crate::error::{Error, Result};
+use crate::placement::ParallelRequest;
+use crate::profile::{HardwareProfile, ModelProfile};
+use crate::system::{ServeSettings, System};
+use crate::workload::{Arrivals, LengthDist, Workload};
+
+/// Under what conditions the published speed was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// One sequence decoding after `context` cached tokens.
+    SingleStream {
+        /// Cached tokens.
+        context: u64,
+    },
+    /// The `compare` load: a closed loop of users per replica (median per-user speed).
+    CompareLoad,
+}
+
+/// The template scaled by `s` along `paths` (integer fields, rounded, at least 1).
+pub fn scaled(template: &ModelProfile, paths: &[String], s: f64) -> Result<ModelProfile> {
+    let mut v = toml::Value::try_from(template).map_err(|e| Error::arg("infer", e.to_string()))?;
+    for p in paths {
+        let mut cur = &mut v;
+        for k in p.split('.') {
+            cur = cur.get_mut(k).ok_or_else(|| {
+                Error::arg(
+                    "--scale",
+                    format!("{p} is not a field of {}", template.name),
+                )
+            })?;
+        }
+        let x = cur
+            .as_integer()
+            .ok_or_else(|| Error::arg("--scale", format!("{p} is not a whole-number field")))?;
+        *cur = toml::Value::Integer(((x as f64 * s).round() as i64).max(1));
+    }
+    let m: ModelProfile = v
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::arg("infer", e.to_string()))?;
+    let problems = m.validate();
+    if !problems.is_empty() {
+        return Err(Error::Invalid {
+            file: format!("{} scaled by {s:.3}", template.name),
+            problems,
+        });
+    }
+    Ok(m)
+}
+
+/// Predicted per-user speed of `model` on `hw`, or None if it does not fit.
+pub fn speed(hw: &HardwareProfile, model: &ModelProfile, cond: Condition) -> Option<f64> {
+    let sys = System::new(hw.clone(), model.clone(), ParallelRequest::default()).ok()?;
+    match cond {
+        Condition::SingleStream { context } => {
+            let mut b = sys.batch();
+            b.push_sequence(1, context, true, true);
+            Some(1.0 / sys.step(&b).total_s())
+        }
+        Condition::CompareLoad => {
+            let load = CompareLoad::default();
+            let p = &sys.placement;
+            let users = load.users_per_replica * p.replicas * p.lanes;
+            let w = Workload {
+                requests: (users * load.requests_per_user) as usize,
+                arrivals: Arrivals::AllAtOnce,
+                prompt: LengthDist::LogNormal {
+                    median: load.prompt_median_tokens,
+                    sigma: load.sigma,
+                },
+                output: LengthDist::LogNormal {
+                    median: load.output_median_tokens,
+                    sigma: load.sigma,
+                },
+            };
+            let reqs = w
+                .generate(0, model.architecture.context_window_tokens)
+                .ok()?;
+            let (_, s) = sys
+                .simulate(
+                    &reqs,
+                    &ServeSettings::default(),
+                    Loop::Closed { concurrency: users },
+                )
+                .ok()?;
+            Some(s.tokens_per_s_per_user.p50)
+        }
+    }
+}
+
+/// One solution: the scale factor and the model it describes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Solution {
+    /// Target per-user speed the model was solved for, tokens/s.
+    pub target_tokens_per_s: f64,
+    /// Scale factor on the template's widths.
+    pub scale: f64,
+    /// Total parameters.
+    pub total_params: f64,
+    /// Parameters active per token.
+    pub active_params: f64,
+    /// Weight bytes at the profile's precision.
+    pub weight_bytes: f64,
+    /// Devices (GPUs or wafers) one replica needs.
+    pub devices_per_replica: u32,
+}
+
+/// The answer: central estimate and a range from the simulator's error spread.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inference {
+    /// Published speed.
+    pub published_tokens_per_s: f64,
+    /// Solution taking the published speed at face value (absent when out of reach).
+    pub uncorrected: Option<Solution>,
+    /// Why a solution is out of reach, if one is.
+    pub note: Option<String>,
+    /// Estimate taking the simulator's mean error into account (absent when out of reach).
+    pub central: Option<Solution>,
+    /// 10th-90th percentile range (the slower-predicting end gives the larger model).
+    pub low: Option<Solution>,
+    /// See `low`.
+    pub high: Option<Solution>,
+    /// Mean and standard deviation of ln(predicted / published) used, if any.
+    pub error_model: Option<(f64, f64)>,
+}
+
+fn solve(
+    hw: &HardwareProfile,
+    t: &ModelProfile,
+    paths: &[String],
+    cond: Condition,
+    target: f64,
+) -> Result<Solution> {
+    let at = |s: f64| -> Result<Option<f64>> { Ok(speed(hw, &scaled(t, paths, s)?, cond)) };
+    let (mut lo, mut hi) = (1.0 / 64.0, 64.0);
+    match at(lo)? {
+        Some(v) if v >= target => {}
+        _ => {
+            return Err(Error::arg(
+                "infer",
+                format!("even the template scaled by {lo} is slower than {target:.1} tokens/s (or does not fit)"),
+            ))
+        }
+    }
+    for _ in 0..60 {
+        let mid = (lo * hi).sqrt();
+        match at(mid)? {
+            Some(v) if v >= target => lo = mid,
+            _ => hi = mid,
+        }
+        if hi / lo < 1.0005 {
+            break;
+        }
+    }
+    let m = scaled(t, paths, lo)?;
+    // A bisection that ended where the model stops fitting found a boundary, not a solution.
+    let reached = speed(hw, &m, cond).unwrap_or(0.0);
+    if (reached / target - 1.0).abs() > 0.02 {
+        return Err(Error::arg(
+            "infer",
+            format!(
+                "no model of this family runs at {target:.1} tokens/s here: the largest that fits (scale {lo:.3}, {:.3e} parameters) still runs at {reached:.1}",
+                m.dims().total_params
+            ),
+        ));
+    }
+    let sys = System::new(hw.clone(), m.clone(), ParallelRequest::default())?;
+    let d = m.dims();
+    Ok(Solution {
+        target_tokens_per_s: target,
+        scale: lo,
+        total_params: d.total_params,
+        active_params: d.active_params,
+        weight_bytes: m.weight_bytes(),
+        devices_per_replica: sys.placement.devices_per_replica,
+    })
+}
+
+/// Solve for the template scale matching `published`, with a range from `errors`
+/// (`ln(predicted / published)` of reference rows on this hardware family; two or more needed).
+pub fn infer(
+    hw: &HardwareProfile,
+    template: &ModelProfile,
+    paths: &[String],
+    cond: Condition,
+    published: f64,
+    errors: &[f64],
+) -> Result<Inference> {
+    if !(published.is_finite() && published > 0.0) {
+        return Err(Error::arg(
+            "--tokens-per-s",
+            format!("expected a speed > 0, found {published}"),
+        ));
+    }
+    let error_model = if errors.len() >= 2 {
+        let n = errors.len() as f64;
+        let mean = errors.iter().sum::<f64>() / n;
+        let sd = (errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        Some((mean, sd.max(1e-9)))
+    } else {
+        None
+    };
+    // The model predicts published * exp(e) for the true architecture.
+    let target = |q: f64| match error_model {
+        Some((m, s)) => published * Normal::new(m, s).map_or(m.exp(), |n| n.inverse_cdf(q).exp()),
+        None => published,
+    };
+    let (uncorrected, note) = match solve(hw, template, paths, cond, published) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let central = match error_model {
+        Some((m, _)) => solve(hw, template, paths, cond, published * m.exp()).ok(),
+        None => uncorrected.clone(),
+    };
+    let (low, high) = match error_model {
+        Some(_) => (
+            solve(hw, template, paths, cond, target(0.9)).ok(),
+            solve(hw, template, paths, cond, target(0.1)).ok(),
+        ),
+        None => (None, None),
+    };
+    Ok(Inference {
+        published_tokens_per_s: published,
+        uncorrected,
+        note,
+        central,
+        low,
+        high,
+        error_model,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{load_hardware, load_model, Override};
+
+    #[test]
+    fn recovers_a_known_size_from_its_speed() {
+        let o = vec![Override::parse("hardware.wafer.wafers=64").unwrap()];
+        let hw = load_hardware("wse-3", &o).unwrap();
+        let template = load_model("gpt-oss-120b", &[]).unwrap();
+        let paths = vec!["moe.expert_intermediate_size".to_string()];
+        let cond = Condition::SingleStream { context: 1024 };
+        // "Truth": the template 1.5 times wider; its speed is the "published" figure.
+        let truth = scaled(&template, &paths, 1.5).unwrap();
+        let published = speed(&hw, &truth, cond).unwrap();
+        let inf = infer(&hw, &template, &paths, cond, published, &[]).unwrap();
+        approx::assert_relative_eq!(
+            inf.uncorrected.as_ref().unwrap().active_params,
+            truth.dims().active_params,
+            max_relative = 2e-3
+        );
+        approx::assert_relative_eq!(
+            inf.uncorrected.as_ref().unwrap().total_params,
+            truth.dims().total_params,
+            max_relative = 2e-3
+        );
+    }
+
+    #[test]
+    fn error_spread_gives_a_range_around_the_estimate() {
+        let hw = load_hardware("h100-sxm", &[]).unwrap();
+        let template = load_model("llama-3.1-8b", &[]).unwrap();
+        let paths = vec!["architecture.intermediate_size".to_string()];
+        let cond = Condition::SingleStream { context: 1024 };
+        let inf = infer(&hw, &template, &paths, cond, 150.0, &[-0.1, 0.1, 0.0, 0.05]).unwrap();
+        let (lo, hi) = (inf.low.unwrap(), inf.high.unwrap());
+        let c = inf.central.unwrap();
+        assert!(lo.active_params < c.active_params && c.active_params < hi.active_params);
+    }
+}
