@@ -1120,16 +1120,7 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String> {
 
 fn validate_cmd(a: &ValidateArgs) -> Result<String> {
     let overrides = a.common.overrides()?;
-    let rows = match &a.reference {
-        None => validate::parse("reference/published.toml", validate::SHIPPED)?,
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
-                path: p.display().to_string(),
-                source,
-            })?;
-            validate::parse(&p.display().to_string(), &text)?
-        }
-    };
+    let rows = reference_rows(&a.reference)?;
     let results = validate::run(&rows, &overrides);
     let summary = validate::summarise(&results);
     match a.common.format {

@@ -105,6 +105,33 @@ impl Default for CompareLoad {
     }
 }
 
+impl CompareLoad {
+    /// Serve this load on `system`: users per replica (and pipeline lane) in a closed loop.
+    pub fn run(&self, system: &System, seed: u64) -> Result<crate::metrics::Summary> {
+        let p = &system.placement;
+        let users = self.users_per_replica * p.replicas * p.lanes;
+        let workload = Workload {
+            requests: (users * self.requests_per_user) as usize,
+            arrivals: Arrivals::AllAtOnce,
+            prompt: LengthDist::LogNormal {
+                median: self.prompt_median_tokens,
+                sigma: self.sigma,
+            },
+            output: LengthDist::LogNormal {
+                median: self.output_median_tokens,
+                sigma: self.sigma,
+            },
+        };
+        let requests = workload.generate(seed, system.model.architecture.context_window_tokens)?;
+        let (_, summary) = system.simulate(
+            &requests,
+            &ServeSettings::default(),
+            Loop::Closed { concurrency: users },
+        )?;
+        Ok(summary)
+    }
+}
+
 /// The outcome of one row.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareRow {
@@ -149,25 +176,7 @@ fn run_row(
     let model = load_model(s.model, &sets)?;
     let system = System::new(hw, model, ParallelRequest::default())?;
     let p = &system.placement;
-    let users = load.users_per_replica * p.replicas * p.lanes;
-    let workload = Workload {
-        requests: (users * load.requests_per_user) as usize,
-        arrivals: Arrivals::AllAtOnce,
-        prompt: LengthDist::LogNormal {
-            median: load.prompt_median_tokens,
-            sigma: load.sigma,
-        },
-        output: LengthDist::LogNormal {
-            median: load.output_median_tokens,
-            sigma: load.sigma,
-        },
-    };
-    let requests = workload.generate(seed, system.model.architecture.context_window_tokens)?;
-    let (_, sum) = system.simulate(
-        &requests,
-        &ServeSettings::default(),
-        Loop::Closed { concurrency: users },
-    )?;
+    let sum = load.run(&system, seed)?;
     Ok(CompareRow {
         hardware: s.hardware.into(),
         model: s.model.into(),

@@ -11,12 +11,10 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::compare::CompareLoad;
-use crate::engine::Loop;
 use crate::error::{Error, Result};
 use crate::placement::ParallelRequest;
 use crate::profile::{HardwareProfile, ModelProfile};
-use crate::system::{ServeSettings, System};
-use crate::workload::{Arrivals, LengthDist, Workload};
+use crate::system::System;
 
 /// Under what conditions the published speed was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -71,34 +69,10 @@ pub fn speed(hw: &HardwareProfile, model: &ModelProfile, cond: Condition) -> Opt
             b.push_sequence(1, context, true, true);
             Some(1.0 / sys.step(&b).total_s())
         }
-        Condition::CompareLoad => {
-            let load = CompareLoad::default();
-            let p = &sys.placement;
-            let users = load.users_per_replica * p.replicas * p.lanes;
-            let w = Workload {
-                requests: (users * load.requests_per_user) as usize,
-                arrivals: Arrivals::AllAtOnce,
-                prompt: LengthDist::LogNormal {
-                    median: load.prompt_median_tokens,
-                    sigma: load.sigma,
-                },
-                output: LengthDist::LogNormal {
-                    median: load.output_median_tokens,
-                    sigma: load.sigma,
-                },
-            };
-            let reqs = w
-                .generate(0, model.architecture.context_window_tokens)
-                .ok()?;
-            let (_, s) = sys
-                .simulate(
-                    &reqs,
-                    &ServeSettings::default(),
-                    Loop::Closed { concurrency: users },
-                )
-                .ok()?;
-            Some(s.tokens_per_s_per_user.p50)
-        }
+        Condition::CompareLoad => CompareLoad::default()
+            .run(&sys, 0)
+            .ok()
+            .map(|s| s.tokens_per_s_per_user.p50),
     }
 }
 
@@ -221,7 +195,14 @@ pub fn infer(
     };
     let (uncorrected, note) = match solve(hw, template, paths, cond, published) {
         Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (
+            None,
+            Some(
+                e.to_string()
+                    .trim_start_matches("invalid infer: ")
+                    .to_string(),
+            ),
+        ),
     };
     let central = match error_model {
         Some((m, _)) => solve(hw, template, paths, cond, published * m.exp()).ok(),

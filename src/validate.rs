@@ -408,7 +408,8 @@ pub fn run(rows: &[ReferenceRow], overrides: &[Override]) -> Vec<RowResult> {
         .collect()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// Median of a sample (NaN when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
