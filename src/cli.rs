@@ -433,7 +433,7 @@ fn step(a: &StepArgs) -> Result<String> {
                 .speculation
                 .as_ref()
                 .map_or(1.0, Speculation::expected_tokens);
-            (yielded, a.context + 1)
+            (yielded, a.context.saturating_add(1))
         }
         Phase::Prefill => {
             if a.prompt == 0 {

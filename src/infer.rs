@@ -180,6 +180,8 @@ pub fn infer(
             format!("expected a speed > 0, found {published}"),
         ));
     }
+    // Check the fields up front: a bad --scale is bad input, not an unreachable speed.
+    scaled(template, paths, 1.0)?;
     let error_model = if errors.len() >= 2 {
         let n = errors.len() as f64;
         let mean = errors.iter().sum::<f64>() / n;

@@ -122,6 +122,18 @@ impl System {
             if s.gamma == 0 {
                 return Err(Error::arg("--gamma", "expected at least 1 draft token"));
             }
+            if s.draft.architecture.vocab_size != model.architecture.vocab_size {
+                return Err(Error::arg(
+                    "--draft",
+                    format!(
+                        "{} has a {}-token vocabulary but {} has {}; a draft must share its target's tokenizer",
+                        s.draft.name,
+                        s.draft.architecture.vocab_size,
+                        model.name,
+                        model.architecture.vocab_size
+                    ),
+                ));
+            }
         }
         let draft = speculation.as_ref().map(|s| &s.draft);
         let placement = place_with_draft(&model, draft, &hardware, parallel)?;

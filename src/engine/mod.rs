@@ -111,6 +111,9 @@ struct Seq {
 
 const UNSET: SimTime = SimTime::MAX;
 
+/// Longest simulated time, s (about 31.7 years; u64 nanoseconds reach 584 years).
+pub const HORIZON_S: f64 = 1e9;
+
 #[derive(Debug)]
 struct Instance {
     running: Vec<u32>,
@@ -247,7 +250,19 @@ impl Engine<'_> {
             }
             return Ok(());
         }
-        let dur = ns_from_s(self.cost.step_s(&batch)).max(1);
+        let step_s = self.cost.step_s(&batch);
+        if !(step_s.is_finite() && (s_from_ns(now) + step_s) <= HORIZON_S) {
+            let inst = &self.instances[k];
+            return Err(Error::Stall {
+                time_s: s_from_ns(now),
+                running: inst.running.len(),
+                waiting: inst.waiting.len(),
+                reason: format!(
+                    "an iteration of {step_s:e} s would run past the simulator's horizon of {HORIZON_S:e} s"
+                ),
+            });
+        }
+        let dur = ns_from_s(step_s).max(1);
         let inst = &mut self.instances[k];
         inst.busy = true;
         inst.busy_ns += dur;
@@ -361,6 +376,15 @@ pub fn run(
                 format!(
                     "request {i} has {} prompt and {} output tokens; both must be >= 1",
                     s.prompt_tokens, s.output_tokens
+                ),
+            ));
+        }
+        if !(s.arrival_s.is_finite() && (0.0..=HORIZON_S).contains(&s.arrival_s)) {
+            return Err(Error::arg(
+                "workload",
+                format!(
+                    "request {i} arrives at {:e} s; expected 0 to the simulator's horizon of {HORIZON_S:e} s (is the rate too low?)",
+                    s.arrival_s
                 ),
             ));
         }

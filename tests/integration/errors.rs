@@ -372,3 +372,61 @@ fn wafer_tensor_parallelism_is_refused() {
         &["--tp", "wafers are not tensor-parallel"],
     );
 }
+
+#[test]
+fn a_draft_must_share_the_vocabulary_and_scaled_fields_must_be_numbers() {
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--draft",
+            "gpt-oss-20b",
+            "--alpha",
+            "0.5",
+        ],
+        &["--draft", "vocabulary"],
+    );
+    fails_with(
+        &[
+            "infer",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--tokens-per-s",
+            "100",
+            "--scale",
+            "attention.kind",
+        ],
+        &["--scale", "whole-number"],
+    );
+    fails_with(
+        &[
+            "simulate",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.2-1b",
+            "--rate",
+            "1e-300",
+            "--requests",
+            "3",
+        ],
+        &["horizon"],
+    );
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--context",
+            "18446744073709551615",
+        ],
+        &["--context"],
+    );
+}
