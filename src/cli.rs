@@ -174,11 +174,7 @@ impl SystemArgs {
         let model = load_model(&self.model, overrides)?;
         // `--set model.*` applies to the target only.
         let speculation = match (&self.draft, self.alpha) {
-            (Some(d), Some(alpha)) => Some(Speculation {
-                draft: load_model(d, &[])?,
-                gamma: self.gamma,
-                alpha,
-            }),
+            (Some(d), Some(alpha)) => Some(Speculation::load(d, self.gamma, alpha)?),
             _ => None,
         };
         System::with_speculation(

@@ -52,6 +52,15 @@ pub struct Speculation {
 }
 
 impl Speculation {
+    /// Load the draft profile by shipped name or path (target overrides do not apply to it).
+    pub fn load(draft: &str, gamma: u32, alpha: f64) -> Result<Speculation> {
+        Ok(Speculation {
+            draft: crate::profile::load_model(draft, &[])?,
+            gamma,
+            alpha,
+        })
+    }
+
     /// Expected tokens per verification step.
     pub fn expected_tokens(&self) -> f64 {
         expected_tokens_per_step(self.gamma, self.alpha)

@@ -232,11 +232,7 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
         .collect::<Result<Vec<_>>>()?;
     sets.extend_from_slice(overrides);
     let speculation = match &row.speculative {
-        Some(s) => Some(Speculation {
-            draft: load_model(&s.draft, &[])?,
-            gamma: s.gamma,
-            alpha: s.alpha,
-        }),
+        Some(s) => Some(Speculation::load(&s.draft, s.gamma, s.alpha)?),
         None => None,
     };
     System::with_speculation(
