@@ -10,6 +10,7 @@ use infersim::cost::Batch;
 use infersim::engine::Loop;
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model};
+use infersim::sweep::{self, RowFormat, RunOptions, Sweep};
 use infersim::system::{ServeSettings, System};
 use infersim::workload::{read_trace, Arrivals, LengthDist, RequestSpec, Workload};
 use rayon::prelude::*;
@@ -108,5 +109,58 @@ fn sweep_load(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cost_decode_step, engine_reference, sweep_load);
+/// 240 points (Llama 2 7B on one A100, 200 requests each, 24 rates x 10 bandwidths) through
+/// `infersim::sweep::run`, on 1 and 2 threads; the output is byte-identical either way (tested
+/// in tests/integration/outputs.rs).
+const SWEEP_240: &str = r#"
+[base]
+hardware = "a100-sxm"
+model = "llama-2-7b"
+[base.workload]
+rate_per_s = 1.0
+requests = 200
+prompt_tokens = "lognormal:600:0.8"
+output_tokens = "lognormal:200:0.7"
+[[axis]]
+path = "workload.rate_per_s"
+from = 0.5
+to = 16.0
+steps = 24
+scale = "log"
+[[axis]]
+path = "hardware.gpu.hbm_bandwidth_bytes_per_s"
+from = 1e12
+to = 4e12
+steps = 10
+"#;
+
+fn sweep_jobs(c: &mut Criterion) {
+    let sweep = Sweep::parse("bench.toml", SWEEP_240, std::path::PathBuf::new()).unwrap();
+    let mut g = c.benchmark_group("sweep_240_points");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(sweep.points.len() as u64));
+    for jobs in [1, 2] {
+        g.bench_function(BenchmarkId::new("jobs", jobs), |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                let opts = RunOptions {
+                    jobs,
+                    shard: None,
+                    format: RowFormat::Csv,
+                };
+                let rows = sweep::run(&sweep, opts, &mut out, &|| {}).unwrap();
+                black_box((rows.len(), out.len()))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    cost_decode_step,
+    engine_reference,
+    sweep_load,
+    sweep_jobs
+);
 criterion_main!(benches);

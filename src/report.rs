@@ -95,7 +95,8 @@ impl Table {
     }
 }
 
-fn csv_cell(c: &str) -> String {
+/// One CSV cell, quoted when it holds a comma, a quote or a newline.
+pub fn csv_cell(c: &str) -> String {
     if c.contains([',', '"', '\n']) {
         format!("\"{}\"", c.replace('"', "\"\""))
     } else {
@@ -131,6 +132,33 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
         .iter()
         .map(|(k, v)| format!("{k:<w$} : {v}\n"))
         .collect()
+}
+
+/// Per-request records as CSV, one row per request in arrival order (times in seconds).
+pub fn requests_csv(outcome: &crate::engine::Outcome) -> String {
+    let mut s = String::from(
+        "request,instance,arrival_s,first_token_s,completion_s,prompt_tokens,output_tokens,ttft_s,tpot_s,e2e_s,preemptions\n",
+    );
+    for (i, r) in outcome.requests.iter().enumerate() {
+        let tpot = if r.output_tokens > 1 {
+            ((r.completion_s - r.first_token_s) / f64::from(r.output_tokens - 1)).to_string()
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "{i},{},{},{},{},{},{},{},{tpot},{},{}\n",
+            r.instance,
+            r.arrival_s,
+            r.first_token_s,
+            r.completion_s,
+            r.prompt_tokens,
+            r.output_tokens,
+            r.first_token_s - r.arrival_s,
+            r.completion_s - r.arrival_s,
+            r.preemptions
+        ));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -215,6 +215,17 @@ impl System {
         s: &ServeSettings,
         mode: Loop,
     ) -> Result<(Outcome, Summary)> {
+        self.simulate_recorded(requests, s, mode, false)
+    }
+
+    /// As [`System::simulate`], keeping every iteration in the outcome's timeline if `record`.
+    pub fn simulate_recorded(
+        &self,
+        requests: &[RequestSpec],
+        s: &ServeSettings,
+        mode: Loop,
+        record: bool,
+    ) -> Result<(Outcome, Summary)> {
         // A draft must see the whole sequence too.
         let (window, name) = match &self.speculation {
             Some(s)
@@ -241,7 +252,8 @@ impl System {
                 ),
             ));
         }
-        let mut out = engine::run(requests, &self.cost, self.engine_config(s), mode)?;
+        let mut out =
+            engine::run_recorded(requests, &self.cost, self.engine_config(s), mode, record)?;
         let summary = summarise(&mut out, mode == Loop::Open);
         Ok((out, summary))
     }

@@ -91,6 +91,29 @@ pub struct Outcome {
     pub kv_peak_fraction: f64,
     /// Time of the last completion, s.
     pub end_s: f64,
+    /// Every iteration, when recorded ([`run_recorded`]); empty otherwise.
+    pub timeline: Vec<StepRecord>,
+}
+
+/// One iteration of one instance, for timelines.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// Instance that ran it.
+    pub instance: u32,
+    /// Start, s.
+    pub start_s: f64,
+    /// End, s.
+    pub end_s: f64,
+    /// Sequences in the batch.
+    pub sequences: u32,
+    /// Tokens computed.
+    pub tokens: u64,
+    /// Sequences that sampled an output token (decodes and final prefill chunks).
+    pub sampled: u32,
+    /// Requests queued at the instance when the iteration started.
+    pub waiting: u32,
+    /// Fraction of the instance's KV-cache blocks in use when the iteration started.
+    pub kv_used_fraction: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +163,8 @@ struct Engine<'a> {
     out: Outcome,
     /// Closed loop: the next request to issue when one completes.
     next_closed: Option<u32>,
+    /// Keep a [`StepRecord`] per iteration.
+    record: bool,
 }
 
 impl Engine<'_> {
@@ -269,6 +294,21 @@ impl Engine<'_> {
         self.out.steps += 1;
         self.out.batch_sequences_sum += u64::from(batch.sequences);
         self.out.batch_tokens_sum += batch.tokens;
+        if self.record {
+            let inst = &self.instances[k];
+            self.out.timeline.push(StepRecord {
+                instance: k as u32,
+                start_s: s_from_ns(now),
+                end_s: s_from_ns(now + dur),
+                sequences: batch.sequences,
+                tokens: batch.tokens,
+                sampled: batch.sampled,
+                waiting: inst.waiting.len() as u32,
+                kv_used_fraction: (1.0
+                    - f64::from(inst.pool.free()) / f64::from(inst.pool.total().max(1)))
+                    as f32,
+            });
+        }
         self.queue.push(now + dur, Event::StepDone(k as u32));
         Ok(())
     }
@@ -354,6 +394,18 @@ pub fn run(
     cfg: EngineConfig,
     mode: Loop,
 ) -> Result<Outcome> {
+    run_recorded(specs, cost, cfg, mode, false)
+}
+
+/// As [`run`], keeping a [`StepRecord`] of every iteration in [`Outcome::timeline`] when
+/// `record` is set (for `--trace-out`).
+pub fn run_recorded(
+    specs: &[RequestSpec],
+    cost: &dyn CostModel,
+    cfg: EngineConfig,
+    mode: Loop,
+    record: bool,
+) -> Result<Outcome> {
     if cfg.instances == 0
         || cfg.max_batch == 0
         || cfg.max_batched_tokens == 0
@@ -438,6 +490,7 @@ pub fn run(
         queue: EventQueue::default(),
         out: Outcome::default(),
         next_closed: None,
+        record,
     };
     match mode {
         Loop::Open => {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod outputs;
 mod properties;
 mod validate;
 

@@ -3,22 +3,24 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod sweep;
 use serde_json::json;
 
 use crate::calibrate;
 use crate::compare::{self, CompareLoad};
 use crate::cost::{OpKind, StepCost};
-use crate::engine::Loop;
 use crate::error::{Error, Result};
 use crate::infer;
 use crate::metrics::{Dist, Summary};
 use crate::placement::{ParallelRequest, Placement, WeightHome};
 use crate::profile::catalog::{hardware_names, model_names, profile_text};
 use crate::profile::{load_hardware, load_model, HardwareKind, Override};
-use crate::report::{key_values, ms, num, Format, Table};
+use crate::report::{key_values, ms, num, requests_csv, Format, Table};
+use crate::scenario::{ArrivalKind, LengthText, Scenario, ServeSpec, WorkloadSpec};
 use crate::system::{ServeSettings, Speculation, System};
 use crate::validate;
-use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
+use crate::{perfetto, plot};
 
 const ABOUT: &str =
     "Discrete-event simulator of LLM inference serving on GPU racks and wafer-scale engines";
@@ -46,7 +48,7 @@ enum Command {
     /// Time one iteration (prefill or decode) of a model on a machine, with its breakdown.
     Step(StepArgs),
     /// Simulate serving a workload; report latency and throughput.
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// The flagship comparison (GPU rack vs wafer) and public models, from the shipped profiles.
     Compare(CompareArgs),
     /// List, show or check hardware and model profiles.
@@ -57,6 +59,10 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Infer the size of an undisclosed model from a published speed (the inverse problem).
     Infer(InferArgs),
+    /// Run a what-if sweep from a spec file, points in parallel, one output row per point.
+    Sweep(sweep::SweepArgs),
+    /// Merge the outputs of sharded sweep runs into one file, as an unsharded run writes it.
+    Merge(sweep::MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -218,14 +224,6 @@ struct StepArgs {
     common: Common,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ArrivalKind {
-    /// Exponential gaps at --rate.
-    Poisson,
-    /// Gamma gaps at --rate with coefficient of variation --burstiness.
-    Gamma,
-}
-
 #[derive(Debug, Args)]
 struct SimulateArgs {
     #[command(flatten)]
@@ -279,6 +277,16 @@ struct SimulateArgs {
     /// queueing requests until SRAM frees up.
     #[arg(long)]
     kv_spill: bool,
+    /// Write the simulated timeline as Chrome trace-event JSON (open in ui.perfetto.dev or
+    /// chrome://tracing): iterations per instance, requests, queue depth and KV-cache use.
+    #[arg(long, value_name = "FILE.json")]
+    trace_out: Option<PathBuf>,
+    /// Write latency CDFs (TTFT, TPOT, end-to-end) as an SVG chart.
+    #[arg(long, value_name = "FILE.svg")]
+    plot_out: Option<PathBuf>,
+    /// Write one CSV row per request: arrival, first token, completion (s), lengths, latencies.
+    #[arg(long, value_name = "FILE.csv")]
+    requests_out: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -294,6 +302,9 @@ struct CompareArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Draw every row as system throughput against per-user speed (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    plot_out: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -333,6 +344,8 @@ pub fn run() -> Result<String> {
         Command::Validate(a) => validate_cmd(&a),
         Command::Calibrate(a) => calibrate_cmd(&a),
         Command::Infer(a) => infer_cmd(&a),
+        Command::Sweep(a) => sweep::sweep_cmd(&a),
+        Command::Merge(a) => sweep::merge_cmd(&a),
     }
 }
 
@@ -532,6 +545,14 @@ fn step(a: &StepArgs) -> Result<String> {
     }
 }
 
+/// Write an output file, naming it in any error.
+fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 fn pretty(v: &serde_json::Value) -> String {
     let mut s =
         serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
@@ -539,60 +560,44 @@ fn pretty(v: &serde_json::Value) -> String {
     s
 }
 
-fn workload_of(a: &SimulateArgs) -> Result<(Workload, Loop)> {
-    if let Some(path) = &a.trace {
-        let rows = read_trace(path)?;
-        let w = Workload {
-            requests: a.requests.unwrap_or(rows.len()),
-            arrivals: Arrivals::Trace(rows.iter().map(|r| r.arrival_s).collect()),
-            prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
-            output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
-        };
-        return Ok((w, Loop::Open));
-    }
-    let (prompt, output) = match &a.lengths_from {
-        Some(path) => {
-            let rows = read_trace(path)?;
-            (
-                LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
-                LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
-            )
+impl SimulateArgs {
+    fn scenario(&self) -> Result<Scenario> {
+        let prompt_tokens = LengthText::Text(self.prompt_tokens.clone());
+        let output_tokens = LengthText::Text(self.output_tokens.clone());
+        if self.requests == Some(0) {
+            return Err(Error::arg("--requests", "expected at least 1"));
         }
-        None => (
-            LengthDist::parse("--prompt-tokens", &a.prompt_tokens)?,
-            LengthDist::parse("--output-tokens", &a.output_tokens)?,
-        ),
-    };
-    let (arrivals, mode) = match (a.rate, a.concurrency) {
-        (Some(rate), _) => (
-            match a.arrival {
-                ArrivalKind::Poisson => Arrivals::Poisson { rate_per_s: rate },
-                ArrivalKind::Gamma => Arrivals::Gamma {
-                    rate_per_s: rate,
-                    cv: a.burstiness,
-                },
+        Ok(Scenario {
+            hardware: self.system.hardware.clone(),
+            model: self.system.model.clone(),
+            overrides: self.common.overrides()?,
+            serve: ServeSpec {
+                tp: self.system.tp,
+                pp: self.system.pp,
+                replicas: self.system.replicas,
+                draft: self.system.draft.clone(),
+                gamma: self.system.gamma,
+                alpha: self.system.alpha,
+                max_batch: self.max_batch,
+                max_batched_tokens: self.max_batched_tokens,
+                block_tokens: self.block_tokens,
+                kv_spill: self.kv_spill,
             },
-            Loop::Open,
-        ),
-        (None, Some(c)) => (Arrivals::AllAtOnce, Loop::Closed { concurrency: c }),
-        (None, None) => return Err(Error::arg(
-            "workload",
-            "give --rate REQ_PER_S (open loop), --concurrency USERS (closed loop) or --trace FILE",
-        )),
-    };
-    let requests = a.requests.unwrap_or(1000);
-    if requests == 0 {
-        return Err(Error::arg("--requests", "expected at least 1"));
+            workload: WorkloadSpec {
+                rate_per_s: self.rate,
+                concurrency: self.concurrency,
+                arrival: self.arrival,
+                burstiness: self.burstiness,
+                requests: self.requests,
+                prompt_tokens,
+                output_tokens,
+                trace: self.trace.clone(),
+                lengths_from: self.lengths_from.clone(),
+                seed: self.seed,
+            },
+            record_timeline: self.trace_out.is_some(),
+        })
     }
-    Ok((
-        Workload {
-            requests,
-            arrivals,
-            prompt,
-            output,
-        },
-        mode,
-    ))
 }
 
 fn dist_json(d: &Dist) -> serde_json::Value {
@@ -610,17 +615,19 @@ fn summary_rows(s: &Summary) -> Vec<(&'static str, &'static str, Dist, f64)> {
 }
 
 fn simulate(a: &SimulateArgs) -> Result<String> {
-    let overrides = a.common.overrides()?;
-    let sys = a.system.build(&overrides)?;
-    let (workload, mode) = workload_of(a)?;
-    let requests = workload.generate(a.seed, sys.model.architecture.context_window_tokens)?;
-    let settings = ServeSettings {
-        max_batch: a.max_batch,
-        max_batched_tokens: a.max_batched_tokens,
-        block_tokens: a.block_tokens,
-        kv_spill: a.kv_spill,
-    };
-    let (_, s) = sys.simulate(&requests, &settings, mode)?;
+    let run = a.scenario()?.run()?;
+    let (sys, settings, mode, s) = (&run.system, run.settings, run.mode, &run.summary);
+    let title = format!("{} on {}", sys.model.name, sys.hardware.name);
+    if let Some(path) = &a.trace_out {
+        let trace = perfetto::trace_json(&run.outcome, &title);
+        write_file(path, &serde_json::to_string(&trace).unwrap_or_default())?;
+    }
+    if let Some(path) = &a.plot_out {
+        write_file(path, &plot::latency_cdfs(&run.outcome, &title)?)?;
+    }
+    if let Some(path) = &a.requests_out {
+        write_file(path, &requests_csv(&run.outcome))?;
+    }
     match a.common.format {
         Format::Json => {
             let v = json!({
@@ -723,7 +730,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 ("saturated", sat),
             ]);
             let mut t = Table::new(["metric", "unit", "mean", "p50", "p90", "p99"]);
-            for (name, unit, d, scale) in summary_rows(&s) {
+            for (name, unit, d, scale) in summary_rows(s) {
                 t.row([
                     name.to_string(),
                     unit.to_string(),
@@ -756,6 +763,9 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
         ));
     }
     let rows = compare::run(&load, &overrides, a.seed);
+    if let Some(path) = &a.plot_out {
+        write_file(path, &plot::compare_chart(&rows)?)?;
+    }
     let flagship = rows
         .iter()
         .find(|r| r.model == "gpt-5.3-codex")

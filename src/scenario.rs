@@ -1,0 +1,433 @@
+//! A scenario: everything one `simulate` run needs (machine, model, parallelism, serving
+//! settings, workload), as typed values that come either from command-line flags or from a
+//! TOML table (a sweep's `[base]` with its axis values applied). Both paths build the same
+//! [`Scenario`] and run it the same way.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Loop, Outcome};
+use crate::error::{Error, Result};
+use crate::metrics::Summary;
+use crate::placement::ParallelRequest;
+use crate::profile::{load_hardware, load_model, Override};
+use crate::system::{ServeSettings, Speculation, System};
+use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
+
+/// Arrival process of an open-loop workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalKind {
+    /// Exponential gaps at the rate.
+    #[default]
+    Poisson,
+    /// Gamma gaps at the rate with coefficient of variation `burstiness`.
+    Gamma,
+}
+
+/// A length distribution as written by users: a whole number of tokens, or the text form
+/// `N`, `uniform:MIN:MAX`, `lognormal:MEDIAN:SIGMA`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LengthText {
+    /// A fixed length, tokens.
+    Tokens(i64),
+    /// A distribution in text form.
+    Text(String),
+}
+
+impl LengthText {
+    fn parse(&self, field: &str) -> Result<LengthDist> {
+        match self {
+            LengthText::Tokens(n) => LengthDist::parse(field, &n.to_string()),
+            LengthText::Text(s) => LengthDist::parse(field, s),
+        }
+    }
+}
+
+/// The workload fields of a scenario (`workload.*` in a sweep spec).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Open loop: mean arrival rate, requests/s.
+    pub rate_per_s: Option<f64>,
+    /// Closed loop: users each keeping one request in flight.
+    pub concurrency: Option<u32>,
+    /// Arrival process for `rate_per_s`.
+    #[serde(default)]
+    pub arrival: ArrivalKind,
+    /// Coefficient of variation of gaps for `arrival = "gamma"`.
+    #[serde(default = "default_burstiness")]
+    pub burstiness: f64,
+    /// Requests to simulate [default: 1000, or every row of `trace`].
+    pub requests: Option<usize>,
+    /// Prompt lengths, tokens.
+    #[serde(default = "default_prompt")]
+    pub prompt_tokens: LengthText,
+    /// Output lengths, tokens.
+    #[serde(default = "default_output")]
+    pub output_tokens: LengthText,
+    /// Replay a trace CSV: arrivals and lengths.
+    pub trace: Option<PathBuf>,
+    /// Take lengths in order from a trace CSV instead of `prompt_tokens` / `output_tokens`.
+    pub lengths_from: Option<PathBuf>,
+    /// Random seed for arrivals and lengths.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Field names of [`WorkloadSpec`], for suggestions on misspelt paths.
+pub const WORKLOAD_FIELDS: &[&str] = &[
+    "rate_per_s",
+    "concurrency",
+    "arrival",
+    "burstiness",
+    "requests",
+    "prompt_tokens",
+    "output_tokens",
+    "trace",
+    "lengths_from",
+    "seed",
+];
+
+fn default_burstiness() -> f64 {
+    2.0
+}
+fn default_prompt() -> LengthText {
+    LengthText::Tokens(1024)
+}
+fn default_output() -> LengthText {
+    LengthText::Tokens(256)
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            rate_per_s: None,
+            concurrency: None,
+            arrival: ArrivalKind::Poisson,
+            burstiness: default_burstiness(),
+            requests: None,
+            prompt_tokens: default_prompt(),
+            output_tokens: default_output(),
+            trace: None,
+            lengths_from: None,
+            seed: 0,
+        }
+    }
+}
+
+impl WorkloadSpec {
+    /// Resolve relative trace paths against `dir` (a sweep spec's folder).
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        for p in [&mut self.trace, &mut self.lengths_from]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+    }
+
+    /// The workload and whether it runs open or closed loop.
+    pub fn build(&self) -> Result<(Workload, Loop)> {
+        if let Some(path) = &self.trace {
+            if self.rate_per_s.is_some()
+                || self.concurrency.is_some()
+                || self.lengths_from.is_some()
+            {
+                return Err(Error::arg(
+                    "workload.trace",
+                    "a trace gives arrivals and lengths; drop rate_per_s, concurrency and lengths_from",
+                ));
+            }
+            let rows = read_trace(path)?;
+            let w = Workload {
+                requests: self.requests.unwrap_or(rows.len()),
+                arrivals: Arrivals::Trace(rows.iter().map(|r| r.arrival_s).collect()),
+                prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
+                output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
+            };
+            return Ok((w, Loop::Open));
+        }
+        let (prompt, output) = match &self.lengths_from {
+            Some(path) => {
+                let rows = read_trace(path)?;
+                (
+                    LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
+                    LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
+                )
+            }
+            None => (
+                self.prompt_tokens
+                    .parse("prompt_tokens (--prompt-tokens)")?,
+                self.output_tokens
+                    .parse("output_tokens (--output-tokens)")?,
+            ),
+        };
+        let (arrivals, mode) = match (self.rate_per_s, self.concurrency) {
+            (Some(_), Some(_)) => {
+                return Err(Error::arg(
+                    "workload",
+                    "give rate_per_s (--rate, open loop) or concurrency (--concurrency, closed loop), not both",
+                ))
+            }
+            (Some(rate), None) => (
+                match self.arrival {
+                    ArrivalKind::Poisson => Arrivals::Poisson { rate_per_s: rate },
+                    ArrivalKind::Gamma => Arrivals::Gamma {
+                        rate_per_s: rate,
+                        cv: self.burstiness,
+                    },
+                },
+                Loop::Open,
+            ),
+            (None, Some(c)) => (Arrivals::AllAtOnce, Loop::Closed { concurrency: c }),
+            (None, None) => {
+                return Err(Error::arg(
+                    "workload",
+                    "give rate_per_s (--rate REQ_PER_S, open loop), concurrency (--concurrency USERS, closed loop) or trace (--trace FILE)",
+                ))
+            }
+        };
+        let requests = self.requests.unwrap_or(1000);
+        if requests == 0 {
+            return Err(Error::arg("requests (--requests)", "expected at least 1"));
+        }
+        Ok((
+            Workload {
+                requests,
+                arrivals,
+                prompt,
+                output,
+            },
+            mode,
+        ))
+    }
+}
+
+/// Parallelism, speculative decoding and serving-engine settings (`serve.*` in a sweep spec).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSpec {
+    /// Tensor-parallel degree per replica [default: the fewest GPUs that hold the model].
+    pub tp: Option<u32>,
+    /// Pipeline stages per replica [default: the fewest devices that hold the model].
+    pub pp: Option<u32>,
+    /// Replicas [default: as many as fit].
+    pub replicas: Option<u32>,
+    /// Speculative decoding: draft model, shipped name or TOML file.
+    pub draft: Option<String>,
+    /// Speculative decoding: draft tokens per verification step.
+    #[serde(default = "default_gamma")]
+    pub gamma: u32,
+    /// Speculative decoding: probability that the target accepts one draft token.
+    pub alpha: Option<f64>,
+    /// Most sequences per iteration.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: u32,
+    /// Token budget per iteration (the chunked-prefill chunk).
+    #[serde(default = "default_max_batched_tokens")]
+    pub max_batched_tokens: u32,
+    /// Tokens per KV-cache block.
+    #[serde(default = "default_block_tokens")]
+    pub block_tokens: u32,
+    /// Wafers: let KV cache spill to external memory.
+    #[serde(default)]
+    pub kv_spill: bool,
+}
+
+/// Field names of [`ServeSpec`], for suggestions on misspelt paths.
+pub const SERVE_FIELDS: &[&str] = &[
+    "tp",
+    "pp",
+    "replicas",
+    "draft",
+    "gamma",
+    "alpha",
+    "max_batch",
+    "max_batched_tokens",
+    "block_tokens",
+    "kv_spill",
+];
+
+fn default_gamma() -> u32 {
+    4
+}
+fn default_max_batch() -> u32 {
+    ServeSettings::default().max_batch
+}
+fn default_max_batched_tokens() -> u32 {
+    ServeSettings::default().max_batched_tokens
+}
+fn default_block_tokens() -> u32 {
+    ServeSettings::default().block_tokens
+}
+
+impl Default for ServeSpec {
+    fn default() -> Self {
+        ServeSpec {
+            tp: None,
+            pp: None,
+            replicas: None,
+            draft: None,
+            gamma: default_gamma(),
+            alpha: None,
+            max_batch: default_max_batch(),
+            max_batched_tokens: default_max_batched_tokens(),
+            block_tokens: default_block_tokens(),
+            kv_spill: false,
+        }
+    }
+}
+
+impl ServeSpec {
+    /// Engine settings.
+    pub fn settings(&self) -> ServeSettings {
+        ServeSettings {
+            max_batch: self.max_batch,
+            max_batched_tokens: self.max_batched_tokens,
+            block_tokens: self.block_tokens,
+            kv_spill: self.kv_spill,
+        }
+    }
+
+    /// Place the model on the machine (with its draft, if any).
+    pub fn system(&self, hardware: &str, model: &str, overrides: &[Override]) -> Result<System> {
+        let hw = load_hardware(hardware, overrides)?;
+        let target = load_model(model, overrides)?;
+        let speculation = match (&self.draft, self.alpha) {
+            (Some(d), Some(alpha)) => Some(Speculation::load(d, self.gamma, alpha)?),
+            (Some(_), None) => {
+                return Err(Error::arg(
+                    "alpha",
+                    "speculative decoding with a draft needs its acceptance rate alpha",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::arg("draft", "alpha is given but no draft model"))
+            }
+            (None, None) => None,
+        };
+        System::with_speculation(
+            hw,
+            target,
+            speculation,
+            ParallelRequest {
+                tp: self.tp,
+                pp: self.pp,
+                replicas: self.replicas,
+            },
+        )
+    }
+}
+
+/// One simulate run, fully described.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Hardware profile: shipped name or TOML file.
+    pub hardware: String,
+    /// Model profile: shipped name or TOML file.
+    pub model: String,
+    /// Profile overrides (`hardware.*`, `model.*`).
+    pub overrides: Vec<Override>,
+    /// Parallelism and serving settings.
+    pub serve: ServeSpec,
+    /// The workload.
+    pub workload: WorkloadSpec,
+    /// Keep every iteration in the outcome's timeline (for `--trace-out`).
+    pub record_timeline: bool,
+}
+
+/// What one scenario produced.
+#[derive(Debug)]
+pub struct Run {
+    /// The placed system.
+    pub system: System,
+    /// Engine settings used.
+    pub settings: ServeSettings,
+    /// Open or closed loop.
+    pub mode: Loop,
+    /// Per-request records and raw samples.
+    pub outcome: Outcome,
+    /// Aggregates.
+    pub summary: Summary,
+}
+
+impl Scenario {
+    /// Place, draw the workload, serve it, aggregate.
+    pub fn run(&self) -> Result<Run> {
+        let system = self
+            .serve
+            .system(&self.hardware, &self.model, &self.overrides)?;
+        self.run_on(system)
+    }
+
+    /// As [`Scenario::run`] on an already placed system.
+    pub fn run_on(&self, system: System) -> Result<Run> {
+        let (workload, mode) = self.workload.build()?;
+        let requests = workload.generate(
+            self.workload.seed,
+            system.model.architecture.context_window_tokens,
+        )?;
+        let settings = self.serve.settings();
+        let (outcome, summary) =
+            system.simulate_recorded(&requests, &settings, mode, self.record_timeline)?;
+        Ok(Run {
+            system,
+            settings,
+            mode,
+            outcome,
+            summary,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_names_are_accepted(fields: &[&str], parse: impl Fn(toml::Table) -> bool) {
+        for f in fields {
+            let value = match *f {
+                "arrival" => toml::Value::String("gamma".into()),
+                "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "draft" => {
+                    toml::Value::String("x".into())
+                }
+                "kv_spill" => toml::Value::Boolean(true),
+                "rate_per_s" | "burstiness" | "alpha" => toml::Value::Float(0.5),
+                _ => toml::Value::Integer(1),
+            };
+            let mut t = toml::Table::new();
+            t.insert((*f).to_string(), value);
+            assert!(parse(t), "{f} is listed but not a field");
+        }
+    }
+
+    #[test]
+    fn listed_field_names_match_the_structs() {
+        field_names_are_accepted(WORKLOAD_FIELDS, |t| {
+            toml::Value::Table(t).try_into::<WorkloadSpec>().is_ok()
+        });
+        field_names_are_accepted(SERVE_FIELDS, |t| {
+            toml::Value::Table(t).try_into::<ServeSpec>().is_ok()
+        });
+        let mut t = toml::Table::new();
+        t.insert("rate".into(), toml::Value::Float(1.0));
+        assert!(toml::Value::Table(t).try_into::<WorkloadSpec>().is_err());
+    }
+
+    #[test]
+    fn workload_needs_exactly_one_load_kind() {
+        let mut w = WorkloadSpec::default();
+        assert!(w.build().is_err());
+        w.rate_per_s = Some(1.0);
+        assert_eq!(w.build().unwrap().1, Loop::Open);
+        w.concurrency = Some(4);
+        assert!(w.build().is_err());
+        w.rate_per_s = None;
+        assert_eq!(w.build().unwrap().1, Loop::Closed { concurrency: 4 });
+    }
+}
