@@ -262,10 +262,10 @@ fn expand_axis(file: &str, i: usize, a: &AxisSpec) -> Result<Axis> {
                 }
             };
             let (lo, hi) = (num("from", from)?, num("to", to)?);
-            if steps < 2 {
+            if !(2..=MAX_POINTS as u32).contains(&steps) {
                 return Err(Error::arg(
                     field("steps"),
-                    "expected at least 2 points in a range",
+                    format!("expected 2 to {MAX_POINTS} points in a range, found {steps}"),
                 ));
             }
             if a.scale == Scale::Log && !(lo > 0.0 && hi > 0.0) {
@@ -288,8 +288,9 @@ fn expand_axis(file: &str, i: usize, a: &AxisSpec) -> Result<Axis> {
                     // Ten significant digits: 16 rather than 15.999999999999998 from exp(ln).
                     toml::Value::Float(format!("{x:.9e}").parse().unwrap_or(x))
                 };
-                // Rounding a log range to integers can repeat a value; keep it once.
-                if !out.contains(&v) {
+                // Rounding a range to integers can repeat a value (always next to its twin, the range
+                // being monotone); keep it once.
+                if out.last() != Some(&v) {
                     out.push(v);
                 }
             }
@@ -307,6 +308,9 @@ fn expand_axis(file: &str, i: usize, a: &AxisSpec) -> Result<Axis> {
         values,
     })
 }
+
+/// Most points a sweep may have (a guard against a typo such as `steps = 1e9`).
+pub const MAX_POINTS: usize = 1_000_000;
 
 /// Derive a point's seed from the base seed and its axis values (SplitMix64 over FNV-1a).
 pub fn point_seed(base: u64, axes: &[Axis], values: &[toml::Value]) -> u64 {
@@ -353,6 +357,18 @@ impl Sweep {
             .enumerate()
             .map(|(i, a)| expand_axis(file, i, a))
             .collect::<Result<Vec<_>>>()?;
+        let total = match spec.combine {
+            Combine::Product => axes
+                .iter()
+                .try_fold(1usize, |n, a| n.checked_mul(a.values.len())),
+            Combine::Zip => Some(axes.first().map_or(1, |a| a.values.len())),
+        };
+        if total.is_none_or(|n| n > MAX_POINTS) {
+            return Err(Error::arg(
+                format!("{file}: axes"),
+                format!("the axes make more than {MAX_POINTS} points; split the sweep"),
+            ));
+        }
         let points = match spec.combine {
             Combine::Product => {
                 let mut points = vec![Vec::new()];

@@ -187,7 +187,17 @@ fn for_target(overrides: &[Override], target: Target) -> Vec<&Override> {
 /// Load a hardware profile by shipped name or file path, apply `hardware.*` overrides, validate.
 pub fn load_hardware(spec: &str, overrides: &[Override]) -> Result<HardwareProfile> {
     let (label, text) = source_text("hardware", spec, shipped::HARDWARE)?;
-    let hw: HardwareProfile = parse_typed(&label, &text, &for_target(overrides, Target::Hardware))?;
+    hardware_from_str(label, &text, overrides)
+}
+
+/// Parse a hardware profile from TOML text (`label` names it in errors), apply `hardware.*`
+/// overrides, validate.
+pub fn hardware_from_str(
+    label: String,
+    text: &str,
+    overrides: &[Override],
+) -> Result<HardwareProfile> {
+    let hw: HardwareProfile = parse_typed(&label, text, &for_target(overrides, Target::Hardware))?;
     let problems = hw.validate();
     checked(label, hw, problems)
 }
@@ -195,7 +205,13 @@ pub fn load_hardware(spec: &str, overrides: &[Override]) -> Result<HardwareProfi
 /// Load a model profile by shipped name or file path, apply `model.*` overrides, validate.
 pub fn load_model(spec: &str, overrides: &[Override]) -> Result<ModelProfile> {
     let (label, text) = source_text("model", spec, shipped::MODELS)?;
-    let m: ModelProfile = parse_typed(&label, &text, &for_target(overrides, Target::Model))?;
+    model_from_str(label, &text, overrides)
+}
+
+/// Parse a model profile from TOML text (`label` names it in errors), apply `model.*`
+/// overrides, validate.
+pub fn model_from_str(label: String, text: &str, overrides: &[Override]) -> Result<ModelProfile> {
+    let m: ModelProfile = parse_typed(&label, text, &for_target(overrides, Target::Model))?;
     let problems = m.validate();
     checked(label, m, problems)
 }

@@ -340,7 +340,15 @@ fn bad_sweeps_and_merges_are_rejected_with_exit_2() {
         ),
         (
             SPEC_200.replace("steps = 20", "steps = 1"),
-            vec!["steps", "at least 2"],
+            vec!["steps", "expected 2 to"],
+        ),
+        (
+            SPEC_200.replace("steps = 20", "steps = 4000000000"),
+            vec!["steps", "expected 2 to"],
+        ),
+        (
+            SPEC_200.replace("steps = 10", "steps = 999999"),
+            vec!["more than 1000000 points"],
         ),
         (
             SPEC_200.replace("scale = \"log\"", "scale = \"cubic\""),

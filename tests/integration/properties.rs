@@ -1,7 +1,11 @@
-//! Engine invariants over random workloads: conservation, causality, determinism.
+//! Invariants over random workloads and profiles: conservation, causality, determinism, and
+//! monotone cost models (more resources never slower, longer contexts never faster).
 
-use infersim::cost::{expected_tokens_per_step, ConstantCost, CostModel};
+use infersim::cost::{expected_tokens_per_step, Batch, ConstantCost, CostModel};
 use infersim::engine::{run, EngineConfig, Loop, SpecConfig};
+use infersim::placement::ParallelRequest;
+use infersim::profile::{load_hardware, load_model, Override};
+use infersim::system::System;
 use infersim::workload::RequestSpec;
 use proptest::prelude::*;
 
@@ -65,5 +69,110 @@ proptest! {
         let again = run(&specs, &cost as &dyn CostModel, cfg, Loop::Open).unwrap();
         prop_assert_eq!(out.requests, again.requests);
         prop_assert_eq!(out.itl_s, again.itl_s);
+    }
+}
+
+/// A shipped machine and model with `sets` applied, placed with `parallel`.
+fn placed(hw: &str, model: &str, sets: &[String], parallel: ParallelRequest) -> System {
+    let o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    System::new(
+        load_hardware(hw, &o).unwrap(),
+        load_model(model, &o).unwrap(),
+        parallel,
+    )
+    .unwrap()
+}
+
+fn batch(prefill: bool, n: u32, tokens: u64, window: Option<u64>) -> Batch {
+    if prefill {
+        Batch::prefill(n, tokens.max(1), window)
+    } else {
+        Batch::decode(n, tokens, window)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// More HBM bandwidth, more FLOP/s or more interconnect bandwidth never makes a GPU step
+    /// slower; a longer context never makes a decode step faster.
+    #[test]
+    fn gpu_steps_are_monotone_in_resources_and_context(
+        pick in 0usize..6,
+        bw in 1.0f64..4.0,
+        flops in 1.0f64..4.0,
+        link in 1.0f64..4.0,
+        n in 1u32..257,
+        ctx in 0u64..30_000,
+        more_ctx in 0u64..30_000,
+        prefill in any::<bool>(),
+    ) {
+        let (hw, model) = [
+            ("h100-sxm", "llama-3.1-8b"),
+            ("h200-hgx", "llama-3.1-70b"),
+            ("b200-hgx", "gpt-oss-120b"),
+            ("gb200-nvl72", "deepseek-v3"),
+            ("b200-hgx", "qwen2.5-32b"),
+            ("h100-sxm", "gpt-oss-20b"),
+        ][pick];
+        let base = placed(hw, model, &[], ParallelRequest::default());
+        let p = &base.placement;
+        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas) };
+        let g = base.hardware.gpu().unwrap();
+        let sets = vec![
+            format!("hardware.gpu.hbm_bandwidth_bytes_per_s={}", g.hbm_bandwidth_bytes_per_s * bw),
+            format!("hardware.gpu.interconnect.bandwidth_bytes_per_s={}", g.interconnect.bandwidth_bytes_per_s * link),
+        ];
+        let mut flop_sets = sets.clone();
+        // Scale every precision class the profile lists, so no class falls back to a slower one.
+        let f = &g.peak_flops_per_s;
+        for (c, x) in [("bf16", Some(f.bf16)), ("fp8", f.fp8), ("fp4", f.fp4), ("fp32", f.fp32)] {
+            if let Some(x) = x {
+                flop_sets.push(format!("hardware.gpu.peak_flops_per_s.{c}={}", x * flops));
+            }
+        }
+        let faster_mem = placed(hw, model, &sets, fixed);
+        let faster_all = placed(hw, model, &flop_sets, fixed);
+        let w = base.cost_model().window();
+        let b = batch(prefill, n, ctx, w);
+        let t = base.step(&b).total_s();
+        prop_assert!(faster_mem.step(&b).total_s() <= t * (1.0 + 1e-12));
+        prop_assert!(faster_all.step(&b).total_s() <= faster_mem.step(&b).total_s() * (1.0 + 1e-12));
+        let longer = Batch::decode(n, ctx + more_ctx, w);
+        prop_assert!(base.step(&longer).total_s() >= base.step(&Batch::decode(n, ctx, w)).total_s() * (1.0 - 1e-12));
+    }
+
+    /// On a fixed wafer pipeline, more SRAM, SRAM bandwidth, FLOP/s or fabric bandwidth never
+    /// makes a step slower; a longer context never makes a decode step faster.
+    #[test]
+    fn wafer_steps_are_monotone_in_resources_and_context(
+        pick in 0usize..3,
+        sram in 1.0f64..2.0,
+        bw in 1.0f64..4.0,
+        flops in 1.0f64..4.0,
+        fabric in 1.0f64..4.0,
+        n in 1u32..33,
+        ctx in 0u64..8_000,
+        more_ctx in 0u64..8_000,
+        prefill in any::<bool>(),
+    ) {
+        let (model, wafers) = [("llama-3.1-8b", 1), ("llama-3.1-70b", 4), ("gpt-oss-120b", 2)][pick];
+        let base_sets = vec![format!("hardware.wafer.wafers={wafers}")];
+        let base = placed("wse-3", model, &base_sets, ParallelRequest::default());
+        let fixed = ParallelRequest { tp: None, pp: Some(base.placement.pp), replicas: Some(1) };
+        let wf = base.hardware.wafer().unwrap();
+        let mut sets = base_sets.clone();
+        sets.extend([
+            format!("hardware.wafer.sram_capacity_bytes={}", wf.sram_capacity_bytes * sram),
+            format!("hardware.wafer.sram_bandwidth_bytes_per_s={}", wf.sram_bandwidth_bytes_per_s * bw),
+            format!("hardware.wafer.peak_flops_per_s={}", wf.peak_flops_per_s * flops),
+            format!("hardware.wafer.fabric_bandwidth_bytes_per_s={}", wf.fabric_bandwidth_bytes_per_s * fabric),
+        ]);
+        let more = placed("wse-3", model, &sets, fixed);
+        let w = base.cost_model().window();
+        let b = batch(prefill, n, ctx, w);
+        prop_assert!(more.step(&b).total_s() <= base.step(&b).total_s() * (1.0 + 1e-12));
+        let longer = Batch::decode(n, ctx + more_ctx, w);
+        prop_assert!(base.step(&longer).total_s() >= base.step(&Batch::decode(n, ctx, w)).total_s() * (1.0 - 1e-12));
     }
 }
