@@ -42,7 +42,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::metrics::Summary;
-use crate::profile::catalog::{profile_text, Target};
+use crate::profile::catalog::{is_path, profile_text, Target};
 use crate::profile::Override;
 use crate::report::csv_cell;
 use crate::scenario::{Scenario, ServeSpec, WorkloadSpec, SERVE_FIELDS, WORKLOAD_FIELDS};
@@ -422,8 +422,7 @@ impl Sweep {
 
     fn profile_spec(&self, s: &str) -> String {
         let p = Path::new(s);
-        let is_path = s.ends_with(".toml") || s.contains('/') || s.contains('\\');
-        if is_path && p.is_relative() {
+        if is_path(s) && p.is_relative() {
             self.dir.join(p).display().to_string()
         } else {
             s.to_string()

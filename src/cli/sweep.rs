@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Common;
+use super::{write_file, Common};
 use crate::error::{Error, Result};
 use crate::plot;
 use crate::report::{num, Format, Table};
@@ -53,13 +53,6 @@ pub(super) struct MergeArgs {
     /// Write the merged rows here instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-}
-
-fn create(path: &PathBuf) -> Result<std::fs::File> {
-    std::fs::File::create(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
@@ -111,7 +104,11 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
     let progress = || bar.inc(1);
     let (results, rows) = match &a.out {
         Some(path) => {
-            let mut file = std::io::BufWriter::new(create(path)?);
+            let file = std::fs::File::create(path).map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let mut file = std::io::BufWriter::new(file);
             let r = sweep::run(&sweep, opts, &mut file, &progress)?;
             (r, None)
         }
@@ -123,11 +120,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
     };
     bar.finish_and_clear();
     if let Some(path) = &a.plot_out {
-        let svg = plot::sweep_chart(&sweep, &results, &a.plot_y)?;
-        std::fs::write(path, svg).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        write_file(path, &plot::sweep_chart(&sweep, &results, &a.plot_y)?)?;
     }
     if a.common.format != Format::Table {
         return Ok(rows.unwrap_or_default());
@@ -204,10 +197,7 @@ pub(super) fn merge_cmd(a: &MergeArgs) -> Result<String> {
     let merged = sweep::merge(&inputs)?;
     match &a.out {
         Some(path) => {
-            std::fs::write(path, &merged).map_err(|source| Error::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            write_file(path, &merged)?;
             Ok(String::new())
         }
         None => Ok(merged),

@@ -117,6 +117,12 @@ impl Override {
     }
 }
 
+/// Whether a profile name is a file path (ends in `.toml` or has a path separator) rather than
+/// a shipped name.
+pub fn is_path(spec: &str) -> bool {
+    spec.ends_with(".toml") || spec.contains('/') || spec.contains('\\')
+}
+
 /// Text of a profile with the label used in error messages.
 fn source_text(
     kind: &'static str,
@@ -124,8 +130,7 @@ fn source_text(
     shipped: &[(&str, &str)],
 ) -> Result<(String, String)> {
     let as_path = Path::new(spec);
-    let looks_like_path = spec.ends_with(".toml") || spec.contains('/') || spec.contains('\\');
-    if looks_like_path {
+    if is_path(spec) {
         let text = std::fs::read_to_string(as_path).map_err(|source| Error::Io {
             path: spec.to_string(),
             source,
