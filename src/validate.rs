@@ -43,6 +43,8 @@ pub enum Metric {
     TpotMeanS,
     /// Mean time to first token, s.
     TtftMeanS,
+    /// Median time per output token, s.
+    TpotP50S,
 }
 
 impl Metric {
@@ -53,6 +55,7 @@ impl Metric {
             Metric::ThroughputOutputTokensPerS => "throughput_output_tokens_per_s",
             Metric::TpotMeanS => "tpot_mean_s",
             Metric::TtftMeanS => "ttft_mean_s",
+            Metric::TpotP50S => "tpot_p50_s",
         }
     }
 }
@@ -269,6 +272,7 @@ fn pick(metric: Metric, s: &Summary) -> f64 {
         Metric::ThroughputOutputTokensPerS => s.throughput_output_tokens_per_s,
         Metric::TpotMeanS => s.tpot_s.mean,
         Metric::TtftMeanS => s.ttft_s.mean,
+        Metric::TpotP50S => s.tpot_s.p50,
     }
 }
 
