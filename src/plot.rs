@@ -45,6 +45,19 @@ fn span(xs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// The legend box, upper right, over the series.
+fn legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(draw_err)
+}
+
 /// One named series of (x, y) points.
 struct Series {
     name: String,
@@ -95,13 +108,7 @@ fn line_chart(
         }
     }
     if series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart)?;
     }
     Ok(())
 }
@@ -293,13 +300,7 @@ pub fn compare_chart(rows: &[CompareRow]) -> Result<String> {
                 .label(name.clone())
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart)?;
         root.present().map_err(draw_err)?;
     }
     Ok(svg)
