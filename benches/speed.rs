@@ -24,12 +24,13 @@ fn system(hw: &str, model: &str) -> System {
     .unwrap()
 }
 
-const SETTINGS: ServeSettings = ServeSettings {
-    max_batch: 128,
-    max_batched_tokens: 512,
-    block_tokens: 16,
-    kv_spill: false,
-};
+fn settings() -> ServeSettings {
+    ServeSettings {
+        max_batch: 128,
+        max_batched_tokens: 512,
+        ..ServeSettings::default()
+    }
+}
 
 fn reference_requests(n: usize, rate_per_s: f64) -> Vec<RequestSpec> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/traces/splitwise_conv.csv");
@@ -39,6 +40,7 @@ fn reference_requests(n: usize, rate_per_s: f64) -> Vec<RequestSpec> {
         arrivals: Arrivals::Poisson { rate_per_s },
         prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
         output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
+        prefixes: None,
     }
     .generate(0, 4096)
     .unwrap()
@@ -69,7 +71,7 @@ fn engine_reference(c: &mut Criterion) {
         let reqs = reference_requests(n, 4.0);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| black_box(sys.simulate(&reqs, &SETTINGS, Loop::Open).unwrap().1.steps))
+            b.iter(|| black_box(sys.simulate(&reqs, &settings(), Loop::Open).unwrap().1.steps))
         });
     }
     g.finish();
@@ -83,7 +85,7 @@ fn engine_reference(c: &mut Criterion) {
         .sum();
     g.throughput(Throughput::Elements(tokens));
     g.bench_function("10000", |b| {
-        b.iter(|| black_box(sys.simulate(&reqs, &SETTINGS, Loop::Open).unwrap().1.steps))
+        b.iter(|| black_box(sys.simulate(&reqs, &settings(), Loop::Open).unwrap().1.steps))
     });
     g.finish();
 }
@@ -101,7 +103,7 @@ fn sweep_load(c: &mut Criterion) {
         b.iter(|| {
             let out: Vec<u64> = points
                 .par_iter()
-                .map(|reqs| sys.simulate(reqs, &SETTINGS, Loop::Open).unwrap().1.steps)
+                .map(|reqs| sys.simulate(reqs, &settings(), Loop::Open).unwrap().1.steps)
                 .collect();
             black_box(out)
         })

@@ -121,6 +121,7 @@ impl CompareLoad {
                 median: self.output_median_tokens,
                 sigma: self.sigma,
             },
+            prefixes: None,
         };
         let requests = workload.generate(seed, system.model.architecture.context_window_tokens)?;
         let (_, summary) = system.simulate(

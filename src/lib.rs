@@ -25,6 +25,7 @@
 //!     arrivals: Arrivals::Poisson { rate_per_s: 2.0 },
 //!     prompt: LengthDist::Fixed(512),
 //!     output: LengthDist::Fixed(128),
+//!     prefixes: None,
 //! };
 //! let requests = workload.generate(42, sys.model.architecture.context_window_tokens)?;
 //! let (_, summary) = sys.simulate(&requests, &ServeSettings::default(), Loop::Open)?;
@@ -47,6 +48,7 @@ pub mod plot;
 pub mod profile;
 pub mod report;
 pub mod scenario;
+pub mod slo;
 pub mod sweep;
 pub mod system;
 pub mod validate;

@@ -122,8 +122,16 @@ pub struct Summary {
     pub mean_batch_tokens: f64,
     /// Largest fraction of one instance's KV cache in use.
     pub kv_peak_fraction: f64,
-    /// Preemptions (recomputations) over the run.
+    /// Preemptions (recomputations or swaps) over the run.
     pub preemptions: u64,
+    /// Fraction of prompt tokens read from the prefix cache instead of computed.
+    pub prefix_cache_hit_fraction: f64,
+    /// KV-cache tokens copied to or from host memory by swap preemption.
+    pub swapped_tokens: u64,
+    /// KV-cache transfers from prefill to decode replicas (disaggregated serving).
+    pub kv_transfers: u64,
+    /// Mean time of one such transfer, s (NaN without transfers).
+    pub kv_transfer_mean_s: f64,
     /// Iterations run.
     pub steps: u64,
     /// Saturation verdict.
@@ -200,6 +208,21 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
         mean_batch_tokens: out.batch_tokens_sum as f64 / out.steps.max(1) as f64,
         kv_peak_fraction: out.kv_peak_fraction,
         preemptions: r.iter().map(|x| u64::from(x.preemptions)).sum(),
+        prefix_cache_hit_fraction: if in_tokens > 0.0 {
+            r.iter()
+                .map(|x| f64::from(x.cached_prompt_tokens))
+                .sum::<f64>()
+                / in_tokens
+        } else {
+            0.0
+        },
+        swapped_tokens: out.swapped_tokens,
+        kv_transfers: out.kv_transfers,
+        kv_transfer_mean_s: if out.kv_transfers > 0 {
+            out.kv_transfer_s / out.kv_transfers as f64
+        } else {
+            f64::NAN
+        },
         steps: out.steps,
         saturation: Saturation {
             saturated,

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Loop, Outcome};
+use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
 use crate::metrics::Summary;
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
-use crate::system::{ServeSettings, Speculation, System};
-use crate::workload::{read_trace, Arrivals, LengthDist, Workload};
+use crate::system::{ServeSettings, Speculation, Split, System};
+use crate::workload::{read_trace, Arrivals, LengthDist, SharedPrefixes, Workload};
 
 /// Arrival process of an open-loop workload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -72,6 +73,11 @@ pub struct WorkloadSpec {
     pub trace: Option<PathBuf>,
     /// Take lengths in order from a trace CSV instead of `prompt_tokens` / `output_tokens`.
     pub lengths_from: Option<PathBuf>,
+    /// Shared prompt prefixes: how many distinct prefixes (requests pick one uniformly).
+    pub prefix_groups: Option<u32>,
+    /// Shared prompt prefixes: tokens at the start of each prompt shared within its group
+    /// (capped at the prompt's length).
+    pub prefix_tokens: Option<u32>,
     /// Random seed for arrivals and lengths.
     #[serde(default)]
     pub seed: u64,
@@ -88,6 +94,8 @@ pub const WORKLOAD_FIELDS: &[&str] = &[
     "output_tokens",
     "trace",
     "lengths_from",
+    "prefix_groups",
+    "prefix_tokens",
     "seed",
 ];
 
@@ -113,6 +121,8 @@ impl Default for WorkloadSpec {
             output_tokens: default_output(),
             trace: None,
             lengths_from: None,
+            prefix_groups: None,
+            prefix_tokens: None,
             seed: 0,
         }
     }
@@ -131,8 +141,20 @@ impl WorkloadSpec {
         }
     }
 
+    fn prefixes(&self) -> Result<Option<SharedPrefixes>> {
+        match (self.prefix_groups, self.prefix_tokens) {
+            (None, None) => Ok(None),
+            (Some(groups), Some(tokens)) => Ok(Some(SharedPrefixes { groups, tokens })),
+            _ => Err(Error::arg(
+                "prefix_groups / prefix_tokens (--prefix-groups, --prefix-tokens)",
+                "give both the number of shared prefixes and their length, or neither",
+            )),
+        }
+    }
+
     /// The workload and whether it runs open or closed loop.
     pub fn build(&self) -> Result<(Workload, Loop)> {
+        let prefixes = self.prefixes()?;
         if let Some(path) = &self.trace {
             if self.rate_per_s.is_some()
                 || self.concurrency.is_some()
@@ -149,6 +171,7 @@ impl WorkloadSpec {
                 arrivals: Arrivals::Trace(rows.iter().map(|r| r.arrival_s).collect()),
                 prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
                 output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
+                prefixes,
             };
             return Ok((w, Loop::Open));
         }
@@ -202,6 +225,7 @@ impl WorkloadSpec {
                 arrivals,
                 prompt,
                 output,
+                prefixes,
             },
             mode,
         ))
@@ -237,6 +261,20 @@ pub struct ServeSpec {
     /// Wafers: let KV cache spill to external memory.
     #[serde(default)]
     pub kv_spill: bool,
+    /// Request routing across replicas.
+    #[serde(default)]
+    pub routing: Routing,
+    /// Decode-first or prefill-first iterations.
+    #[serde(default)]
+    pub priority: Priority,
+    /// What preemption does to a sequence's KV cache: recompute or swap.
+    #[serde(default)]
+    pub preemption: PreemptionMode,
+    /// Cache shared prompt prefixes between requests.
+    #[serde(default = "default_prefix_caching")]
+    pub prefix_caching: bool,
+    /// Disaggregated prefill and decode replicas, `XpYd` (e.g. `1p3d`).
+    pub disaggregate: Option<String>,
 }
 
 /// Field names of [`ServeSpec`], for suggestions on misspelt paths.
@@ -251,7 +289,16 @@ pub const SERVE_FIELDS: &[&str] = &[
     "max_batched_tokens",
     "block_tokens",
     "kv_spill",
+    "routing",
+    "priority",
+    "preemption",
+    "prefix_caching",
+    "disaggregate",
 ];
+
+fn default_prefix_caching() -> bool {
+    ServeSettings::default().prefix_caching
+}
 
 fn default_gamma() -> u32 {
     4
@@ -279,19 +326,37 @@ impl Default for ServeSpec {
             max_batched_tokens: default_max_batched_tokens(),
             block_tokens: default_block_tokens(),
             kv_spill: false,
+            routing: Routing::default(),
+            priority: Priority::default(),
+            preemption: PreemptionMode::default(),
+            prefix_caching: default_prefix_caching(),
+            disaggregate: None,
         }
     }
 }
 
 impl ServeSpec {
+    /// The disaggregated split, if any.
+    pub fn split(&self) -> Result<Option<Split>> {
+        self.disaggregate
+            .as_deref()
+            .map(|t| Split::parse("disaggregate (--disaggregate)", t))
+            .transpose()
+    }
+
     /// Engine settings.
-    pub fn settings(&self) -> ServeSettings {
-        ServeSettings {
+    pub fn settings(&self) -> Result<ServeSettings> {
+        Ok(ServeSettings {
             max_batch: self.max_batch,
             max_batched_tokens: self.max_batched_tokens,
             block_tokens: self.block_tokens,
             kv_spill: self.kv_spill,
-        }
+            routing: self.routing,
+            priority: self.priority,
+            preemption: self.preemption,
+            prefix_caching: self.prefix_caching,
+            disaggregate: self.split()?,
+        })
     }
 
     /// Place the model on the machine (with its draft, if any).
@@ -318,7 +383,8 @@ impl ServeSpec {
             ParallelRequest {
                 tp: self.tp,
                 pp: self.pp,
-                replicas: self.replicas,
+                // A split fixes the replica count (the engine checks it matches).
+                replicas: self.replicas.or(self.split()?.map(|s| s.replicas())),
             },
         )
     }
@@ -372,7 +438,7 @@ impl Scenario {
             self.workload.seed,
             system.model.architecture.context_window_tokens,
         )?;
-        let settings = self.serve.settings();
+        let settings = self.serve.settings()?;
         let (outcome, summary) =
             system.simulate_recorded(&requests, &settings, mode, self.record_timeline)?;
         Ok(Run {
@@ -393,10 +459,14 @@ mod tests {
         for f in fields {
             let value = match *f {
                 "arrival" => toml::Value::String("gamma".into()),
+                "routing" => toml::Value::String("least_kv".into()),
+                "priority" => toml::Value::String("prefill".into()),
+                "preemption" => toml::Value::String("swap".into()),
+                "disaggregate" => toml::Value::String("1p1d".into()),
                 "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "draft" => {
                     toml::Value::String("x".into())
                 }
-                "kv_spill" => toml::Value::Boolean(true),
+                "kv_spill" | "prefix_caching" => toml::Value::Boolean(true),
                 "rate_per_s" | "burstiness" | "alpha" => toml::Value::Float(0.5),
                 _ => toml::Value::Integer(1),
             };

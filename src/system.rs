@@ -7,7 +7,10 @@ use serde::Serialize;
 use crate::cost::{
     expected_tokens_per_step, Batch, CostModel, GpuCost, SpeculativeCost, StepCost, WaferCost,
 };
-use crate::engine::{self, EngineConfig, Loop, Outcome, SpecConfig};
+use crate::engine::{
+    self, Disaggregation, EngineConfig, Loop, Outcome, PreemptionMode, Priority, Routing,
+    ServingPolicy, SpecConfig,
+};
 use crate::error::{Error, Result};
 use crate::metrics::{summarise, Summary};
 use crate::placement::{place_with_draft, ParallelRequest, Placement};
@@ -26,6 +29,58 @@ pub struct ServeSettings {
     /// Let KV cache spill past fast memory into external memory (wafers), paying for the reads,
     /// instead of queueing requests until room frees up.
     pub kv_spill: bool,
+    /// How requests are routed to replicas.
+    pub routing: Routing,
+    /// Decode or prefill first within an iteration.
+    pub priority: Priority,
+    /// Recompute or swap a preempted sequence's KV cache.
+    pub preemption: PreemptionMode,
+    /// Keep shared prompt prefixes cached (vLLM V1's default: on).
+    pub prefix_caching: bool,
+    /// Prefill and decode on separate replicas: (prefill replicas, decode replicas).
+    pub disaggregate: Option<Split>,
+}
+
+/// A disaggregated split of replicas, written `XpYd` (e.g. `1p3d`: one prefill replica, three
+/// decode replicas).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Split {
+    /// Replicas that prefill.
+    pub prefill: u32,
+    /// Replicas that decode.
+    pub decode: u32,
+}
+
+impl Split {
+    /// Parse `XpYd` with X, Y >= 1.
+    pub fn parse(field: &str, text: &str) -> Result<Split> {
+        let bad = || {
+            Error::arg(
+                field,
+                format!("expected XpYd with X, Y >= 1 (e.g. 1p3d: 1 prefill and 3 decode replicas), found \"{text}\""),
+            )
+        };
+        let t = text.trim().to_ascii_lowercase();
+        let (x, rest) = t.split_once('p').ok_or_else(bad)?;
+        let y = rest.strip_suffix('d').ok_or_else(bad)?;
+        let prefill: u32 = x.parse().map_err(|_| bad())?;
+        let decode: u32 = y.parse().map_err(|_| bad())?;
+        if prefill == 0 || decode == 0 {
+            return Err(bad());
+        }
+        Ok(Split { prefill, decode })
+    }
+
+    /// Replicas in all.
+    pub fn replicas(&self) -> u32 {
+        self.prefill + self.decode
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}p{}d", self.prefill, self.decode)
+    }
 }
 
 impl Default for ServeSettings {
@@ -35,6 +90,11 @@ impl Default for ServeSettings {
             max_batched_tokens: 2048,
             block_tokens: 16,
             kv_spill: false,
+            routing: Routing::RoundRobin,
+            priority: Priority::Decode,
+            preemption: PreemptionMode::Recompute,
+            prefix_caching: true,
+            disaggregate: None,
         }
     }
 }
@@ -186,10 +246,73 @@ impl System {
         self.cost.step(batch)
     }
 
+    /// Time to move one token's KV cache between two replicas, s, and the fixed time of one
+    /// transfer: each device sends its share over its own link at once (GPUs: the scale-up
+    /// interconnect at its achieved efficiency; wafers: the wafer-to-wafer link).
+    pub fn kv_transfer_cost(&self) -> (f64, f64) {
+        let bytes = self.placement.kv_bytes_per_token_per_device;
+        match self.hardware.kind() {
+            Some(HardwareKind::Gpu(g)) => (
+                bytes / (g.interconnect.bandwidth_bytes_per_s * g.efficiency.interconnect),
+                g.interconnect.latency_s,
+            ),
+            Some(HardwareKind::Wafer(w)) => {
+                (bytes / w.link.bandwidth_bytes_per_s, w.link.latency_s)
+            }
+            None => (f64::INFINITY, 0.0),
+        }
+    }
+
+    /// Time to copy one token's KV cache to or from host memory, s: each device over its own
+    /// host link (GPUs: `gpu.host_bandwidth_bytes_per_s`; wafers: the external memory).
+    pub fn swap_s_per_token(&self) -> Result<f64> {
+        let bytes = self.placement.kv_bytes_per_token_per_device;
+        match self.hardware.kind() {
+            Some(HardwareKind::Gpu(g)) => match g.host_bandwidth_bytes_per_s {
+                Some(bw) => Ok(bytes / bw),
+                None => Err(Error::arg(
+                    "preemption = swap",
+                    format!(
+                        "{} has no gpu.host_bandwidth_bytes_per_s (GPU to host memory, bytes/s); add it to the profile or use recompute",
+                        self.hardware.name
+                    ),
+                )),
+            },
+            Some(HardwareKind::Wafer(w)) => Ok(bytes / w.external_memory.bandwidth_bytes_per_s),
+            None => Ok(f64::INFINITY),
+        }
+    }
+
     /// Engine settings for this placement: one instance per replica and pipeline lane.
-    pub fn engine_config(&self, s: &ServeSettings) -> EngineConfig {
+    pub fn engine_config(&self, s: &ServeSettings) -> Result<EngineConfig> {
         let p = &self.placement;
-        EngineConfig {
+        let disaggregation = match s.disaggregate {
+            None => None,
+            Some(split) if split.replicas() != p.replicas => {
+                return Err(Error::arg(
+                    "disaggregate",
+                    format!(
+                        "{split} needs {} replicas but the placement has {}; set replicas to {} or change the split",
+                        split.replicas(),
+                        p.replicas,
+                        split.replicas()
+                    ),
+                ))
+            }
+            Some(split) => {
+                let (per_token, latency) = self.kv_transfer_cost();
+                Some(Disaggregation {
+                    prefill_instances: split.prefill * p.lanes,
+                    transfer_s_per_token: per_token,
+                    transfer_latency_s: latency,
+                })
+            }
+        };
+        let swap_s_per_token = match s.preemption {
+            PreemptionMode::Swap => self.swap_s_per_token()?,
+            PreemptionMode::Recompute => 0.0,
+        };
+        Ok(EngineConfig {
             instances: p.replicas * p.lanes,
             kv_tokens_per_instance: (p.kv_capacity_tokens_per_replica
                 + if s.kv_spill {
@@ -205,7 +328,15 @@ impl System {
                 gamma: x.gamma,
                 expected_tokens: x.expected_tokens(),
             }),
-        }
+            policy: ServingPolicy {
+                routing: s.routing,
+                priority: s.priority,
+                preemption: s.preemption,
+                swap_s_per_token,
+                prefix_caching: s.prefix_caching,
+                disaggregation,
+            },
+        })
     }
 
     /// Serve `requests` and aggregate the metrics.
@@ -253,7 +384,7 @@ impl System {
             ));
         }
         let mut out =
-            engine::run_recorded(requests, &self.cost, self.engine_config(s), mode, record)?;
+            engine::run_recorded(requests, &self.cost, self.engine_config(s)?, mode, record)?;
         let summary = summarise(&mut out, mode == Loop::Open);
         Ok((out, summary))
     }

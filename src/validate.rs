@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Summary;
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
+use crate::slo::max_rate;
 use crate::system::{ServeSettings, Speculation, System};
 use crate::workload::{Arrivals, LengthDist, Workload};
 
@@ -263,6 +264,7 @@ fn fixed(prompt: u32, output: u32, requests: usize, arrivals: Arrivals) -> Workl
         arrivals,
         prompt: LengthDist::Fixed(prompt),
         output: LengthDist::Fixed(output),
+        prefixes: None,
     }
 }
 
@@ -350,33 +352,22 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
                 sys.simulate(&w.generate(0, window)?, &settings(row), Loop::Open)?
                     .1
             };
-            let mut hi = offline.throughput_requests_per_s * 1.5;
-            let mut lo = hi / 1e4;
-            let at_lo = run(lo)?;
-            if !meets(&at_lo, *ttft_limit_s, *tpot_limit_s) {
-                return Err(Error::arg(
-                    format!("row {}", row.id),
-                    format!(
-                        "even {lo:.4} requests/s misses the limits (p99 TTFT {:.3} s, p99 TPOT {:.4} s)",
-                        at_lo.ttft_s.p99, at_lo.tpot_s.p99
-                    ),
-                ));
-            }
-            let mut best = at_lo;
-            for _ in 0..24 {
-                let mid = (lo * hi).sqrt();
-                let s = run(mid)?;
-                if meets(&s, *ttft_limit_s, *tpot_limit_s) {
-                    lo = mid;
-                    best = s;
-                } else {
-                    hi = mid;
-                }
-                if hi / lo < 1.01 {
-                    break;
+            let limits = |s: &Summary| meets(s, *ttft_limit_s, *tpot_limit_s);
+            let hi = offline.throughput_requests_per_s * 1.5;
+            match max_rate(hi, |rate| run(rate).map(|s| (limits(&s), s)))? {
+                Some((_, best)) => Ok(pick(row.metric, &best)),
+                None => {
+                    let lo = hi / 1e4;
+                    let at_lo = run(lo)?;
+                    Err(Error::arg(
+                        format!("row {}", row.id),
+                        format!(
+                            "even {lo:.4} requests/s misses the limits (p99 TTFT {:.3} s, p99 TPOT {:.4} s)",
+                            at_lo.ttft_s.p99, at_lo.tpot_s.p99
+                        ),
+                    ))
                 }
             }
-            Ok(pick(row.metric, &best))
         }
     }
 }

@@ -22,6 +22,41 @@ pub struct RequestSpec {
     pub prompt_tokens: u32,
     /// Output length, tokens (at least 1).
     pub output_tokens: u32,
+    /// The shared prefix its prompt starts with, if any.
+    pub prefix: Option<PromptPrefix>,
+}
+
+impl RequestSpec {
+    /// A request without a shared prefix.
+    pub fn new(arrival_s: f64, prompt_tokens: u32, output_tokens: u32) -> RequestSpec {
+        RequestSpec {
+            arrival_s,
+            prompt_tokens,
+            output_tokens,
+            prefix: None,
+        }
+    }
+}
+
+/// A request's shared prompt prefix: the first `tokens` of its prompt are the same for every
+/// request of `group` (a system prompt, a repository's context, an agent's history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptPrefix {
+    /// The group of requests sharing it.
+    pub group: u32,
+    /// Its length, tokens (at most the prompt's).
+    pub tokens: u32,
+}
+
+/// Shared prefixes in a workload: each request belongs to one of `groups` groups, drawn
+/// uniformly, and its prompt starts with the group's `tokens`-token prefix (capped at the
+/// prompt's length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedPrefixes {
+    /// Distinct prefixes.
+    pub groups: u32,
+    /// Prefix length, tokens.
+    pub tokens: u32,
 }
 
 /// One row of a trace file.
@@ -150,6 +185,8 @@ pub struct Workload {
     pub prompt: LengthDist,
     /// Output lengths.
     pub output: LengthDist,
+    /// Shared prompt prefixes, if any.
+    pub prefixes: Option<SharedPrefixes>,
 }
 
 impl Workload {
@@ -187,6 +224,21 @@ impl Workload {
             }
             _ => None,
         };
+        if let Some(p) = self.prefixes {
+            if p.groups == 0 || p.tokens == 0 {
+                return Err(Error::arg(
+                    "prefix_groups / prefix_tokens",
+                    format!(
+                        "expected at least 1 group and 1 token, found {} groups of {} tokens",
+                        p.groups, p.tokens
+                    ),
+                ));
+            }
+        }
+        // Groups come from their own stream, so adding prefixes leaves arrivals and lengths as
+        // they were for the seed.
+        let mut group_rng = ChaCha8Rng::seed_from_u64(seed);
+        group_rng.set_stream(1);
         let mut out = Vec::with_capacity(self.requests);
         for i in 0..self.requests {
             let arrival_s = match &self.arrivals {
@@ -210,10 +262,15 @@ impl Workload {
             };
             let prompt = self.prompt.sample(i, &mut rng, cap.saturating_sub(1));
             let output = self.output.sample(i, &mut rng, cap.saturating_sub(prompt));
+            let prefix = self.prefixes.map(|p| PromptPrefix {
+                group: group_rng.random_range(0..p.groups),
+                tokens: p.tokens.min(prompt),
+            });
             out.push(RequestSpec {
                 arrival_s,
                 prompt_tokens: prompt,
                 output_tokens: output,
+                prefix,
             });
         }
         Ok(out)
@@ -312,6 +369,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Vec<TraceRow>> {
             arrival_s: arrival,
             prompt_tokens: tokens(1, "num_prefill_tokens", 1)?,
             output_tokens: tokens(2, "num_decode_tokens", 1)?,
+            prefix: None,
         });
     }
     if rows.is_empty() {
@@ -330,6 +388,7 @@ mod tests {
             arrivals: Arrivals::Poisson { rate_per_s: rate },
             prompt: LengthDist::Fixed(100),
             output: LengthDist::Fixed(10),
+            prefixes: None,
         }
     }
 

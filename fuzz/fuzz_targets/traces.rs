@@ -3,7 +3,7 @@
 #![no_main]
 
 use infersim::cost::{ConstantCost, CostModel};
-use infersim::engine::{run, EngineConfig, Loop};
+use infersim::engine::{ServingPolicy, run, EngineConfig, Loop};
 use infersim::workload::parse_trace;
 use libfuzzer_sys::fuzz_target;
 
@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         max_batched_tokens: 2048,
         block_tokens: 16,
         speculative: None,
+        policy: ServingPolicy::default(),
     };
     if let Ok(out) = run(&rows, &cost as &dyn CostModel, cfg, Loop::Open) {
         assert_eq!(out.requests.len(), rows.len());

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::calibrate;
 use crate::compare::{self, CompareLoad};
 use crate::cost::{OpKind, StepCost};
+use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
 use crate::infer;
 use crate::metrics::{Dist, Summary};
@@ -17,7 +18,8 @@ use crate::placement::{ParallelRequest, Placement, WeightHome};
 use crate::profile::catalog::{hardware_names, model_names, profile_text};
 use crate::profile::{load_hardware, load_model, HardwareKind, Override};
 use crate::report::{key_values, ms, num, requests_csv, Format, Table};
-use crate::scenario::{ArrivalKind, LengthText, Scenario, ServeSpec, WorkloadSpec};
+use crate::scenario::{ArrivalKind, LengthText, Run, Scenario, ServeSpec, WorkloadSpec};
+use crate::slo::{max_rate, Slo};
 use crate::system::{ServeSettings, Speculation, System};
 use crate::validate;
 use crate::{perfetto, plot};
@@ -261,9 +263,46 @@ struct SimulateArgs {
     /// --prompt-tokens / --output-tokens.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt_tokens", "output_tokens"])]
     lengths_from: Option<PathBuf>,
+    /// Shared prompt prefixes: number of distinct prefixes; each request draws one uniformly.
+    #[arg(long, value_name = "N", requires = "prefix_tokens")]
+    prefix_groups: Option<u32>,
+    /// Shared prompt prefixes: tokens at the start of each prompt shared within its group.
+    #[arg(long, value_name = "TOKENS", requires = "prefix_groups")]
+    prefix_tokens: Option<u32>,
     /// Random seed (arrivals and lengths).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Request routing across replicas.
+    #[arg(long, value_enum, default_value_t = Routing::RoundRobin)]
+    routing: Routing,
+    /// Iteration priority: decode (running sequences first, chunked prefill) or prefill
+    /// (waiting requests are prefilled while decodes pause).
+    #[arg(long, value_enum, default_value_t = Priority::Decode)]
+    priority: Priority,
+    /// Preemption under KV pressure: recompute the evicted KV cache, or swap it to host memory
+    /// and back (costed over the host link).
+    #[arg(long, value_enum, default_value_t = PreemptionMode::Recompute)]
+    preemption: PreemptionMode,
+    /// Turn off prefix caching (on by default, as in vLLM V1).
+    #[arg(long)]
+    no_prefix_caching: bool,
+    /// Disaggregated serving: X prefill and Y decode replicas, written XpYd (e.g. 1p3d); the
+    /// prompt's KV cache moves over the interconnect after prefill.
+    #[arg(long, value_name = "XpYd")]
+    disaggregate: Option<String>,
+    /// SLO: time-to-first-token limit, s (goodput counts requests meeting every limit).
+    #[arg(long, value_name = "S")]
+    slo_ttft_s: Option<f64>,
+    /// SLO: time-per-output-token limit, s.
+    #[arg(long, value_name = "S")]
+    slo_tpot_s: Option<f64>,
+    /// SLO: percentile of requests that must meet the limits for --find-max-rate.
+    #[arg(long, value_name = "PCT", default_value_t = 99.0)]
+    slo_percentile: f64,
+    /// Search the highest Poisson arrival rate whose TTFT and TPOT at --slo-percentile meet the
+    /// SLO limits (as MLPerf Server does), and report that run.
+    #[arg(long, requires = "slo_ttft_s", requires = "slo_tpot_s", conflicts_with_all = ["trace", "concurrency"])]
+    find_max_rate: bool,
     /// Most sequences per iteration.
     #[arg(long, default_value_t = ServeSettings::default().max_batch)]
     max_batch: u32,
@@ -582,6 +621,11 @@ impl SimulateArgs {
                 max_batched_tokens: self.max_batched_tokens,
                 block_tokens: self.block_tokens,
                 kv_spill: self.kv_spill,
+                routing: self.routing,
+                priority: self.priority,
+                preemption: self.preemption,
+                prefix_caching: !self.no_prefix_caching,
+                disaggregate: self.disaggregate.clone(),
             },
             workload: WorkloadSpec {
                 rate_per_s: self.rate,
@@ -593,6 +637,8 @@ impl SimulateArgs {
                 output_tokens,
                 trace: self.trace.clone(),
                 lengths_from: self.lengths_from.clone(),
+                prefix_groups: self.prefix_groups,
+                prefix_tokens: self.prefix_tokens,
                 seed: self.seed,
             },
             record_timeline: self.trace_out.is_some(),
@@ -614,8 +660,82 @@ fn summary_rows(s: &Summary) -> Vec<(&'static str, &'static str, Dist, f64)> {
     ]
 }
 
+impl SimulateArgs {
+    fn slo(&self) -> Result<Option<Slo>> {
+        if self.slo_ttft_s.is_none() && self.slo_tpot_s.is_none() {
+            return Ok(None);
+        }
+        let slo = Slo {
+            ttft_s: self.slo_ttft_s,
+            tpot_s: self.slo_tpot_s,
+            percentile: self.slo_percentile,
+        };
+        slo.check()?;
+        Ok(Some(slo))
+    }
+}
+
+/// The run at the highest Poisson rate meeting `slo` at its percentile (and not saturating).
+fn find_max_rate(sc: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
+    let system = sc.serve.system(&sc.hardware, &sc.model, &sc.overrides)?;
+    let at = |rate: f64| -> Result<Run> {
+        let mut s = sc.clone();
+        s.workload.rate_per_s = Some(rate);
+        s.workload.concurrency = None;
+        s.run_on(system.clone())
+    };
+    // Upper bracket: arrivals a microsecond apart are as good as all at once.
+    let offline = at(1e6)?;
+    let hi = offline.summary.throughput_requests_per_s * 1.5;
+    let found = max_rate(hi, |rate| {
+        let run = at(rate)?;
+        let ok = slo.evaluate(&run.outcome, run.summary.duration_s).met
+            && !run.summary.saturation.saturated;
+        Ok((ok, run))
+    })?;
+    found.ok_or_else(|| {
+        Error::arg(
+            "--find-max-rate",
+            format!(
+                "even {:.4} requests/s misses the SLO at p{}; relax the limits or change the system",
+                hi / 1e4,
+                slo.percentile
+            ),
+        )
+    })
+}
+
+fn policy_text(s: &ServeSettings) -> String {
+    let mut t = format!(
+        "routing {}, {} first, preemption by {}, prefix caching {}",
+        value_name(s.routing),
+        value_name(s.priority),
+        value_name(s.preemption),
+        if s.prefix_caching { "on" } else { "off" }
+    );
+    match s.disaggregate {
+        Some(d) => t.push_str(&format!(", disaggregated {d}")),
+        None => t.push_str(", colocated"),
+    }
+    t
+}
+
+fn value_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
 fn simulate(a: &SimulateArgs) -> Result<String> {
-    let run = a.scenario()?.run()?;
+    let slo = a.slo()?;
+    let scenario = a.scenario()?;
+    let (max_rate, run) = match (&slo, a.find_max_rate) {
+        (Some(slo), true) => {
+            let (rate, run) = find_max_rate(&scenario, slo)?;
+            (Some(rate), run)
+        }
+        _ => (None, scenario.run()?),
+    };
+    let slo_report = slo.map(|x| x.evaluate(&run.outcome, run.summary.duration_s));
     let (sys, settings, mode, s) = (&run.system, run.settings, run.mode, &run.summary);
     let title = format!("{} on {}", sys.model.name, sys.hardware.name);
     if let Some(path) = &a.trace_out {
@@ -644,6 +764,10 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "utilisation": s.utilisation, "mean_batch_sequences": s.mean_batch_sequences,
                 "mean_batch_tokens": s.mean_batch_tokens, "kv_peak_fraction": s.kv_peak_fraction,
                 "preemptions": s.preemptions, "steps": s.steps, "saturation": s.saturation,
+                "prefix_cache_hit_fraction": s.prefix_cache_hit_fraction,
+                "swapped_tokens": s.swapped_tokens, "kv_transfers": s.kv_transfers,
+                "kv_transfer_mean_s": s.kv_transfer_mean_s,
+                "slo": slo, "slo_report": slo_report, "max_rate_per_s": max_rate,
             });
             Ok(pretty(&v))
         }
@@ -657,6 +781,9 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "throughput_input_tokens_per_s".into(),
                 "utilisation".into(),
                 "saturated".into(),
+                "prefix_cache_hit_fraction".into(),
+                "goodput_requests_per_s".into(),
+                "max_rate_per_s".into(),
             ];
             let mut row = vec![
                 sys.hardware.name.clone(),
@@ -667,6 +794,9 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 s.throughput_input_tokens_per_s.to_string(),
                 s.utilisation.to_string(),
                 s.saturation.saturated.to_string(),
+                s.prefix_cache_hit_fraction.to_string(),
+                slo_report.map_or(String::new(), |r| r.goodput_requests_per_s.to_string()),
+                max_rate.map_or(String::new(), |r| r.to_string()),
             ];
             for (name, d) in [
                 ("ttft_s", s.ttft_s),
@@ -727,8 +857,62 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                     s.preemptions
                 ),
                 ),
+                ("serving", policy_text(&settings)),
+                (
+                    "kv cache",
+                    format!(
+                        "{}% of prompt tokens from the prefix cache; {} tokens swapped; {} transfers to decode replicas{}",
+                        num(100.0 * s.prefix_cache_hit_fraction, 3),
+                        s.swapped_tokens,
+                        s.kv_transfers,
+                        if s.kv_transfers > 0 {
+                            format!(" (mean {} ms)", num(1e3 * s.kv_transfer_mean_s, 3))
+                        } else {
+                            String::new()
+                        }
+                    ),
+                ),
                 ("saturated", sat),
             ]);
+            let mut head = head;
+            if let (Some(slo), Some(r)) = (&slo, &slo_report) {
+                let limits = [
+                    slo.ttft_s
+                        .map(|v| format!("TTFT <= {} ms", num(1e3 * v, 4))),
+                    slo.tpot_s
+                        .map(|v| format!("TPOT <= {} ms", num(1e3 * v, 4))),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+                let mut lines = vec![
+                    ("slo", format!("{limits} at p{}", num(slo.percentile, 3))),
+                    (
+                        "goodput",
+                        format!(
+                            "{} requests/s meet every limit ({}% of requests); p{} TTFT {} ms, TPOT {} ms: {}",
+                            num(r.goodput_requests_per_s, 4),
+                            num(100.0 * r.met_fraction, 3),
+                            num(slo.percentile, 3),
+                            num(1e3 * r.ttft_at_percentile_s, 4),
+                            num(1e3 * r.tpot_at_percentile_s, 4),
+                            if r.met { "met" } else { "missed" }
+                        ),
+                    ),
+                ];
+                if let Some(rate) = max_rate {
+                    lines.push((
+                        "max rate",
+                        format!(
+                            "{} requests/s (Poisson) is the highest rate meeting the SLO; the run below is at that rate",
+                            num(rate, 4)
+                        ),
+                    ));
+                }
+                let owned: Vec<(&str, String)> = lines;
+                head.push_str(&key_values(&owned));
+            }
             let mut t = Table::new(["metric", "unit", "mean", "p50", "p90", "p99"]);
             for (name, unit, d, scale) in summary_rows(s) {
                 t.row([

@@ -15,6 +15,8 @@
 
 pub mod event;
 pub mod kv_cache;
+pub mod policy;
+pub mod prefix_cache;
 
 use std::collections::VecDeque;
 
@@ -25,6 +27,8 @@ use crate::error::{Error, Result};
 use crate::workload::RequestSpec;
 use event::{ns_from_s, s_from_ns, EventQueue, SimTime};
 use kv_cache::BlockPool;
+pub use policy::{Disaggregation, PreemptionMode, Priority, Routing, ServingPolicy};
+use prefix_cache::PrefixCache;
 
 /// Engine settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -41,6 +45,8 @@ pub struct EngineConfig {
     pub block_tokens: u32,
     /// Speculative decoding, if on.
     pub speculative: Option<SpecConfig>,
+    /// Routing, priority, preemption, prefix caching and disaggregation.
+    pub policy: ServingPolicy,
 }
 
 /// Speculative decoding as the engine sees it.
@@ -67,8 +73,10 @@ pub struct RequestRecord {
     pub output_tokens: u32,
     /// Times it was preempted.
     pub preemptions: u32,
-    /// Instance that served it.
+    /// Instance that served it (under disaggregation, its decode instance once transferred).
     pub instance: u32,
+    /// Prompt tokens read from the prefix cache instead of computed (first admission).
+    pub cached_prompt_tokens: u32,
 }
 
 /// Everything a run produced, before aggregation.
@@ -91,6 +99,14 @@ pub struct Outcome {
     pub kv_peak_fraction: f64,
     /// Time of the last completion, s.
     pub end_s: f64,
+    /// Tokens of KV cache copied to or from host memory by swap preemption.
+    pub swapped_tokens: u64,
+    /// Prefix-cache entries evicted for room.
+    pub prefix_evictions: u64,
+    /// KV-cache transfers from prefill to decode instances.
+    pub kv_transfers: u64,
+    /// Time spent in those transfers, summed over requests, s.
+    pub kv_transfer_s: f64,
     /// Every iteration, when recorded ([`run_recorded`]); empty otherwise.
     pub timeline: Vec<StepRecord>,
 }
@@ -121,12 +137,21 @@ struct Seq {
     arrival: SimTime,
     kv: u32,
     generated: u32,
+    /// KV blocks this sequence owns.
     blocks: u32,
+    /// KV blocks it reads from a cached prefix of `prefix_ref`.
+    shared_blocks: u32,
+    /// The prefix group whose cache entry it references.
+    prefix_ref: Option<u32>,
+    /// Its KV cache sits in host memory (swap preemption).
+    swapped: bool,
     first: SimTime,
     last_token: SimTime,
     done: SimTime,
     preemptions: u32,
     instance: u32,
+    cached_prompt: u32,
+    admitted: bool,
     /// Speculative decoding: fractional tokens owed, so that a sequence yields on average exactly
     /// the expected tokens per verification step, deterministically.
     credit: f64,
@@ -141,9 +166,16 @@ pub const HORIZON_S: f64 = 1e9;
 struct Instance {
     running: Vec<u32>,
     waiting: VecDeque<u32>,
+    /// KV tokens the waiting requests will hold once admitted (for least-KV routing).
+    waiting_tokens: u64,
     pool: BlockPool,
+    prefix: PrefixCache,
     /// The iteration in flight: (request, tokens computed, speculative decode).
     step: Vec<(u32, u32, bool)>,
+    /// Tokens to copy to or from host memory before the next iteration (swap preemption).
+    swap_tokens: u64,
+    /// Requests whose KV is leaving for a decode instance (their blocks are still held).
+    sending: u32,
     busy: bool,
     busy_ns: SimTime,
 }
@@ -151,6 +183,8 @@ struct Instance {
 enum Event {
     Arrival(u32),
     StepDone(u32),
+    /// A request's KV cache reached the decode pool.
+    Transferred(u32),
 }
 
 struct Engine<'a> {
@@ -165,6 +199,17 @@ struct Engine<'a> {
     next_closed: Option<u32>,
     /// Keep a [`StepRecord`] per iteration.
     record: bool,
+    /// Round-robin counters of the first (prefill or only) pool and of the decode pool.
+    turn: [u32; 2],
+}
+
+/// Tokens of a request's shared prefix that can be cached: whole blocks, and at least one
+/// prompt token left to compute (its logits give the first output token).
+fn cacheable(spec: &RequestSpec, block_tokens: u32) -> Option<(u32, u32)> {
+    let p = spec.prefix?;
+    let tokens = p.tokens.min(spec.prompt_tokens.saturating_sub(1));
+    let tokens = tokens / block_tokens * block_tokens;
+    (tokens > 0).then_some((p.group, tokens))
 }
 
 impl Engine<'_> {
@@ -173,39 +218,154 @@ impl Engine<'_> {
         self.specs[r].prompt_tokens + self.seqs[r].generated
     }
 
-    fn preempt(&mut self, k: usize) {
-        let inst = &mut self.instances[k];
-        let v = inst.running.pop().expect("caller checked non-empty") as usize;
-        let s = &mut self.seqs[v];
-        inst.pool.release(s.blocks);
-        s.blocks = 0;
-        s.kv = 0;
-        s.preemptions += 1;
-        inst.waiting.push_front(v as u32);
+    /// Instances of pool 0 (arrivals: prefill or colocated) or pool 1 (decode).
+    fn pool(&self, decode: bool) -> std::ops::Range<usize> {
+        let n = self.cfg.instances as usize;
+        match (self.cfg.policy.disaggregation, decode) {
+            (Some(d), false) => 0..d.prefill_instances as usize,
+            (Some(d), true) => d.prefill_instances as usize..n,
+            (None, _) => 0..n,
+        }
     }
 
-    /// Form the next batch of instance `k`; false if there is nothing to run.
-    fn form_batch(&mut self, k: usize, batch: &mut Batch) -> bool {
+    fn outstanding(&self, k: usize) -> usize {
+        let i = &self.instances[k];
+        i.running.len() + i.waiting.len()
+    }
+
+    fn kv_load(&self, k: usize) -> u64 {
+        let i = &self.instances[k];
+        u64::from(i.pool.total() - i.pool.free()) * u64::from(self.cfg.block_tokens)
+            + i.waiting_tokens
+    }
+
+    /// The instance request `r` joins, among the arrival pool or the decode pool.
+    fn route(&mut self, r: usize, decode: bool) -> usize {
+        let pool = self.pool(decode);
+        let least = |key: &dyn Fn(usize) -> u64| {
+            pool.clone()
+                .min_by_key(|&k| (key(k), k))
+                .expect("pools are non-empty")
+        };
+        match self.cfg.policy.routing {
+            Routing::RoundRobin => {
+                let t = &mut self.turn[usize::from(decode)];
+                let k = pool.start + (*t as usize % pool.len());
+                *t = t.wrapping_add(1);
+                k
+            }
+            Routing::LeastOutstanding => least(&|k| self.outstanding(k) as u64),
+            Routing::LeastKv => least(&|k| self.kv_load(k)),
+            Routing::PrefixAffinity => match self.specs[r].prefix {
+                Some(p) if !decode => pool.start + affinity_in(p.group, pool.len()),
+                _ => least(&|k| self.outstanding(k) as u64),
+            },
+        }
+    }
+
+    fn enqueue(&mut self, k: usize, r: u32, front: bool) {
+        let need = u64::from(self.known(r as usize));
+        let inst = &mut self.instances[k];
+        inst.waiting_tokens += need;
+        if front {
+            inst.waiting.push_front(r);
+        } else {
+            inst.waiting.push_back(r);
+        }
+    }
+
+    /// Give back a sequence's blocks and its prefix reference.
+    fn release(&mut self, k: usize, r: usize) {
+        let s = &mut self.seqs[r];
+        let inst = &mut self.instances[k];
+        inst.pool.release(s.blocks);
+        s.blocks = 0;
+        s.shared_blocks = 0;
+        if let Some(g) = s.prefix_ref.take() {
+            inst.prefix.release(g);
+        }
+    }
+
+    /// Free blocks by evicting unused cached prefixes until `want` are free; false if they cannot.
+    fn make_room(&mut self, k: usize, want: u32) -> bool {
+        let inst = &mut self.instances[k];
+        while inst.pool.free() < want {
+            match inst.prefix.evict_one() {
+                Some(b) => inst.pool.release(b),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn preempt(&mut self, k: usize) {
+        let v = self.instances[k]
+            .running
+            .pop()
+            .expect("caller checked non-empty") as usize;
+        self.release(k, v);
+        let swap = self.cfg.policy.preemption == PreemptionMode::Swap;
+        let s = &mut self.seqs[v];
+        s.preemptions += 1;
+        if swap && s.kv > 0 {
+            s.swapped = true;
+            self.instances[k].swap_tokens += u64::from(s.kv);
+        } else {
+            s.kv = 0;
+        }
+        self.enqueue(k, v as u32, true);
+    }
+
+    /// Tokens sequence `r` computes next within `budget`, whether it is a speculative decode,
+    /// and whether it is decoding at all.
+    fn next_work(&self, r: usize, budget: u32) -> (u32, bool, bool) {
+        let kv = self.seqs[r].kv;
+        let known = self.known(r);
+        let decoding = known - kv == 1 && self.seqs[r].generated > 0;
+        match (decoding, self.cfg.speculative) {
+            // A verification step computes gamma + 1 tokens and needs their KV room.
+            (true, Some(s)) => (s.gamma + 1, true, true),
+            _ => ((known - kv).min(budget), false, decoding),
+        }
+    }
+
+    fn push_work(&mut self, k: usize, r: usize, n: u32, speculative: bool, batch: &mut Batch) {
+        let kv = self.seqs[r].kv;
+        if speculative {
+            self.instances[k].step.push((r as u32, 1, true));
+            batch.push_sequence(1, u64::from(kv), true, true);
+        } else {
+            self.instances[k].step.push((r as u32, n, false));
+            batch.push_sequence(u64::from(n), u64::from(kv), kv + n == self.known(r), false);
+        }
+    }
+
+    /// Form the next batch of instance `k`; false if there is nothing to run. With
+    /// `prefill_first`, running decodes sit out so waiting requests are admitted and prefilled.
+    fn form_batch(&mut self, k: usize, batch: &mut Batch, prefill_first: bool) -> bool {
         let mut budget = self.cfg.max_batched_tokens;
         let mut preempted = false;
         let mut i = 0;
         while i < self.instances[k].running.len() && budget > 0 {
             let r = self.instances[k].running[i] as usize;
-            let kv = self.seqs[r].kv;
-            let known = self.known(r);
-            let decoding = known - kv == 1 && self.seqs[r].generated > 0;
-            let speculative = decoding && self.cfg.speculative.is_some();
-            // A verification step computes gamma + 1 tokens and needs their KV room.
-            let n = match (speculative, self.cfg.speculative) {
-                (true, Some(s)) => s.gamma + 1,
-                _ => (known - kv).min(budget),
-            };
+            let (n, speculative, decoding) = self.next_work(r, budget);
+            if prefill_first && decoding {
+                i += 1;
+                continue;
+            }
+            let s = self.seqs[r];
             let want = self.instances[k]
                 .pool
-                .blocks_for(kv + n)
-                .saturating_sub(self.seqs[r].blocks);
+                .blocks_for(s.kv + n)
+                .saturating_sub(s.blocks + s.shared_blocks);
+            // Prefill-first iterations take only free room; preempting for them could evict
+            // the same prefill over and over while the decodes holding the room never run.
+            if prefill_first && !self.make_room(k, want) {
+                i += 1;
+                continue;
+            }
             let mut preempted_self = false;
-            while self.instances[k].pool.free() < want {
+            while !self.make_room(k, want) {
                 let last = self.instances[k].running.len() - 1;
                 self.preempt(k);
                 preempted = true;
@@ -219,13 +379,7 @@ impl Engine<'_> {
             }
             self.instances[k].pool.allocate(want);
             self.seqs[r].blocks += want;
-            if speculative {
-                self.instances[k].step.push((r as u32, 1, true));
-                batch.push_sequence(1, u64::from(kv), true, true);
-            } else {
-                self.instances[k].step.push((r as u32, n, false));
-                batch.push_sequence(u64::from(n), u64::from(kv), kv + n == known, false);
-            }
+            self.push_work(k, r, n, speculative, batch);
             budget = budget.saturating_sub(n);
             i += 1;
         }
@@ -235,19 +389,54 @@ impl Engine<'_> {
                     break;
                 };
                 let r = r as usize;
-                let known = self.known(r);
-                let n = known.min(budget);
-                let inst = &mut self.instances[k];
-                let want = inst.pool.blocks_for(n);
-                if !inst.pool.allocate(want) {
+                // A fresh request may start after its group's cached prefix.
+                let mut hit = None;
+                if self.cfg.policy.prefix_caching && self.seqs[r].kv == 0 {
+                    if let Some((g, tokens)) = cacheable(&self.specs[r], self.cfg.block_tokens) {
+                        if let Some(cached) = self.instances[k].prefix.acquire(g) {
+                            hit = Some((g, tokens.min(cached)));
+                        }
+                    }
+                }
+                if let Some((_, t)) = hit {
+                    self.seqs[r].kv = t;
+                    self.seqs[r].shared_blocks = t / self.cfg.block_tokens;
+                }
+                let (n, speculative, _) = self.next_work(r, budget);
+                let s = self.seqs[r];
+                let want = self.instances[k]
+                    .pool
+                    .blocks_for(s.kv + n)
+                    .saturating_sub(s.shared_blocks);
+                if !self.make_room(k, want) {
+                    if let Some((g, _)) = hit {
+                        self.instances[k].prefix.release(g);
+                        self.seqs[r].kv = 0;
+                        self.seqs[r].shared_blocks = 0;
+                    }
                     break;
                 }
+                let known = u64::from(self.known(r));
+                let inst = &mut self.instances[k];
+                inst.pool.allocate(want);
                 inst.waiting.pop_front();
+                inst.waiting_tokens -= known;
                 inst.running.push(r as u32);
-                inst.step.push((r as u32, n, false));
-                self.seqs[r].blocks = want;
-                batch.push_sequence(u64::from(n), 0, n == known, false);
-                budget -= n;
+                let s = &mut self.seqs[r];
+                s.blocks = want;
+                s.prefix_ref = hit.map(|(g, _)| g);
+                if let Some((_, t)) = hit {
+                    if !s.admitted {
+                        s.cached_prompt = t;
+                    }
+                }
+                s.admitted = true;
+                if s.swapped {
+                    s.swapped = false;
+                    inst.swap_tokens += u64::from(s.kv);
+                }
+                self.push_work(k, r, n, speculative, batch);
+                budget = budget.saturating_sub(n);
             }
         }
         !self.instances[k].step.is_empty()
@@ -259,9 +448,16 @@ impl Engine<'_> {
         }
         let gamma = self.cfg.speculative.map_or(0, |s| s.gamma);
         let mut batch = Batch::speculative(self.cost.window(), gamma);
-        if !self.form_batch(k, &mut batch) {
+        let prefill_first =
+            self.cfg.policy.priority == Priority::Prefill && !self.instances[k].waiting.is_empty();
+        let mut formed = self.form_batch(k, &mut batch, prefill_first);
+        if !formed && prefill_first {
+            // Nothing could be admitted: decodes go on.
+            formed = self.form_batch(k, &mut batch, false);
+        }
+        if !formed {
             let inst = &self.instances[k];
-            if !inst.waiting.is_empty() {
+            if !inst.waiting.is_empty() && inst.sending == 0 {
                 return Err(Error::Stall {
                     time_s: s_from_ns(now),
                     running: inst.running.len(),
@@ -275,7 +471,10 @@ impl Engine<'_> {
             }
             return Ok(());
         }
-        let step_s = self.cost.step_s(&batch);
+        let swap_s = self.instances[k].swap_tokens as f64 * self.cfg.policy.swap_s_per_token;
+        self.out.swapped_tokens += self.instances[k].swap_tokens;
+        self.instances[k].swap_tokens = 0;
+        let step_s = self.cost.step_s(&batch) + swap_s;
         if !(step_s.is_finite() && (s_from_ns(now) + step_s) <= HORIZON_S) {
             let inst = &self.instances[k];
             return Err(Error::Stall {
@@ -313,13 +512,29 @@ impl Engine<'_> {
         Ok(())
     }
 
+    fn complete(&mut self, r: usize, now: SimTime) {
+        self.seqs[r].done = now;
+        if let Some(next) = self.next_closed {
+            if (next as usize) < self.specs.len() {
+                self.queue.push(now, Event::Arrival(next));
+                self.next_closed = Some(next + 1);
+            }
+        }
+    }
+
     fn finish_step(&mut self, k: usize, now: SimTime) {
         let mut step = std::mem::take(&mut self.instances[k].step);
-        let mut finished = false;
+        let mut left = false;
+        let sends = self
+            .cfg
+            .policy
+            .disaggregation
+            .filter(|d| k < d.prefill_instances as usize);
         for &(r, n, speculative) in &step {
             let r = r as usize;
             let known = self.known(r);
             let output = self.specs[r].output_tokens;
+            let block_tokens = self.cfg.block_tokens;
             let s = &mut self.seqs[r];
             // Tokens this step yields for the sequence: one, or under speculative decoding the
             // accepted drafts plus the verifier's own token (on average `expected_tokens`).
@@ -332,6 +547,19 @@ impl Engine<'_> {
                 m
             } else {
                 s.kv += n;
+                // A prefix computed here is cached for the group's later requests.
+                if self.cfg.policy.prefix_caching && s.prefix_ref.is_none() {
+                    if let Some((g, tokens)) = cacheable(&self.specs[r], block_tokens) {
+                        let inst = &mut self.instances[k];
+                        if s.kv >= tokens && !inst.prefix.contains(g) {
+                            let b = tokens / block_tokens;
+                            inst.prefix.insert(g, b, tokens);
+                            s.blocks -= b;
+                            s.shared_blocks = b;
+                            s.prefix_ref = Some(g);
+                        }
+                    }
+                }
                 if s.kv != known {
                     continue;
                 }
@@ -349,19 +577,23 @@ impl Engine<'_> {
             s.generated += yielded;
             s.last_token = now;
             if s.generated == output {
-                s.done = now;
-                self.instances[k].pool.release(s.blocks);
-                s.blocks = 0;
-                finished = true;
-                if let Some(next) = self.next_closed {
-                    if (next as usize) < self.specs.len() {
-                        self.queue.push(now, Event::Arrival(next));
-                        self.next_closed = Some(next + 1);
-                    }
-                }
+                self.release(k, r);
+                self.complete(r, now);
+                left = true;
+            } else if let Some(d) = sends {
+                // Prefill done: the prompt's KV leaves for the decode pool, holding its blocks
+                // here until it has arrived.
+                let t = d.transfer_latency_s + f64::from(s.kv) * d.transfer_s_per_token;
+                let dur = ns_from_s(t);
+                self.out.kv_transfers += 1;
+                self.out.kv_transfer_s += s_from_ns(dur);
+                s.done = UNSET - 1; // leaves the running set below, not finished
+                self.instances[k].sending += 1;
+                self.queue.push(now + dur, Event::Transferred(r as u32));
+                left = true;
             }
         }
-        if finished {
+        if left {
             let seqs = &self.seqs;
             self.instances[k]
                 .running
@@ -371,6 +603,22 @@ impl Engine<'_> {
         self.instances[k].step = step;
         self.instances[k].busy = false;
     }
+
+    /// A transferred request leaves its prefill instance and joins a decode instance.
+    fn arrive_decoded(&mut self, r: usize) -> usize {
+        let src = self.seqs[r].instance as usize;
+        self.release(src, r);
+        self.instances[src].sending -= 1;
+        self.seqs[r].done = UNSET;
+        let k = self.route(r, true);
+        self.seqs[r].instance = k as u32;
+        self.enqueue(k, r as u32, false);
+        k
+    }
+}
+
+fn affinity_in(group: u32, n: usize) -> usize {
+    policy::affinity(group, n as u32) as usize
 }
 
 /// How requests enter the system.
@@ -415,6 +663,38 @@ pub fn run_recorded(
             "engine settings",
             format!(
                 "instances, max batch, token budget and block size must all be >= 1, found {cfg:?}"
+            ),
+        ));
+    }
+    if let Some(d) = cfg.policy.disaggregation {
+        if d.prefill_instances == 0 || d.prefill_instances >= cfg.instances {
+            return Err(Error::arg(
+                "disaggregation",
+                format!(
+                    "expected 1 to {} prefill instances out of {}, found {}",
+                    cfg.instances.saturating_sub(1),
+                    cfg.instances,
+                    d.prefill_instances
+                ),
+            ));
+        }
+        if !(d.transfer_s_per_token >= 0.0
+            && d.transfer_s_per_token.is_finite()
+            && d.transfer_latency_s >= 0.0
+            && d.transfer_latency_s.is_finite())
+        {
+            return Err(Error::arg(
+                "disaggregation",
+                format!("expected finite, non-negative transfer costs, found {d:?}"),
+            ));
+        }
+    }
+    if !(cfg.policy.swap_s_per_token >= 0.0 && cfg.policy.swap_s_per_token.is_finite()) {
+        return Err(Error::arg(
+            "preemption",
+            format!(
+                "expected a finite, non-negative swap time per token, found {}",
+                cfg.policy.swap_s_per_token
             ),
         ));
     }
@@ -463,8 +743,12 @@ pub fn run_recorded(
         .map(|_| Instance {
             running: Vec::new(),
             waiting: VecDeque::new(),
+            waiting_tokens: 0,
             pool: pool.clone(),
+            prefix: PrefixCache::default(),
             step: Vec::new(),
+            swap_tokens: 0,
+            sending: 0,
             busy: false,
             busy_ns: 0,
         })
@@ -474,11 +758,16 @@ pub fn run_recorded(
         kv: 0,
         generated: 0,
         blocks: 0,
+        shared_blocks: 0,
+        prefix_ref: None,
+        swapped: false,
         first: UNSET,
         last_token: UNSET,
         done: UNSET,
         preemptions: 0,
         instance: 0,
+        cached_prompt: 0,
+        admitted: false,
         credit: 0.0,
     };
     let mut e = Engine {
@@ -491,6 +780,7 @@ pub fn run_recorded(
         out: Outcome::default(),
         next_closed: None,
         record,
+        turn: [0, 0],
     };
     match mode {
         Loop::Open => {
@@ -521,10 +811,10 @@ pub fn run_recorded(
         while let Some(event) = ev.take() {
             match event {
                 Event::Arrival(i) => {
-                    let k = (i % cfg.instances) as usize;
+                    let k = e.route(i as usize, false);
                     e.seqs[i as usize].instance = k as u32;
                     e.seqs[i as usize].arrival = now;
-                    e.instances[k].waiting.push_back(i);
+                    e.enqueue(k, i, false);
                     if mode == Loop::Open {
                         if let Some(next) = specs.get(i as usize + 1) {
                             e.queue
@@ -536,6 +826,10 @@ pub fn run_recorded(
                 Event::StepDone(k) => {
                     e.finish_step(k as usize, now);
                     touched.push(k as usize);
+                }
+                Event::Transferred(r) => {
+                    touched.push(e.seqs[r as usize].instance as usize);
+                    touched.push(e.arrive_decoded(r as usize));
                 }
             }
             if e.queue.peek_time() == Some(now) {
@@ -561,8 +855,10 @@ pub fn run_recorded(
             output_tokens: spec.output_tokens,
             preemptions: s.preemptions,
             instance: s.instance,
+            cached_prompt_tokens: s.cached_prompt,
         })
         .collect();
+    out.prefix_evictions = e.instances.iter().map(|i| i.prefix.evictions()).sum();
     out.busy_s = e.instances.iter().map(|i| s_from_ns(i.busy_ns)).collect();
     out.kv_peak_fraction = e
         .instances
@@ -600,15 +896,12 @@ mod tests {
             max_batched_tokens: budget,
             block_tokens: 16,
             speculative: None,
+            policy: ServingPolicy::default(),
         }
     }
 
     fn req(arrival_s: f64, prompt: u32, output: u32) -> RequestSpec {
-        RequestSpec {
-            arrival_s,
-            prompt_tokens: prompt,
-            output_tokens: output,
-        }
+        RequestSpec::new(arrival_s, prompt, output)
     }
 
     #[test]
@@ -748,16 +1041,13 @@ mod speculative_tests {
                 gamma,
                 expected_tokens,
             }),
+            policy: ServingPolicy::default(),
         };
         let cost = ConstantCost {
             per_step_s: 0.010,
             per_token_s: 0.0,
         };
-        let spec = RequestSpec {
-            arrival_s: 0.0,
-            prompt_tokens: prompt,
-            output_tokens: output,
-        };
+        let spec = RequestSpec::new(0.0, prompt, output);
         let out = run(&[spec], &cost, cfg, Loop::Open).unwrap();
         (out.requests[0], out.itl_s)
     }
@@ -778,5 +1068,235 @@ mod speculative_tests {
         // E = 1.75: prefill yields token 1, then 4 verification steps pay out exactly 7 more.
         let (r, _) = serve(2, 1.75, 10, 8);
         assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+    use crate::cost::ConstantCost;
+    use crate::workload::PromptPrefix;
+    use approx::assert_relative_eq;
+
+    /// 10 ms per iteration plus 0.1 ms per computed token.
+    const COST: ConstantCost = ConstantCost {
+        per_step_s: 0.010,
+        per_token_s: 0.000_1,
+    };
+
+    fn cfg(instances: u32, kv_tokens: u64, policy: ServingPolicy) -> EngineConfig {
+        EngineConfig {
+            instances,
+            kv_tokens_per_instance: kv_tokens,
+            max_batch: 8,
+            max_batched_tokens: 2048,
+            block_tokens: 16,
+            speculative: None,
+            policy,
+        }
+    }
+
+    fn with_prefix(mut r: RequestSpec, group: u32, tokens: u32) -> RequestSpec {
+        r.prefix = Some(PromptPrefix { group, tokens });
+        r
+    }
+
+    #[test]
+    fn a_cached_prefix_skips_its_prefill() {
+        // Both prompts are 100 tokens, the first 70 shared: 64 of them (4 whole blocks) cached.
+        let specs = [
+            with_prefix(RequestSpec::new(0.0, 100, 2), 7, 70),
+            with_prefix(RequestSpec::new(1.0, 100, 2), 7, 70),
+        ];
+        let out = run(
+            &specs,
+            &COST,
+            cfg(1, 10_000, ServingPolicy::default()),
+            Loop::Open,
+        )
+        .unwrap();
+        let (a, b) = (out.requests[0], out.requests[1]);
+        assert_eq!((a.cached_prompt_tokens, b.cached_prompt_tokens), (0, 64));
+        // Prefill of 100 tokens: 10 + 10 ms; of the 36 left: 10 + 3.6 ms.
+        assert_relative_eq!(a.first_token_s, 0.020, max_relative = 1e-6);
+        assert_relative_eq!(b.first_token_s - b.arrival_s, 0.0136, max_relative = 1e-6);
+        let off = ServingPolicy {
+            prefix_caching: false,
+            ..ServingPolicy::default()
+        };
+        let out = run(&specs, &COST, cfg(1, 10_000, off), Loop::Open).unwrap();
+        assert_eq!(out.requests[1].cached_prompt_tokens, 0);
+        assert_relative_eq!(out.requests[1].first_token_s, 1.020, max_relative = 1e-6);
+    }
+
+    #[test]
+    fn unused_prefixes_are_evicted_for_room() {
+        // 12 blocks: each request needs 7 (100 + 9 tokens) and leaves 4 cached; the third
+        // group's request only fits once the first group's entry is evicted.
+        let specs: Vec<_> = (0..3)
+            .map(|g| with_prefix(RequestSpec::new(f64::from(g), 100, 10), g, 64))
+            .collect();
+        let out = run(
+            &specs,
+            &COST,
+            cfg(1, 12 * 16, ServingPolicy::default()),
+            Loop::Open,
+        )
+        .unwrap();
+        assert!(out.prefix_evictions >= 1, "{}", out.prefix_evictions);
+        assert!(out.requests.iter().all(|r| r.completion_s.is_finite()));
+    }
+
+    #[test]
+    fn disaggregated_prefill_hands_over_to_a_decode_instance() {
+        let policy = ServingPolicy {
+            disaggregation: Some(Disaggregation {
+                prefill_instances: 1,
+                transfer_s_per_token: 1e-5,
+                transfer_latency_s: 0.001,
+            }),
+            ..ServingPolicy::default()
+        };
+        let out = run(
+            &[RequestSpec::new(0.0, 100, 3)],
+            &COST,
+            cfg(2, 10_000, policy),
+            Loop::Open,
+        )
+        .unwrap();
+        let r = out.requests[0];
+        // Prefill on instance 0: 10 + 10 ms. Transfer: 1 ms + 100 x 10 us = 2 ms. Two decode
+        // steps on instance 1 of 10.1 ms each.
+        assert_relative_eq!(r.first_token_s, 0.020, max_relative = 1e-6);
+        assert_relative_eq!(
+            r.completion_s,
+            0.020 + 0.002 + 2.0 * 0.0101,
+            max_relative = 1e-6
+        );
+        assert_eq!(r.instance, 1);
+        assert_eq!(out.kv_transfers, 1);
+        assert!(out.busy_s[0] > 0.0 && out.busy_s[1] > 0.0);
+    }
+
+    #[test]
+    fn swapping_moves_kv_instead_of_recomputing_it() {
+        let specs: Vec<_> = (0..4).map(|i| RequestSpec::new(0.0, 60 + i, 100)).collect();
+        let recompute = run(
+            &specs,
+            &COST,
+            cfg(1, 24 * 16, ServingPolicy::default()),
+            Loop::Open,
+        )
+        .unwrap();
+        let swap = |s_per_token: f64| {
+            let p = ServingPolicy {
+                preemption: PreemptionMode::Swap,
+                swap_s_per_token: s_per_token,
+                ..ServingPolicy::default()
+            };
+            run(&specs, &COST, cfg(1, 24 * 16, p), Loop::Open).unwrap()
+        };
+        let fast = swap(1e-7);
+        assert!(fast.swapped_tokens > 0);
+        assert_eq!(recompute.swapped_tokens, 0);
+        // Swapped sequences resume where they were: fewer tokens computed.
+        assert!(fast.batch_tokens_sum < recompute.batch_tokens_sum);
+        // A slower host link makes the same swaps cost more.
+        let slow = swap(1e-3);
+        assert_eq!(slow.swapped_tokens, fast.swapped_tokens);
+        assert!(slow.end_s > fast.end_s);
+    }
+
+    #[test]
+    fn prefill_priority_trades_inter_token_gaps_for_first_tokens() {
+        // A long decode is running when short prompts arrive one by one.
+        let mut specs = vec![RequestSpec::new(0.0, 100, 200)];
+        specs.extend((0..20).map(|i| RequestSpec::new(0.1 + 0.05 * f64::from(i), 1500, 2)));
+        let decode = run(
+            &specs,
+            &COST,
+            cfg(1, 100_000, ServingPolicy::default()),
+            Loop::Open,
+        )
+        .unwrap();
+        let p = ServingPolicy {
+            priority: Priority::Prefill,
+            ..ServingPolicy::default()
+        };
+        let prefill = run(&specs, &COST, cfg(1, 100_000, p), Loop::Open).unwrap();
+        let max_gap = |o: &Outcome| o.itl_s.iter().cloned().fold(0.0f32, f32::max);
+        let ttft = |o: &Outcome| {
+            o.requests[1..]
+                .iter()
+                .map(|r| r.first_token_s - r.arrival_s)
+                .sum::<f64>()
+        };
+        assert!(ttft(&prefill) < ttft(&decode));
+        assert!(max_gap(&prefill) > max_gap(&decode));
+    }
+
+    #[test]
+    fn least_outstanding_routing_avoids_the_busy_instance() {
+        // Request 0 is long; round-robin sends request 2 to its instance anyway.
+        let specs = [
+            RequestSpec::new(0.0, 10, 500),
+            RequestSpec::new(0.0, 10, 2),
+            RequestSpec::new(0.5, 10, 2),
+        ];
+        let rr = run(
+            &specs,
+            &COST,
+            cfg(2, 10_000, ServingPolicy::default()),
+            Loop::Open,
+        )
+        .unwrap();
+        assert_eq!(rr.requests[2].instance, 0);
+        for routing in [Routing::LeastOutstanding, Routing::LeastKv] {
+            let p = ServingPolicy {
+                routing,
+                ..ServingPolicy::default()
+            };
+            let out = run(&specs, &COST, cfg(2, 10_000, p), Loop::Open).unwrap();
+            assert_eq!(out.requests[2].instance, 1, "{routing:?}");
+        }
+    }
+
+    #[test]
+    fn prefix_affinity_keeps_a_group_on_one_instance() {
+        let specs: Vec<_> = (0..12)
+            .map(|i| with_prefix(RequestSpec::new(f64::from(i), 200, 2), i % 3, 160))
+            .collect();
+        let p = ServingPolicy {
+            routing: Routing::PrefixAffinity,
+            ..ServingPolicy::default()
+        };
+        let out = run(&specs, &COST, cfg(4, 10_000, p), Loop::Open).unwrap();
+        for g in 0..3 {
+            let homes: Vec<u32> = out
+                .requests
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u32 % 3 == g)
+                .map(|(_, r)| r.instance)
+                .collect();
+            assert!(homes.windows(2).all(|w| w[0] == w[1]), "{homes:?}");
+        }
+        let cached = |o: &Outcome| {
+            o.requests
+                .iter()
+                .map(|r| r.cached_prompt_tokens)
+                .sum::<u32>()
+        };
+        let rr = run(
+            &specs,
+            &COST,
+            cfg(4, 10_000, ServingPolicy::default()),
+            Loop::Open,
+        )
+        .unwrap();
+        // Affinity: every request after its group's first hits (9 x 160); round-robin spreads
+        // each group over the instances and misses more.
+        assert_eq!(cached(&out), 9 * 160);
+        assert!(cached(&rr) < cached(&out));
     }
 }

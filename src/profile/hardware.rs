@@ -112,6 +112,10 @@ pub struct GpuSystem {
     pub peak_flops_per_s: PeakFlops,
     /// Scale-up interconnect (NVLink) seen by one GPU.
     pub interconnect: Interconnect,
+    /// Bandwidth between one GPU and host memory in one direction, bytes/s (PCIe, or NVLink-C2C
+    /// on Grace-Blackwell); used to price swapping KV cache out on preemption. Optional: without
+    /// it, swap preemption is refused.
+    pub host_bandwidth_bytes_per_s: Option<f64>,
     /// Achieved fraction of each peak.
     pub efficiency: Efficiency,
     /// Fixed costs that no roofline shows.
@@ -253,6 +257,9 @@ impl GpuSystem {
             self.interconnect.bandwidth_bytes_per_s,
         );
         c.non_negative("gpu.interconnect.latency_s", self.interconnect.latency_s);
+        if let Some(bw) = self.host_bandwidth_bytes_per_s {
+            c.positive("gpu.host_bandwidth_bytes_per_s", bw);
+        }
         c.fraction("gpu.efficiency.compute", self.efficiency.compute);
         c.fraction("gpu.efficiency.memory", self.efficiency.memory);
         c.fraction("gpu.efficiency.interconnect", self.efficiency.interconnect);

@@ -2,22 +2,21 @@
 //! monotone cost models (more resources never slower, longer contexts never faster).
 
 use infersim::cost::{expected_tokens_per_step, Batch, ConstantCost, CostModel};
-use infersim::engine::{run, EngineConfig, Loop, SpecConfig};
+use infersim::engine::{
+    run, Disaggregation, EngineConfig, Loop, PreemptionMode, Priority, Routing, ServingPolicy,
+    SpecConfig,
+};
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model, Override};
 use infersim::system::System;
-use infersim::workload::RequestSpec;
+use infersim::workload::{PromptPrefix, RequestSpec};
 use proptest::prelude::*;
 
 fn workload() -> impl Strategy<Value = Vec<RequestSpec>> {
     prop::collection::vec((0.0f64..2.0, 1u32..3000, 1u32..200), 1..40).prop_map(|mut v| {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         v.into_iter()
-            .map(|(t, p, o)| RequestSpec {
-                arrival_s: t,
-                prompt_tokens: p,
-                output_tokens: o,
-            })
+            .map(|(t, p, o)| RequestSpec::new(t, p, o))
             .collect()
     })
 }
@@ -34,7 +33,27 @@ proptest! {
         spare_blocks in 0u64..400,
         per_token_us in 0.0f64..50.0,
         speculative in prop::option::of((1u32..6, 0.0f64..=1.0)),
+        (routing, prefill_first, swap, caching, split) in (0usize..4, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        prefixes in prop::option::of((1u32..4, 1u32..2000)),
     ) {
+        let mut specs = specs;
+        if let Some((groups, tokens)) = prefixes {
+            for (i, s) in specs.iter_mut().enumerate() {
+                s.prefix = Some(PromptPrefix { group: i as u32 % groups, tokens: tokens.min(s.prompt_tokens) });
+            }
+        }
+        let policy = ServingPolicy {
+            routing: [Routing::RoundRobin, Routing::LeastOutstanding, Routing::LeastKv, Routing::PrefixAffinity][routing],
+            priority: if prefill_first { Priority::Prefill } else { Priority::Decode },
+            preemption: if swap { PreemptionMode::Swap } else { PreemptionMode::Recompute },
+            swap_s_per_token: 1e-6,
+            prefix_caching: caching,
+            disaggregation: (split && instances > 1).then_some(Disaggregation {
+                prefill_instances: 1,
+                transfer_s_per_token: 1e-6,
+                transfer_latency_s: 1e-4,
+            }),
+        };
         let cost = ConstantCost { per_step_s: 0.005, per_token_s: per_token_us * 1e-6 };
         let gamma = speculative.map_or(0, |(g, _)| u64::from(g));
         let biggest = specs.iter().map(|s| u64::from(s.prompt_tokens + s.output_tokens)).max().unwrap() + gamma;
@@ -48,6 +67,7 @@ proptest! {
                 gamma,
                 expected_tokens: expected_tokens_per_step(gamma, alpha),
             }),
+            policy,
         };
         let out = run(&specs, &cost as &dyn CostModel, cfg, Loop::Open).unwrap();
         prop_assert_eq!(out.requests.len(), specs.len());
@@ -61,8 +81,11 @@ proptest! {
         let gaps: u64 = specs.iter().map(|s| u64::from(s.output_tokens - 1)).sum();
         prop_assert_eq!(out.itl_s.len() as u64, gaps);
         prop_assert!(out.itl_s.iter().all(|g| *g > 0.0));
-        // Without preemption or speculation every prompt and output token is computed once.
-        if speculative.is_none() && out.requests.iter().all(|r| r.preemptions == 0) {
+        // Without preemption, speculation or cached prefixes every prompt and output token is
+        // computed once.
+        if speculative.is_none()
+            && out.requests.iter().all(|r| r.preemptions == 0 && r.cached_prompt_tokens == 0)
+        {
             let tokens: u64 = specs.iter().map(|s| u64::from(s.prompt_tokens + s.output_tokens - 1)).sum();
             prop_assert_eq!(out.batch_tokens_sum, tokens);
         }

@@ -1,0 +1,114 @@
+//! Serving policies: how requests are routed to instances, which work an iteration favours, what
+//! happens to a sequence evicted for KV room, whether shared prompt prefixes are cached, and
+//! whether prefill and decode run on separate pools of instances.
+
+use serde::{Deserialize, Serialize};
+
+/// How a request picks its instance among those of its pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// In turn, whatever each instance holds.
+    #[default]
+    RoundRobin,
+    /// The instance with the fewest requests running or queued (ties: lowest index).
+    LeastOutstanding,
+    /// The instance with the fewest KV-cache tokens in use or queued for (ties: lowest index).
+    LeastKv,
+    /// Requests of one prefix group always go to the same instance (a hash of the group), so
+    /// their shared prefix is cached once; requests without a prefix go to the least outstanding.
+    PrefixAffinity,
+}
+
+/// Which work an iteration serves first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Running sequences (decodes and unfinished prefill chunks) first, then new requests within
+    /// the token budget (vLLM V1 with chunked prefill): steady inter-token gaps.
+    #[default]
+    Decode,
+    /// While requests wait, iterations admit and prefill them and running decodes pause (vLLM V0
+    /// without chunked prefill): lower TTFT, longer inter-token gaps.
+    Prefill,
+}
+
+/// What happens to a sequence preempted for KV room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PreemptionMode {
+    /// Its KV cache is dropped and recomputed on readmission (vLLM's default).
+    #[default]
+    Recompute,
+    /// Its KV cache is copied to host memory and back on readmission; each copy lengthens the
+    /// instance's next iteration by the tokens moved times the host link's time per token.
+    Swap,
+}
+
+/// Prefill and decode on separate instances (xPyD): after prefill yields the first token, the
+/// prompt's KV cache moves to a decode instance over the interconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Disaggregation {
+    /// Instances `0..prefill_instances` prefill; the rest decode.
+    pub prefill_instances: u32,
+    /// Time to move one token's KV cache between instances, s.
+    pub transfer_s_per_token: f64,
+    /// Fixed time of one transfer, s.
+    pub transfer_latency_s: f64,
+}
+
+/// Everything the engine does beyond FCFS continuous batching on round-robin replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ServingPolicy {
+    /// Request routing.
+    pub routing: Routing,
+    /// Decode or prefill first.
+    pub priority: Priority,
+    /// Recompute or swap on preemption.
+    pub preemption: PreemptionMode,
+    /// Time to copy one token's KV cache to or from host memory, s (used by `Swap`).
+    pub swap_s_per_token: f64,
+    /// Keep shared prompt prefixes cached between requests.
+    pub prefix_caching: bool,
+    /// Separate prefill and decode pools, if set.
+    pub disaggregation: Option<Disaggregation>,
+}
+
+impl Default for ServingPolicy {
+    /// Round-robin, decode first, recompute, prefix caching on (vLLM V1's default), colocated.
+    fn default() -> Self {
+        ServingPolicy {
+            routing: Routing::RoundRobin,
+            priority: Priority::Decode,
+            preemption: PreemptionMode::Recompute,
+            swap_s_per_token: 0.0,
+            prefix_caching: true,
+            disaggregation: None,
+        }
+    }
+}
+
+/// A prefix group's instance under [`Routing::PrefixAffinity`]: a fixed 64-bit mix of the group
+/// (SplitMix64's finaliser), so groups spread evenly whatever their numbering.
+pub fn affinity(group: u32, instances: u32) -> u32 {
+    let mut z = u64::from(group).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % u64::from(instances.max(1))) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affinity_is_stable_and_spreads() {
+        assert_eq!(affinity(7, 4), affinity(7, 4));
+        let mut hits = [0u32; 4];
+        for g in 0..4000 {
+            hits[affinity(g, 4) as usize] += 1;
+        }
+        assert!(hits.iter().all(|&h| (900..1100).contains(&h)), "{hits:?}");
+    }
+}

@@ -1,0 +1,193 @@
+//! Service-level objectives: goodput (requests per second meeting every latency limit, as
+//! DistServe defines it) and the search for the highest arrival rate whose latency percentiles
+//! stay within the limits (MLPerf Server's question).
+
+use serde::Serialize;
+use statrs::statistics::{Data, OrderStatistics};
+
+use crate::engine::{Outcome, RequestRecord};
+use crate::error::{Error, Result};
+
+/// Latency limits; an absent limit is not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Slo {
+    /// Time-to-first-token limit, s.
+    pub ttft_s: Option<f64>,
+    /// Time-per-output-token limit, s.
+    pub tpot_s: Option<f64>,
+    /// Percentile of requests that must meet the limits for a rate to count as sustained, in
+    /// (0, 100].
+    pub percentile: f64,
+}
+
+/// How a run fared against an [`Slo`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SloReport {
+    /// Requests meeting every limit per simulated second.
+    pub goodput_requests_per_s: f64,
+    /// Fraction of requests meeting every limit.
+    pub met_fraction: f64,
+    /// TTFT at the SLO percentile, s.
+    pub ttft_at_percentile_s: f64,
+    /// TPOT at the SLO percentile, s.
+    pub tpot_at_percentile_s: f64,
+    /// Whether both percentiles are within their limits.
+    pub met: bool,
+}
+
+fn ttft(r: &RequestRecord) -> f64 {
+    r.first_token_s - r.arrival_s
+}
+
+/// TPOT of one request; 0 for a one-token output (it has no gaps).
+fn tpot(r: &RequestRecord) -> f64 {
+    if r.output_tokens > 1 {
+        (r.completion_s - r.first_token_s) / f64::from(r.output_tokens - 1)
+    } else {
+        0.0
+    }
+}
+
+impl Slo {
+    /// Check the limits and percentile are meaningful.
+    pub fn check(&self) -> Result<()> {
+        for (field, v) in [("--slo-ttft-s", self.ttft_s), ("--slo-tpot-s", self.tpot_s)] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(Error::arg(
+                        field,
+                        format!("expected a limit in seconds > 0, found {v}"),
+                    ));
+                }
+            }
+        }
+        if !(self.percentile > 0.0 && self.percentile <= 100.0) {
+            return Err(Error::arg(
+                "--slo-percentile",
+                format!(
+                    "expected a percentile in (0, 100], found {}",
+                    self.percentile
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn meets(&self, r: &RequestRecord) -> bool {
+        self.ttft_s.is_none_or(|l| ttft(r) <= l) && self.tpot_s.is_none_or(|l| tpot(r) <= l)
+    }
+
+    /// Goodput and percentiles of a finished run lasting `duration_s`.
+    pub fn evaluate(&self, out: &Outcome, duration_s: f64) -> SloReport {
+        let r = &out.requests;
+        let met = r.iter().filter(|x| self.meets(x)).count();
+        let q = self.percentile / 100.0;
+        let at = |f: fn(&RequestRecord) -> f64| {
+            if r.is_empty() {
+                f64::NAN
+            } else {
+                Data::new(r.iter().map(f).collect::<Vec<_>>()).quantile(q)
+            }
+        };
+        let (t1, t2) = (at(ttft), at(tpot));
+        SloReport {
+            goodput_requests_per_s: if duration_s > 0.0 {
+                met as f64 / duration_s
+            } else {
+                f64::NAN
+            },
+            met_fraction: if r.is_empty() {
+                f64::NAN
+            } else {
+                met as f64 / r.len() as f64
+            },
+            ttft_at_percentile_s: t1,
+            tpot_at_percentile_s: t2,
+            met: self.ttft_s.is_none_or(|l| t1 <= l) && self.tpot_s.is_none_or(|l| t2 <= l),
+        }
+    }
+}
+
+/// The highest rate in `(hi / 1e4, hi)` at which `run` reports the limits met, by geometric
+/// bisection to 1%, with that run's result; `None` if even the lowest rate misses them.
+/// `run(rate)` returns whether the limits were met and anything the caller wants kept.
+pub fn max_rate<T>(
+    hi: f64,
+    mut run: impl FnMut(f64) -> Result<(bool, T)>,
+) -> Result<Option<(f64, T)>> {
+    let mut hi = hi;
+    let mut lo = hi / 1e4;
+    let (ok, first) = run(lo)?;
+    if !ok {
+        return Ok(None);
+    }
+    let mut best = (lo, first);
+    for _ in 0..24 {
+        let mid = (lo * hi).sqrt();
+        let (ok, t) = run(mid)?;
+        if ok {
+            lo = mid;
+            best = (mid, t);
+        } else {
+            hi = mid;
+        }
+        if hi / lo < 1.01 {
+            break;
+        }
+    }
+    Ok(Some(best))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(arrival: f64, first: f64, done: f64, output: u32) -> RequestRecord {
+        RequestRecord {
+            arrival_s: arrival,
+            first_token_s: first,
+            completion_s: done,
+            prompt_tokens: 10,
+            output_tokens: output,
+            preemptions: 0,
+            instance: 0,
+            cached_prompt_tokens: 0,
+        }
+    }
+
+    #[test]
+    fn goodput_counts_requests_meeting_both_limits() {
+        let out = Outcome {
+            requests: vec![
+                rec(0.0, 0.1, 1.1, 11), // TTFT 0.1, TPOT 0.1: meets
+                rec(0.0, 0.5, 1.5, 11), // TTFT 0.5: misses TTFT
+                rec(0.0, 0.1, 3.1, 11), // TPOT 0.3: misses TPOT
+                rec(1.0, 1.2, 1.2, 1),  // one token: TTFT 0.2 meets, no TPOT
+            ],
+            ..Outcome::default()
+        };
+        let slo = Slo {
+            ttft_s: Some(0.25),
+            tpot_s: Some(0.15),
+            percentile: 50.0,
+        };
+        let r = slo.evaluate(&out, 4.0);
+        assert_eq!(r.met_fraction, 0.5);
+        assert_eq!(r.goodput_requests_per_s, 0.5);
+        // Medians: TTFT 0.15 s, TPOT 0.1 s, both within; the 99th percentiles are not.
+        assert!(r.met, "{r:?}");
+        let strict = Slo {
+            percentile: 99.0,
+            ..slo
+        };
+        assert!(!strict.evaluate(&out, 4.0).met);
+    }
+
+    #[test]
+    fn bisection_finds_a_threshold() {
+        let (rate, seen) = max_rate(100.0, |r| Ok((r <= 12.5, r))).unwrap().unwrap();
+        assert!(rate <= 12.5 && rate > 12.5 / 1.011, "{rate}");
+        assert_eq!(rate, seen);
+        assert!(max_rate(100.0, |_| Ok((false, ()))).unwrap().is_none());
+    }
+}
