@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::calibrate;
 use crate::compare::{self, CompareLoad};
 use crate::cost::{OpKind, StepCost};
+use crate::energy::EnergyCost;
 use crate::error::{Error, Result};
 use crate::infer;
 use crate::metrics::{Dist, Summary};
@@ -617,6 +618,7 @@ fn summary_rows(s: &Summary) -> Vec<(&'static str, &'static str, Dist, f64)> {
 fn simulate(a: &SimulateArgs) -> Result<String> {
     let run = a.scenario()?.run()?;
     let (sys, settings, mode, s) = (&run.system, run.settings, run.mode, &run.summary);
+    let energy = EnergyCost::of(sys, s);
     let title = format!("{} on {}", sys.model.name, sys.hardware.name);
     if let Some(path) = &a.trace_out {
         let trace = perfetto::trace_json(&run.outcome, &title);
@@ -635,6 +637,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "placement": sys.placement, "settings": settings, "seed": a.seed,
                 "loop": mode,
                 "requests": s.requests, "duration_s": s.duration_s,
+                "output_tokens": s.output_tokens,
                 "throughput_output_tokens_per_s": s.throughput_output_tokens_per_s,
                 "throughput_input_tokens_per_s": s.throughput_input_tokens_per_s,
                 "throughput_requests_per_s": s.throughput_requests_per_s,
@@ -644,6 +647,9 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "utilisation": s.utilisation, "mean_batch_sequences": s.mean_batch_sequences,
                 "mean_batch_tokens": s.mean_batch_tokens, "kv_peak_fraction": s.kv_peak_fraction,
                 "preemptions": s.preemptions, "steps": s.steps, "saturation": s.saturation,
+                "energy_j_per_output_token": energy.j_per_output_token(),
+                "cost_usd_per_million_output_tokens": energy.usd_per_million_output_tokens(),
+                "energy": energy,
             });
             Ok(pretty(&v))
         }
@@ -657,6 +663,10 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "throughput_input_tokens_per_s".into(),
                 "utilisation".into(),
                 "saturated".into(),
+                "devices".into(),
+                "mean_power_w".into(),
+                "energy_j_per_output_token".into(),
+                "cost_usd_per_million_output_tokens".into(),
             ];
             let mut row = vec![
                 sys.hardware.name.clone(),
@@ -667,6 +677,10 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 s.throughput_input_tokens_per_s.to_string(),
                 s.utilisation.to_string(),
                 s.saturation.saturated.to_string(),
+                energy.usage.devices.to_string(),
+                opt_cell(energy.mean_power_w()),
+                opt_cell(energy.j_per_output_token()),
+                opt_cell(energy.usd_per_million_output_tokens()),
             ];
             for (name, d) in [
                 ("ttft_s", s.ttft_s),
@@ -728,6 +742,8 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 ),
                 ),
                 ("saturated", sat),
+                ("energy", energy_text(&energy)),
+                ("cost", cost_text(&energy)),
             ]);
             let mut t = Table::new(["metric", "unit", "mean", "p50", "p90", "p99"]);
             for (name, unit, d, scale) in summary_rows(s) {
@@ -742,6 +758,54 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
             }
             Ok(format!("{head}\n{}", t.render()))
         }
+    }
+}
+
+/// A CSV cell: the number, or empty when it is not available.
+fn opt_cell(x: Option<f64>) -> String {
+    x.filter(|v| v.is_finite())
+        .map_or(String::new(), |v| v.to_string())
+}
+
+/// `GPU` or `wafer`, for text.
+fn device_noun(device: &str) -> &'static str {
+    if device == "wafer" {
+        "wafer"
+    } else {
+        "GPU"
+    }
+}
+
+/// The energy line of a run: J per output token and what it rests on, or why it is missing.
+fn energy_text(e: &EnergyCost) -> String {
+    let d = device_noun(e.device);
+    match &e.energy {
+        Some(x) => format!(
+            "{} J per output token; mean {} kW over {} {d}(s) {}% busy ({} W busy, {} W idle per {d}, {} boundary)",
+            num(x.energy_j_per_output_token, 4),
+            num(x.mean_power_w / 1e3, 4),
+            e.usage.devices,
+            num(100.0 * e.usage.utilisation, 3),
+            num(x.busy_w_per_device, 4),
+            num(x.idle_w_per_device, 4),
+            x.boundary.name()
+        ),
+        None => "not available: the hardware profile has no [power] table".into(),
+    }
+}
+
+/// The cost line of a run: dollars per million output tokens and the price, or why it is missing.
+fn cost_text(e: &EnergyCost) -> String {
+    let d = device_noun(e.device);
+    match &e.cost {
+        Some(c) => format!(
+            "${} per million output tokens; {} {d}(s) x ${} per {d}-hour ({} basis)",
+            num(c.cost_usd_per_million_output_tokens, 4),
+            e.usage.devices,
+            num(c.usd_per_device_hour, 4),
+            c.basis.name()
+        ),
+        None => "not available: the hardware profile has no [price] table".into(),
     }
 }
 

@@ -47,12 +47,20 @@ pub enum PowerBoundary {
 }
 
 impl PowerBoundary {
+    /// Short name: `device` or `system`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PowerBoundary::Device => "device",
+            PowerBoundary::System => "system",
+        }
+    }
+
     /// What the boundary includes, for printed assumptions.
     pub fn describe(self) -> &'static str {
         match self {
-            PowerBoundary::Device => "device boundary (board or chip only)",
+            PowerBoundary::Device => "device boundary: the board or chip alone",
             PowerBoundary::System => {
-                "system boundary (whole server, rack or appliance, with its host CPUs, switches, NICs, fans and power supplies, divided by its devices)"
+                "system boundary: the whole server, rack or appliance (host CPUs, switches, NICs, fans, power supplies) divided by its devices"
             }
         }
     }
@@ -83,11 +91,23 @@ pub enum PriceBasis {
 }
 
 impl PriceBasis {
+    /// Short name: `rental` or `ownership`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PriceBasis::Rental => "rental",
+            PriceBasis::Ownership => "ownership",
+        }
+    }
+
     /// What the basis includes, for printed assumptions.
     pub fn describe(self) -> &'static str {
         match self {
-            PriceBasis::Rental => "rental list price",
-            PriceBasis::Ownership => "ownership cost (amortised purchase + electricity)",
+            PriceBasis::Rental => {
+                "rental: a provider's hourly list price (pays for host, facility, power and margin)"
+            }
+            PriceBasis::Ownership => {
+                "ownership: purchase amortised over the device's life plus electricity (no facility, staff or margin)"
+            }
         }
     }
 }
