@@ -60,7 +60,7 @@ impl PowerBoundary {
         match self {
             PowerBoundary::Device => "device boundary: the board or chip alone",
             PowerBoundary::System => {
-                "system boundary: the whole server, rack or appliance (host CPUs, switches, NICs, fans, power supplies) divided by its devices"
+                "system boundary: the whole server, rack or appliance with its host CPUs, switches, NICs, fans and power supplies, divided by its devices"
             }
         }
     }
@@ -103,10 +103,10 @@ impl PriceBasis {
     pub fn describe(self) -> &'static str {
         match self {
             PriceBasis::Rental => {
-                "rental: a provider's hourly list price (pays for host, facility, power and margin)"
+                "rental: a provider's hourly list price, paying for host, facility, power and margin"
             }
             PriceBasis::Ownership => {
-                "ownership: purchase amortised over the device's life plus electricity (no facility, staff or margin)"
+                "ownership: purchase amortised over the device's life plus electricity, without facility, staff or margin"
             }
         }
     }
