@@ -1041,6 +1041,8 @@ fn profiles(a: &ProfilesArgs) -> Result<String> {
                 "memory_gb/device",
                 "memory_tb/s/device",
                 "peak_16bit_pflop/s/device",
+                "busy_w/device",
+                "usd/device-hour",
                 "description",
             ]);
             let mut json_hw = Vec::new();
@@ -1070,9 +1072,12 @@ fn profiles(a: &ProfilesArgs) -> Result<String> {
                     num(mem / 1e9, 4),
                     num(bw / 1e12, 4),
                     num(flops / 1e15, 4),
+                    opt(h.power.as_ref().map(|p| p.busy_w_per_device), 1.0, 4),
+                    opt(h.price.as_ref().map(|p| p.usd_per_device_hour), 1.0, 4),
                     h.description.clone(),
                 ]);
-                json_hw.push(json!({"name": h.name, "description": h.description}));
+                json_hw.push(json!({"name": h.name, "description": h.description,
+                    "power": h.power, "price": h.price}));
             }
             let mut md = Table::new([
                 "model",
