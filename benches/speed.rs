@@ -71,7 +71,14 @@ fn engine_reference(c: &mut Criterion) {
         let reqs = reference_requests(n, 4.0);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| black_box(sys.simulate(&reqs, &settings(), Loop::Open).unwrap().1.steps))
+            b.iter(|| {
+                black_box(
+                    sys.simulate(&reqs, &settings(), Loop::Open)
+                        .unwrap()
+                        .1
+                        .steps,
+                )
+            })
         });
     }
     g.finish();
@@ -85,7 +92,14 @@ fn engine_reference(c: &mut Criterion) {
         .sum();
     g.throughput(Throughput::Elements(tokens));
     g.bench_function("10000", |b| {
-        b.iter(|| black_box(sys.simulate(&reqs, &settings(), Loop::Open).unwrap().1.steps))
+        b.iter(|| {
+            black_box(
+                sys.simulate(&reqs, &settings(), Loop::Open)
+                    .unwrap()
+                    .1
+                    .steps,
+            )
+        })
     });
     g.finish();
 }

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::energy::EnergyCost;
 use crate::engine::Loop;
 use crate::error::Result;
 use crate::placement::ParallelRequest;
@@ -158,6 +159,8 @@ pub struct CompareRow {
     pub published_tokens_per_s_per_user: Option<f64>,
     /// Source of the published figure.
     pub published_source: String,
+    /// Energy and cost per output token of the row's run, with the figures they rest on.
+    pub energy: Option<EnergyCost>,
 }
 
 fn run_row(
@@ -193,6 +196,7 @@ fn run_row(
         throughput_output_tokens_per_s: Some(sum.throughput_output_tokens_per_s),
         published_tokens_per_s_per_user: s.published_tokens_per_s_per_user,
         published_source: s.published_source.into(),
+        energy: Some(EnergyCost::of(&system, &sum)),
     })
 }
 
@@ -219,6 +223,7 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<Compare
                 throughput_output_tokens_per_s: None,
                 published_tokens_per_s_per_user: s.published_tokens_per_s_per_user,
                 published_source: s.published_source.into(),
+                energy: None,
             })
         })
         .collect()

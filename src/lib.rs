@@ -38,6 +38,7 @@ pub mod calibrate;
 pub mod cli;
 pub mod compare;
 pub mod cost;
+pub mod energy;
 pub mod engine;
 pub mod error;
 pub mod infer;

@@ -98,6 +98,8 @@ pub struct Summary {
     pub requests: usize,
     /// Simulated time from start to the last completion, s.
     pub duration_s: f64,
+    /// Output tokens generated over the run.
+    pub output_tokens: u64,
     /// Output tokens per simulated second.
     pub throughput_output_tokens_per_s: f64,
     /// Prompt tokens per simulated second.
@@ -160,7 +162,8 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
             f64::NAN
         }
     };
-    let out_tokens: f64 = r.iter().map(|x| f64::from(x.output_tokens)).sum();
+    let out_count: u64 = r.iter().map(|x| u64::from(x.output_tokens)).sum();
+    let out_tokens = out_count as f64;
     let in_tokens: f64 = r.iter().map(|x| f64::from(x.prompt_tokens)).sum();
     let tpots: Vec<f64> = r
         .iter()
@@ -191,6 +194,7 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     Summary {
         requests: n,
         duration_s: duration,
+        output_tokens: out_count,
         throughput_output_tokens_per_s: per_s(out_tokens),
         throughput_input_tokens_per_s: per_s(in_tokens),
         throughput_requests_per_s: per_s(n as f64),

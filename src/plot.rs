@@ -208,7 +208,13 @@ pub fn sweep_chart(sweep: &Sweep, results: &[PointResult], y: &str) -> Result<St
             .iter()
             .position(|v| *v == r.values[0])
             .unwrap_or(0);
-        let point = (x_of(&r.values[0], pos), sweep::metric_values(s)[col]);
+        let point = (
+            x_of(&r.values[0], pos),
+            sweep::metric_values(s, r.energy.as_ref())[col],
+        );
+        if !point.1.is_finite() {
+            continue;
+        }
         match series.iter_mut().find(|s| s.name == name) {
             Some(s) => s.points.push(point),
             None => series.push(Series {

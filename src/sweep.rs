@@ -40,6 +40,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::energy::EnergyCost;
 use crate::error::{Error, Result};
 use crate::metrics::Summary;
 use crate::profile::catalog::{is_path, profile_text, Target};
@@ -617,6 +618,8 @@ pub struct PointResult {
     pub placement: Option<(u32, u32, u32)>,
     /// Summary, or the error message.
     pub outcome: std::result::Result<Summary, String>,
+    /// Energy and cost of the run, if it ran.
+    pub energy: Option<EnergyCost>,
 }
 
 /// Run one point; failures become the row's error, never a panic or an abort.
@@ -627,6 +630,7 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
         seed: None,
         placement: None,
         outcome: Err(String::new()),
+        energy: None,
     };
     let scenario = match sweep.scenario(point) {
         Ok((s, seed)) => {
@@ -651,10 +655,13 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
         };
     let p = &system.placement;
     r.placement = Some((p.tp, p.pp, p.replicas));
-    r.outcome = scenario
-        .run_on(system)
-        .map(|run| run.summary)
-        .map_err(|e| e.to_string());
+    match scenario.run_on(system) {
+        Ok(run) => {
+            r.energy = Some(EnergyCost::of(&run.system, &run.summary));
+            r.outcome = Ok(run.summary);
+        }
+        Err(e) => r.outcome = Err(e.to_string()),
+    }
     r
 }
 
@@ -709,10 +716,15 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "kv_peak_fraction",
     "preemptions",
     "saturated",
+    "devices",
+    "mean_power_w",
+    "energy_j_per_output_token",
+    "cost_usd_per_million_output_tokens",
 ];
 
-/// The values of [`METRIC_COLUMNS`] for a summary, as numbers (booleans as 0 / 1).
-pub fn metric_values(s: &Summary) -> Vec<f64> {
+/// The values of [`METRIC_COLUMNS`] for a summary and its energy and cost, as numbers (booleans
+/// as 0 / 1, NaN where a value is not available: an empty CSV cell, a JSON `null`).
+pub fn metric_values(s: &Summary, e: Option<&EnergyCost>) -> Vec<f64> {
     let mut v = vec![
         s.requests as f64,
         s.duration_s,
@@ -735,8 +747,23 @@ pub fn metric_values(s: &Summary) -> Vec<f64> {
         s.kv_peak_fraction,
         s.preemptions as f64,
         f64::from(u8::from(s.saturation.saturated)),
+        e.map_or(f64::NAN, |e| f64::from(e.usage.devices)),
+        e.and_then(EnergyCost::mean_power_w).unwrap_or(f64::NAN),
+        e.and_then(EnergyCost::j_per_output_token)
+            .unwrap_or(f64::NAN),
+        e.and_then(EnergyCost::usd_per_million_output_tokens)
+            .unwrap_or(f64::NAN),
     ]);
     v
+}
+
+/// A number as a CSV cell: empty when not available (NaN).
+fn number_cell(x: f64) -> String {
+    if x.is_nan() {
+        String::new()
+    } else {
+        x.to_string()
+    }
 }
 
 impl Sweep {
@@ -768,7 +795,11 @@ impl Sweep {
                     Ok(s) => {
                         cells.extend(["ok".to_string(), String::new()]);
                         cells.extend([opt(tp), opt(pp), opt(replicas)]);
-                        cells.extend(metric_values(s).iter().map(|x| x.to_string()));
+                        cells.extend(
+                            metric_values(s, r.energy.as_ref())
+                                .into_iter()
+                                .map(number_cell),
+                        );
                     }
                     Err(e) => {
                         cells.extend(["error".to_string(), csv_cell(e)]);
@@ -794,7 +825,10 @@ impl Sweep {
                     Ok(s) => {
                         m.insert("status".into(), json!("ok"));
                         m.insert("error".into(), serde_json::Value::Null);
-                        for (k, v) in METRIC_COLUMNS.iter().zip(metric_values(s)) {
+                        for (k, v) in METRIC_COLUMNS
+                            .iter()
+                            .zip(metric_values(s, r.energy.as_ref()))
+                        {
                             m.insert((*k).to_string(), json!(v));
                         }
                     }

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::calibrate;
 use crate::compare::{self, CompareLoad};
 use crate::cost::{OpKind, StepCost};
+use crate::energy::EnergyCost;
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
 use crate::infer;
@@ -737,6 +738,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
     };
     let slo_report = slo.map(|x| x.evaluate(&run.outcome, run.summary.duration_s));
     let (sys, settings, mode, s) = (&run.system, run.settings, run.mode, &run.summary);
+    let energy = EnergyCost::of(sys, s);
     let title = format!("{} on {}", sys.model.name, sys.hardware.name);
     if let Some(path) = &a.trace_out {
         let trace = perfetto::trace_json(&run.outcome, &title);
@@ -755,6 +757,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "placement": sys.placement, "settings": settings, "seed": a.seed,
                 "loop": mode,
                 "requests": s.requests, "duration_s": s.duration_s,
+                "output_tokens": s.output_tokens,
                 "throughput_output_tokens_per_s": s.throughput_output_tokens_per_s,
                 "throughput_input_tokens_per_s": s.throughput_input_tokens_per_s,
                 "throughput_requests_per_s": s.throughput_requests_per_s,
@@ -768,6 +771,9 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "swapped_tokens": s.swapped_tokens, "kv_transfers": s.kv_transfers,
                 "kv_transfer_mean_s": s.kv_transfer_mean_s,
                 "slo": slo, "slo_report": slo_report, "max_rate_per_s": max_rate,
+                "energy_j_per_output_token": energy.j_per_output_token(),
+                "cost_usd_per_million_output_tokens": energy.usd_per_million_output_tokens(),
+                "energy": energy,
             });
             Ok(pretty(&v))
         }
@@ -784,6 +790,10 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 "prefix_cache_hit_fraction".into(),
                 "goodput_requests_per_s".into(),
                 "max_rate_per_s".into(),
+                "devices".into(),
+                "mean_power_w".into(),
+                "energy_j_per_output_token".into(),
+                "cost_usd_per_million_output_tokens".into(),
             ];
             let mut row = vec![
                 sys.hardware.name.clone(),
@@ -797,6 +807,10 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 s.prefix_cache_hit_fraction.to_string(),
                 slo_report.map_or(String::new(), |r| r.goodput_requests_per_s.to_string()),
                 max_rate.map_or(String::new(), |r| r.to_string()),
+                energy.usage.devices.to_string(),
+                opt_cell(energy.mean_power_w()),
+                opt_cell(energy.j_per_output_token()),
+                opt_cell(energy.usd_per_million_output_tokens()),
             ];
             for (name, d) in [
                 ("ttft_s", s.ttft_s),
@@ -873,6 +887,8 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                     ),
                 ),
                 ("saturated", sat),
+                ("energy", energy_text(&energy)),
+                ("cost", cost_text(&energy)),
             ]);
             let mut head = head;
             if let (Some(slo), Some(r)) = (&slo, &slo_report) {
@@ -929,6 +945,64 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
     }
 }
 
+/// A CSV cell: the number, or empty when it is not available.
+fn opt_cell(x: Option<f64>) -> String {
+    x.filter(|v| v.is_finite())
+        .map_or(String::new(), |v| v.to_string())
+}
+
+/// `GPU` or `wafer`, for text.
+fn device_noun(device: &str) -> &'static str {
+    if device == "wafer" {
+        "wafer"
+    } else {
+        "GPU"
+    }
+}
+
+/// `1 GPU`, `72 GPUs`, `4 wafers`.
+fn devices_text(n: u32, device: &str) -> String {
+    let d = device_noun(device);
+    if n == 1 {
+        format!("1 {d}")
+    } else {
+        format!("{n} {d}s")
+    }
+}
+
+/// The energy line of a run: J per output token and what it rests on, or why it is missing.
+fn energy_text(e: &EnergyCost) -> String {
+    let d = device_noun(e.device);
+    match &e.energy {
+        Some(x) => format!(
+            "{} J per output token; mean {} kW over {} {}% busy ({} W busy, {} W idle per {d}, {} boundary)",
+            num(x.energy_j_per_output_token, 4),
+            num(x.mean_power_w / 1e3, 4),
+            devices_text(e.usage.devices, e.device),
+            num(100.0 * e.usage.utilisation, 3),
+            num(x.busy_w_per_device, 4),
+            num(x.idle_w_per_device, 4),
+            x.boundary.name()
+        ),
+        None => "not available: the hardware profile has no [power] table".into(),
+    }
+}
+
+/// The cost line of a run: dollars per million output tokens and the price, or why it is missing.
+fn cost_text(e: &EnergyCost) -> String {
+    let d = device_noun(e.device);
+    match &e.cost {
+        Some(c) => format!(
+            "${} per million output tokens; {} x ${} per {d}-hour ({} basis)",
+            num(c.cost_usd_per_million_output_tokens, 4),
+            devices_text(e.usage.devices, e.device),
+            num(c.usd_per_device_hour, 4),
+            c.basis.name()
+        ),
+        None => "not available: the hardware profile has no [price] table".into(),
+    }
+}
+
 fn opt(x: Option<f64>, scale: f64, sig: usize) -> String {
     x.map_or("-".into(), |v| num(v * scale, sig))
 }
@@ -972,6 +1046,9 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                     "throughput_output_tokens_per_s": r.throughput_output_tokens_per_s,
                     "published_tokens_per_s_per_user": r.published_tokens_per_s_per_user,
                     "published_source": r.published_source,
+                    "energy_j_per_output_token": r.energy.and_then(|e| e.j_per_output_token()),
+                    "cost_usd_per_million_output_tokens": r.energy.and_then(|e| e.usd_per_million_output_tokens()),
+                    "energy": r.energy,
                 })).collect::<Vec<_>>(),
                 "speed_ratio_spark_over_full": ratio,
                 "published_speed_ratio": 15.0,
@@ -989,6 +1066,8 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                 "itl_p50_ms",
                 "itl_p99_ms",
                 "throughput_tok/s",
+                "J/token",
+                "$/M_tokens",
                 "placement",
                 "status",
             ]);
@@ -1002,6 +1081,12 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                     opt(r.itl_p50_s, 1e3, 4),
                     opt(r.itl_p99_s, 1e3, 4),
                     opt(r.throughput_output_tokens_per_s, 1.0, 4),
+                    opt(r.energy.and_then(|e| e.j_per_output_token()), 1.0, 4),
+                    opt(
+                        r.energy.and_then(|e| e.usd_per_million_output_tokens()),
+                        1.0,
+                        4,
+                    ),
                     r.placement.clone(),
                     r.status.clone(),
                 ]);
@@ -1038,14 +1123,95 @@ fn compare_cmd(a: &CompareArgs) -> Result<String> {
                 None => "speed ratio Spark / full: not available until both rows are simulated (published: \"15x\")".into(),
             };
             Ok(format!(
-                "Flagship comparison: closed loop, {} users per replica x {} requests each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
+                "Flagship comparison: closed loop, {} users per replica x {} requests each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\n{}\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
                 load.users_per_replica, load.requests_per_user, load.prompt_median_tokens, load.output_median_tokens, load.sigma,
                 t.render(),
+                energy_assumptions(&rows),
                 rows.iter().filter(|r| !r.published_source.is_empty()).map(|r| format!("  {} on {}: {}\n", r.model, r.hardware, r.published_source)).collect::<String>(),
                 refs.render()
             ))
         }
     }
+}
+
+/// What the compare table's J/token and $/M_tokens rest on: per-device power and price of each
+/// machine with their boundary and basis, the devices each row counts, and what is left out.
+fn energy_assumptions(rows: &[compare::CompareRow]) -> String {
+    let mut out = String::from(
+        "Energy and cost (J/token and $/M_tokens are per output token): mean power n x (u x busy + (1 - u) x idle) and n x price per device-hour, over the run, divided by its output tokens; n = devices counted, u = utilisation.\nPer device, from the hardware profiles (change with --set hardware.power.* and hardware.price.*):\n",
+    );
+    let mut machines: Vec<(&str, EnergyCost)> = Vec::new();
+    for r in rows {
+        if let Some(e) = r.energy {
+            if !machines.iter().any(|(h, _)| *h == r.hardware) {
+                machines.push((&r.hardware, e));
+            }
+        }
+    }
+    for (h, e) in &machines {
+        let d = device_noun(e.device);
+        let power = match &e.energy {
+            Some(p) => format!(
+                "{} W busy, {} W idle per {d} ({})",
+                num(p.busy_w_per_device, 4),
+                num(p.idle_w_per_device, 4),
+                p.boundary.describe()
+            ),
+            None => "no [power] table: energy not available".into(),
+        };
+        let price = match &e.cost {
+            Some(c) => format!(
+                "${} per {d}-hour ({})",
+                num(c.usd_per_device_hour, 4),
+                c.basis.describe()
+            ),
+            None => "no [price] table: cost not available".into(),
+        };
+        out.push_str(&format!(
+            "  {h}: {power};\n  {:w$}  {price}\n",
+            "",
+            w = h.len()
+        ));
+    }
+    out.push_str("Devices counted (replicas x devices per replica) and utilisation:\n");
+    for r in rows {
+        if let Some(e) = r.energy {
+            out.push_str(&format!(
+                "  {} on {}: {} ({}), {}% busy\n",
+                r.model,
+                r.hardware,
+                devices_text(e.usage.devices, e.device),
+                r.placement,
+                num(100.0 * e.usage.utilisation, 3)
+            ));
+        }
+    }
+    let differ = |names: Vec<(&str, &'static str)>| -> Option<String> {
+        let first = names.first()?.1;
+        names.iter().any(|(_, n)| *n != first).then(|| {
+            names
+                .iter()
+                .map(|(h, n)| format!("{n} on {h}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    };
+    let bases = machines
+        .iter()
+        .filter_map(|(h, e)| e.cost.map(|c| (*h, c.basis.name())))
+        .collect();
+    if let Some(list) = differ(bases) {
+        out.push_str(&format!("Not like with like: the price bases differ ({list}); $/M_tokens across them sets a provider's list price against an owner's cost.\n"));
+    }
+    let boundaries = machines
+        .iter()
+        .filter_map(|(h, e)| e.energy.map(|p| (*h, p.boundary.name())))
+        .collect();
+    if let Some(list) = differ(boundaries) {
+        out.push_str(&format!("Not like with like: the power boundaries differ ({list}); J/token across them counts different equipment.\n"));
+    }
+    out.push_str("Left out: facility overhead (PUE), networking and storage outside each system; busy power is a rating, an upper bound on the draw.\n");
+    out
 }
 
 fn profiles(a: &ProfilesArgs) -> Result<String> {
@@ -1059,6 +1225,8 @@ fn profiles(a: &ProfilesArgs) -> Result<String> {
                 "memory_gb/device",
                 "memory_tb/s/device",
                 "peak_16bit_pflop/s/device",
+                "busy_w/device",
+                "usd/device-hour",
                 "description",
             ]);
             let mut json_hw = Vec::new();
@@ -1088,9 +1256,12 @@ fn profiles(a: &ProfilesArgs) -> Result<String> {
                     num(mem / 1e9, 4),
                     num(bw / 1e12, 4),
                     num(flops / 1e15, 4),
+                    opt(h.power.as_ref().map(|p| p.busy_w_per_device), 1.0, 4),
+                    opt(h.price.as_ref().map(|p| p.usd_per_device_hour), 1.0, 4),
                     h.description.clone(),
                 ]);
-                json_hw.push(json!({"name": h.name, "description": h.description}));
+                json_hw.push(json!({"name": h.name, "description": h.description,
+                    "power": h.power, "price": h.price}));
             }
             let mut md = Table::new([
                 "model",

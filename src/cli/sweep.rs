@@ -134,6 +134,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
             "per_user_p50_tokens_per_s",
             "ttft_p99_ms",
             "tpot_p50_ms",
+            "J/token",
+            "$/M_tokens",
             "saturated",
         ]
         .map(String::from),
@@ -150,11 +152,23 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
                 num(s.tokens_per_s_per_user.p50, 4),
                 num(s.ttft_s.p99 * 1e3, 4),
                 num(s.tpot_s.p50 * 1e3, 4),
+                num(
+                    r.energy
+                        .and_then(|e| e.j_per_output_token())
+                        .unwrap_or(f64::NAN),
+                    4,
+                ),
+                num(
+                    r.energy
+                        .and_then(|e| e.usd_per_million_output_tokens())
+                        .unwrap_or(f64::NAN),
+                    4,
+                ),
                 if s.saturation.saturated { "yes" } else { "no" }.into(),
             ]),
             Err(e) => {
                 cells.extend(["error".into()]);
-                cells.extend((0..5).map(|_| "-".to_string()));
+                cells.extend((0..7).map(|_| "-".to_string()));
                 errors.push_str(&format!("point {}: {e}\n", r.index));
             }
         }

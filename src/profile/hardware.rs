@@ -6,6 +6,10 @@
 //! several wafers for large models). Deliberately ignored: clocks as such, power states, cache
 //! hierarchies and kernel-level detail: the cost models work from rooflines, measured efficiencies
 //! and overheads, and (for wafers) latency terms fitted to published speeds.
+//!
+//! Optional `[power]` and `[price]` tables give the electrical power and the hourly price of one
+//! device (GPU or wafer) for the energy and cost estimates of [`crate::energy`]; a profile without
+//! them still loads, and those estimates are then reported as not available.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +29,97 @@ pub struct HardwareProfile {
     pub gpu: Option<GpuSystem>,
     /// A cluster of wafer-scale engines.
     pub wafer: Option<WaferSystem>,
+    /// Electrical power per device (GPU or wafer), if known.
+    pub power: Option<Power>,
+    /// Price per device-hour, if known.
+    pub price: Option<Price>,
+}
+
+/// Where a power figure draws its line around the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerBoundary {
+    /// The device alone: a GPU board's rated power (TDP) or a wafer's, nothing around it.
+    Device,
+    /// The whole system the devices sit in (host CPUs and memory, NICs, switches, fans, power
+    /// conversion), divided by its devices.
+    System,
+}
+
+impl PowerBoundary {
+    /// Short name: `device` or `system`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PowerBoundary::Device => "device",
+            PowerBoundary::System => "system",
+        }
+    }
+
+    /// What the boundary includes, for printed assumptions.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PowerBoundary::Device => "device boundary: the board or chip alone",
+            PowerBoundary::System => {
+                "system boundary: the whole server, rack or appliance with its host CPUs, switches, NICs, fans and power supplies, divided by its devices"
+            }
+        }
+    }
+}
+
+/// Electrical power of one device, in watts at the profile's boundary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Power {
+    /// What the figures include.
+    pub boundary: PowerBoundary,
+    /// Power while the device runs iterations, W.
+    pub busy_w_per_device: f64,
+    /// Power while the device waits for work, W.
+    pub idle_w_per_device: f64,
+}
+
+/// What an hourly price pays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceBasis {
+    /// A provider's list price for renting the device by the hour (includes the host, the
+    /// facility, power and the provider's margin).
+    Rental,
+    /// An owner's cost: purchase price amortised over the device's life plus electricity
+    /// (excludes facility, staff and margin).
+    Ownership,
+}
+
+impl PriceBasis {
+    /// Short name: `rental` or `ownership`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PriceBasis::Rental => "rental",
+            PriceBasis::Ownership => "ownership",
+        }
+    }
+
+    /// What the basis includes, for printed assumptions.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PriceBasis::Rental => {
+                "rental: a provider's hourly list price, paying for host, facility, power and margin"
+            }
+            PriceBasis::Ownership => {
+                "ownership: purchase amortised over the device's life plus electricity, without facility, staff or margin"
+            }
+        }
+    }
+}
+
+/// Hourly price of one device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// What the price pays for.
+    pub basis: PriceBasis,
+    /// US dollars per device per hour.
+    pub usd_per_device_hour: f64,
 }
 
 /// The machine kind a profile describes.
@@ -233,7 +328,32 @@ impl HardwareProfile {
             (Some(g), None) => g.check(&mut c),
             (None, Some(w)) => w.check(&mut c),
         }
+        if let Some(p) = &self.power {
+            p.check(&mut c);
+        }
+        if let Some(p) = &self.price {
+            c.positive("price.usd_per_device_hour", p.usd_per_device_hour);
+        }
         c.problems
+    }
+}
+
+impl Power {
+    fn check(&self, c: &mut Checker) {
+        c.positive("power.busy_w_per_device", self.busy_w_per_device);
+        c.positive("power.idle_w_per_device", self.idle_w_per_device);
+        if self.idle_w_per_device.is_finite()
+            && self.busy_w_per_device.is_finite()
+            && self.idle_w_per_device > self.busy_w_per_device
+        {
+            c.fail(
+                "power.idle_w_per_device",
+                format!(
+                    "expected at most power.busy_w_per_device ({}), found {}",
+                    self.busy_w_per_device, self.idle_w_per_device
+                ),
+            );
+        }
     }
 }
 
@@ -326,5 +446,77 @@ impl WaferSystem {
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::profile::catalog::{hardware_from_str, profile_text};
+    use crate::profile::{load_hardware, Override};
+
+    fn h100_with(replace: &str, with: &str) -> crate::Result<super::HardwareProfile> {
+        let (_, text) = profile_text("hardware", "h100-sxm").unwrap();
+        assert!(text.contains(replace), "{replace} not in the profile");
+        hardware_from_str("test.toml".into(), &text.replace(replace, with), &[])
+    }
+
+    #[test]
+    fn every_shipped_profile_has_power_and_price() {
+        for name in crate::profile::catalog::hardware_names() {
+            let hw = load_hardware(name, &[]).unwrap();
+            assert!(hw.power.is_some(), "{name} has no [power]");
+            assert!(hw.price.is_some(), "{name} has no [price]");
+        }
+    }
+
+    #[test]
+    fn power_must_be_positive_with_idle_at_most_busy() {
+        let e = h100_with("busy_w_per_device = 1275.0", "busy_w_per_device = -5.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test.toml") && e.contains("power.busy_w_per_device"),
+            "{e}"
+        );
+        let e = h100_with("idle_w_per_device = 318.75", "idle_w_per_device = 2000.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("power.idle_w_per_device") && e.contains("at most"),
+            "{e}"
+        );
+        let e = h100_with("usd_per_device_hour = 6.155", "usd_per_device_hour = 0.0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("price.usd_per_device_hour"), "{e}");
+        let e = h100_with("boundary = \"system\"", "boundary = \"rack\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rack") && e.contains("boundary"), "{e}");
+    }
+
+    #[test]
+    fn power_and_price_are_optional() {
+        let (_, text) = profile_text("hardware", "h100-sxm").unwrap();
+        let bare = text.split("\n[power]").next().unwrap();
+        let hw = hardware_from_str("bare.toml".into(), bare, &[]).unwrap();
+        assert!(hw.power.is_none() && hw.price.is_none());
+    }
+
+    #[test]
+    fn overrides_reach_power_and_price() {
+        let sets = [
+            Override::parse("hardware.price.usd_per_device_hour=3.5").unwrap(),
+            Override::parse("hardware.price.basis=ownership").unwrap(),
+            Override::parse("hardware.power.boundary=device").unwrap(),
+            Override::parse("hardware.power.busy_w_per_device=700").unwrap(),
+        ];
+        let hw = load_hardware("h100-sxm", &sets).unwrap();
+        let price = hw.price.unwrap();
+        assert_eq!(price.usd_per_device_hour, 3.5);
+        assert_eq!(price.basis, super::PriceBasis::Ownership);
+        let power = hw.power.unwrap();
+        assert_eq!(power.boundary, super::PowerBoundary::Device);
+        assert_eq!(power.busy_w_per_device, 700.0);
     }
 }

@@ -7,6 +7,8 @@ pub mod precision;
 mod validate;
 
 pub use catalog::{load_hardware, load_model, Override};
-pub use hardware::{GpuSystem, HardwareKind, HardwareProfile, WaferSystem};
+pub use hardware::{
+    GpuSystem, HardwareKind, HardwareProfile, Power, PowerBoundary, Price, PriceBasis, WaferSystem,
+};
 pub use model::{ModelDims, ModelProfile};
 pub use precision::{ComputeClass, Precision};

@@ -90,6 +90,61 @@ fn negative_bandwidth_is_rejected() {
 }
 
 #[test]
+fn bad_power_and_price_are_rejected() {
+    let text = shipped("hardware/h100-sxm.toml");
+    let edit = |from: &str, to: &str| {
+        assert!(text.contains(from), "{from} not in the profile");
+        text.replace(from, to)
+    };
+    step_with_hardware(
+        &edit("busy_w_per_device = 1275.0", "busy_w_per_device = -1275.0"),
+        "negative-power.toml",
+        &[
+            "invalid profile",
+            "power.busy_w_per_device",
+            "expected a finite number > 0, found -1275",
+        ],
+    );
+    step_with_hardware(
+        &edit("idle_w_per_device = 318.75", "idle_w_per_device = 2000.0"),
+        "idle-above-busy.toml",
+        &["power.idle_w_per_device", "at most power.busy_w_per_device"],
+    );
+    step_with_hardware(
+        &edit(
+            "usd_per_device_hour = 6.155",
+            "usd_per_device_hour = -6.155",
+        ),
+        "negative-price.toml",
+        &["price.usd_per_device_hour", "> 0"],
+    );
+    step_with_hardware(
+        &edit("busy_w_per_device = 1275.0", "busy_watts = 1275.0"),
+        "power-typo.toml",
+        &["unknown field", "busy_watts"],
+    );
+    step_with_hardware(
+        &edit("basis = \"rental\"", "basis = \"leased\""),
+        "price-basis.toml",
+        &["leased", "rental", "ownership"],
+    );
+    fails_with(
+        &[
+            "simulate",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.2-1b",
+            "--concurrency",
+            "1",
+            "--set",
+            "hardware.power.busy_w_per_device=-5",
+        ],
+        &["hardware/h100-sxm.toml", "power.busy_w_per_device", "> 0"],
+    );
+}
+
+#[test]
 fn wrong_type_is_rejected() {
     let text = shipped("hardware/h100-sxm.toml").replace("devices = 1", "devices = \"one\"");
     step_with_hardware(&text, "type.toml", &["devices"]);
@@ -312,10 +367,14 @@ fn wafer_profile_values_are_checked() {
         ],
         &["wafer.toml", "wafer.sram_capacity_bytes"],
     );
+    // The wafer's machine section only: its [power] and [price] tables end the file.
     let both = format!(
         "{}\n{}",
         shipped("hardware/h100-sxm.toml"),
         shipped("hardware/wse-3.toml")
+            .split("\n[power]")
+            .next()
+            .unwrap()
             .replace("name = \"wse-3\"", "")
             .replace("description = ", "# ")
     );
