@@ -376,6 +376,8 @@ impl ServeSpec {
             }
             (None, None) => None,
         };
+        // A split fixes the replica count (the engine checks that a given count matches).
+        let split = self.split()?.filter(|_| self.replicas.is_none());
         System::with_speculation(
             hw,
             target,
@@ -383,10 +385,16 @@ impl ServeSpec {
             ParallelRequest {
                 tp: self.tp,
                 pp: self.pp,
-                // A split fixes the replica count (the engine checks it matches).
-                replicas: self.replicas.or(self.split()?.map(|s| s.replicas())),
+                replicas: self.replicas.or(split.map(|s| s.replicas())),
             },
         )
+        .map_err(|e| match split {
+            Some(s) => Error::arg(
+                "disaggregate (--disaggregate)",
+                format!("{s} asks for {} replicas: {e}", s.replicas()),
+            ),
+            None => e,
+        })
     }
 }
 

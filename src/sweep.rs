@@ -47,6 +47,7 @@ use crate::profile::catalog::{is_path, profile_text, Target};
 use crate::profile::Override;
 use crate::report::csv_cell;
 use crate::scenario::{Scenario, ServeSpec, WorkloadSpec, SERVE_FIELDS, WORKLOAD_FIELDS};
+use crate::slo::{Slo, SloReport};
 
 /// How axes combine into points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -100,6 +101,36 @@ pub struct BaseSpec {
     /// Workload fields ([`WorkloadSpec`]).
     #[serde(default)]
     pub workload: toml::Table,
+    /// Latency limits for the goodput columns, if any.
+    pub slo: Option<SloSpec>,
+}
+
+/// `[base.slo]`: latency limits every point's goodput is counted against.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    /// Time-to-first-token limit, s.
+    pub ttft_s: Option<f64>,
+    /// Time-per-output-token limit, s.
+    pub tpot_s: Option<f64>,
+    /// Percentile for the `slo_met` column [default: 99].
+    #[serde(default = "default_percentile")]
+    pub percentile: f64,
+}
+
+fn default_percentile() -> f64 {
+    99.0
+}
+
+impl SloSpec {
+    /// As the SLO type the metrics use.
+    pub fn slo(&self) -> Slo {
+        Slo {
+            ttft_s: self.ttft_s,
+            tpot_s: self.tpot_s,
+            percentile: self.percentile,
+        }
+    }
 }
 
 /// One axis: a path and its values, listed or as a range.
@@ -352,6 +383,11 @@ impl Sweep {
             file: file.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        if let Some(slo) = spec.base.slo {
+            slo.slo()
+                .check()
+                .map_err(|e| Error::arg(format!("{file}: [base.slo]"), e.to_string()))?;
+        }
         let axes = spec
             .axes
             .iter()
@@ -620,6 +656,8 @@ pub struct PointResult {
     pub outcome: std::result::Result<Summary, String>,
     /// Energy and cost of the run, if it ran.
     pub energy: Option<EnergyCost>,
+    /// Goodput against `[base.slo]`, if given and the point ran.
+    pub slo: Option<SloReport>,
 }
 
 /// Run one point; failures become the row's error, never a panic or an abort.
@@ -631,6 +669,7 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
         placement: None,
         outcome: Err(String::new()),
         energy: None,
+        slo: None,
     };
     let scenario = match sweep.scenario(point) {
         Ok((s, seed)) => {
@@ -658,6 +697,11 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
     match scenario.run_on(system) {
         Ok(run) => {
             r.energy = Some(EnergyCost::of(&run.system, &run.summary));
+            r.slo = sweep
+                .spec
+                .base
+                .slo
+                .map(|x| x.slo().evaluate(&run.outcome, run.summary.duration_s));
             r.outcome = Ok(run.summary);
         }
         Err(e) => r.outcome = Err(e.to_string()),
@@ -720,11 +764,16 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "mean_power_w",
     "energy_j_per_output_token",
     "cost_usd_per_million_output_tokens",
+    "prefix_cache_hit_fraction",
+    "swapped_tokens",
+    "kv_transfers",
+    "goodput_requests_per_s",
+    "slo_met",
 ];
 
 /// The values of [`METRIC_COLUMNS`] for a summary and its energy and cost, as numbers (booleans
 /// as 0 / 1, NaN where a value is not available: an empty CSV cell, a JSON `null`).
-pub fn metric_values(s: &Summary, e: Option<&EnergyCost>) -> Vec<f64> {
+pub fn metric_values(s: &Summary, e: Option<&EnergyCost>, slo: Option<&SloReport>) -> Vec<f64> {
     let mut v = vec![
         s.requests as f64,
         s.duration_s,
@@ -753,6 +802,11 @@ pub fn metric_values(s: &Summary, e: Option<&EnergyCost>) -> Vec<f64> {
             .unwrap_or(f64::NAN),
         e.and_then(EnergyCost::usd_per_million_output_tokens)
             .unwrap_or(f64::NAN),
+        s.prefix_cache_hit_fraction,
+        s.swapped_tokens as f64,
+        s.kv_transfers as f64,
+        slo.map_or(f64::NAN, |r| r.goodput_requests_per_s),
+        slo.map_or(f64::NAN, |r| f64::from(u8::from(r.met))),
     ]);
     v
 }
@@ -796,7 +850,7 @@ impl Sweep {
                         cells.extend(["ok".to_string(), String::new()]);
                         cells.extend([opt(tp), opt(pp), opt(replicas)]);
                         cells.extend(
-                            metric_values(s, r.energy.as_ref())
+                            metric_values(s, r.energy.as_ref(), r.slo.as_ref())
                                 .into_iter()
                                 .map(number_cell),
                         );
@@ -825,10 +879,11 @@ impl Sweep {
                     Ok(s) => {
                         m.insert("status".into(), json!("ok"));
                         m.insert("error".into(), serde_json::Value::Null);
-                        for (k, v) in METRIC_COLUMNS
-                            .iter()
-                            .zip(metric_values(s, r.energy.as_ref()))
-                        {
+                        for (k, v) in METRIC_COLUMNS.iter().zip(metric_values(
+                            s,
+                            r.energy.as_ref(),
+                            r.slo.as_ref(),
+                        )) {
                             m.insert((*k).to_string(), json!(v));
                         }
                     }

@@ -292,13 +292,18 @@ struct SimulateArgs {
     #[arg(long, value_name = "XpYd")]
     disaggregate: Option<String>,
     /// SLO: time-to-first-token limit, s (goodput counts requests meeting every limit).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     slo_ttft_s: Option<f64>,
     /// SLO: time-per-output-token limit, s.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     slo_tpot_s: Option<f64>,
     /// SLO: percentile of requests that must meet the limits for --find-max-rate.
-    #[arg(long, value_name = "PCT", default_value_t = 99.0)]
+    #[arg(
+        long,
+        value_name = "PCT",
+        default_value_t = 99.0,
+        allow_negative_numbers = true
+    )]
     slo_percentile: f64,
     /// Search the highest Poisson arrival rate whose TTFT and TPOT at --slo-percentile meet the
     /// SLO limits (as MLPerf Server does), and report that run.
@@ -721,6 +726,15 @@ fn policy_text(s: &ServeSettings) -> String {
     t
 }
 
+/// A percentile for labels: `99`, `99.9`.
+fn pct_text(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("{p:.0}")
+    } else {
+        format!("{p}")
+    }
+}
+
 fn value_name(v: impl ValueEnum) -> String {
     v.to_possible_value()
         .map_or_else(String::new, |p| p.get_name().to_string())
@@ -843,7 +857,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
             } else {
                 "no".into()
             };
-            let head = key_values(&[
+            let mut lines: Vec<(&str, String)> = vec![
                 ("hardware", sys.hardware.name.clone()),
                 ("model", sys.model.name.clone()),
                 ("placement", placement_text(&sys.placement)),
@@ -889,8 +903,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 ("saturated", sat),
                 ("energy", energy_text(&energy)),
                 ("cost", cost_text(&energy)),
-            ]);
-            let mut head = head;
+            ];
             if let (Some(slo), Some(r)) = (&slo, &slo_report) {
                 let limits = [
                     slo.ttft_s
@@ -902,21 +915,21 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(", ");
-                let mut lines = vec![
-                    ("slo", format!("{limits} at p{}", num(slo.percentile, 3))),
+                let pct = pct_text(slo.percentile);
+                lines.extend([
+                    ("slo", format!("{limits} at p{pct}")),
                     (
                         "goodput",
                         format!(
-                            "{} requests/s meet every limit ({}% of requests); p{} TTFT {} ms, TPOT {} ms: {}",
+                            "{} requests/s meet every limit ({}% of requests); p{pct} TTFT {} ms, TPOT {} ms: {}",
                             num(r.goodput_requests_per_s, 4),
                             num(100.0 * r.met_fraction, 3),
-                            num(slo.percentile, 3),
                             num(1e3 * r.ttft_at_percentile_s, 4),
                             num(1e3 * r.tpot_at_percentile_s, 4),
                             if r.met { "met" } else { "missed" }
                         ),
                     ),
-                ];
+                ]);
                 if let Some(rate) = max_rate {
                     lines.push((
                         "max rate",
@@ -926,9 +939,8 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
                         ),
                     ));
                 }
-                let owned: Vec<(&str, String)> = lines;
-                head.push_str(&key_values(&owned));
             }
+            let head = key_values(&lines);
             let mut t = Table::new(["metric", "unit", "mean", "p50", "p90", "p99"]);
             for (name, unit, d, scale) in summary_rows(s) {
                 t.row([

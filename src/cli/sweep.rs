@@ -140,6 +140,10 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
         ]
         .map(String::from),
     );
+    let with_slo = sweep.spec.base.slo.is_some();
+    if with_slo {
+        headers.push("goodput_req/s".into());
+    }
     let mut t = Table::new(headers);
     let mut errors = String::new();
     for r in &results {
@@ -171,6 +175,12 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
                 cells.extend((0..7).map(|_| "-".to_string()));
                 errors.push_str(&format!("point {}: {e}\n", r.index));
             }
+        }
+        if with_slo {
+            cells.push(
+                r.slo
+                    .map_or("-".into(), |x| num(x.goodput_requests_per_s, 4)),
+            );
         }
         t.row(cells);
     }

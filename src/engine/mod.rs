@@ -256,10 +256,16 @@ impl Engine<'_> {
             }
             Routing::LeastOutstanding => least(&|k| self.outstanding(k) as u64),
             Routing::LeastKv => least(&|k| self.kv_load(k)),
-            Routing::PrefixAffinity => match self.specs[r].prefix {
-                Some(p) if !decode => pool.start + affinity_in(p.group, pool.len()),
-                _ => least(&|k| self.outstanding(k) as u64),
-            },
+            Routing::PrefixAffinity => {
+                let loads = pool.clone().map(|k| self.outstanding(k));
+                let (lo, hi) = loads.fold((usize::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
+                match self.specs[r].prefix {
+                    Some(p) if !decode && !policy::imbalanced(hi, lo) => {
+                        pool.start + affinity_in(p.group, pool.len())
+                    }
+                    _ => least(&|k| self.outstanding(k) as u64),
+                }
+            }
         }
     }
 

@@ -15,8 +15,9 @@ pub enum Routing {
     LeastOutstanding,
     /// The instance with the fewest KV-cache tokens in use or queued for (ties: lowest index).
     LeastKv,
-    /// Requests of one prefix group always go to the same instance (a hash of the group), so
-    /// their shared prefix is cached once; requests without a prefix go to the least outstanding.
+    /// Requests of one prefix group go to the same instance (a hash of the group), so their
+    /// shared prefix is cached once, unless the pool is out of balance, when they go to the
+    /// least outstanding as requests without a prefix do (see [`imbalanced`]).
     PrefixAffinity,
 }
 
@@ -88,6 +89,14 @@ impl Default for ServingPolicy {
     }
 }
 
+/// Load imbalance at which prefix-affinity routing gives way to least-outstanding, as in
+/// SGLang's cache-aware router (defaults of its model gateway: `--balance-abs-threshold 64`,
+/// `--balance-rel-threshold 1.5`): the most loaded instance has more than 64 requests beyond
+/// the least loaded and more than 1.5 times its load.
+pub fn imbalanced(max_load: usize, min_load: usize) -> bool {
+    max_load > min_load + 64 && max_load as f64 > 1.5 * min_load as f64
+}
+
 /// A prefix group's instance under [`Routing::PrefixAffinity`]: a fixed 64-bit mix of the group
 /// (SplitMix64's finaliser), so groups spread evenly whatever their numbering.
 pub fn affinity(group: u32, instances: u32) -> u32 {
@@ -110,5 +119,14 @@ mod tests {
             hits[affinity(g, 4) as usize] += 1;
         }
         assert!(hits.iter().all(|&h| (900..1100).contains(&h)), "{hits:?}");
+    }
+
+    #[test]
+    fn imbalance_needs_both_thresholds() {
+        assert!(!imbalanced(64, 0));
+        assert!(imbalanced(65, 0));
+        assert!(!imbalanced(200, 140)); // 60 apart
+        assert!(imbalanced(300, 190)); // 110 apart and 1.58 times
+        assert!(!imbalanced(300, 210)); // 90 apart but 1.43 times
     }
 }

@@ -489,3 +489,101 @@ fn a_draft_must_share_the_vocabulary_and_scaled_fields_must_be_numbers() {
         &["--context"],
     );
 }
+
+#[test]
+fn bad_serving_settings_are_rejected() {
+    let sim = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "simulate",
+            "--hardware",
+            "h200-hgx",
+            "--model",
+            "llama-3.1-8b",
+            "--tp",
+            "1",
+            "--rate",
+            "1",
+            "--requests",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let check = |extra: &[&str], needles: &[&str]| {
+        let args = sim(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_with(&args, needles);
+    };
+    check(
+        &["--disaggregate", "0p8d"],
+        &["disaggregate", "expected XpYd", "0p8d"],
+    );
+    check(&["--disaggregate", "two-and-six"], &["expected XpYd"]);
+    check(
+        &["--disaggregate", "2p2d", "--replicas", "8"],
+        &["2p2d needs 4 replicas but the placement has 8"],
+    );
+    check(&["--disaggregate", "6p6d"], &["6p6d"]);
+    check(&["--routing", "fastest"], &["fastest", "round-robin"]);
+    check(
+        &["--prefix-groups", "0", "--prefix-tokens", "100"],
+        &["at least 1 group"],
+    );
+    check(
+        &["--slo-ttft-s", "-1"],
+        &["--slo-ttft-s", "expected a limit in seconds > 0"],
+    );
+    check(
+        &["--slo-ttft-s", "1", "--slo-percentile", "0"],
+        &["--slo-percentile", "(0, 100]"],
+    );
+    check(&["--find-max-rate"], &["--slo-ttft-s"]);
+    let spec = temp_file(
+        "bad-slo.toml",
+        "[base]\nhardware = \"h100-sxm\"\nmodel = \"llama-3.1-8b\"\n[base.workload]\nrate_per_s = 1.0\n[base.slo]\nttft_s = 0.0\n",
+    );
+    fails_with(
+        &["sweep", spec.to_str().unwrap()],
+        &[
+            "bad-slo.toml",
+            "[base.slo]",
+            "expected a limit in seconds > 0",
+        ],
+    );
+    // Swap needs the host link, named by field.
+    let text = shipped("hardware/h100-sxm.toml");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("host_bandwidth_bytes_per_s"))
+        .expect("h100 has a host link")
+        .to_string();
+    let p = temp_file("no-host-link.toml", &text.replace(&line, ""));
+    fails_with(
+        &[
+            "simulate",
+            "--hardware",
+            p.to_str().unwrap(),
+            "--model",
+            "llama-3.1-8b",
+            "--rate",
+            "1",
+            "--requests",
+            "5",
+            "--preemption",
+            "swap",
+        ],
+        &["preemption = swap", "gpu.host_bandwidth_bytes_per_s"],
+    );
+    let p = temp_file(
+        "negative-host-link.toml",
+        &text.replace(&line, "host_bandwidth_bytes_per_s = -64e9"),
+    );
+    step_with_hardware(
+        &std::fs::read_to_string(&p).unwrap(),
+        "negative-host-link.toml",
+        &["gpu.host_bandwidth_bytes_per_s"],
+    );
+}

@@ -5,6 +5,7 @@ mod energy;
 mod errors;
 mod outputs;
 mod properties;
+mod serving;
 mod validate;
 
 use std::process::{Command, Output};

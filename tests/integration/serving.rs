@@ -1,0 +1,416 @@
+//! Serving realism, each feature against its expected direction on a small scenario: prefix
+//! caching, disaggregation, routing, priority, swap preemption and SLO goodput.
+
+use infersim::engine::{PreemptionMode, Priority, Routing};
+use infersim::metrics::Summary;
+use infersim::profile::Override;
+use infersim::scenario::{LengthText, Run, Scenario, ServeSpec, WorkloadSpec};
+
+use super::{infersim, json};
+
+fn scenario(hw: &str, model: &str, serve: ServeSpec, workload: WorkloadSpec) -> Scenario {
+    Scenario {
+        hardware: hw.into(),
+        model: model.into(),
+        overrides: Vec::new(),
+        serve,
+        workload,
+        record_timeline: false,
+    }
+}
+
+fn open(rate: f64, requests: usize, prompt: &str, output: &str) -> WorkloadSpec {
+    WorkloadSpec {
+        rate_per_s: Some(rate),
+        requests: Some(requests),
+        prompt_tokens: LengthText::Text(prompt.into()),
+        output_tokens: LengthText::Text(output.into()),
+        ..WorkloadSpec::default()
+    }
+}
+
+fn run(s: &Scenario) -> Run {
+    s.run().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn summary(s: &Scenario) -> Summary {
+    run(s).summary
+}
+
+#[test]
+fn prefix_caching_lowers_ttft_for_shared_prefixes() {
+    let shared = WorkloadSpec {
+        prefix_groups: Some(8),
+        prefix_tokens: Some(5000),
+        ..open(4.0, 300, "6000", "100")
+    };
+    let on = ServeSpec::default();
+    let off = ServeSpec {
+        prefix_caching: false,
+        ..ServeSpec::default()
+    };
+    let a = summary(&scenario(
+        "h100-sxm",
+        "llama-3.1-8b",
+        on.clone(),
+        shared.clone(),
+    ));
+    let b = summary(&scenario("h100-sxm", "llama-3.1-8b", off.clone(), shared));
+    assert!(
+        a.prefix_cache_hit_fraction > 0.6,
+        "{}",
+        a.prefix_cache_hit_fraction
+    );
+    assert_eq!(b.prefix_cache_hit_fraction, 0.0);
+    assert!(
+        a.ttft_s.mean < 0.5 * b.ttft_s.mean,
+        "{} vs {}",
+        a.ttft_s.mean,
+        b.ttft_s.mean
+    );
+    // Without shared prefixes the switch changes nothing.
+    let plain = open(4.0, 100, "6000", "100");
+    let c = summary(&scenario("h100-sxm", "llama-3.1-8b", on, plain.clone()));
+    let d = summary(&scenario("h100-sxm", "llama-3.1-8b", off, plain));
+    // (Debug text: NaN fields compare unequal to themselves.)
+    assert_eq!(format!("{c:?}"), format!("{d:?}"));
+}
+
+#[test]
+fn disaggregation_removes_prefill_interference_from_itl_p99() {
+    let w = open(12.0, 300, "8000", "300");
+    let colocated = ServeSpec {
+        tp: Some(1),
+        ..ServeSpec::default()
+    };
+    let split = ServeSpec {
+        disaggregate: Some("3p5d".into()),
+        ..colocated.clone()
+    };
+    let a = summary(&scenario("h200-hgx", "llama-3.1-8b", colocated, w.clone()));
+    let b = summary(&scenario("h200-hgx", "llama-3.1-8b", split, w));
+    assert_eq!(b.kv_transfers, 300);
+    assert_eq!(a.kv_transfers, 0);
+    // 8000 tokens x 128 KiB of KV over NVLink: milliseconds, not nothing.
+    assert!(
+        b.kv_transfer_mean_s > 1e-3 && b.kv_transfer_mean_s < 1e-2,
+        "{}",
+        b.kv_transfer_mean_s
+    );
+    assert!(
+        b.itl_s.p99 < 0.5 * a.itl_s.p99,
+        "{} vs {}",
+        b.itl_s.p99,
+        a.itl_s.p99
+    );
+}
+
+#[test]
+fn load_aware_routing_shortens_the_ttft_tail() {
+    let w = open(30.0, 1000, "lognormal:2000:1.2", "lognormal:300:1.2");
+    let with = |routing| ServeSpec {
+        tp: Some(1),
+        routing,
+        ..ServeSpec::default()
+    };
+    let rr = summary(&scenario(
+        "h200-hgx",
+        "llama-3.1-8b",
+        with(Routing::RoundRobin),
+        w.clone(),
+    ));
+    for routing in [Routing::LeastOutstanding, Routing::LeastKv] {
+        let s = summary(&scenario(
+            "h200-hgx",
+            "llama-3.1-8b",
+            with(routing),
+            w.clone(),
+        ));
+        assert!(
+            s.ttft_s.p99 < rr.ttft_s.p99,
+            "{routing:?}: {} vs {}",
+            s.ttft_s.p99,
+            rr.ttft_s.p99
+        );
+    }
+}
+
+#[test]
+fn prefix_affinity_raises_the_cache_hit_rate() {
+    let w = WorkloadSpec {
+        prefix_groups: Some(32),
+        prefix_tokens: Some(3000),
+        ..open(10.0, 600, "4000", "100")
+    };
+    let with = |routing| ServeSpec {
+        tp: Some(1),
+        routing,
+        ..ServeSpec::default()
+    };
+    let rr = summary(&scenario(
+        "h200-hgx",
+        "llama-3.1-8b",
+        with(Routing::RoundRobin),
+        w.clone(),
+    ));
+    let aff = summary(&scenario(
+        "h200-hgx",
+        "llama-3.1-8b",
+        with(Routing::PrefixAffinity),
+        w,
+    ));
+    assert!(
+        aff.prefix_cache_hit_fraction > rr.prefix_cache_hit_fraction + 0.1,
+        "{} vs {}",
+        aff.prefix_cache_hit_fraction,
+        rr.prefix_cache_hit_fraction
+    );
+}
+
+#[test]
+fn prefill_priority_trades_itl_for_ttft() {
+    let w = open(6.0, 300, "3000", "200");
+    let with = |priority| ServeSpec {
+        priority,
+        ..ServeSpec::default()
+    };
+    let d = summary(&scenario(
+        "h100-sxm",
+        "llama-3.1-8b",
+        with(Priority::Decode),
+        w.clone(),
+    ));
+    let p = summary(&scenario(
+        "h100-sxm",
+        "llama-3.1-8b",
+        with(Priority::Prefill),
+        w,
+    ));
+    assert!(
+        p.ttft_s.mean < d.ttft_s.mean,
+        "{} vs {}",
+        p.ttft_s.mean,
+        d.ttft_s.mean
+    );
+    assert!(
+        p.itl_s.p99 > d.itl_s.p99,
+        "{} vs {}",
+        p.itl_s.p99,
+        d.itl_s.p99
+    );
+}
+
+#[test]
+fn swapping_beats_recomputing_over_a_fast_host_link_only() {
+    let w = WorkloadSpec {
+        rate_per_s: None,
+        concurrency: Some(200),
+        ..open(1.0, 300, "4000", "lognormal:800:0.8")
+    };
+    let with = |preemption| ServeSpec {
+        preemption,
+        ..ServeSpec::default()
+    };
+    let recompute = summary(&scenario(
+        "h100-sxm",
+        "llama-3.1-8b",
+        with(PreemptionMode::Recompute),
+        w.clone(),
+    ));
+    assert!(
+        recompute.preemptions > 0,
+        "the scenario must be under KV pressure"
+    );
+    let swap = summary(&scenario(
+        "h100-sxm",
+        "llama-3.1-8b",
+        with(PreemptionMode::Swap),
+        w.clone(),
+    ));
+    assert!(swap.swapped_tokens > 0);
+    // PCIe Gen5 moves a token's KV in ~2 us; recomputing it costs more.
+    assert!(
+        swap.e2e_s.mean < recompute.e2e_s.mean,
+        "{} vs {}",
+        swap.e2e_s.mean,
+        recompute.e2e_s.mean
+    );
+    // Over a 1 GB/s link the same swaps cost more than recomputation.
+    let mut slow = scenario("h100-sxm", "llama-3.1-8b", with(PreemptionMode::Swap), w);
+    slow.overrides = vec![Override::parse("hardware.gpu.host_bandwidth_bytes_per_s=1e9").unwrap()];
+    let slow = summary(&slow);
+    assert!(
+        slow.e2e_s.mean > recompute.e2e_s.mean,
+        "{} vs {}",
+        slow.e2e_s.mean,
+        recompute.e2e_s.mean
+    );
+}
+
+fn max_rate(tpot_limit: &str) -> serde_json::Value {
+    json(&[
+        "simulate",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--requests",
+        "200",
+        "--prompt-tokens",
+        "1000",
+        "--output-tokens",
+        "200",
+        "--slo-ttft-s",
+        "1",
+        "--slo-tpot-s",
+        tpot_limit,
+        "--slo-percentile",
+        "90",
+        "--find-max-rate",
+        "--format",
+        "json",
+    ])
+}
+
+#[test]
+fn find_max_rate_meets_the_slo_and_tighter_limits_lower_it() {
+    let loose = max_rate("0.05");
+    let tight = max_rate("0.02");
+    let rate = |v: &serde_json::Value| v["max_rate_per_s"].as_f64().unwrap();
+    for v in [&loose, &tight] {
+        let r = &v["slo_report"];
+        assert_eq!(r["met"], true, "{v}");
+        assert!(
+            r["tpot_at_percentile_s"].as_f64().unwrap() <= v["slo"]["tpot_s"].as_f64().unwrap()
+        );
+        // Goodput cannot exceed the request throughput.
+        assert!(
+            r["goodput_requests_per_s"].as_f64().unwrap()
+                <= v["throughput_requests_per_s"].as_f64().unwrap() + 1e-9
+        );
+    }
+    assert!(
+        rate(&tight) < rate(&loose),
+        "{} vs {}",
+        rate(&tight),
+        rate(&loose)
+    );
+}
+
+#[test]
+fn goodput_falls_as_limits_tighten() {
+    let goodput = |ttft: &str| {
+        let v = json(&[
+            "simulate",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--rate",
+            "8",
+            "--requests",
+            "300",
+            "--slo-ttft-s",
+            ttft,
+            "--slo-tpot-s",
+            "0.05",
+            "--format",
+            "json",
+        ]);
+        v["slo_report"]["goodput_requests_per_s"].as_f64().unwrap()
+    };
+    let (loose, tight) = (goodput("10"), goodput("0.05"));
+    assert!(tight < loose, "{tight} vs {loose}");
+}
+
+#[test]
+fn serving_flags_reach_the_table() {
+    let out = infersim(&[
+        "simulate",
+        "--hardware",
+        "h200-hgx",
+        "--model",
+        "llama-3.1-8b",
+        "--tp",
+        "1",
+        "--rate",
+        "4",
+        "--requests",
+        "50",
+        "--disaggregate",
+        "2p6d",
+        "--routing",
+        "least-kv",
+        "--prefix-groups",
+        "4",
+        "--prefix-tokens",
+        "512",
+        "--slo-ttft-s",
+        "0.5",
+        "--slo-tpot-s",
+        "0.05",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "routing least-kv",
+        "disaggregated 2p6d",
+        "50 transfers to decode replicas",
+        "goodput",
+        "p99 TTFT",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+}
+
+#[test]
+fn agentic_example_sweep_reports_goodput_and_caching_raises_it() {
+    let dir = std::env::temp_dir().join(format!("infersim-serving-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("agentic.csv");
+    let out = infersim(&[
+        "sweep",
+        "examples/agentic-coding.toml",
+        "--quiet",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (caching, routing, goodput, hits) = (
+        col("serve.prefix_caching"),
+        col("serve.routing"),
+        col("goodput_requests_per_s"),
+        col("prefix_cache_hit_fraction"),
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 6);
+    let value = |on: &str, r: &str, c: usize| -> f64 {
+        rows.iter()
+            .find(|x| x[caching] == on && x[routing] == r)
+            .unwrap()[c]
+            .parse()
+            .unwrap()
+    };
+    for r in ["round_robin", "least_outstanding", "prefix_affinity"] {
+        assert_eq!(value("false", r, hits), 0.0);
+        assert!(value("true", r, hits) > 0.3, "{r}");
+        assert!(
+            value("true", r, goodput) > value("false", r, goodput),
+            "{r}"
+        );
+    }
+}
