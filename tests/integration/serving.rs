@@ -414,3 +414,20 @@ fn agentic_example_sweep_reports_goodput_and_caching_raises_it() {
         );
     }
 }
+
+#[test]
+fn disaggregation_works_on_wafers_too() {
+    let w = open(20.0, 300, "4000", "300");
+    let mut colocated = scenario("wse-3", "llama-3.1-8b", ServeSpec::default(), w.clone());
+    colocated.overrides = vec![Override::parse("hardware.wafer.wafers=2").unwrap()];
+    let mut split = colocated.clone();
+    split.serve.disaggregate = Some("1p1d".into());
+    let (a, b) = (summary(&colocated), summary(&split));
+    assert_eq!(b.kv_transfers, 300);
+    assert!(
+        b.itl_s.p99 < 0.5 * a.itl_s.p99,
+        "{} vs {}",
+        b.itl_s.p99,
+        a.itl_s.p99
+    );
+}
