@@ -8,6 +8,7 @@ mod properties;
 mod serving;
 mod validate;
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Run the built binary with `args`.
@@ -28,4 +29,22 @@ pub fn json(args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Run, failing with stderr on a non-zero exit; stdout as text.
+pub fn ok(args: &[&str]) -> String {
+    let out = infersim(args);
+    assert!(
+        out.status.success(),
+        "infersim {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A fresh scratch folder for one test (per process, so parallel runs do not collide).
+pub fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("infersim-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }

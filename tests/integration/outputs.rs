@@ -3,22 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::infersim;
+use super::{infersim, ok};
 
 fn dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("infersim-outputs-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = infersim(args);
-    assert!(
-        out.status.success(),
-        "infersim {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    super::scratch(&format!("outputs-{test}"))
 }
 
 fn s(p: &Path) -> &str {

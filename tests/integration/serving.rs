@@ -37,6 +37,11 @@ fn summary(s: &Scenario) -> Summary {
     run(s).summary
 }
 
+/// Llama 3.1 8B served on `hw`.
+fn llama8b(hw: &str, serve: ServeSpec, workload: WorkloadSpec) -> Summary {
+    summary(&scenario(hw, "llama-3.1-8b", serve, workload))
+}
+
 #[test]
 fn prefix_caching_lowers_ttft_for_shared_prefixes() {
     let shared = WorkloadSpec {
@@ -49,13 +54,8 @@ fn prefix_caching_lowers_ttft_for_shared_prefixes() {
         prefix_caching: false,
         ..ServeSpec::default()
     };
-    let a = summary(&scenario(
-        "h100-sxm",
-        "llama-3.1-8b",
-        on.clone(),
-        shared.clone(),
-    ));
-    let b = summary(&scenario("h100-sxm", "llama-3.1-8b", off.clone(), shared));
+    let a = llama8b("h100-sxm", on.clone(), shared.clone());
+    let b = llama8b("h100-sxm", off.clone(), shared);
     assert!(
         a.prefix_cache_hit_fraction > 0.6,
         "{}",
@@ -70,8 +70,8 @@ fn prefix_caching_lowers_ttft_for_shared_prefixes() {
     );
     // Without shared prefixes the switch changes nothing.
     let plain = open(4.0, 100, "6000", "100");
-    let c = summary(&scenario("h100-sxm", "llama-3.1-8b", on, plain.clone()));
-    let d = summary(&scenario("h100-sxm", "llama-3.1-8b", off, plain));
+    let c = llama8b("h100-sxm", on, plain.clone());
+    let d = llama8b("h100-sxm", off, plain);
     // (Debug text: NaN fields compare unequal to themselves.)
     assert_eq!(format!("{c:?}"), format!("{d:?}"));
 }
@@ -87,8 +87,8 @@ fn disaggregation_removes_prefill_interference_from_itl_p99() {
         disaggregate: Some("3p5d".into()),
         ..colocated.clone()
     };
-    let a = summary(&scenario("h200-hgx", "llama-3.1-8b", colocated, w.clone()));
-    let b = summary(&scenario("h200-hgx", "llama-3.1-8b", split, w));
+    let a = llama8b("h200-hgx", colocated, w.clone());
+    let b = llama8b("h200-hgx", split, w);
     assert_eq!(b.kv_transfers, 300);
     assert_eq!(a.kv_transfers, 0);
     // 8000 tokens x 128 KiB of KV over NVLink: milliseconds, not nothing.
@@ -113,19 +113,9 @@ fn load_aware_routing_shortens_the_ttft_tail() {
         routing,
         ..ServeSpec::default()
     };
-    let rr = summary(&scenario(
-        "h200-hgx",
-        "llama-3.1-8b",
-        with(Routing::RoundRobin),
-        w.clone(),
-    ));
+    let rr = llama8b("h200-hgx", with(Routing::RoundRobin), w.clone());
     for routing in [Routing::LeastOutstanding, Routing::LeastKv] {
-        let s = summary(&scenario(
-            "h200-hgx",
-            "llama-3.1-8b",
-            with(routing),
-            w.clone(),
-        ));
+        let s = llama8b("h200-hgx", with(routing), w.clone());
         assert!(
             s.ttft_s.p99 < rr.ttft_s.p99,
             "{routing:?}: {} vs {}",
@@ -147,18 +137,8 @@ fn prefix_affinity_raises_the_cache_hit_rate() {
         routing,
         ..ServeSpec::default()
     };
-    let rr = summary(&scenario(
-        "h200-hgx",
-        "llama-3.1-8b",
-        with(Routing::RoundRobin),
-        w.clone(),
-    ));
-    let aff = summary(&scenario(
-        "h200-hgx",
-        "llama-3.1-8b",
-        with(Routing::PrefixAffinity),
-        w,
-    ));
+    let rr = llama8b("h200-hgx", with(Routing::RoundRobin), w.clone());
+    let aff = llama8b("h200-hgx", with(Routing::PrefixAffinity), w);
     assert!(
         aff.prefix_cache_hit_fraction > rr.prefix_cache_hit_fraction + 0.1,
         "{} vs {}",
@@ -174,18 +154,8 @@ fn prefill_priority_trades_itl_for_ttft() {
         priority,
         ..ServeSpec::default()
     };
-    let d = summary(&scenario(
-        "h100-sxm",
-        "llama-3.1-8b",
-        with(Priority::Decode),
-        w.clone(),
-    ));
-    let p = summary(&scenario(
-        "h100-sxm",
-        "llama-3.1-8b",
-        with(Priority::Prefill),
-        w,
-    ));
+    let d = llama8b("h100-sxm", with(Priority::Decode), w.clone());
+    let p = llama8b("h100-sxm", with(Priority::Prefill), w);
     assert!(
         p.ttft_s.mean < d.ttft_s.mean,
         "{} vs {}",
@@ -211,22 +181,12 @@ fn swapping_beats_recomputing_over_a_fast_host_link_only() {
         preemption,
         ..ServeSpec::default()
     };
-    let recompute = summary(&scenario(
-        "h100-sxm",
-        "llama-3.1-8b",
-        with(PreemptionMode::Recompute),
-        w.clone(),
-    ));
+    let recompute = llama8b("h100-sxm", with(PreemptionMode::Recompute), w.clone());
     assert!(
         recompute.preemptions > 0,
         "the scenario must be under KV pressure"
     );
-    let swap = summary(&scenario(
-        "h100-sxm",
-        "llama-3.1-8b",
-        with(PreemptionMode::Swap),
-        w.clone(),
-    ));
+    let swap = llama8b("h100-sxm", with(PreemptionMode::Swap), w.clone());
     assert!(swap.swapped_tokens > 0);
     // PCIe Gen5 moves a token's KV in ~2 us; recomputing it costs more.
     assert!(
@@ -369,9 +329,7 @@ fn serving_flags_reach_the_table() {
 
 #[test]
 fn agentic_example_sweep_reports_goodput_and_caching_raises_it() {
-    let dir = std::env::temp_dir().join(format!("infersim-serving-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let csv = dir.join("agentic.csv");
+    let csv = super::scratch("serving-agentic").join("agentic.csv");
     let out = infersim(&[
         "sweep",
         "examples/agentic-coding.toml",
