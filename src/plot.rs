@@ -210,7 +210,7 @@ pub fn sweep_chart(sweep: &Sweep, results: &[PointResult], y: &str) -> Result<St
             .unwrap_or(0);
         let point = (
             x_of(&r.values[0], pos),
-            sweep::metric_values(s, r.energy.as_ref(), r.slo.as_ref())[col],
+            sweep::metric_values(s, r.energy.as_ref(), r.slo.as_ref(), r.max_rate_per_s)[col],
         );
         if !point.1.is_finite() {
             continue;

@@ -113,9 +113,13 @@ pub struct SloSpec {
     pub ttft_s: Option<f64>,
     /// Time-per-output-token limit, s.
     pub tpot_s: Option<f64>,
-    /// Percentile for the `slo_met` column [default: 99].
+    /// Percentile for the `slo_met` column and the rate search [default: 99].
     #[serde(default = "default_percentile")]
     pub percentile: f64,
+    /// Run every point at the highest Poisson rate meeting the limits at the percentile (the
+    /// workload's rate or concurrency is replaced), reported as `max_rate_per_s`.
+    #[serde(default)]
+    pub find_max_rate: bool,
 }
 
 fn default_percentile() -> f64 {
@@ -658,6 +662,8 @@ pub struct PointResult {
     pub energy: Option<EnergyCost>,
     /// Goodput against `[base.slo]`, if given and the point ran.
     pub slo: Option<SloReport>,
+    /// The highest rate meeting `[base.slo]`, when it asks for the search.
+    pub max_rate_per_s: Option<f64>,
 }
 
 /// Run one point; failures become the row's error, never a panic or an abort.
@@ -670,6 +676,7 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
         outcome: Err(String::new()),
         energy: None,
         slo: None,
+        max_rate_per_s: None,
     };
     let scenario = match sweep.scenario(point) {
         Ok((s, seed)) => {
@@ -694,7 +701,14 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
         };
     let p = &system.placement;
     r.placement = Some((p.tp, p.pp, p.replicas));
-    match scenario.run_on(system) {
+    let ran = match sweep.spec.base.slo {
+        Some(slo) if slo.find_max_rate => scenario.find_max_rate(&slo.slo()).map(|(rate, run)| {
+            r.max_rate_per_s = Some(rate);
+            run
+        }),
+        _ => scenario.run_on(system),
+    };
+    match ran {
         Ok(run) => {
             r.energy = Some(EnergyCost::of(&run.system, &run.summary));
             r.slo = sweep
@@ -769,11 +783,17 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "kv_transfers",
     "goodput_requests_per_s",
     "slo_met",
+    "max_rate_per_s",
 ];
 
 /// The values of [`METRIC_COLUMNS`] for a summary and its energy and cost, as numbers (booleans
 /// as 0 / 1, NaN where a value is not available: an empty CSV cell, a JSON `null`).
-pub fn metric_values(s: &Summary, e: Option<&EnergyCost>, slo: Option<&SloReport>) -> Vec<f64> {
+pub fn metric_values(
+    s: &Summary,
+    e: Option<&EnergyCost>,
+    slo: Option<&SloReport>,
+    max_rate_per_s: Option<f64>,
+) -> Vec<f64> {
     let mut v = vec![
         s.requests as f64,
         s.duration_s,
@@ -807,6 +827,7 @@ pub fn metric_values(s: &Summary, e: Option<&EnergyCost>, slo: Option<&SloReport
         s.kv_transfers as f64,
         slo.map_or(f64::NAN, |r| r.goodput_requests_per_s),
         slo.map_or(f64::NAN, |r| f64::from(u8::from(r.met))),
+        max_rate_per_s.unwrap_or(f64::NAN),
     ]);
     v
 }
@@ -850,7 +871,7 @@ impl Sweep {
                         cells.extend(["ok".to_string(), String::new()]);
                         cells.extend([opt(tp), opt(pp), opt(replicas)]);
                         cells.extend(
-                            metric_values(s, r.energy.as_ref(), r.slo.as_ref())
+                            metric_values(s, r.energy.as_ref(), r.slo.as_ref(), r.max_rate_per_s)
                                 .into_iter()
                                 .map(number_cell),
                         );
@@ -883,6 +904,7 @@ impl Sweep {
                             s,
                             r.energy.as_ref(),
                             r.slo.as_ref(),
+                            r.max_rate_per_s,
                         )) {
                             m.insert((*k).to_string(), json!(v));
                         }

@@ -19,8 +19,8 @@ use crate::placement::{ParallelRequest, Placement, WeightHome};
 use crate::profile::catalog::{hardware_names, model_names, profile_text};
 use crate::profile::{load_hardware, load_model, HardwareKind, Override};
 use crate::report::{key_values, ms, num, requests_csv, Format, Table};
-use crate::scenario::{ArrivalKind, LengthText, Run, Scenario, ServeSpec, WorkloadSpec};
-use crate::slo::{max_rate, Slo};
+use crate::scenario::{ArrivalKind, LengthText, Scenario, ServeSpec, WorkloadSpec};
+use crate::slo::Slo;
 use crate::system::{ServeSettings, Speculation, System};
 use crate::validate;
 use crate::{perfetto, plot};
@@ -681,36 +681,6 @@ impl SimulateArgs {
     }
 }
 
-/// The run at the highest Poisson rate meeting `slo` at its percentile (and not saturating).
-fn find_max_rate(sc: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
-    let system = sc.serve.system(&sc.hardware, &sc.model, &sc.overrides)?;
-    let at = |rate: f64| -> Result<Run> {
-        let mut s = sc.clone();
-        s.workload.rate_per_s = Some(rate);
-        s.workload.concurrency = None;
-        s.run_on(system.clone())
-    };
-    // Upper bracket: arrivals a microsecond apart are as good as all at once.
-    let offline = at(1e6)?;
-    let hi = offline.summary.throughput_requests_per_s * 1.5;
-    let found = max_rate(hi, |rate| {
-        let run = at(rate)?;
-        let ok = slo.evaluate(&run.outcome, run.summary.duration_s).met
-            && !run.summary.saturation.saturated;
-        Ok((ok, run))
-    })?;
-    found.ok_or_else(|| {
-        Error::arg(
-            "--find-max-rate",
-            format!(
-                "even {:.4} requests/s misses the SLO at p{}; relax the limits or change the system",
-                hi / 1e4,
-                slo.percentile
-            ),
-        )
-    })
-}
-
 fn policy_text(s: &ServeSettings) -> String {
     let mut t = format!(
         "routing {}, {} first, preemption by {}, prefix caching {}",
@@ -745,7 +715,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
     let scenario = a.scenario()?;
     let (max_rate, run) = match (&slo, a.find_max_rate) {
         (Some(slo), true) => {
-            let (rate, run) = find_max_rate(&scenario, slo)?;
+            let (rate, run) = scenario.find_max_rate(slo)?;
             (Some(rate), run)
         }
         _ => (None, scenario.run()?),

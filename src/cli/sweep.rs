@@ -144,6 +144,10 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
     if with_slo {
         headers.push("goodput_req/s".into());
     }
+    let with_rate = sweep.spec.base.slo.is_some_and(|x| x.find_max_rate);
+    if with_rate {
+        headers.push("max_rate_req/s".into());
+    }
     let mut t = Table::new(headers);
     let mut errors = String::new();
     for r in &results {
@@ -181,6 +185,9 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
                 r.slo
                     .map_or("-".into(), |x| num(x.goodput_requests_per_s, 4)),
             );
+        }
+        if with_rate {
+            cells.push(r.max_rate_per_s.map_or("-".into(), |x| num(x, 4)));
         }
         t.row(cells);
     }

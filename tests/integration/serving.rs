@@ -389,3 +389,37 @@ fn disaggregation_works_on_wafers_too() {
         a.itl_s.p99
     );
 }
+
+#[test]
+fn sweeps_search_the_max_rate_per_point() {
+    let dir = super::scratch("serving-max-rate");
+    let spec = dir.join("max-rate.toml");
+    std::fs::write(
+        &spec,
+        "[base]\nhardware = \"h100-sxm\"\nmodel = \"llama-3.1-8b\"\n\
+         [base.workload]\nrate_per_s = 1.0\nrequests = 300\n\
+         [base.slo]\nttft_s = 2.0\ntpot_s = 0.05\nfind_max_rate = true\n\
+         [[axis]]\npath = \"hardware.gpu.hbm_bandwidth_bytes_per_s\"\nvalues = [2.0e12, 4.8e12]\n",
+    )
+    .unwrap();
+    let rows = dir.join("rows.jsonl");
+    super::ok(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        rows.to_str().unwrap(),
+    ]);
+    let rates: Vec<f64> = std::fs::read_to_string(&rows)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["slo_met"], 1.0, "{v}");
+            v["max_rate_per_s"].as_f64().unwrap()
+        })
+        .collect();
+    assert_eq!(rates.len(), 2);
+    // More HBM bandwidth: faster decode, a higher rate within the same TPOT limit.
+    assert!(rates[1] > rates[0], "{rates:?}");
+}
