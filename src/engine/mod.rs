@@ -536,6 +536,13 @@ impl Engine<'_> {
             .policy
             .disaggregation
             .filter(|d| k < d.prefill_instances as usize);
+        // Decode instances receive whole prompts and never prefill one: nothing to cache.
+        let decode_only = self
+            .cfg
+            .policy
+            .disaggregation
+            .is_some_and(|d| k >= d.prefill_instances as usize);
+        let caches = self.cfg.policy.prefix_caching && !decode_only;
         for &(r, n, speculative) in &step {
             let r = r as usize;
             let known = self.known(r);
@@ -554,7 +561,7 @@ impl Engine<'_> {
             } else {
                 s.kv += n;
                 // A prefix computed here is cached for the group's later requests.
-                if self.cfg.policy.prefix_caching && s.prefix_ref.is_none() {
+                if caches && s.prefix_ref.is_none() {
                     if let Some((g, tokens)) = cacheable(&self.specs[r], block_tokens) {
                         let inst = &mut self.instances[k];
                         if s.kv >= tokens && !inst.prefix.contains(g) {
