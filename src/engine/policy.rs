@@ -16,8 +16,8 @@ pub enum Routing {
     /// The instance with the fewest KV-cache tokens in use or queued for (ties: lowest index).
     LeastKv,
     /// Requests of one prefix group go to the same instance (a hash of the group), so their
-    /// shared prefix is cached once, unless the pool is out of balance, when they go to the
-    /// least outstanding as requests without a prefix do (see [`imbalanced`]).
+    /// shared prefix is cached once; to the least outstanding when loads are out of balance
+    /// (over 64 requests apart and 1.5 times, SGLang's router thresholds) or without a prefix.
     PrefixAffinity,
 }
 
