@@ -37,6 +37,11 @@ fn summary(s: &Scenario) -> Summary {
     run(s).summary
 }
 
+/// Assert `a < b`, showing both.
+fn less(a: f64, b: f64) {
+    assert!(a < b, "expected {a} < {b}");
+}
+
 /// Llama 3.1 8B served on `hw`.
 fn llama8b(hw: &str, serve: ServeSpec, workload: WorkloadSpec) -> Summary {
     summary(&scenario(hw, "llama-3.1-8b", serve, workload))
@@ -62,12 +67,7 @@ fn prefix_caching_lowers_ttft_for_shared_prefixes() {
         a.prefix_cache_hit_fraction
     );
     assert_eq!(b.prefix_cache_hit_fraction, 0.0);
-    assert!(
-        a.ttft_s.mean < 0.5 * b.ttft_s.mean,
-        "{} vs {}",
-        a.ttft_s.mean,
-        b.ttft_s.mean
-    );
+    less(a.ttft_s.mean, 0.5 * b.ttft_s.mean);
     // Without shared prefixes the switch changes nothing.
     let plain = open(4.0, 100, "6000", "100");
     let c = llama8b("h100-sxm", on, plain.clone());
@@ -97,12 +97,7 @@ fn disaggregation_removes_prefill_interference_from_itl_p99() {
         "{}",
         b.kv_transfer_mean_s
     );
-    assert!(
-        b.itl_s.p99 < 0.5 * a.itl_s.p99,
-        "{} vs {}",
-        b.itl_s.p99,
-        a.itl_s.p99
-    );
+    less(b.itl_s.p99, 0.5 * a.itl_s.p99);
 }
 
 #[test]
@@ -116,12 +111,7 @@ fn load_aware_routing_shortens_the_ttft_tail() {
     let rr = llama8b("h200-hgx", with(Routing::RoundRobin), w.clone());
     for routing in [Routing::LeastOutstanding, Routing::LeastKv] {
         let s = llama8b("h200-hgx", with(routing), w.clone());
-        assert!(
-            s.ttft_s.p99 < rr.ttft_s.p99,
-            "{routing:?}: {} vs {}",
-            s.ttft_s.p99,
-            rr.ttft_s.p99
-        );
+        less(s.ttft_s.p99, rr.ttft_s.p99);
     }
 }
 
@@ -139,11 +129,9 @@ fn prefix_affinity_raises_the_cache_hit_rate() {
     };
     let rr = llama8b("h200-hgx", with(Routing::RoundRobin), w.clone());
     let aff = llama8b("h200-hgx", with(Routing::PrefixAffinity), w);
-    assert!(
-        aff.prefix_cache_hit_fraction > rr.prefix_cache_hit_fraction + 0.1,
-        "{} vs {}",
+    less(
+        rr.prefix_cache_hit_fraction + 0.1,
         aff.prefix_cache_hit_fraction,
-        rr.prefix_cache_hit_fraction
     );
 }
 
@@ -156,18 +144,8 @@ fn prefill_priority_trades_itl_for_ttft() {
     };
     let d = llama8b("h100-sxm", with(Priority::Decode), w.clone());
     let p = llama8b("h100-sxm", with(Priority::Prefill), w);
-    assert!(
-        p.ttft_s.mean < d.ttft_s.mean,
-        "{} vs {}",
-        p.ttft_s.mean,
-        d.ttft_s.mean
-    );
-    assert!(
-        p.itl_s.p99 > d.itl_s.p99,
-        "{} vs {}",
-        p.itl_s.p99,
-        d.itl_s.p99
-    );
+    less(p.ttft_s.mean, d.ttft_s.mean);
+    less(d.itl_s.p99, p.itl_s.p99);
 }
 
 #[test]
@@ -189,22 +167,12 @@ fn swapping_beats_recomputing_over_a_fast_host_link_only() {
     let swap = llama8b("h100-sxm", with(PreemptionMode::Swap), w.clone());
     assert!(swap.swapped_tokens > 0);
     // PCIe Gen5 moves a token's KV in ~2 us; recomputing it costs more.
-    assert!(
-        swap.e2e_s.mean < recompute.e2e_s.mean,
-        "{} vs {}",
-        swap.e2e_s.mean,
-        recompute.e2e_s.mean
-    );
+    less(swap.e2e_s.mean, recompute.e2e_s.mean);
     // Over a 1 GB/s link the same swaps cost more than recomputation.
     let mut slow = scenario("h100-sxm", "llama-3.1-8b", with(PreemptionMode::Swap), w);
     slow.overrides = vec![Override::parse("hardware.gpu.host_bandwidth_bytes_per_s=1e9").unwrap()];
     let slow = summary(&slow);
-    assert!(
-        slow.e2e_s.mean > recompute.e2e_s.mean,
-        "{} vs {}",
-        slow.e2e_s.mean,
-        recompute.e2e_s.mean
-    );
+    less(recompute.e2e_s.mean, slow.e2e_s.mean);
 }
 
 fn max_rate(tpot_limit: &str) -> serde_json::Value {
@@ -249,12 +217,7 @@ fn find_max_rate_meets_the_slo_and_tighter_limits_lower_it() {
                 <= v["throughput_requests_per_s"].as_f64().unwrap() + 1e-9
         );
     }
-    assert!(
-        rate(&tight) < rate(&loose),
-        "{} vs {}",
-        rate(&tight),
-        rate(&loose)
-    );
+    less(rate(&tight), rate(&loose));
 }
 
 #[test]
@@ -280,7 +243,7 @@ fn goodput_falls_as_limits_tighten() {
         v["slo_report"]["goodput_requests_per_s"].as_f64().unwrap()
     };
     let (loose, tight) = (goodput("10"), goodput("0.05"));
-    assert!(tight < loose, "{tight} vs {loose}");
+    less(tight, loose);
 }
 
 #[test]
@@ -382,12 +345,7 @@ fn disaggregation_works_on_wafers_too() {
     split.serve.disaggregate = Some("1p1d".into());
     let (a, b) = (summary(&colocated), summary(&split));
     assert_eq!(b.kv_transfers, 300);
-    assert!(
-        b.itl_s.p99 < 0.5 * a.itl_s.p99,
-        "{} vs {}",
-        b.itl_s.p99,
-        a.itl_s.p99
-    );
+    less(b.itl_s.p99, 0.5 * a.itl_s.p99);
 }
 
 #[test]
