@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::profile::Override;
-use crate::validate::{predict, system_for, ReferenceRow};
+use crate::validate::{predict_rows, ReferenceRow};
 
 /// A free parameter: a profile field and its physical range.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,9 +83,7 @@ fn overrides(params: &[Param], values: &[f64]) -> Result<Vec<Override>> {
 /// Predictions of `rows` with the parameters set to `values`.
 pub fn predictions(rows: &[ReferenceRow], params: &[Param], values: &[f64]) -> Result<Vec<f64>> {
     let o = overrides(params, values)?;
-    rows.iter()
-        .map(|r| system_for(r, &o).and_then(|s| predict(r, &s)))
-        .collect()
+    predict_rows(rows, &o).into_iter().collect()
 }
 
 fn loss(rows: &[ReferenceRow], params: &[Param], values: &[f64]) -> f64 {
@@ -130,7 +128,7 @@ pub fn fit(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> (Vec<f64>,
             let mut c = b - GOLDEN * (b - a);
             let mut d = a + GOLDEN * (b - a);
             let (mut fc, mut fd) = (eval(c, &mut trial), eval(d, &mut trial));
-            for _ in 0..48 {
+            for _ in 0..30 {
                 if fc < fd {
                     b = d;
                     d = c;
@@ -305,6 +303,7 @@ mod tests {
             tp: None,
             pp: None,
             max_batch: None,
+            preemption: None,
             metric: Metric::TokensPerSPerUser,
             scenario: Scenario::SingleStream {
                 context_tokens: 1024,

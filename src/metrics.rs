@@ -236,9 +236,165 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     }
 }
 
+/// The part of an open-loop run in steady state: requests arriving at least one median lifetime
+/// (arrival to last token) after the first arrival and at least one before the last. They
+/// started after the system had filled and finished, typically, before it drained, as nearly
+/// every request of a long load test (MLPerf Server runs ten minutes or more) does.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SteadyWindow {
+    /// First arrival counted, s.
+    pub from_s: f64,
+    /// Last arrival counted, s.
+    pub to_s: f64,
+    /// Requests arriving in the window.
+    pub requests: usize,
+}
+
+/// Fewest requests a steady-state window must hold for its 99th percentiles to mean anything.
+pub const MIN_STEADY_REQUESTS: usize = 100;
+
+impl SteadyWindow {
+    /// The window of a run's records (in arrival order), or `None` when fewer than
+    /// [`MIN_STEADY_REQUESTS`] arrive inside it (the run is too short for its load).
+    pub fn of(r: &[crate::engine::RequestRecord]) -> Option<SteadyWindow> {
+        let (first, last) = (r.first()?.arrival_s, r.last()?.arrival_s);
+        let lifetime = Dist::of(r.iter().map(|x| x.completion_s - x.arrival_s).collect()).p50;
+        let (from_s, to_s) = (first + lifetime, last - lifetime);
+        let requests = r
+            .iter()
+            .filter(|x| x.arrival_s >= from_s && x.arrival_s <= to_s)
+            .count();
+        (requests >= MIN_STEADY_REQUESTS).then_some(SteadyWindow {
+            from_s,
+            to_s,
+            requests,
+        })
+    }
+
+    /// The records of the requests arriving in the window.
+    pub fn records(&self, out: &Outcome) -> Vec<crate::engine::RequestRecord> {
+        out.requests
+            .iter()
+            .filter(|x| x.arrival_s >= self.from_s && x.arrival_s <= self.to_s)
+            .cloned()
+            .collect()
+    }
+
+    /// `whole` (the run's summary) with its latencies taken over the requests arriving in the
+    /// window and its throughputs over the completions between the window's start and the last
+    /// arrival (before the queue drains). Other fields stay those of the whole run.
+    pub fn summarise(&self, out: &Outcome, whole: &Summary) -> Summary {
+        let inside: Vec<_> = out
+            .requests
+            .iter()
+            .filter(|x| x.arrival_s >= self.from_s && x.arrival_s <= self.to_s)
+            .collect();
+        let last_arrival = out.requests.last().map_or(0.0, |x| x.arrival_s);
+        let span = last_arrival - self.from_s;
+        let done: Vec<_> = out
+            .requests
+            .iter()
+            .filter(|x| x.completion_s >= self.from_s && x.completion_s <= last_arrival)
+            .collect();
+        let rate = |f: fn(&crate::engine::RequestRecord) -> f64| {
+            done.iter().map(|x| f(x)).sum::<f64>() / span
+        };
+        let tpots: Vec<f64> = inside
+            .iter()
+            .filter(|x| x.output_tokens > 1)
+            .map(|x| (x.completion_s - x.first_token_s) / f64::from(x.output_tokens - 1))
+            .collect();
+        let speeds = tpots
+            .iter()
+            .filter(|t| **t > 0.0)
+            .map(|t| 1.0 / t)
+            .collect();
+        Summary {
+            throughput_output_tokens_per_s: rate(|x| f64::from(x.output_tokens)),
+            throughput_input_tokens_per_s: rate(|x| f64::from(x.prompt_tokens)),
+            throughput_requests_per_s: rate(|_| 1.0),
+            ttft_s: Dist::of(
+                inside
+                    .iter()
+                    .map(|x| x.first_token_s - x.arrival_s)
+                    .collect(),
+            ),
+            tpot_s: Dist::of(tpots),
+            e2e_s: Dist::of(
+                inside
+                    .iter()
+                    .map(|x| x.completion_s - x.arrival_s)
+                    .collect(),
+            ),
+            tokens_per_s_per_user: Dist::of(speeds),
+            ..whole.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::RequestRecord;
+
+    /// One arrival a second for `n` seconds; each request's first token after `ttft` (ten times
+    /// that for the first `slow`) and its last (11 tokens) after `life`.
+    fn steady_run(n: usize, ttft: f64, life: f64, slow: usize) -> Outcome {
+        let requests = (0..n)
+            .map(|i| {
+                let k = if i < slow { 10.0 } else { 1.0 };
+                let a = i as f64;
+                RequestRecord {
+                    arrival_s: a,
+                    first_token_s: a + k * ttft,
+                    completion_s: a + life,
+                    prompt_tokens: 5,
+                    output_tokens: 11,
+                    preemptions: 0,
+                    instance: 0,
+                    cached_prompt_tokens: 0,
+                }
+            })
+            .collect();
+        let mut out = Outcome {
+            requests,
+            ..Outcome::default()
+        };
+        out.end_s = out
+            .requests
+            .iter()
+            .map(|r| r.completion_s)
+            .fold(0.0, f64::max);
+        out
+    }
+
+    #[test]
+    fn steady_window_skips_one_lifetime_at_each_end() {
+        let mut out = steady_run(1000, 0.5, 10.0, 0);
+        let w = SteadyWindow::of(&out.requests).unwrap();
+        assert_eq!((w.from_s, w.to_s, w.requests), (10.0, 989.0, 980));
+        let whole = summarise(&mut out, true);
+        let s = w.summarise(&out, &whole);
+        // Completions from t = 10 to the last arrival (t = 999): requests 0 to 989, one a
+        // second over 989 s, 11 tokens each.
+        approx::assert_relative_eq!(s.throughput_requests_per_s, 990.0 / 989.0);
+        approx::assert_relative_eq!(s.throughput_output_tokens_per_s, 11.0 * 990.0 / 989.0);
+        approx::assert_relative_eq!(s.ttft_s.p99, 0.5);
+        approx::assert_relative_eq!(s.tpot_s.mean, 0.95, max_relative = 1e-12);
+        // Too short a run for its lifetime has no steady state.
+        assert!(SteadyWindow::of(&steady_run(100, 0.5, 10.0, 0).requests).is_none());
+    }
+
+    #[test]
+    fn steady_window_leaves_out_the_warm_up() {
+        // The first 20 requests wait ten times as long (a cold start), all before the window
+        // opens at t = 40: the whole run's p99 TTFT sees them, the steady window does not.
+        let mut out = steady_run(1000, 0.5, 40.0, 20);
+        let whole = summarise(&mut out, true);
+        let w = SteadyWindow::of(&out.requests).unwrap();
+        assert!(whole.ttft_s.p99 > 4.0, "{}", whole.ttft_s.p99);
+        approx::assert_relative_eq!(w.summarise(&out, &whole).ttft_s.p99, 0.5);
+    }
 
     #[test]
     fn percentiles_of_a_known_sample() {

@@ -477,7 +477,9 @@ impl Scenario {
         let hi = offline.summary.throughput_requests_per_s * 1.5;
         let found = max_rate(hi, |rate| {
             let run = at(rate)?;
-            let ok = slo.evaluate(&run.outcome, run.summary.duration_s).met
+            let ok = slo
+                .evaluate_steady(&run.outcome, run.summary.duration_s)
+                .met
                 && !run.summary.saturation.saturated;
             Ok((ok, run))
         })?;

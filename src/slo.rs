@@ -7,6 +7,7 @@ use statrs::statistics::{Data, OrderStatistics};
 
 use crate::engine::{Outcome, RequestRecord};
 use crate::error::{Error, Result};
+use crate::metrics::SteadyWindow;
 
 /// Latency limits; an absent limit is not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -79,7 +80,20 @@ impl Slo {
 
     /// Goodput and percentiles of a finished run lasting `duration_s`.
     pub fn evaluate(&self, out: &Outcome, duration_s: f64) -> SloReport {
-        let r = &out.requests;
+        self.evaluate_records(&out.requests, duration_s)
+    }
+
+    /// As [`Slo::evaluate`], over the run's steady state ([`SteadyWindow`]) when it has one:
+    /// whether a rate can be sustained, without the filling and draining of the system.
+    pub fn evaluate_steady(&self, out: &Outcome, duration_s: f64) -> SloReport {
+        match SteadyWindow::of(&out.requests) {
+            Some(w) => self.evaluate_records(&w.records(out), w.to_s - w.from_s),
+            None => self.evaluate(out, duration_s),
+        }
+    }
+
+    /// Goodput and percentiles of some of a run's requests, over `duration_s`.
+    pub fn evaluate_records(&self, r: &[RequestRecord], duration_s: f64) -> SloReport {
         let met = r.iter().filter(|x| self.meets(x)).count();
         let q = self.percentile / 100.0;
         let at = |f: fn(&RequestRecord) -> f64| {

@@ -310,7 +310,7 @@ impl System {
         };
         let swap_s_per_token = match s.preemption {
             PreemptionMode::Swap => self.swap_s_per_token()?,
-            PreemptionMode::Recompute => 0.0,
+            PreemptionMode::Recompute | PreemptionMode::Never => 0.0,
         };
         Ok(EngineConfig {
             instances: p.replicas * p.lanes,

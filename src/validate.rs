@@ -6,15 +6,19 @@
 //!   Artificial Analysis' or Cerebras' are measured);
 //! - `offline`: every request submitted at once, throughput over the run (MLPerf Offline);
 //! - `server`: Poisson arrivals at the highest rate whose TTFT and TPOT percentiles stay within
-//!   the limits (MLPerf Server / Interactive), found by bisection; metrics at that rate.
+//!   the limits (MLPerf Server / Interactive), found by bisection; metrics at that rate, over the
+//!   run's steady state ([`SteadyWindow`]), as an MLPerf run of ten minutes or more measures them.
+//!
+//! Rows that describe the same run (a throughput row and the latencies of that run) share one
+//! simulation.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Loop;
+use crate::engine::{Loop, PreemptionMode};
 use crate::error::{Error, Result};
-use crate::metrics::Summary;
+use crate::metrics::{SteadyWindow, Summary};
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
 use crate::slo::max_rate;
@@ -127,6 +131,8 @@ pub struct ReferenceRow {
     pub pp: Option<u32>,
     /// Most sequences per iteration, if the source states it (default: the engine default).
     pub max_batch: Option<u32>,
+    /// What the server does when KV room runs out (default: the engine default, recompute).
+    pub preemption: Option<PreemptionMode>,
     /// What is measured.
     pub metric: Metric,
     /// Measurement conditions.
@@ -254,6 +260,7 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
 fn settings(row: &ReferenceRow) -> ServeSettings {
     ServeSettings {
         max_batch: row.max_batch.unwrap_or(ServeSettings::default().max_batch),
+        preemption: row.preemption.unwrap_or_default(),
         ..ServeSettings::default()
     }
 }
@@ -285,7 +292,6 @@ fn meets(s: &Summary, ttft: f64, tpot: f64) -> bool {
 
 /// Predict one row on `sys`.
 pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
-    let window = sys.model.architecture.context_window_tokens;
     match &row.scenario {
         Scenario::SingleStream { context_tokens } => {
             let mut b = sys.batch();
@@ -309,6 +315,18 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
                 }
             })
         }
+        _ => Ok(pick(row.metric, &run_scenario(row, sys)?)),
+    }
+}
+
+/// The run an offline or server row describes, summarised (steady state for server rows).
+fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<Summary> {
+    let window = sys.model.architecture.context_window_tokens;
+    match &row.scenario {
+        Scenario::SingleStream { .. } => Err(Error::arg(
+            format!("row {}", row.id),
+            "a single_stream scenario has no run",
+        )),
         Scenario::Offline {
             prompt_tokens,
             output_tokens,
@@ -322,7 +340,7 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
             );
             let reqs = w.generate(0, window)?;
             let (_, s) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
-            Ok(pick(row.metric, &s))
+            Ok(s)
         }
         Scenario::Server {
             prompt_tokens,
@@ -331,7 +349,7 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
             ttft_limit_s,
             tpot_limit_s,
         } => {
-            let run = |rate: f64| -> Result<Summary> {
+            let run = |rate: f64| -> Result<(Summary, bool)> {
                 let w = fixed(
                     *prompt_tokens,
                     *output_tokens,
@@ -339,7 +357,13 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
                     Arrivals::Poisson { rate_per_s: rate },
                 );
                 let reqs = w.generate(0, window)?;
-                Ok(sys.simulate(&reqs, &settings(row), Loop::Open)?.1)
+                let (out, whole) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
+                // MLPerf's figures are of a long run in steady state; so are these. A run with
+                // too few requests in steady state (its queue still growing) counts as a miss.
+                Ok(match SteadyWindow::of(&out.requests) {
+                    Some(w) => (w.summarise(&out, &whole), whole.saturation.saturated),
+                    None => (whole, true),
+                })
             };
             // Upper bracket: the offline request rate can never be met with latency limits.
             let offline = {
@@ -352,13 +376,15 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
                 sys.simulate(&w.generate(0, window)?, &settings(row), Loop::Open)?
                     .1
             };
-            let limits = |s: &Summary| meets(s, *ttft_limit_s, *tpot_limit_s);
+            let limits = |(s, saturated): &(Summary, bool)| {
+                !saturated && meets(s, *ttft_limit_s, *tpot_limit_s)
+            };
             let hi = offline.throughput_requests_per_s * 1.5;
-            match max_rate(hi, |rate| run(rate).map(|s| (limits(&s), s)))? {
-                Some((_, best)) => Ok(pick(row.metric, &best)),
+            match max_rate(hi, |rate| run(rate).map(|s| (limits(&s), s.0)))? {
+                Some((_, best)) => Ok(best),
                 None => {
                     let lo = hi / 1e4;
-                    let at_lo = run(lo)?;
+                    let (at_lo, _) = run(lo)?;
                     Err(Error::arg(
                         format!("row {}", row.id),
                         format!(
@@ -372,12 +398,67 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<f64> {
     }
 }
 
+/// Rows that share hardware, model, conditions and scenario describe one run: the run is
+/// simulated once and each row reads its own metric from it.
+fn run_key(row: &ReferenceRow) -> String {
+    format!(
+        "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        row.hardware,
+        row.model,
+        row.sets,
+        row.tp,
+        row.pp,
+        row.max_batch,
+        row.preemption,
+        row.scenario,
+        row.speculative
+    )
+}
+
+/// Predict every row of `rows` with `overrides` applied, simulating each distinct run once, in
+/// parallel.
+pub fn predict_rows(rows: &[ReferenceRow], overrides: &[Override]) -> Vec<Result<f64>> {
+    use rayon::prelude::*;
+    let mut runs: Vec<(String, &ReferenceRow)> = Vec::new();
+    for r in rows {
+        let k = run_key(r);
+        if !matches!(r.scenario, Scenario::SingleStream { .. })
+            && !runs.iter().any(|(x, _)| *x == k)
+        {
+            runs.push((k, r));
+        }
+    }
+    let done: Vec<(String, Option<Summary>)> = runs
+        .par_iter()
+        .map(|(k, r)| {
+            let s = system_for(r, overrides).and_then(|sys| run_scenario(r, &sys));
+            (k.clone(), s.ok())
+        })
+        .collect();
+    rows.par_iter()
+        .map(|r| match r.scenario {
+            Scenario::SingleStream { .. } => {
+                system_for(r, overrides).and_then(|sys| predict(r, &sys))
+            }
+            _ => {
+                let k = run_key(r);
+                match done.iter().find(|(x, _)| *x == k).map(|(_, s)| s) {
+                    Some(Some(s)) => Ok(pick(r.metric, s)),
+                    // Errors are rare and quick: run again for this row's own message.
+                    _ => system_for(r, overrides)
+                        .and_then(|sys| run_scenario(r, &sys))
+                        .map(|s| pick(r.metric, &s)),
+                }
+            }
+        })
+        .collect()
+}
+
 /// Predict every row; a row that cannot be simulated is reported with its reason.
 pub fn run(rows: &[ReferenceRow], overrides: &[Override]) -> Vec<RowResult> {
-    use rayon::prelude::*;
-    rows.par_iter()
-        .map(|row| {
-            let predicted = system_for(row, overrides).and_then(|sys| predict(row, &sys));
+    rows.iter()
+        .zip(predict_rows(rows, overrides))
+        .map(|(row, predicted)| {
             let (predicted, status) = match predicted {
                 Ok(p) => (p, "ok".to_string()),
                 Err(e) => (f64::NAN, e.to_string()),

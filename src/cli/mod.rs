@@ -720,7 +720,11 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
         }
         _ => (None, scenario.run()?),
     };
-    let slo_report = slo.map(|x| x.evaluate(&run.outcome, run.summary.duration_s));
+    // At the highest rate found, the verdict that found it: the run's steady state.
+    let slo_report = slo.map(|x| match max_rate {
+        Some(_) => x.evaluate_steady(&run.outcome, run.summary.duration_s),
+        None => x.evaluate(&run.outcome, run.summary.duration_s),
+    });
     let (sys, settings, mode, s) = (&run.system, run.settings, run.mode, &run.summary);
     let energy = EnergyCost::of(sys, s);
     let title = format!("{} on {}", sys.model.name, sys.hardware.name);

@@ -304,6 +304,18 @@ impl Engine<'_> {
         true
     }
 
+    /// KV blocks sequence `r` on instance `k` still needs to reach its last token (with a
+    /// speculative step's overshoot), beyond those it holds.
+    fn blocks_to_finish(&self, k: usize, r: usize) -> u32 {
+        let gamma = self.cfg.speculative.map_or(0, |s| s.gamma);
+        let total = self.specs[r].prompt_tokens + self.specs[r].output_tokens + gamma;
+        let s = &self.seqs[r];
+        self.instances[k]
+            .pool
+            .blocks_for(total)
+            .saturating_sub(s.blocks + s.shared_blocks)
+    }
+
     fn preempt(&mut self, k: usize) {
         let v = self.instances[k]
             .running
@@ -414,7 +426,19 @@ impl Engine<'_> {
                     .pool
                     .blocks_for(s.kv + n)
                     .saturating_sub(s.shared_blocks);
-                if !self.make_room(k, want) {
+                // Without preemption, room for the whole request beside what the running
+                // ones still need.
+                let need = if self.cfg.policy.preemption == PreemptionMode::Never {
+                    let running = &self.instances[k].running;
+                    let outstanding: u32 = running
+                        .iter()
+                        .map(|&q| self.blocks_to_finish(k, q as usize))
+                        .sum();
+                    want.max(self.blocks_to_finish(k, r)) + outstanding
+                } else {
+                    want
+                };
+                if !self.make_room(k, need) {
                     if let Some((g, _)) = hit {
                         self.instances[k].prefix.release(g);
                         self.seqs[r].kv = 0;
@@ -1218,6 +1242,36 @@ mod policy_tests {
         let slow = swap(1e-3);
         assert_eq!(slow.swapped_tokens, fast.swapped_tokens);
         assert!(slow.end_s > fast.end_s);
+    }
+
+    #[test]
+    fn reserving_whole_requests_admits_fewer_and_never_preempts() {
+        // Room for 24 blocks of 16 tokens; each request needs 60-63 + 100 tokens (11 blocks)
+        // to finish, so two fit whole at a time while all four fit their prompts.
+        let specs: Vec<_> = (0..4).map(|i| RequestSpec::new(0.0, 60 + i, 100)).collect();
+        let recompute = run(
+            &specs,
+            &COST,
+            cfg(1, 24 * 16, ServingPolicy::default()),
+            Loop::Open,
+        )
+        .unwrap();
+        let p = ServingPolicy {
+            preemption: PreemptionMode::Never,
+            ..ServingPolicy::default()
+        };
+        let never = run(&specs, &COST, cfg(1, 24 * 16, p), Loop::Open).unwrap();
+        assert!(recompute.requests.iter().any(|r| r.preemptions > 0));
+        assert!(never.requests.iter().all(|r| r.preemptions == 0));
+        // Two at a time: the last two wait for the first two to finish.
+        let (a, c) = (never.requests[0], never.requests[2]);
+        assert!(c.first_token_s >= a.completion_s, "{c:?} {a:?}");
+        // Every token computed once.
+        let tokens: u64 = specs
+            .iter()
+            .map(|s| u64::from(s.prompt_tokens + s.output_tokens - 1))
+            .sum();
+        assert_eq!(never.batch_tokens_sum, tokens);
     }
 
     #[test]

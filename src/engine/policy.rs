@@ -44,6 +44,11 @@ pub enum PreemptionMode {
     /// Its KV cache is copied to host memory and back on readmission; each copy lengthens the
     /// instance's next iteration by the tokens moved times the host link's time per token.
     Swap,
+    /// Never: a request is admitted only when KV room for its prompt and its whole output is
+    /// free beside what the running requests still need to finish, so none is ever preempted
+    /// (TensorRT-LLM's default capacity policy, GUARANTEED_NO_EVICT). The simulated server
+    /// knows each output length; a real one reserves the request's maximum.
+    Never,
 }
 
 /// Prefill and decode on separate instances (xPyD): after prefill yields the first token, the

@@ -33,7 +33,7 @@ proptest! {
         spare_blocks in 0u64..400,
         per_token_us in 0.0f64..50.0,
         speculative in prop::option::of((1u32..6, 0.0f64..=1.0)),
-        (routing, prefill_first, swap, caching, split) in (0usize..4, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (routing, prefill_first, preemption, caching, split) in (0usize..4, any::<bool>(), 0usize..3, any::<bool>(), any::<bool>()),
         prefixes in prop::option::of((1u32..4, 1u32..2000)),
     ) {
         let mut specs = specs;
@@ -45,7 +45,7 @@ proptest! {
         let policy = ServingPolicy {
             routing: [Routing::RoundRobin, Routing::LeastOutstanding, Routing::LeastKv, Routing::PrefixAffinity][routing],
             priority: if prefill_first { Priority::Prefill } else { Priority::Decode },
-            preemption: if swap { PreemptionMode::Swap } else { PreemptionMode::Recompute },
+            preemption: [PreemptionMode::Recompute, PreemptionMode::Swap, PreemptionMode::Never][preemption],
             swap_s_per_token: 1e-6,
             prefix_caching: caching,
             disaggregation: (split && instances > 1).then_some(Disaggregation {
@@ -76,6 +76,11 @@ proptest! {
             prop_assert!(r.first_token_s <= r.completion_s);
             prop_assert!(r.completion_s.is_finite());
             prop_assert_eq!(r.output_tokens, s.output_tokens);
+        }
+        // Reserving each request's whole KV at admission leaves nothing to preempt (decode
+        // instances of a split take transferred sequences without that check).
+        if policy.preemption == PreemptionMode::Never && policy.disaggregation.is_none() {
+            prop_assert!(out.requests.iter().all(|r| r.preemptions == 0));
         }
         // One gap per output token after the first.
         let gaps: u64 = specs.iter().map(|s| u64::from(s.output_tokens - 1)).sum();
