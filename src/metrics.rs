@@ -149,6 +149,23 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// TPOT of every request with more than one output token, and the per-user speeds (1 / TPOT)
+/// of those with a positive TPOT.
+fn tpots_and_speeds<'a>(
+    r: impl Iterator<Item = &'a crate::engine::RequestRecord>,
+) -> (Vec<f64>, Vec<f64>) {
+    let tpots: Vec<f64> = r
+        .filter(|x| x.output_tokens > 1)
+        .map(|x| (x.completion_s - x.first_token_s) / f64::from(x.output_tokens - 1))
+        .collect();
+    let speeds = tpots
+        .iter()
+        .filter(|t| **t > 0.0)
+        .map(|t| 1.0 / t)
+        .collect();
+    (tpots, speeds)
+}
+
 /// Aggregate a run's outcome; `open_loop` is false for closed-loop runs, which cannot saturate.
 /// Sorts `out.itl_s` in place (percentiles without a copy of the run's largest array).
 pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
@@ -165,16 +182,7 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     let out_count: u64 = r.iter().map(|x| u64::from(x.output_tokens)).sum();
     let out_tokens = out_count as f64;
     let in_tokens: f64 = r.iter().map(|x| f64::from(x.prompt_tokens)).sum();
-    let tpots: Vec<f64> = r
-        .iter()
-        .filter(|x| x.output_tokens > 1)
-        .map(|x| (x.completion_s - x.first_token_s) / f64::from(x.output_tokens - 1))
-        .collect();
-    let speeds = tpots
-        .iter()
-        .filter(|t| **t > 0.0)
-        .map(|t| 1.0 / t)
-        .collect();
+    let (tpots, speeds) = tpots_and_speeds(r.iter());
 
     let last_arrival = r.last().map_or(0.0, |x| x.arrival_s);
     let backlog = r
@@ -299,16 +307,7 @@ impl SteadyWindow {
         let rate = |f: fn(&crate::engine::RequestRecord) -> f64| {
             done.iter().map(|x| f(x)).sum::<f64>() / span
         };
-        let tpots: Vec<f64> = inside
-            .iter()
-            .filter(|x| x.output_tokens > 1)
-            .map(|x| (x.completion_s - x.first_token_s) / f64::from(x.output_tokens - 1))
-            .collect();
-        let speeds = tpots
-            .iter()
-            .filter(|t| **t > 0.0)
-            .map(|t| 1.0 / t)
-            .collect();
+        let (tpots, speeds) = tpots_and_speeds(inside.iter().copied());
         Summary {
             throughput_output_tokens_per_s: rate(|x| f64::from(x.output_tokens)),
             throughput_input_tokens_per_s: rate(|x| f64::from(x.prompt_tokens)),
