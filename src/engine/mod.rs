@@ -1215,23 +1215,25 @@ mod policy_tests {
         assert!(out.busy_s[0] > 0.0 && out.busy_s[1] > 0.0);
     }
 
+    /// Four requests of 60-63 prompt and 100 output tokens at once, on one instance with room
+    /// for 24 blocks of 16 tokens: all four prompts fit, only two whole requests do.
+    fn kv_pressure() -> Vec<RequestSpec> {
+        (0..4).map(|i| RequestSpec::new(0.0, 60 + i, 100)).collect()
+    }
+
+    fn under_kv_pressure(policy: ServingPolicy) -> Outcome {
+        run(&kv_pressure(), &COST, cfg(1, 24 * 16, policy), Loop::Open).unwrap()
+    }
+
     #[test]
     fn swapping_moves_kv_instead_of_recomputing_it() {
-        let specs: Vec<_> = (0..4).map(|i| RequestSpec::new(0.0, 60 + i, 100)).collect();
-        let recompute = run(
-            &specs,
-            &COST,
-            cfg(1, 24 * 16, ServingPolicy::default()),
-            Loop::Open,
-        )
-        .unwrap();
+        let recompute = under_kv_pressure(ServingPolicy::default());
         let swap = |s_per_token: f64| {
-            let p = ServingPolicy {
+            under_kv_pressure(ServingPolicy {
                 preemption: PreemptionMode::Swap,
                 swap_s_per_token: s_per_token,
                 ..ServingPolicy::default()
-            };
-            run(&specs, &COST, cfg(1, 24 * 16, p), Loop::Open).unwrap()
+            })
         };
         let fast = swap(1e-7);
         assert!(fast.swapped_tokens > 0);
@@ -1246,28 +1248,19 @@ mod policy_tests {
 
     #[test]
     fn reserving_whole_requests_admits_fewer_and_never_preempts() {
-        // Room for 24 blocks of 16 tokens; each request needs 60-63 + 100 tokens (11 blocks)
-        // to finish, so two fit whole at a time while all four fit their prompts.
-        let specs: Vec<_> = (0..4).map(|i| RequestSpec::new(0.0, 60 + i, 100)).collect();
-        let recompute = run(
-            &specs,
-            &COST,
-            cfg(1, 24 * 16, ServingPolicy::default()),
-            Loop::Open,
-        )
-        .unwrap();
-        let p = ServingPolicy {
+        // Each request needs 11 blocks to finish, so two fit whole at a time.
+        let recompute = under_kv_pressure(ServingPolicy::default());
+        let never = under_kv_pressure(ServingPolicy {
             preemption: PreemptionMode::Never,
             ..ServingPolicy::default()
-        };
-        let never = run(&specs, &COST, cfg(1, 24 * 16, p), Loop::Open).unwrap();
+        });
         assert!(recompute.requests.iter().any(|r| r.preemptions > 0));
         assert!(never.requests.iter().all(|r| r.preemptions == 0));
         // Two at a time: the last two wait for the first two to finish.
         let (a, c) = (never.requests[0], never.requests[2]);
         assert!(c.first_token_s >= a.completion_s, "{c:?} {a:?}");
         // Every token computed once.
-        let tokens: u64 = specs
+        let tokens: u64 = kv_pressure()
             .iter()
             .map(|s| u64::from(s.prompt_tokens + s.output_tokens - 1))
             .sum();
