@@ -42,6 +42,7 @@ pub mod energy;
 pub mod engine;
 pub mod error;
 pub mod infer;
+pub mod lengths;
 pub mod metrics;
 pub mod perfetto;
 pub mod placement;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Loop, Outcome};
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
+use crate::lengths::{shipped_names, LengthSet};
 use crate::metrics::Summary;
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
@@ -74,6 +75,10 @@ pub struct WorkloadSpec {
     pub trace: Option<PathBuf>,
     /// Take lengths in order from a trace CSV instead of `prompt_tokens` / `output_tokens`.
     pub lengths_from: Option<PathBuf>,
+    /// Draw (prompt, output) pairs at random from a length dataset instead of `prompt_tokens` /
+    /// `output_tokens`: a shipped name (e.g. `mlperf-llama2-70b`) or a CSV with the header
+    /// `prompt_tokens,output_tokens`.
+    pub sample_lengths: Option<String>,
     /// Shared prompt prefixes: how many distinct prefixes (requests pick one uniformly).
     pub prefix_groups: Option<u32>,
     /// Shared prompt prefixes: tokens at the start of each prompt shared within its group
@@ -95,6 +100,7 @@ pub const WORKLOAD_FIELDS: &[&str] = &[
     "output_tokens",
     "trace",
     "lengths_from",
+    "sample_lengths",
     "prefix_groups",
     "prefix_tokens",
     "seed",
@@ -122,6 +128,7 @@ impl Default for WorkloadSpec {
             output_tokens: default_output(),
             trace: None,
             lengths_from: None,
+            sample_lengths: None,
             prefix_groups: None,
             prefix_tokens: None,
             seed: 0,
@@ -130,7 +137,7 @@ impl Default for WorkloadSpec {
 }
 
 impl WorkloadSpec {
-    /// Resolve relative trace paths against `dir` (a sweep spec's folder).
+    /// Resolve relative trace and length-file paths against `dir` (a sweep spec's folder).
     pub fn resolve_paths(&mut self, dir: &Path) {
         for p in [&mut self.trace, &mut self.lengths_from]
             .into_iter()
@@ -138,6 +145,12 @@ impl WorkloadSpec {
         {
             if p.is_relative() {
                 *p = dir.join(&*p);
+            }
+        }
+        // A length dataset is a shipped name or a path.
+        if let Some(s) = &mut self.sample_lengths {
+            if !shipped_names().contains(&s.as_str()) && Path::new(s.as_str()).is_relative() {
+                *s = dir.join(&*s).display().to_string();
             }
         }
     }
@@ -160,10 +173,11 @@ impl WorkloadSpec {
             if self.rate_per_s.is_some()
                 || self.concurrency.is_some()
                 || self.lengths_from.is_some()
+                || self.sample_lengths.is_some()
             {
                 return Err(Error::arg(
                     "workload.trace",
-                    "a trace gives arrivals and lengths; drop rate_per_s, concurrency and lengths_from",
+                    "a trace gives arrivals and lengths; drop rate_per_s, concurrency, lengths_from and sample_lengths",
                 ));
             }
             let rows = read_trace(path)?;
@@ -176,15 +190,20 @@ impl WorkloadSpec {
             };
             return Ok((w, Loop::Open));
         }
-        let (prompt, output) = match &self.lengths_from {
-            Some(path) => {
+        let (prompt, output) = match (&self.lengths_from, &self.sample_lengths) {
+            (Some(_), Some(_)) => return Err(Error::arg(
+                "workload",
+                "give lengths_from (--lengths-from) or sample_lengths (--sample-lengths), not both",
+            )),
+            (None, Some(set)) => LengthSet::load(set)?.dists(None),
+            (Some(path), None) => {
                 let rows = read_trace(path)?;
                 (
                     LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
                     LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
                 )
             }
-            None => (
+            (None, None) => (
                 self.prompt_tokens
                     .parse("prompt_tokens (--prompt-tokens)")?,
                 self.output_tokens
@@ -508,9 +527,8 @@ mod tests {
                 "priority" => toml::Value::String("prefill".into()),
                 "preemption" => toml::Value::String("swap".into()),
                 "disaggregate" => toml::Value::String("1p1d".into()),
-                "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "draft" => {
-                    toml::Value::String("x".into())
-                }
+                "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "sample_lengths"
+                | "draft" => toml::Value::String("x".into()),
                 "kv_spill" | "prefix_caching" => toml::Value::Boolean(true),
                 "rate_per_s" | "burstiness" | "alpha" => toml::Value::Float(0.5),
                 _ => toml::Value::Integer(1),

@@ -122,20 +122,30 @@ impl Slo {
     }
 }
 
-/// The highest rate in `(hi / 1e4, hi)` at which `run` reports the limits met, by geometric
-/// bisection to 1%, with that run's result; `None` if even the lowest rate misses them.
+/// The highest rate in `(hi / 1e4, hi)` at which `run` reports the limits met, bracketed from
+/// above by factors of 4 and then found by geometric bisection to 1%, with that run's result;
+/// `None` if even the lowest rate misses them.
 /// `run(rate)` returns whether the limits were met and anything the caller wants kept.
 pub fn max_rate<T>(
     hi: f64,
     mut run: impl FnMut(f64) -> Result<(bool, T)>,
 ) -> Result<Option<(f64, T)>> {
+    // Bracket from above, a factor of 4 at a time: a probe far below the answer is the costliest
+    // (requests served one at a time, one step per token each).
+    let floor = hi / 1e4;
     let mut hi = hi;
-    let mut lo = hi / 1e4;
-    let (ok, first) = run(lo)?;
-    if !ok {
-        return Ok(None);
-    }
-    let mut best = (lo, first);
+    let mut lo = hi;
+    let mut best = loop {
+        lo = (lo / 4.0).max(floor);
+        let (ok, t) = run(lo)?;
+        if ok {
+            break (lo, t);
+        }
+        if lo <= floor {
+            return Ok(None);
+        }
+        hi = lo;
+    };
     for _ in 0..24 {
         let mid = (lo * hi).sqrt();
         let (ok, t) = run(mid)?;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Loop, PreemptionMode};
 use crate::error::{Error, Result};
+use crate::lengths::LengthSet;
 use crate::metrics::{SteadyWindow, Summary};
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
@@ -76,21 +77,27 @@ pub enum Scenario {
     },
     /// All requests at once; throughput over the run.
     Offline {
-        /// Prompt tokens per request.
+        /// Prompt tokens per request (the mean, when `lengths` is set).
         prompt_tokens: u32,
-        /// Output tokens per request.
+        /// Output tokens per request (the mean, when `lengths` is set).
         output_tokens: u32,
         /// Requests submitted.
         requests: usize,
+        /// Length dataset the requests are drawn from (see [`row_workload`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lengths: Option<String>,
     },
     /// The highest Poisson rate meeting latency limits at a percentile.
     Server {
-        /// Prompt tokens per request.
+        /// Prompt tokens per request (the mean, when `lengths` is set).
         prompt_tokens: u32,
-        /// Output tokens per request.
+        /// Output tokens per request (the mean, when `lengths` is set).
         output_tokens: u32,
         /// Requests per probe run.
         requests: usize,
+        /// Length dataset the requests are drawn from (see [`row_workload`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lengths: Option<String>,
         /// TTFT limit at the percentile, s.
         ttft_limit_s: f64,
         /// TPOT limit at the percentile, s.
@@ -216,6 +223,29 @@ pub fn parse(label: &str, text: &str) -> Result<Vec<ReferenceRow>> {
                 )],
             });
         }
+        if let Scenario::Offline {
+            prompt_tokens,
+            output_tokens,
+            lengths: Some(l),
+            ..
+        }
+        | Scenario::Server {
+            prompt_tokens,
+            output_tokens,
+            lengths: Some(l),
+            ..
+        } = &r.scenario
+        {
+            row_lengths(&r.id, *prompt_tokens, *output_tokens, Some(l)).map_err(|e| {
+                Error::Invalid {
+                    file: label.into(),
+                    problems: vec![crate::error::Problem::new(
+                        format!("row {} scenario.lengths", r.id),
+                        e.to_string(),
+                    )],
+                }
+            })?;
+        }
         if !(r.published.is_finite()
             && r.published > 0.0
             && r.tolerance.is_finite()
@@ -265,12 +295,44 @@ fn settings(row: &ReferenceRow) -> ServeSettings {
     }
 }
 
-fn fixed(prompt: u32, output: u32, requests: usize, arrivals: Arrivals) -> Workload {
+/// Largest relative gap allowed between a row's `prompt_tokens` and its length dataset's mean.
+const PROMPT_MEAN_GAP: f64 = 0.05;
+
+/// The lengths of a row's requests: every request `prompt` / `output` tokens, or, with `lengths`,
+/// pairs drawn from that dataset (a shipped name or a CSV path; see [`LengthSet`]). A dataset's
+/// prompts are used as they are, and `prompt` must agree with their mean within 5%; its outputs
+/// are scaled to the mean `output`, since a run's outputs are the model's own, whose mean the
+/// benchmark publishes, rather than the dataset's reference answers.
+pub fn row_lengths(
+    id: &str,
+    prompt: u32,
+    output: u32,
+    lengths: Option<&str>,
+) -> Result<(LengthDist, LengthDist)> {
+    let Some(name) = lengths else {
+        return Ok((LengthDist::Fixed(prompt), LengthDist::Fixed(output)));
+    };
+    let set = LengthSet::load(name)?;
+    let mean = set.mean_prompt();
+    if (mean / f64::from(prompt) - 1.0).abs() > PROMPT_MEAN_GAP {
+        return Err(Error::arg(
+            format!("row {id}"),
+            format!(
+                "prompt_tokens = {prompt} but the mean prompt of \"{name}\" is {mean:.1}; \
+                 expected them within 5%"
+            ),
+        ));
+    }
+    Ok(set.dists(Some(f64::from(output))))
+}
+
+/// `requests` requests with `lengths` arriving by `arrivals`.
+fn workload(lengths: &(LengthDist, LengthDist), requests: usize, arrivals: Arrivals) -> Workload {
     Workload {
         requests,
         arrivals,
-        prompt: LengthDist::Fixed(prompt),
-        output: LengthDist::Fixed(output),
+        prompt: lengths.0.clone(),
+        output: lengths.1.clone(),
         prefixes: None,
     }
 }
@@ -331,13 +393,10 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<Summary> {
             prompt_tokens,
             output_tokens,
             requests,
+            lengths,
         } => {
-            let w = fixed(
-                *prompt_tokens,
-                *output_tokens,
-                *requests,
-                Arrivals::AllAtOnce,
-            );
+            let lengths = row_lengths(&row.id, *prompt_tokens, *output_tokens, lengths.as_deref())?;
+            let w = workload(&lengths, *requests, Arrivals::AllAtOnce);
             let reqs = w.generate(0, window)?;
             let (_, s) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
             Ok(s)
@@ -346,16 +405,13 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<Summary> {
             prompt_tokens,
             output_tokens,
             requests,
+            lengths,
             ttft_limit_s,
             tpot_limit_s,
         } => {
+            let lengths = row_lengths(&row.id, *prompt_tokens, *output_tokens, lengths.as_deref())?;
             let run = |rate: f64| -> Result<(Summary, bool)> {
-                let w = fixed(
-                    *prompt_tokens,
-                    *output_tokens,
-                    *requests,
-                    Arrivals::Poisson { rate_per_s: rate },
-                );
+                let w = workload(&lengths, *requests, Arrivals::Poisson { rate_per_s: rate });
                 let reqs = w.generate(0, window)?;
                 let (out, whole) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
                 // MLPerf's figures are of a long run in steady state; so are these. A run with
@@ -367,12 +423,7 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<Summary> {
             };
             // Upper bracket: the offline request rate can never be met with latency limits.
             let offline = {
-                let w = fixed(
-                    *prompt_tokens,
-                    *output_tokens,
-                    *requests,
-                    Arrivals::AllAtOnce,
-                );
+                let w = workload(&lengths, *requests, Arrivals::AllAtOnce);
                 sys.simulate(&w.generate(0, window)?, &settings(row), Loop::Open)?
                     .1
             };

@@ -105,6 +105,10 @@ pub enum LengthDist {
     },
     /// Taken in order from trace rows (prompt or output column), cycling when exhausted.
     Trace(Vec<u32>),
+    /// Drawn uniformly at random from a dataset's values (prompt or output column). A
+    /// workload's prompt and output columns of one dataset are drawn with one index per
+    /// request, so each request keeps a real (prompt, output) pair.
+    Sampled(Vec<u32>),
 }
 
 impl LengthDist {
@@ -156,7 +160,16 @@ impl LengthDist {
         }
     }
 
-    fn sample(&self, i: usize, rng: &mut ChaCha8Rng, cap: u32) -> u32 {
+    /// Values a sampled distribution draws from, if it is one.
+    fn sampled_len(&self) -> Option<usize> {
+        match self {
+            LengthDist::Sampled(v) => Some(v.len()),
+            _ => None,
+        }
+    }
+
+    /// The `i`-th request's length; `pick` is its dataset index for `Sampled`.
+    fn sample(&self, i: usize, pick: usize, rng: &mut ChaCha8Rng, cap: u32) -> u32 {
         let v = match self {
             LengthDist::Fixed(n) => *n,
             LengthDist::Uniform { min, max } => rng.random_range(*min..=*max),
@@ -169,6 +182,7 @@ impl LengthDist {
                 }
             }
             LengthDist::Trace(v) => v[i % v.len()],
+            LengthDist::Sampled(v) => v[pick % v.len()],
         };
         v.clamp(1, cap.max(1))
     }
@@ -236,9 +250,24 @@ impl Workload {
             }
         }
         // Groups come from their own stream, so adding prefixes leaves arrivals and lengths as
-        // they were for the seed.
+        // they were for the seed; dataset indices from a third.
         let mut group_rng = ChaCha8Rng::seed_from_u64(seed);
         group_rng.set_stream(1);
+        let mut pick_rng = ChaCha8Rng::seed_from_u64(seed);
+        pick_rng.set_stream(2);
+        let picks = match (self.prompt.sampled_len(), self.output.sampled_len()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(Error::arg(
+                    "lengths",
+                    format!("prompt and output datasets differ in size ({a} and {b} rows)"),
+                ))
+            }
+            (Some(0), _) | (_, Some(0)) => {
+                return Err(Error::arg("lengths", "the length dataset has no rows"))
+            }
+            (Some(n), _) | (_, Some(n)) => n,
+            (None, None) => 0,
+        };
         let mut out = Vec::with_capacity(self.requests);
         for i in 0..self.requests {
             let arrival_s = match &self.arrivals {
@@ -260,8 +289,15 @@ impl Workload {
                     times[i % times.len()] - times[0] + pass * span
                 }
             };
-            let prompt = self.prompt.sample(i, &mut rng, cap.saturating_sub(1));
-            let output = self.output.sample(i, &mut rng, cap.saturating_sub(prompt));
+            let pick = if picks > 0 {
+                pick_rng.random_range(0..picks)
+            } else {
+                0
+            };
+            let prompt = self.prompt.sample(i, pick, &mut rng, cap.saturating_sub(1));
+            let output = self
+                .output
+                .sample(i, pick, &mut rng, cap.saturating_sub(prompt));
             let prefix = self.prefixes.map(|p| PromptPrefix {
                 group: group_rng.random_range(0..p.groups),
                 tokens: p.tokens.min(prompt),
@@ -397,6 +433,37 @@ mod tests {
         let w = poisson(100, 5.0);
         assert_eq!(w.generate(7, 4096).unwrap(), w.generate(7, 4096).unwrap());
         assert_ne!(w.generate(7, 4096).unwrap(), w.generate(8, 4096).unwrap());
+    }
+
+    #[test]
+    fn sampled_lengths_keep_their_pairs_and_cover_the_dataset() {
+        let prompts: Vec<u32> = (1..=50).collect();
+        let outputs: Vec<u32> = prompts.iter().map(|p| p * 10).collect();
+        let w = Workload {
+            prompt: LengthDist::Sampled(prompts),
+            output: LengthDist::Sampled(outputs),
+            ..poisson(2000, 5.0)
+        };
+        let r = w.generate(3, 1 << 20).unwrap();
+        assert!(r.iter().all(|q| q.output_tokens == 10 * q.prompt_tokens));
+        let seen: std::collections::BTreeSet<u32> = r.iter().map(|q| q.prompt_tokens).collect();
+        assert_eq!(
+            seen.len(),
+            50,
+            "2000 uniform draws should reach all 50 rows"
+        );
+        // Arrivals are those of the same workload with fixed lengths.
+        let fixed = poisson(2000, 5.0).generate(3, 1 << 20).unwrap();
+        assert!(r
+            .iter()
+            .zip(&fixed)
+            .all(|(a, b)| a.arrival_s == b.arrival_s));
+        let bad = Workload {
+            prompt: LengthDist::Sampled(vec![1, 2]),
+            output: LengthDist::Sampled(vec![1]),
+            ..poisson(10, 5.0)
+        };
+        assert!(bad.generate(0, 4096).is_err());
     }
 
     #[test]

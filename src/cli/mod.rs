@@ -232,7 +232,7 @@ struct SimulateArgs {
     #[command(flatten)]
     system: SystemArgs,
     /// Replay a trace CSV (arrived_at,num_prefill_tokens,num_decode_tokens): arrivals and lengths.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "concurrency", "lengths_from", "prompt_tokens", "output_tokens"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "concurrency", "lengths_from", "sample_lengths", "prompt_tokens", "output_tokens"])]
     trace: Option<PathBuf>,
     /// Open loop: mean arrival rate, requests/s.
     #[arg(
@@ -264,6 +264,11 @@ struct SimulateArgs {
     /// --prompt-tokens / --output-tokens.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt_tokens", "output_tokens"])]
     lengths_from: Option<PathBuf>,
+    /// Draw (prompt, output) length pairs at random from a dataset, as MLPerf's LoadGen draws
+    /// queries: mlperf-llama2-70b, mlperf-llama3.1-405b, mlperf-deepseek-r1 (shipped; see
+    /// reference/lengths/README.md) or a CSV with the header prompt_tokens,output_tokens.
+    #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["prompt_tokens", "output_tokens", "lengths_from"])]
+    sample_lengths: Option<String>,
     /// Shared prompt prefixes: number of distinct prefixes; each request draws one uniformly.
     #[arg(long, value_name = "N", requires = "prefix_tokens")]
     prefix_groups: Option<u32>,
@@ -643,6 +648,7 @@ impl SimulateArgs {
                 output_tokens,
                 trace: self.trace.clone(),
                 lengths_from: self.lengths_from.clone(),
+                sample_lengths: self.sample_lengths.clone(),
                 prefix_groups: self.prefix_groups,
                 prefix_tokens: self.prefix_tokens,
                 seed: self.seed,

@@ -95,6 +95,32 @@ fn simulate_replays_a_trace() {
 }
 
 #[test]
+fn simulate_samples_lengths_from_a_shipped_dataset() {
+    // OpenOrca as MLPerf's Llama 2 70B uses it: mean prompt 222.3 and mean output 218.9 tokens
+    // (reference/lengths/README.md); 2,000 draws land within a few percent of both.
+    let v = json(&[
+        "simulate",
+        "--hardware",
+        "h100-sxm",
+        "--model",
+        "llama-3.1-8b",
+        "--concurrency",
+        "64",
+        "--requests",
+        "2000",
+        "--sample-lengths",
+        "mlperf-llama2-70b",
+        "--format",
+        "json",
+    ]);
+    let output = v["output_tokens"].as_f64().unwrap() / 2000.0;
+    let d = v["duration_s"].as_f64().unwrap();
+    let prompt = v["throughput_input_tokens_per_s"].as_f64().unwrap() * d / 2000.0;
+    assert!((output / 218.9 - 1.0).abs() < 0.05, "mean output {output}");
+    assert!((prompt / 222.3 - 1.0).abs() < 0.05, "mean prompt {prompt}");
+}
+
+#[test]
 fn same_seed_same_output_different_seed_different_output() {
     let args = |seed: &'static str| {
         [

@@ -587,3 +587,40 @@ fn bad_serving_settings_are_rejected() {
         &["gpu.host_bandwidth_bytes_per_s"],
     );
 }
+
+#[test]
+fn reference_rows_with_bad_length_datasets_are_rejected() {
+    let row = |lengths: &str, prompt: u32| {
+        format!(
+            "[[row]]\nid = \"r\"\nfamily = \"f\"\nhardware = \"b200-hgx\"\nmodel = \"llama-2-70b\"\n\
+             metric = \"throughput_output_tokens_per_s\"\n\
+             scenario = {{ kind = \"offline\", prompt_tokens = {prompt}, output_tokens = 294, \
+             requests = 100, lengths = \"{lengths}\" }}\n\
+             published = 1.0\nunit = \"tokens/s\"\ntolerance = 0.1\ntolerance_reason = \"t\"\n\
+             date = \"d\"\nsource = \"s\"\n"
+        )
+    };
+    // The stated mean prompt must agree with the dataset's (222.3 tokens).
+    let p = temp_file("ref-mean.toml", &row("mlperf-llama2-70b", 300));
+    fails_with(
+        &["validate", "--reference", p.to_str().unwrap()],
+        &[
+            "ref-mean.toml",
+            "row r",
+            "prompt_tokens = 300",
+            "222.3",
+            "within 5%",
+        ],
+    );
+    let p = temp_file("ref-name.toml", &row("no-such-set", 222));
+    fails_with(
+        &["validate", "--reference", p.to_str().unwrap()],
+        &["ref-name.toml", "no-such-set", "mlperf-llama2-70b"],
+    );
+    let csv = temp_file("bad-lengths.csv", "prompt_tokens,output_tokens\n222,x\n");
+    let p = temp_file("ref-file.toml", &row(csv.to_str().unwrap(), 222));
+    fails_with(
+        &["validate", "--reference", p.to_str().unwrap()],
+        &["bad-lengths.csv:2", "output_tokens", "whole number"],
+    );
+}
