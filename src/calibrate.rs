@@ -150,7 +150,8 @@ pub fn fit(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> (Vec<f64>,
                 u[j] = x;
             }
         }
-        if before - best <= 1e-12 * before.max(1e-300) {
+        // One parameter is done after one search; more need rounds until none improves.
+        if params.len() == 1 || before - best <= 1e-12 * before.max(1e-300) {
             break;
         }
     }
