@@ -83,7 +83,7 @@ pub enum Scenario {
         output_tokens: u32,
         /// Requests submitted.
         requests: usize,
-        /// Length dataset the requests are drawn from (see [`row_workload`]).
+        /// Length dataset the requests are drawn from (see [`row_lengths`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lengths: Option<String>,
     },
@@ -95,7 +95,7 @@ pub enum Scenario {
         output_tokens: u32,
         /// Requests per probe run.
         requests: usize,
-        /// Length dataset the requests are drawn from (see [`row_workload`]).
+        /// Length dataset the requests are drawn from (see [`row_lengths`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lengths: Option<String>,
         /// TTFT limit at the percentile, s.
@@ -159,7 +159,7 @@ pub struct ReferenceRow {
     pub fitted: bool,
     /// Publication date.
     pub date: String,
-    /// Source and grade ([P] primary, [S] secondary).
+    /// Source and grade (\[P\] primary, \[S\] secondary).
     pub source: String,
     /// Assumptions made to express the row.
     #[serde(default)]
@@ -319,7 +319,8 @@ pub fn row_lengths(
             format!("row {id}"),
             format!(
                 "prompt_tokens = {prompt} but the mean prompt of \"{name}\" is {mean:.1}; \
-                 expected them within 5%"
+                 expected them within {:.0}%",
+                100.0 * PROMPT_MEAN_GAP
             ),
         ));
     }
