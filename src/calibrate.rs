@@ -302,8 +302,10 @@ mod tests {
             model: model.into(),
             sets: vec![format!("hardware.wafer.wafers={wafers}")],
             tp: None,
+            attention_dp: false,
             pp: None,
             max_batch: None,
+            max_batched_tokens: None,
             preemption: None,
             metric: Metric::TokensPerSPerUser,
             scenario: Scenario::SingleStream {

@@ -187,6 +187,10 @@ fn run_row(
         status: "ok".into(),
         placement: match p.device {
             "wafer" => format!("{} wafers x{} replicas", p.pp, p.replicas),
+            _ if p.attention_dp => format!(
+                "tp={} (attention data-parallel) pp={} x{} replicas",
+                p.tp, p.pp, p.replicas
+            ),
             _ => format!("tp={} pp={} x{} replicas", p.tp, p.pp, p.replicas),
         },
         tokens_per_s_per_user: Some(sum.tokens_per_s_per_user.p50),

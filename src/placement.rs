@@ -14,7 +14,15 @@
 //! When no number of wafers in the cluster holds the weights, they stream from external memory
 //! every iteration (the collapse in speed is the cost model's business).
 //!
-//! Ignored: data-parallel attention with wide expert parallelism, uneven stage balancing,
+//! Attention data parallelism (`attention_dp`, MoE models on GPUs): every GPU of the group holds
+//! the whole attention, dense-MLP, shared-expert, router, embedding and LM-head weights and runs
+//! them for its own sequences, whose KV cache it alone keeps (one copy of each sequence, where
+//! tensor parallelism replicates an MLA latent on every GPU); the routed experts stay spread over
+//! the group (expert parallelism of degree `tp`). This is the wide-EP layout of SGLang and
+//! TensorRT-LLM (`enable_attention_dp`) for DeepSeek-style models.
+//!
+//! Ignored: uneven stage balancing, uneven spreading of sequences over attention-data-parallel
+//! GPUs (a sequence's KV cache must fit one GPU, but the replica's room is counted as a pool),
 //! activation memory beyond the profile's reserved bytes.
 
 use serde::Serialize;
@@ -32,6 +40,8 @@ pub struct ParallelRequest {
     pub pp: Option<u32>,
     /// Model replicas in the system (default: as many as fit).
     pub replicas: Option<u32>,
+    /// Attention data parallelism over the `tp` GPUs, experts spread over them (MoE only).
+    pub attention_dp: bool,
 }
 
 /// Where the weights live.
@@ -51,8 +61,11 @@ pub enum WeightHome {
 pub struct Placement {
     /// What a device is: `gpu` or `wafer`.
     pub device: &'static str,
-    /// Tensor-parallel (and expert-parallel) degree; 1 on wafers.
+    /// Tensor-parallel (and expert-parallel) degree; 1 on wafers. Under attention data
+    /// parallelism, the GPUs of the group: attention runs data-parallel, experts spread over them.
     pub tp: u32,
+    /// Attention data parallelism over the `tp` GPUs (see the module docs).
+    pub attention_dp: bool,
     /// Pipeline stages: GPUs or wafers in a row.
     pub pp: u32,
     /// Independent batch streams per replica: `pp` on GPUs (one per pipeline lane), 1 on wafers
@@ -68,7 +81,8 @@ pub struct Placement {
     pub devices_in_system: u32,
     /// Weight bytes on the most loaded GPU.
     pub weight_bytes_per_device: f64,
-    /// KV-cache bytes one token occupies on each GPU of its stage.
+    /// KV-cache bytes one token occupies on each GPU of its stage (under attention data
+    /// parallelism, on the one GPU that holds its sequence).
     pub kv_bytes_per_token_per_device: f64,
     /// HBM per GPU left for KV cache, bytes.
     pub kv_capacity_bytes_per_device: f64,
@@ -87,12 +101,12 @@ struct Models<'a> {
 
 impl Models<'_> {
     /// Weight and KV bytes per device of both models for a given (tp, pp).
-    fn footprint(&self, tp: u32, pp: u32) -> (f64, f64) {
-        let (w, kv) = footprint(self.model, tp, pp);
+    fn footprint(&self, tp: u32, pp: u32, adp: bool) -> (f64, f64) {
+        let (w, kv) = footprint(self.model, tp, pp, adp);
         match self.draft {
             None => (w, kv),
             Some(d) => {
-                let (dw, dkv) = footprint(d, tp, pp.min(d.architecture.layers));
+                let (dw, dkv) = footprint(d, tp, pp.min(d.architecture.layers), adp);
                 (w + dw, kv + dkv)
             }
         }
@@ -106,19 +120,19 @@ impl Models<'_> {
     }
 }
 
-/// Weight and KV bytes per device for a given (tp, pp).
-fn footprint(model: &ModelProfile, tp: u32, pp: u32) -> (f64, f64) {
+/// Weight and KV bytes per device for a given (tp, pp), with attention data parallelism or not.
+fn footprint(model: &ModelProfile, tp: u32, pp: u32, adp: bool) -> (f64, f64) {
     let d = model.dims();
     let layers = model.architecture.layers as f64;
     let stage_layers = (model.architecture.layers as f64 / pp as f64).ceil();
     let wb = model.precision.weights.bytes();
     let eb = model.expert_weight_precision().bytes();
     let experts = model.moe.as_ref().map_or(0.0, |m| m.experts as f64);
+    let routed_bytes = d.moe_layers as f64 * experts * d.expert_params * eb;
     let layer_bytes = layers * d.attn_params_per_layer * wb
         + d.dense_layers as f64 * d.dense_mlp_params_per_layer * wb
         + d.moe_layers as f64
-            * ((experts * d.expert_params + d.shared_expert_params_per_layer) * eb
-                + d.router_params_per_layer * wb);
+            * (d.shared_expert_params_per_layer * eb + d.router_params_per_layer * wb);
     let head = if model.architecture.tied_embeddings {
         0.0
     } else {
@@ -131,31 +145,51 @@ fn footprint(model: &ModelProfile, tp: u32, pp: u32) -> (f64, f64) {
     } else {
         d.embedding_params.max(d.lm_head_params)
     } * wb;
-    let weights = (layer_bytes * stage_layers / layers + ends) / tp as f64;
-    let kv_split = match model.attention.kind {
-        AttentionKind::Gqa => (tp as u64).min(model.attention.kv_heads) as f64,
-        AttentionKind::Mla => 1.0,
+    let stage = stage_layers / layers;
+    // Attention data parallelism replicates all but the routed experts and keeps each sequence's
+    // KV cache whole on one GPU; tensor parallelism splits everything.
+    let (weights, kv_split) = if adp {
+        (
+            layer_bytes * stage + ends + routed_bytes * stage / tp as f64,
+            1.0,
+        )
+    } else {
+        let kv_split = match model.attention.kind {
+            AttentionKind::Gqa => (tp as u64).min(model.attention.kv_heads) as f64,
+            AttentionKind::Mla => 1.0,
+        };
+        (
+            (layer_bytes * stage + routed_bytes * stage + ends) / tp as f64,
+            kv_split,
+        )
     };
     let kv = stage_layers * d.kv_elements_per_token_per_layer * model.precision.kv_cache.bytes()
         / kv_split;
     (weights, kv)
 }
 
-fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, replicas: u32) -> Placement {
-    let (weights, kv_per_token) = models.footprint(tp, pp);
+fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, adp: bool) -> Placement {
+    let (weights, kv_per_token) = models.footprint(tp, pp, adp);
     let room = gpu.hbm_capacity_bytes - gpu.overheads.reserved_bytes - weights;
-    let tokens = if room > 0.0 {
+    let tokens_per_device = if room > 0.0 {
         (room / kv_per_token).floor() as u64
     } else {
         0
     };
+    // Under attention data parallelism each GPU keeps its own sequences: the group's room pools.
+    let tokens = if adp {
+        tokens_per_device * u64::from(tp)
+    } else {
+        tokens_per_device
+    };
     Placement {
         device: "gpu",
         tp,
+        attention_dp: adp,
         pp,
         lanes: pp,
         weights_in: WeightHome::Hbm,
-        replicas,
+        replicas: 1,
         devices_per_replica: tp * pp,
         devices_in_system: gpu.devices,
         weight_bytes_per_device: weights,
@@ -235,12 +269,30 @@ fn place_gpu(
             ));
         }
     }
+    if req.attention_dp {
+        if model.moe.is_none() {
+            return Err(Error::arg(
+                "--attention-dp",
+                format!(
+                    "expected a mixture-of-experts model (attention data parallelism spreads its experts over the GPUs), but {} is dense; use replicas instead",
+                    model.name
+                ),
+            ));
+        }
+        if req.pp.is_some_and(|p| p != 1) {
+            return Err(Error::arg(
+                "--attention-dp",
+                "attention data parallelism is modelled without pipeline stages; leave --pp unset or 1",
+            ));
+        }
+    }
     let tps = match req.tp {
         Some(t) => vec![t],
         None => tp_candidates(models, devices),
     };
     let pps: Vec<u32> = match req.pp {
         Some(p) => vec![p],
+        None if req.attention_dp => vec![1],
         None => (1..=devices.min(model.architecture.layers)).collect(),
     };
     // Tensor parallelism first (fewest GPUs that hold the model without pipelining), pipeline
@@ -254,8 +306,14 @@ fn place_gpu(
     let mut best_miss: Option<(f64, Placement)> = None;
     let mut chosen = None;
     for (tp, pp) in splits {
-        let p = build(models, gpu, tp, pp, 1);
-        if p.kv_capacity_tokens_per_replica >= need_tokens {
+        let p = build(models, gpu, tp, pp, req.attention_dp);
+        // One sequence lives on one GPU under attention data parallelism.
+        let per_sequence_room = if p.attention_dp {
+            p.kv_capacity_tokens_per_replica / u64::from(tp)
+        } else {
+            p.kv_capacity_tokens_per_replica
+        };
+        if per_sequence_room >= need_tokens {
             chosen = Some(p);
             break;
         }
@@ -317,6 +375,12 @@ fn place_wafer(
     req: ParallelRequest,
 ) -> Result<Placement> {
     let model = models.model;
+    if req.attention_dp {
+        return Err(Error::arg(
+            "--attention-dp",
+            "wafers run attention within their pipeline stages; attention data parallelism is a GPU layout",
+        ));
+    }
     if req.tp.is_some_and(|t| t != 1) {
         return Err(Error::arg(
             "--tp",
@@ -339,7 +403,7 @@ fn place_wafer(
     };
     let resident = candidates
         .iter()
-        .map(|&pp| (pp, models.footprint(1, pp)))
+        .map(|&pp| (pp, models.footprint(1, pp, false)))
         .find(|(_, (weights, _))| *weights <= usable);
     let spill_per_token = model.kv_bytes_per_token();
     let (pp, weights, kv_per_token, home, room) = match resident {
@@ -348,7 +412,7 @@ fn place_wafer(
             // Stream: the widest pipeline the cluster allows; SRAM keeps a double buffer of the
             // largest layer and gives the rest to KV cache.
             let pp = *candidates.last().expect("at least one candidate");
-            let (weights, kv) = models.footprint(1, pp);
+            let (weights, kv) = models.footprint(1, pp, false);
             let total = model.weight_bytes();
             if total > w.external_memory.capacity_bytes {
                 return Err(Error::DoesNotFit {
@@ -386,6 +450,7 @@ fn place_wafer(
         };
     Ok(Placement {
         device: "wafer",
+        attention_dp: false,
         tp: 1,
         pp,
         lanes: 1,
@@ -432,12 +497,81 @@ mod tests {
     #[test]
     fn kv_heads_split_up_to_their_count_then_replicate() {
         let m = load_model("llama-3.1-8b", &[]).unwrap();
-        let (_, kv4) = footprint(&m, 4, 1);
-        let (_, kv8) = footprint(&m, 8, 1);
-        let (_, kv16) = footprint(&m, 16, 1);
-        let (_, kv1) = footprint(&m, 1, 1);
+        let (_, kv4) = footprint(&m, 4, 1, false);
+        let (_, kv8) = footprint(&m, 8, 1, false);
+        let (_, kv16) = footprint(&m, 16, 1, false);
+        let (_, kv1) = footprint(&m, 1, 1, false);
         approx::assert_relative_eq!(kv4, kv1 / 4.0);
         approx::assert_relative_eq!(kv8, kv1 / 8.0);
         approx::assert_relative_eq!(kv16, kv8);
+    }
+
+    fn adp(tp: u32) -> ParallelRequest {
+        ParallelRequest {
+            tp: Some(tp),
+            attention_dp: true,
+            ..ParallelRequest::default()
+        }
+    }
+
+    #[test]
+    fn attention_data_parallelism_replicates_all_but_the_routed_experts() {
+        let m = load_model("deepseek-v3", &[]).unwrap();
+        let hw = load_hardware("gb200-nvl72", &[]).unwrap();
+        let g = hw.gpu().unwrap();
+        let tp = place(
+            &m,
+            &hw,
+            ParallelRequest {
+                tp: Some(8),
+                ..ParallelRequest::default()
+            },
+        )
+        .unwrap();
+        let dp = place(&m, &hw, adp(8)).unwrap();
+        assert!(dp.attention_dp && !tp.attention_dp);
+        // Everything over 8 GPUs, or the routed experts over 8 and the rest whole on each.
+        let d = m.dims();
+        let routed = d.moe_layers as f64 * 256.0 * d.expert_params * 1.0;
+        let total = m.weight_bytes();
+        approx::assert_relative_eq!(tp.weight_bytes_per_device, total / 8.0, max_relative = 1e-9);
+        approx::assert_relative_eq!(
+            dp.weight_bytes_per_device,
+            total - routed + routed / 8.0,
+            max_relative = 1e-9
+        );
+        // The MLA latent is kept once per sequence (on its GPU), not once per GPU of the group:
+        // the same bytes per token, but the group's room pools.
+        approx::assert_relative_eq!(
+            dp.kv_bytes_per_token_per_device,
+            tp.kv_bytes_per_token_per_device
+        );
+        let per_gpu =
+            ((g.hbm_capacity_bytes - g.overheads.reserved_bytes - dp.weight_bytes_per_device)
+                / dp.kv_bytes_per_token_per_device)
+                .floor() as u64;
+        assert_eq!(dp.kv_capacity_tokens_per_replica, 8 * per_gpu);
+        // Eight GPUs' room instead of one, less the replicated weights: 6.5 times here.
+        assert!(dp.kv_capacity_tokens_per_replica > 6 * tp.kv_capacity_tokens_per_replica);
+        assert_eq!((dp.replicas, dp.devices_per_replica), (9, 8));
+    }
+
+    #[test]
+    fn attention_data_parallelism_is_refused_where_it_means_nothing() {
+        let gpu = load_hardware("gb200-nvl72", &[]).unwrap();
+        let dense = load_model("llama-3.1-70b", &[]).unwrap();
+        let e = place(&dense, &gpu, adp(8)).unwrap_err().to_string();
+        assert!(e.contains("--attention-dp") && e.contains("dense"), "{e}");
+        let moe = load_model("deepseek-v3", &[]).unwrap();
+        let piped = ParallelRequest {
+            pp: Some(2),
+            ..adp(8)
+        };
+        let e = place(&moe, &gpu, piped).unwrap_err().to_string();
+        assert!(e.contains("--pp"), "{e}");
+        let o = Override::parse("hardware.wafer.wafers=64").unwrap();
+        let wafer = load_hardware("wse-3", &[o]).unwrap();
+        let e = place(&moe, &wafer, adp(1)).unwrap_err().to_string();
+        assert!(e.contains("--attention-dp") && e.contains("GPU"), "{e}");
     }
 }

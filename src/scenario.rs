@@ -258,6 +258,10 @@ impl WorkloadSpec {
 pub struct ServeSpec {
     /// Tensor-parallel degree per replica [default: the fewest GPUs that hold the model].
     pub tp: Option<u32>,
+    /// Attention data parallelism over the `tp` GPUs, experts spread over them (MoE models on
+    /// GPUs) [default: false].
+    #[serde(default)]
+    pub attention_dp: bool,
     /// Pipeline stages per replica [default: the fewest devices that hold the model].
     pub pp: Option<u32>,
     /// Replicas [default: as many as fit].
@@ -300,6 +304,7 @@ pub struct ServeSpec {
 /// Field names of [`ServeSpec`], for suggestions on misspelt paths.
 pub const SERVE_FIELDS: &[&str] = &[
     "tp",
+    "attention_dp",
     "pp",
     "replicas",
     "draft",
@@ -337,6 +342,7 @@ impl Default for ServeSpec {
     fn default() -> Self {
         ServeSpec {
             tp: None,
+            attention_dp: false,
             pp: None,
             replicas: None,
             draft: None,
@@ -406,6 +412,7 @@ impl ServeSpec {
                 tp: self.tp,
                 pp: self.pp,
                 replicas: self.replicas.or(split.map(|s| s.replicas())),
+                attention_dp: self.attention_dp,
             },
         )
         .map_err(|e| match split {
@@ -529,7 +536,7 @@ mod tests {
                 "disaggregate" => toml::Value::String("1p1d".into()),
                 "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "sample_lengths"
                 | "draft" => toml::Value::String("x".into()),
-                "kv_spill" | "prefix_caching" => toml::Value::Boolean(true),
+                "kv_spill" | "prefix_caching" | "attention_dp" => toml::Value::Boolean(true),
                 "rate_per_s" | "burstiness" | "alpha" => toml::Value::Float(0.5),
                 _ => toml::Value::Integer(1),
             };

@@ -134,10 +134,15 @@ pub struct ReferenceRow {
     pub sets: Vec<String>,
     /// Tensor-parallel degree, if the source states it.
     pub tp: Option<u32>,
+    /// Attention data parallelism over the `tp` GPUs, if the source states it.
+    #[serde(default)]
+    pub attention_dp: bool,
     /// Pipeline stages, if the source states them.
     pub pp: Option<u32>,
     /// Most sequences per iteration, if the source states it (default: the engine default).
     pub max_batch: Option<u32>,
+    /// Most tokens per iteration, if the source states it (default: the engine default).
+    pub max_batched_tokens: Option<u32>,
     /// What the server does when KV room runs out (default: the engine default, recompute).
     pub preemption: Option<PreemptionMode>,
     /// What is measured.
@@ -283,6 +288,7 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
             tp: row.tp,
             pp: row.pp,
             replicas: None,
+            attention_dp: row.attention_dp,
         },
     )
 }
@@ -290,6 +296,9 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
 fn settings(row: &ReferenceRow) -> ServeSettings {
     ServeSettings {
         max_batch: row.max_batch.unwrap_or(ServeSettings::default().max_batch),
+        max_batched_tokens: row
+            .max_batched_tokens
+            .unwrap_or(ServeSettings::default().max_batched_tokens),
         preemption: row.preemption.unwrap_or_default(),
         ..ServeSettings::default()
     }
@@ -454,13 +463,15 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<Summary> {
 /// simulated once and each row reads its own metric from it.
 fn run_key(row: &ReferenceRow) -> String {
     format!(
-        "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         row.hardware,
         row.model,
         row.sets,
         row.tp,
+        row.attention_dp,
         row.pp,
         row.max_batch,
+        row.max_batched_tokens,
         row.preemption,
         row.scenario,
         row.speculative

@@ -166,6 +166,11 @@ struct SystemArgs {
     /// Replicas in the system [default: as many as fit].
     #[arg(long)]
     replicas: Option<u32>,
+    /// Attention data parallelism over the --tp GPUs, experts spread over them (wide expert
+    /// parallelism; MoE models on GPUs): each GPU runs attention for its own sequences and keeps
+    /// their KV cache, replacing the all-reduces with an all-to-all per MoE layer.
+    #[arg(long)]
+    attention_dp: bool,
     /// Speculative decoding: draft model (shipped name or TOML file), run on the same devices.
     #[arg(long, value_name = "NAME|FILE", requires = "alpha")]
     draft: Option<String>,
@@ -194,6 +199,7 @@ impl SystemArgs {
                 tp: self.tp,
                 pp: self.pp,
                 replicas: self.replicas,
+                attention_dp: self.attention_dp,
             },
         )
     }
@@ -414,8 +420,13 @@ fn placement_text(p: &Placement) -> String {
     } else {
         String::new()
     };
+    let adp = if p.attention_dp {
+        " (attention data-parallel, experts spread)"
+    } else {
+        ""
+    };
     format!(
-        "tp={} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}",
+        "tp={}{adp} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}",
         p.tp,
         p.pp,
         p.replicas,
@@ -623,6 +634,7 @@ impl SimulateArgs {
             overrides: self.common.overrides()?,
             serve: ServeSpec {
                 tp: self.system.tp,
+                attention_dp: self.system.attention_dp,
                 pp: self.system.pp,
                 replicas: self.system.replicas,
                 draft: self.system.draft.clone(),

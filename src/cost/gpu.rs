@@ -7,11 +7,18 @@
 //! Tensor parallelism adds two all-reduces per layer; pipeline stages add activation sends and are
 //! traversed in turn, so one iteration's latency covers every layer.
 //!
+//! Attention data parallelism (placement's `attention_dp`) spreads the batch's sequences evenly
+//! over the group: each GPU runs attention, dense MLPs, shared experts, router and LM head with
+//! whole weights for its share of the tokens and reads only its own sequences' KV cache; the
+//! routed experts stay spread over the group. The all-reduces give way to two all-to-alls per
+//! MoE layer (tokens dispatched to the GPUs of their experts, results combined back): each GPU
+//! sends its tokens' hidden states once to each other GPU holding one of their experts.
+//!
 //! Ignored: overlap of communication with compute, kernel fusion beyond the kernel counts below,
-//! routing imbalance across experts, and the reduced efficiency of very small GEMMs (the per-kernel
-//! overhead stands in for it).
+//! routing imbalance across experts (and across attention-data-parallel GPUs), and the reduced
+//! efficiency of very small GEMMs (the per-kernel overhead stands in for it).
 
-use super::collective::{all_reduce_s, send_s};
+use super::collective::{all_reduce_s, all_to_all_s, send_s};
 use super::{Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
@@ -28,7 +35,14 @@ const KERNELS_HEAD: f64 = 3.0; // final norm, LM-head GEMM, sampling
 /// Per-device constants of one placed model on one GPU system.
 #[derive(Debug, Clone)]
 pub struct GpuCost {
+    /// Ways the attention, dense-MLP, shared-expert and LM-head weights are split: `tp`, or 1
+    /// under attention data parallelism.
     tp: f64,
+    /// Ways the batch's tokens are split for those operators: 1, or `tp` under attention data
+    /// parallelism.
+    dp: f64,
+    /// GPUs the routed experts are spread over.
+    ep: f64,
     tp_degree: u32,
     pp: f64,
     layers: f64,
@@ -68,19 +82,27 @@ impl GpuCost {
         let p = &model.precision;
         let eff = &gpu.efficiency;
         let peak = |c: ComputeClass| gpu.peak_flops_per_s.for_class(c) * eff.compute;
-        let tp = placement.tp as f64;
+        let group = placement.tp as f64;
+        let (tp, dp) = if placement.attention_dp {
+            (1.0, group)
+        } else {
+            (group, 1.0)
+        };
         let layers = model.architecture.layers as f64;
         let window_layers = model
             .attention
             .sliding_window_layer_fraction
             .map_or(0.0, |f| (f * layers).round());
         let kv_split = match model.attention.kind {
+            _ if placement.attention_dp => 1.0,
             AttentionKind::Gqa => (placement.tp as u64).min(model.attention.kv_heads) as f64,
             AttentionKind::Mla => 1.0,
         };
         let moe = model.moe.as_ref();
         GpuCost {
             tp,
+            dp,
+            ep: group,
             tp_degree: placement.tp,
             pp: placement.pp as f64,
             layers,
@@ -136,8 +158,10 @@ impl CostModel for GpuCost {
         if b.tokens == 0 {
             return c;
         }
-        let t = b.tokens as f64;
-        let s = b.sampled as f64;
+        // Tokens and sampled tokens of one GPU's share of the sequences (all of them unless
+        // attention runs data-parallel).
+        let t = b.tokens as f64 / self.dp;
+        let s = b.sampled as f64 / self.dp;
         let act = t * self.hidden * self.act_bytes;
 
         *c.op_mut(OpKind::Embedding) = self.roofline(
@@ -157,10 +181,12 @@ impl CostModel for GpuCost {
             self.layers * KERNELS_ATTN_PROJ,
         );
 
-        // Attention: heads split over the tensor-parallel group.
+        // Attention: heads split over the tensor-parallel group, or sequences over the
+        // data-parallel one.
         let full_layers = self.layers - self.window_layers;
-        let pairs = full_layers * b.pairs_full + self.window_layers * b.pairs_window;
-        let kv_tokens = full_layers * b.kv_read_full + self.window_layers * b.kv_read_window;
+        let pairs = (full_layers * b.pairs_full + self.window_layers * b.pairs_window) / self.dp;
+        let kv_tokens =
+            (full_layers * b.kv_read_full + self.window_layers * b.kv_read_window) / self.dp;
         *c.op_mut(OpKind::Attention) = self.roofline(
             pairs * self.attn_flops_per_pair_layer / self.tp,
             self.flops_attn,
@@ -179,19 +205,20 @@ impl CostModel for GpuCost {
         }
 
         if self.moe_layers > 0.0 {
-            // Expected distinct experts touched by t tokens each choosing k of E uniformly.
-            let touched = self.experts * (1.0 - (1.0 - self.active_experts / self.experts).powf(t));
+            // Expected distinct experts touched by the group's tokens each choosing k of E
+            // uniformly; each GPU holds 1/ep of them and computes their tokens' share.
+            let all = b.tokens as f64;
+            let k = self.active_experts;
+            let touched = self.experts * (1.0 - (1.0 - k / self.experts).powf(all));
             let bytes = self.moe_layers
-                * ((touched * self.expert_params + self.shared_params) * self.expert_bytes
-                    + self.router_params * self.weight_bytes)
-                / self.tp;
+                * (touched * self.expert_params * self.expert_bytes / self.ep
+                    + (self.shared_params * self.expert_bytes
+                        + self.router_params * self.weight_bytes)
+                        / self.tp);
             let flops = self.moe_layers
                 * 2.0
-                * t
-                * (self.active_experts * self.expert_params
-                    + self.shared_params
-                    + self.router_params)
-                / self.tp;
+                * (all * k * self.expert_params / self.ep
+                    + t * (self.shared_params + self.router_params) / self.tp);
             *c.op_mut(OpKind::Experts) = self.roofline(
                 flops,
                 self.flops_expert,
@@ -209,23 +236,24 @@ impl CostModel for GpuCost {
             KERNELS_HEAD,
         );
 
-        // Two all-reduces of the hidden state per layer (after attention and after the MLP).
-        let ar = all_reduce_s(
-            self.tp_degree,
-            act,
-            self.link_bytes_per_s,
-            self.link_latency_s,
-        );
-        c.op_mut(OpKind::TensorParallelComm).interconnect_s = 2.0 * self.layers * ar;
-        if self.tp_degree > 1 {
-            // Each all-reduce is a kernel launch of its own.
-            c.op_mut(OpKind::TensorParallelComm).overhead_s = 2.0 * self.layers * self.kernel_s;
-        }
-        c.op_mut(OpKind::TensorParallelComm).bytes = if self.tp_degree > 1 {
-            2.0 * self.layers * 2.0 * (self.tp - 1.0) / self.tp * act
+        if self.dp > 1.0 {
+            // Dispatch and combine per MoE layer: each token goes once to each other GPU that
+            // holds one of its k experts (expected ep (1 - (1 - 1/ep)^k) GPUs, its own among them).
+            let peers = self.ep * (1.0 - (1.0 - 1.0 / self.ep).powf(self.active_experts));
+            let sent = act * peers * (self.ep - 1.0) / self.ep;
+            let a2a = all_to_all_s(
+                self.tp_degree,
+                sent,
+                self.link_bytes_per_s,
+                self.link_latency_s,
+            );
+            let op = c.op_mut(OpKind::ExpertParallelComm);
+            op.interconnect_s = 2.0 * self.moe_layers * a2a;
+            op.overhead_s = 2.0 * self.moe_layers * self.kernel_s;
+            op.bytes = 2.0 * self.moe_layers * sent;
         } else {
-            0.0
-        };
+            self.all_reduces(&mut c, act);
+        }
 
         if self.pp > 1.0 {
             let op = c.op_mut(OpKind::PipelineComm);
@@ -234,13 +262,33 @@ impl CostModel for GpuCost {
             op.bytes = (self.pp - 1.0) * act;
         }
 
+        // Each data-parallel GPU's host process handles its own sequences.
         c.op_mut(OpKind::Host).overhead_s =
-            self.iteration_s + self.per_sequence_s * b.sequences as f64;
+            self.iteration_s + self.per_sequence_s * b.sequences as f64 / self.dp;
         c
     }
 
     fn window(&self) -> Option<u64> {
         self.window
+    }
+}
+
+impl GpuCost {
+    /// Two all-reduces of the hidden state per layer (after attention and after the MLP).
+    fn all_reduces(&self, c: &mut StepCost, act: f64) {
+        let ar = all_reduce_s(
+            self.tp_degree,
+            act,
+            self.link_bytes_per_s,
+            self.link_latency_s,
+        );
+        let op = c.op_mut(OpKind::TensorParallelComm);
+        op.interconnect_s = 2.0 * self.layers * ar;
+        if self.tp_degree > 1 {
+            // Each all-reduce is a kernel launch of its own.
+            op.overhead_s = 2.0 * self.layers * self.kernel_s;
+            op.bytes = 2.0 * self.layers * 2.0 * (self.tp - 1.0) / self.tp * act;
+        }
     }
 }
 
@@ -402,6 +450,58 @@ mod tests {
         assert!(
             s8.total_s() < s2.total_s(),
             "8-way split should be faster per step at batch 1"
+        );
+    }
+
+    #[test]
+    fn attention_data_parallelism_splits_sequences_and_exchanges_tokens() {
+        let m = load_model("deepseek-v3", &[]).unwrap();
+        let h = load_hardware("gb200-nvl72", &[]).unwrap();
+        let g = h.gpu().unwrap();
+        let at = |attention_dp| {
+            let req = ParallelRequest {
+                tp: Some(8),
+                attention_dp,
+                ..Default::default()
+            };
+            GpuCost::new(&m, g, &place(&m, &h, req).unwrap())
+        };
+        let b = Batch::decode(512, 4000, None);
+        let tp = at(false).step(&b);
+        let dp = at(true).step(&b);
+        // Each GPU reads its own 64 sequences' latent cache instead of all 512.
+        assert_relative_eq!(
+            tp.op(OpKind::Attention).bytes,
+            8.0 * dp.op(OpKind::Attention).bytes,
+            max_relative = 1e-9
+        );
+        // ...but the whole attention weights for its 64 tokens (8 times the bytes of a
+        // tensor-parallel share, less an eighth of the activations' traffic).
+        assert_relative_eq!(
+            dp.op(OpKind::AttentionProjections).flops,
+            tp.op(OpKind::AttentionProjections).flops,
+            max_relative = 1e-9
+        );
+        assert!(
+            dp.op(OpKind::AttentionProjections).bytes
+                > 5.0 * tp.op(OpKind::AttentionProjections).bytes
+        );
+        // All-to-alls replace all-reduces: 58 MoE layers, dispatch and combine, each GPU's 64
+        // tokens of 7168 fp8 values to the other GPUs holding one of their 8 experts.
+        assert_eq!(dp.op(OpKind::TensorParallelComm).interconnect_s, 0.0);
+        assert_eq!(tp.op(OpKind::ExpertParallelComm).interconnect_s, 0.0);
+        let peers = 8.0 * (1.0 - (7.0_f64 / 8.0).powi(8));
+        let sent = 64.0 * 7168.0 * peers * 7.0 / 8.0;
+        assert_relative_eq!(
+            dp.op(OpKind::ExpertParallelComm).bytes,
+            2.0 * 58.0 * sent,
+            max_relative = 1e-9
+        );
+        let link = g.interconnect.bandwidth_bytes_per_s * g.efficiency.interconnect;
+        assert_relative_eq!(
+            dp.op(OpKind::ExpertParallelComm).interconnect_s,
+            2.0 * 58.0 * (sent / link + g.interconnect.latency_s),
+            max_relative = 1e-9
         );
     }
 }

@@ -35,6 +35,8 @@ pub enum OpKind {
     LmHead,
     /// Tensor-parallel all-reduces.
     TensorParallelComm,
+    /// Expert-parallel all-to-alls under attention data parallelism (dispatch and combine).
+    ExpertParallelComm,
     /// Activations sent between pipeline stages.
     PipelineComm,
     /// Wafer: matrix work on every layer's weights (projections, MLP or experts, LM head).
@@ -51,7 +53,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every operator, in breakdown order.
-    pub const ALL: [OpKind; 13] = [
+    pub const ALL: [OpKind; 14] = [
         OpKind::Embedding,
         OpKind::AttentionProjections,
         OpKind::Attention,
@@ -59,6 +61,7 @@ impl OpKind {
         OpKind::Experts,
         OpKind::LmHead,
         OpKind::TensorParallelComm,
+        OpKind::ExpertParallelComm,
         OpKind::PipelineComm,
         OpKind::LayerWeights,
         OpKind::Fabric,
@@ -77,6 +80,7 @@ impl OpKind {
             OpKind::Experts => "experts",
             OpKind::LmHead => "lm_head",
             OpKind::TensorParallelComm => "tensor_parallel_comm",
+            OpKind::ExpertParallelComm => "expert_parallel_comm",
             OpKind::PipelineComm => "pipeline_comm",
             OpKind::LayerWeights => "layer_weights",
             OpKind::Fabric => "fabric",
@@ -165,7 +169,7 @@ impl OpCost {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepCost {
     /// Per-operator costs, indexed like [`OpKind::ALL`].
-    pub ops: [OpCost; 13],
+    pub ops: [OpCost; 14],
 }
 
 impl StepCost {

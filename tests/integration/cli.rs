@@ -121,6 +121,52 @@ fn simulate_samples_lengths_from_a_shipped_dataset() {
 }
 
 #[test]
+fn attention_data_parallelism_pools_kv_room_and_trades_all_reduces_for_all_to_alls() {
+    let step = |adp: bool| {
+        let mut args = vec![
+            "step",
+            "--hardware",
+            "gb200-nvl72",
+            "--model",
+            "deepseek-v3",
+            "--tp",
+            "8",
+            "--batch",
+            "512",
+            "--context",
+            "4000",
+            "--format",
+            "json",
+        ];
+        if adp {
+            args.push("--attention-dp");
+        }
+        json(&args)
+    };
+    let op = |v: &serde_json::Value, name: &str| {
+        v["breakdown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["op"] == name)
+            .map_or(0.0, |o| o["time_s"].as_f64().unwrap())
+    };
+    let (tp, dp) = (step(false), step(true));
+    assert_eq!(dp["placement"]["attention_dp"], true);
+    assert_eq!(tp["placement"]["attention_dp"], false);
+    let room = |v: &serde_json::Value| {
+        v["placement"]["kv_capacity_tokens_per_replica"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(room(&dp) > 4.0 * room(&tp));
+    assert!(op(&dp, "expert_parallel_comm") > 0.0 && op(&dp, "tensor_parallel_comm") == 0.0);
+    assert!(op(&tp, "tensor_parallel_comm") > 0.0 && op(&tp, "expert_parallel_comm") == 0.0);
+    // Each GPU reads its own sequences' MLA cache, not the whole batch's.
+    assert!(op(&dp, "attention") < op(&tp, "attention"));
+}
+
+#[test]
 fn same_seed_same_output_different_seed_different_output() {
     let args = |seed: &'static str| {
         [

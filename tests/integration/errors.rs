@@ -417,6 +417,34 @@ fn bad_speculation_is_rejected() {
 }
 
 #[test]
+fn attention_data_parallelism_on_a_dense_model_or_a_wafer_is_refused() {
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+            "--attention-dp",
+        ],
+        &["--attention-dp", "dense"],
+    );
+    fails_with(
+        &[
+            "step",
+            "--hardware",
+            "wse-3",
+            "--model",
+            "gpt-oss-120b",
+            "--set",
+            "hardware.wafer.wafers=8",
+            "--attention-dp",
+        ],
+        &["--attention-dp", "GPU"],
+    );
+}
+
+#[test]
 fn wafer_tensor_parallelism_is_refused() {
     fails_with(
         &[

@@ -145,7 +145,7 @@ proptest! {
         ][pick];
         let base = placed(hw, model, &[], ParallelRequest::default());
         let p = &base.placement;
-        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas) };
+        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas), attention_dp: false };
         let g = base.hardware.gpu().unwrap();
         let sets = vec![
             format!("hardware.gpu.hbm_bandwidth_bytes_per_s={}", g.hbm_bandwidth_bytes_per_s * bw),
@@ -187,7 +187,7 @@ proptest! {
         let (model, wafers) = [("llama-3.1-8b", 1), ("llama-3.1-70b", 4), ("gpt-oss-120b", 2)][pick];
         let base_sets = vec![format!("hardware.wafer.wafers={wafers}")];
         let base = placed("wse-3", model, &base_sets, ParallelRequest::default());
-        let fixed = ParallelRequest { tp: None, pp: Some(base.placement.pp), replicas: Some(1) };
+        let fixed = ParallelRequest { tp: None, pp: Some(base.placement.pp), replicas: Some(1), attention_dp: false };
         let wf = base.hardware.wafer().unwrap();
         let mut sets = base_sets.clone();
         sets.extend([
