@@ -126,7 +126,7 @@ proptest! {
     /// slower; a longer context never makes a decode step faster.
     #[test]
     fn gpu_steps_are_monotone_in_resources_and_context(
-        pick in 0usize..6,
+        pick in 0usize..7,
         bw in 1.0f64..4.0,
         flops in 1.0f64..4.0,
         link in 1.0f64..4.0,
@@ -135,17 +135,19 @@ proptest! {
         more_ctx in 0u64..30_000,
         prefill in any::<bool>(),
     ) {
-        let (hw, model) = [
-            ("h100-sxm", "llama-3.1-8b"),
-            ("h200-hgx", "llama-3.1-70b"),
-            ("b200-hgx", "gpt-oss-120b"),
-            ("gb200-nvl72", "deepseek-v3"),
-            ("b200-hgx", "qwen2.5-32b"),
-            ("h100-sxm", "gpt-oss-20b"),
+        // The last case is DeepSeek-V3 with attention data parallelism over 8 GPUs.
+        let (hw, model, request) = [
+            ("h100-sxm", "llama-3.1-8b", ParallelRequest::default()),
+            ("h200-hgx", "llama-3.1-70b", ParallelRequest::default()),
+            ("b200-hgx", "gpt-oss-120b", ParallelRequest::default()),
+            ("gb200-nvl72", "deepseek-v3", ParallelRequest::default()),
+            ("b200-hgx", "qwen2.5-32b", ParallelRequest::default()),
+            ("h100-sxm", "gpt-oss-20b", ParallelRequest::default()),
+            ("gb200-nvl72", "deepseek-v3", ParallelRequest { tp: Some(8), attention_dp: true, ..ParallelRequest::default() }),
         ][pick];
-        let base = placed(hw, model, &[], ParallelRequest::default());
+        let base = placed(hw, model, &[], request);
         let p = &base.placement;
-        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas), attention_dp: false };
+        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas), attention_dp: p.attention_dp };
         let g = base.hardware.gpu().unwrap();
         let sets = vec![
             format!("hardware.gpu.hbm_bandwidth_bytes_per_s={}", g.hbm_bandwidth_bytes_per_s * bw),
