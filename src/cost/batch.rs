@@ -30,6 +30,25 @@ pub struct Batch {
     pub draft_decode: Sums,
     /// Speculative decoding: the draft model's prefill of the same prompt chunks.
     pub draft_prefill: Sums,
+    /// The longest prefill chunk: where a sequence lives on one GPU (attention data
+    /// parallelism), its work cannot be spread; decoding sequences spread evenly.
+    #[serde(skip)]
+    pub largest: Share,
+}
+
+/// One sequence's share of a [`Batch`]'s sums.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Share {
+    /// New tokens computed.
+    pub tokens: u64,
+    /// Causal (query, key) pairs under full attention.
+    pub pairs_full: f64,
+    /// KV-cache tokens read under full attention.
+    pub kv_read_full: f64,
+    /// Causal (query, key) pairs under the sliding window.
+    pub pairs_window: f64,
+    /// KV-cache tokens read under the sliding window.
+    pub kv_read_window: f64,
 }
 
 /// Plain sums describing a batch for a model without a sliding window (the draft).
@@ -105,16 +124,54 @@ impl Batch {
     /// Add one sequence computing `new_tokens` after `cached` tokens already in its KV cache;
     /// `samples` when this iteration yields an output token for it.
     pub fn push(&mut self, new_tokens: u64, cached: u64, samples: bool) {
+        self.push_work(new_tokens, cached, samples, new_tokens > 1);
+    }
+
+    /// [`Batch::push`], saying whether the sequence computes a prefill chunk.
+    fn push_work(&mut self, new_tokens: u64, cached: u64, samples: bool, chunk: bool) {
         let (n, p) = (new_tokens, cached);
+        let mut one = Share {
+            tokens: n,
+            pairs_full: (n * p) as f64 + (n * (n + 1)) as f64 / 2.0,
+            kv_read_full: (p + n) as f64,
+            ..Share::default()
+        };
+        if let Some(w) = self.window {
+            one.pairs_window = windowed_pairs(n, p, w);
+            one.kv_read_window = (p + n).min(w) as f64;
+        }
         self.tokens += n;
         self.sequences += 1;
         self.sampled += u32::from(samples);
-        self.pairs_full += (n * p) as f64 + (n * (n + 1)) as f64 / 2.0;
-        self.kv_read_full += (p + n) as f64;
-        if let Some(w) = self.window {
-            self.pairs_window += windowed_pairs(n, p, w);
-            self.kv_read_window += (p + n).min(w) as f64;
+        self.pairs_full += one.pairs_full;
+        self.kv_read_full += one.kv_read_full;
+        self.pairs_window += one.pairs_window;
+        self.kv_read_window += one.kv_read_window;
+        if chunk && n > self.largest.tokens {
+            self.largest = one;
         }
+    }
+
+    /// The share of the most loaded of `ways` GPUs that each keep their own sequences: the
+    /// longest prefill chunk's work plus an even share of the rest (a chunk cannot be split;
+    /// decoding sequences are spread evenly), an even share of the whole without chunks.
+    pub fn busiest_share(&self, ways: f64) -> Share {
+        let l = &self.largest;
+        let part = |all: f64, big: f64| big + (all - big) / ways;
+        Share {
+            tokens: 0,
+            pairs_full: part(self.pairs_full, l.pairs_full),
+            kv_read_full: part(self.kv_read_full, l.kv_read_full),
+            pairs_window: part(self.pairs_window, l.pairs_window),
+            kv_read_window: part(self.kv_read_window, l.kv_read_window),
+        }
+    }
+
+    /// New tokens of the most loaded of `ways` GPUs that each keep their own sequences (see
+    /// [`Batch::busiest_share`]).
+    pub fn busiest_tokens(&self, ways: f64) -> f64 {
+        let big = self.largest.tokens as f64;
+        big + (self.tokens as f64 - big) / ways
     }
 
     /// Speculative decoding: start a batch whose decoding sequences verify `gamma` draft tokens.
@@ -133,7 +190,7 @@ impl Batch {
         if self.gamma == 0 {
             self.push(new_tokens, cached, samples);
         } else if decoding {
-            self.push(u64::from(self.gamma) + 1, cached, true);
+            self.push_work(u64::from(self.gamma) + 1, cached, true, false);
             self.draft_decode.push(1, cached);
         } else {
             self.push(new_tokens, cached, samples);
@@ -196,6 +253,26 @@ mod tests {
         assert_eq!(b.tokens, 4 + 50);
         assert_eq!(b.draft_decode.tokens, 1);
         assert_eq!(b.draft_prefill.tokens, 50);
+    }
+
+    #[test]
+    fn a_sequence_is_not_split_across_data_parallel_gpus() {
+        // 64 decodes and one 800-token prefill chunk over 8 GPUs: the busiest holds the chunk
+        // and an eighth of the decodes.
+        let mut b = Batch::decode(64, 1000, None);
+        b.push(800, 0, true);
+        assert_eq!(b.busiest_tokens(8.0), 800.0 + 64.0 / 8.0);
+        let pairs = 800.0 * 801.0 / 2.0 + 64.0 * 1001.0 / 8.0;
+        approx::assert_relative_eq!(b.busiest_share(8.0).pairs_full, pairs);
+        // Decodes alone spread evenly, speculative ones too.
+        let d = Batch::decode(64, 1000, None);
+        assert_eq!(d.busiest_tokens(8.0), 8.0);
+        assert_eq!(d.busiest_share(8.0).kv_read_full, d.kv_read_full / 8.0);
+        let mut s = Batch::speculative(None, 3);
+        for _ in 0..64 {
+            s.push_sequence(1, 1000, true, true);
+        }
+        assert_eq!(s.busiest_tokens(8.0), 4.0 * 64.0 / 8.0);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!
 //! Attention data parallelism (placement's `attention_dp`) spreads the batch's sequences evenly
 //! over the group: each GPU runs attention, dense MLPs, shared experts, router and LM head with
-//! whole weights for its share of the tokens and reads only its own sequences' KV cache; the
-//! routed experts stay spread over the group. The all-reduces give way to two all-to-alls per
+//! whole weights for its own sequences' tokens and reads only their KV cache; the routed experts
+//! stay spread over the group. A prefill chunk cannot be split, so the busiest GPU, which sets
+//! the step's time, holds the longest chunk besides its share of the rest. The all-reduces give way to two all-to-alls per
 //! MoE layer (tokens dispatched to the GPUs of their experts, results combined back): each GPU
 //! sends its tokens' hidden states once to each other GPU holding one of their experts.
 //!
@@ -158,10 +159,11 @@ impl CostModel for GpuCost {
         if b.tokens == 0 {
             return c;
         }
-        // Tokens and sampled tokens of one GPU's share of the sequences (all of them unless
-        // attention runs data-parallel).
-        let t = b.tokens as f64 / self.dp;
+        // Tokens, sampled tokens and attention work of the busiest GPU's sequences: all of them
+        // unless attention runs data-parallel, where a prefill chunk stays on its sequence's GPU.
+        let t = b.busiest_tokens(self.dp);
         let s = b.sampled as f64 / self.dp;
+        let share = b.busiest_share(self.dp);
         let act = t * self.hidden * self.act_bytes;
 
         *c.op_mut(OpKind::Embedding) = self.roofline(
@@ -184,9 +186,9 @@ impl CostModel for GpuCost {
         // Attention: heads split over the tensor-parallel group, or sequences over the
         // data-parallel one.
         let full_layers = self.layers - self.window_layers;
-        let pairs = (full_layers * b.pairs_full + self.window_layers * b.pairs_window) / self.dp;
+        let pairs = full_layers * share.pairs_full + self.window_layers * share.pairs_window;
         let kv_tokens =
-            (full_layers * b.kv_read_full + self.window_layers * b.kv_read_window) / self.dp;
+            full_layers * share.kv_read_full + self.window_layers * share.kv_read_window;
         *c.op_mut(OpKind::Attention) = self.roofline(
             pairs * self.attn_flops_per_pair_layer / self.tp,
             self.flops_attn,
