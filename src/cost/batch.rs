@@ -36,11 +36,11 @@ pub struct Batch {
     pub largest: Share,
 }
 
-/// One sequence's share of a [`Batch`]'s sums.
+/// One sequence's (or one GPU's) share of a [`Batch`]'s sums.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Share {
     /// New tokens computed.
-    pub tokens: u64,
+    pub tokens: f64,
     /// Causal (query, key) pairs under full attention.
     pub pairs_full: f64,
     /// KV-cache tokens read under full attention.
@@ -131,7 +131,7 @@ impl Batch {
     fn push_work(&mut self, new_tokens: u64, cached: u64, samples: bool, chunk: bool) {
         let (n, p) = (new_tokens, cached);
         let mut one = Share {
-            tokens: n,
+            tokens: n as f64,
             pairs_full: (n * p) as f64 + (n * (n + 1)) as f64 / 2.0,
             kv_read_full: (p + n) as f64,
             ..Share::default()
@@ -147,7 +147,7 @@ impl Batch {
         self.kv_read_full += one.kv_read_full;
         self.pairs_window += one.pairs_window;
         self.kv_read_window += one.kv_read_window;
-        if chunk && n > self.largest.tokens {
+        if chunk && one.tokens > self.largest.tokens {
             self.largest = one;
         }
     }
@@ -159,19 +159,12 @@ impl Batch {
         let l = &self.largest;
         let part = |all: f64, big: f64| big + (all - big) / ways;
         Share {
-            tokens: 0,
+            tokens: part(self.tokens as f64, l.tokens),
             pairs_full: part(self.pairs_full, l.pairs_full),
             kv_read_full: part(self.kv_read_full, l.kv_read_full),
             pairs_window: part(self.pairs_window, l.pairs_window),
             kv_read_window: part(self.kv_read_window, l.kv_read_window),
         }
-    }
-
-    /// New tokens of the most loaded of `ways` GPUs that each keep their own sequences (see
-    /// [`Batch::busiest_share`]).
-    pub fn busiest_tokens(&self, ways: f64) -> f64 {
-        let big = self.largest.tokens as f64;
-        big + (self.tokens as f64 - big) / ways
     }
 
     /// Speculative decoding: start a batch whose decoding sequences verify `gamma` draft tokens.
@@ -261,18 +254,18 @@ mod tests {
         // and an eighth of the decodes.
         let mut b = Batch::decode(64, 1000, None);
         b.push(800, 0, true);
-        assert_eq!(b.busiest_tokens(8.0), 800.0 + 64.0 / 8.0);
+        assert_eq!(b.busiest_share(8.0).tokens, 800.0 + 64.0 / 8.0);
         let pairs = 800.0 * 801.0 / 2.0 + 64.0 * 1001.0 / 8.0;
         approx::assert_relative_eq!(b.busiest_share(8.0).pairs_full, pairs);
         // Decodes alone spread evenly, speculative ones too.
         let d = Batch::decode(64, 1000, None);
-        assert_eq!(d.busiest_tokens(8.0), 8.0);
+        assert_eq!(d.busiest_share(8.0).tokens, 8.0);
         assert_eq!(d.busiest_share(8.0).kv_read_full, d.kv_read_full / 8.0);
         let mut s = Batch::speculative(None, 3);
         for _ in 0..64 {
             s.push_sequence(1, 1000, true, true);
         }
-        assert_eq!(s.busiest_tokens(8.0), 4.0 * 64.0 / 8.0);
+        assert_eq!(s.busiest_share(8.0).tokens, 4.0 * 64.0 / 8.0);
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! over the group: each GPU runs attention, dense MLPs, shared experts, router and LM head with
 //! whole weights for its own sequences' tokens and reads only their KV cache; the routed experts
 //! stay spread over the group. A prefill chunk cannot be split, so the busiest GPU, which sets
-//! the step's time, holds the longest chunk besides its share of the rest. The all-reduces give way to two all-to-alls per
-//! MoE layer (tokens dispatched to the GPUs of their experts, results combined back): each GPU
-//! sends its tokens' hidden states once to each other GPU holding one of their experts.
+//! the step's time, holds the longest chunk besides its share of the rest. The all-reduces give
+//! way to two all-to-alls per MoE layer (tokens dispatched to the GPUs of their experts, results
+//! combined back): each GPU sends its tokens' hidden states once to each other GPU holding one of
+//! their experts.
 //!
 //! Ignored: overlap of communication with compute, kernel fusion beyond the kernel counts below,
 //! routing imbalance across experts (and across attention-data-parallel GPUs), and the reduced
@@ -161,9 +162,9 @@ impl CostModel for GpuCost {
         }
         // Tokens, sampled tokens and attention work of the busiest GPU's sequences: all of them
         // unless attention runs data-parallel, where a prefill chunk stays on its sequence's GPU.
-        let t = b.busiest_tokens(self.dp);
-        let s = b.sampled as f64 / self.dp;
         let share = b.busiest_share(self.dp);
+        let t = share.tokens;
+        let s = b.sampled as f64 / self.dp;
         let act = t * self.hidden * self.act_bytes;
 
         *c.op_mut(OpKind::Embedding) = self.roofline(
