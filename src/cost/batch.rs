@@ -34,9 +34,12 @@ pub struct Batch {
     /// parallelism), its work cannot be spread; decoding sequences spread evenly.
     #[serde(skip)]
     pub largest: Share,
+    /// All prefill chunks together.
+    #[serde(skip)]
+    pub chunks: Share,
 }
 
-/// One sequence's (or one GPU's) share of a [`Batch`]'s sums.
+/// One sequence's (or one GPU's, or some sequences') share of a [`Batch`]'s sums.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Share {
     /// New tokens computed.
@@ -49,6 +52,16 @@ pub struct Share {
     pub pairs_window: f64,
     /// KV-cache tokens read under the sliding window.
     pub kv_read_window: f64,
+}
+
+impl Share {
+    fn add(&mut self, o: &Share) {
+        self.tokens += o.tokens;
+        self.pairs_full += o.pairs_full;
+        self.kv_read_full += o.kv_read_full;
+        self.pairs_window += o.pairs_window;
+        self.kv_read_window += o.kv_read_window;
+    }
 }
 
 /// Plain sums describing a batch for a model without a sliding window (the draft).
@@ -147,23 +160,30 @@ impl Batch {
         self.kv_read_full += one.kv_read_full;
         self.pairs_window += one.pairs_window;
         self.kv_read_window += one.kv_read_window;
-        if chunk && one.tokens > self.largest.tokens {
-            self.largest = one;
+        if chunk {
+            self.chunks.add(&one);
+            if one.tokens > self.largest.tokens {
+                self.largest = one;
+            }
         }
     }
 
-    /// The share of the most loaded of `ways` GPUs that each keep their own sequences: the
-    /// longest prefill chunk's work plus an even share of the rest (a chunk cannot be split;
-    /// decoding sequences are spread evenly), an even share of the whole without chunks.
+    /// The share of the most loaded of `ways` GPUs that each keep their own sequences:
+    /// decoding sequences spread evenly, and prefill chunks, which cannot be split, are dealt
+    /// out as evenly as the longest allows (it alone, or an even share of them all).
     pub fn busiest_share(&self, ways: f64) -> Share {
-        let l = &self.largest;
-        let part = |all: f64, big: f64| big + (all - big) / ways;
+        let (big, chunks) = (&self.largest, &self.chunks);
+        let part = |all: f64, chunks: f64, big: f64| (all - chunks) / ways + big.max(chunks / ways);
         Share {
-            tokens: part(self.tokens as f64, l.tokens),
-            pairs_full: part(self.pairs_full, l.pairs_full),
-            kv_read_full: part(self.kv_read_full, l.kv_read_full),
-            pairs_window: part(self.pairs_window, l.pairs_window),
-            kv_read_window: part(self.kv_read_window, l.kv_read_window),
+            tokens: part(self.tokens as f64, chunks.tokens, big.tokens),
+            pairs_full: part(self.pairs_full, chunks.pairs_full, big.pairs_full),
+            kv_read_full: part(self.kv_read_full, chunks.kv_read_full, big.kv_read_full),
+            pairs_window: part(self.pairs_window, chunks.pairs_window, big.pairs_window),
+            kv_read_window: part(
+                self.kv_read_window,
+                chunks.kv_read_window,
+                big.kv_read_window,
+            ),
         }
     }
 
@@ -266,6 +286,18 @@ mod tests {
             s.push_sequence(1, 1000, true, true);
         }
         assert_eq!(s.busiest_share(8.0).tokens, 4.0 * 64.0 / 8.0);
+        // Eight equal chunks go one to each GPU; sixteen, two each.
+        assert_eq!(
+            Batch::prefill(8, 800, None).busiest_share(8.0).tokens,
+            800.0
+        );
+        assert_eq!(
+            Batch::prefill(16, 800, None).busiest_share(8.0).tokens,
+            1600.0
+        );
+        // Under tensor parallelism (one way) the share is the whole batch.
+        assert_eq!(b.busiest_share(1.0).tokens, b.tokens as f64);
+        approx::assert_relative_eq!(b.busiest_share(1.0).pairs_full, b.pairs_full);
     }
 
     #[test]
