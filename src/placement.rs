@@ -178,7 +178,7 @@ fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, adp: bool) -> Placem
     };
     // Under attention data parallelism each GPU keeps its own sequences: the group's room pools.
     let tokens = if adp {
-        tokens_per_device * u64::from(tp)
+        tokens_per_device.saturating_mul(u64::from(tp))
     } else {
         tokens_per_device
     };

@@ -38,7 +38,16 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(model) = model_from_str("fuzz.toml".into(), text, &overrides) {
         let hw = load_hardware("gb200-nvl72", &[]).unwrap();
-        if let Ok(sys) = System::new(hw, model, ParallelRequest::default()) {
+        if let Ok(sys) = System::new(hw.clone(), model.clone(), ParallelRequest::default()) {
+            check(sys);
+        }
+        // Attention data parallelism over 8 GPUs (refused for dense models, never a panic).
+        let adp = ParallelRequest {
+            tp: Some(8),
+            attention_dp: true,
+            ..ParallelRequest::default()
+        };
+        if let Ok(sys) = System::new(hw, model, adp) {
             check(sys);
         }
     }
