@@ -83,7 +83,10 @@ impl GpuCost {
         let d = model.dims();
         let p = &model.precision;
         let eff = &gpu.efficiency;
-        let peak = |c: ComputeClass| gpu.peak_flops_per_s.for_class(c) * eff.compute;
+        let peak = |c: ComputeClass| {
+            let (runs_on, rate) = gpu.peak_flops_per_s.resolve(c);
+            rate * eff.compute_for(runs_on)
+        };
         let group = placement.tp as f64;
         let (tp, dp) = if placement.attention_dp {
             (1.0, group)
@@ -336,6 +339,28 @@ mod tests {
             many > 20.0 * one,
             "batch 1: {one} tok/s, batch 64: {many} tok/s"
         );
+    }
+
+    #[test]
+    fn fp8_work_runs_at_the_fp8_efficiency_and_bf16_work_ignores_it() {
+        let prefill = Batch::prefill(1, 8192, None);
+        let fp8 = [
+            "model.precision.weights=fp8",
+            "model.precision.activations=fp8",
+        ];
+        let at = |eff: &str, precision: &[&str]| {
+            let set = format!("hardware.gpu.efficiency.compute_by_precision.fp8={eff}");
+            let mut sets = precision.to_vec();
+            sets.push(&set);
+            cost("h100-sxm", "llama-3.1-8b", &sets)
+                .step(&prefill)
+                .op(OpKind::Mlp)
+                .compute_s
+        };
+        // Halving the FP8 efficiency doubles the FP8 GEMMs' compute time.
+        assert_relative_eq!(at("0.35", &fp8), 2.0 * at("0.7", &fp8), max_relative = 1e-9);
+        // A BF16 model runs at `compute` whatever the FP8 entry says.
+        assert_relative_eq!(at("0.35", &[]), at("0.7", &[]), max_relative = 1e-12);
     }
 
     #[test]

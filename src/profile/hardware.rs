@@ -232,9 +232,10 @@ pub struct PeakFlops {
 }
 
 impl PeakFlops {
-    /// Peak FLOP/s for a class, falling back to the next wider class the hardware supports
-    /// (e.g. FP4 weights on an H100 run at its FP8 rate).
-    pub fn for_class(&self, class: ComputeClass) -> f64 {
+    /// The class whose tensor cores run work of `class`, and its peak FLOP/s: `class` itself if
+    /// supported, else the next wider supported class (e.g. FP4 weights on an H100 run at its
+    /// FP8 rate).
+    pub fn resolve(&self, class: ComputeClass) -> (ComputeClass, f64) {
         let mut c = class;
         loop {
             let rate = match c {
@@ -244,12 +245,12 @@ impl PeakFlops {
                 ComputeClass::Fp32 => self.fp32,
             };
             if let Some(r) = rate {
-                return r;
+                return (c, r);
             }
             match c.wider() {
                 Some(w) => c = w,
                 // FP32 absent: the BF16 rate is the best documented bound.
-                None => return self.bf16,
+                None => return (ComputeClass::Bf16, self.bf16),
             }
         }
     }
@@ -271,10 +272,42 @@ pub struct Interconnect {
 pub struct Efficiency {
     /// Fraction of peak tensor FLOP/s reached by large GEMMs and attention.
     pub compute: f64,
+    /// Optional per-precision fractions of peak, replacing `compute` for work that runs on that
+    /// class of tensor core (e.g. a measured FP8 matmul ceiling beside a BF16 one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_by_precision: Option<ComputeEfficiencies>,
     /// Fraction of peak HBM bandwidth reached by streaming reads.
     pub memory: f64,
     /// Fraction of link bandwidth reached by collectives.
     pub interconnect: f64,
+}
+
+/// Per-precision compute efficiencies, each in (0, 1]; an absent class uses `compute`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeEfficiencies {
+    /// FP32 / TF32 work.
+    pub fp32: Option<f64>,
+    /// BF16 / FP16 work.
+    pub bf16: Option<f64>,
+    /// FP8 / INT8 work.
+    pub fp8: Option<f64>,
+    /// FP4 work.
+    pub fp4: Option<f64>,
+}
+
+impl Efficiency {
+    /// Fraction of peak reached by work running on `class` tensor cores.
+    pub fn compute_for(&self, class: ComputeClass) -> f64 {
+        let by = self.compute_by_precision.as_ref();
+        let specific = by.and_then(|b| match class {
+            ComputeClass::Fp32 => b.fp32,
+            ComputeClass::Bf16 => b.bf16,
+            ComputeClass::Fp8 => b.fp8,
+            ComputeClass::Fp4 => b.fp4,
+        });
+        specific.unwrap_or(self.compute)
+    }
 }
 
 /// Costs outside the rooflines.
@@ -381,6 +414,18 @@ impl GpuSystem {
             c.positive("gpu.host_bandwidth_bytes_per_s", bw);
         }
         c.fraction("gpu.efficiency.compute", self.efficiency.compute);
+        if let Some(b) = &self.efficiency.compute_by_precision {
+            for (name, v) in [
+                ("fp32", b.fp32),
+                ("bf16", b.bf16),
+                ("fp8", b.fp8),
+                ("fp4", b.fp4),
+            ] {
+                if let Some(v) = v {
+                    c.fraction(&format!("gpu.efficiency.compute_by_precision.{name}"), v);
+                }
+            }
+        }
         c.fraction("gpu.efficiency.memory", self.efficiency.memory);
         c.fraction("gpu.efficiency.interconnect", self.efficiency.interconnect);
         let o = &self.overheads;

@@ -164,6 +164,16 @@ fn efficiency_above_one_is_rejected() {
 }
 
 #[test]
+fn per_precision_efficiency_above_one_is_rejected() {
+    let text = shipped("hardware/h100-sxm.toml").replacen("{ fp8 = 0.709 }", "{ fp8 = 1.2 }", 1);
+    step_with_hardware(
+        &text,
+        "eff-fp8.toml",
+        &["gpu.efficiency.compute_by_precision.fp8", "(0, 1]"],
+    );
+}
+
+#[test]
 fn heads_not_divisible_by_kv_heads_is_rejected() {
     let text = shipped("models/llama-3.1-8b.toml").replace("kv_heads = 8", "kv_heads = 7");
     step_with_model(&text, "heads.toml", &["attention.kv_heads", "divisible"]);
