@@ -446,6 +446,7 @@ fn breakdown_table(c: &StepCost) -> Table {
         "bound",
         "compute_ms",
         "memory_ms",
+        "exposed_ms",
         "interconnect_ms",
         "overhead_ms",
         "gflop",
@@ -464,6 +465,7 @@ fn breakdown_table(c: &StepCost) -> Table {
             o.bound().name().to_string(),
             ms(o.compute_s),
             ms(o.memory_s),
+            ms(o.exposed_s),
             ms(o.interconnect_s),
             ms(o.overhead_s),
             num(o.flops / 1e9, 4),
@@ -475,6 +477,7 @@ fn breakdown_table(c: &StepCost) -> Table {
         ms(total),
         "100".into(),
         c.bound().name().to_string(),
+        String::new(),
         String::new(),
         String::new(),
         String::new(),
@@ -552,7 +555,7 @@ fn step(a: &StepArgs) -> Result<String> {
                     json!({
                         "op": k.name(), "time_s": o.time_s(), "bound": o.bound(),
                         "compute_s": o.compute_s, "memory_s": o.memory_s,
-                        "interconnect_s": o.interconnect_s, "overhead_s": o.overhead_s,
+                        "exposed_s": o.exposed_s, "interconnect_s": o.interconnect_s, "overhead_s": o.overhead_s,
                         "flops": o.flops, "bytes": o.bytes,
                     })
                 })

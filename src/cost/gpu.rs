@@ -70,6 +70,7 @@ pub struct GpuCost {
     flops_expert: f64,
     flops_attn: f64,
     mem_bytes_per_s: f64,
+    overlap: f64,
     link_bytes_per_s: f64,
     link_latency_s: f64,
     kernel_s: f64,
@@ -137,6 +138,7 @@ impl GpuCost {
             )),
             flops_attn: peak(ComputeClass::of_gemm(p.kv_cache, p.activations)),
             mem_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s * eff.memory,
+            overlap: eff.overlap,
             link_bytes_per_s: gpu.interconnect.bandwidth_bytes_per_s * eff.interconnect,
             link_latency_s: gpu.interconnect.latency_s,
             kernel_s: gpu.overheads.kernel_s,
@@ -146,11 +148,14 @@ impl GpuCost {
     }
 
     fn roofline(&self, flops: f64, flops_per_s: f64, bytes: f64, kernels: f64) -> OpCost {
+        let compute_s = flops / flops_per_s;
+        let memory_s = bytes / self.mem_bytes_per_s;
         OpCost {
             flops,
             bytes,
-            compute_s: flops / flops_per_s,
-            memory_s: bytes / self.mem_bytes_per_s,
+            compute_s,
+            memory_s,
+            exposed_s: (1.0 - self.overlap) * compute_s.min(memory_s),
             interconnect_s: 0.0,
             overhead_s: kernels * self.kernel_s,
         }
@@ -376,8 +381,13 @@ mod tests {
     fn decode_step_by_hand() {
         // Llama 3.1 8B, batch 1 after 1023 cached tokens on one H100: weights of the layers
         // (6.98e9 params) + LM head (0.525e9) in bf16 and the KV cache of 1024 tokens at
-        // 131072 B, read at the achieved bandwidth; plus kernel and host overheads.
-        let (h, m, p) = system("h100-sxm", "llama-3.1-8b", &[]);
+        // 131072 B, read at the achieved bandwidth; plus kernel and host overheads. With full
+        // overlap the (smaller) compute time hides under the memory time.
+        let (h, m, p) = system(
+            "h100-sxm",
+            "llama-3.1-8b",
+            &["hardware.gpu.efficiency.overlap=1"],
+        );
         let g = h.gpu().unwrap();
         let c = GpuCost::new(&m, g, &p);
         let step = c.step(&Batch::decode(1, 1023, None));
@@ -397,6 +407,30 @@ mod tests {
             step.total_s(),
             memory_s + kernels * g.overheads.kernel_s + host,
             max_relative = 1e-9
+        );
+    }
+
+    #[test]
+    fn overlap_hides_the_shorter_of_compute_and_memory() {
+        // Each operator costs max(c, m) + (1 - overlap) min(c, m): from full overlap to none,
+        // a step lengthens by the sum of its operators' shorter parts.
+        let batch = Batch::decode(64, 2048, None);
+        let at = |o: &str| {
+            let set = format!("hardware.gpu.efficiency.overlap={o}");
+            cost("h200-hgx", "llama-3.1-70b", &[&set]).step(&batch)
+        };
+        let (full, half, none) = (at("1"), at("0.5"), at("0"));
+        let shorter: f64 = full.ops.iter().map(|o| o.compute_s.min(o.memory_s)).sum();
+        assert!(shorter > 0.0);
+        assert_relative_eq!(
+            none.total_s(),
+            full.total_s() + shorter,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(
+            half.total_s(),
+            full.total_s() + 0.5 * shorter,
+            max_relative = 1e-12
         );
     }
 

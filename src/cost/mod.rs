@@ -128,6 +128,8 @@ pub struct OpCost {
     pub compute_s: f64,
     /// Time at the achieved memory bandwidth, s.
     pub memory_s: f64,
+    /// Part of the shorter of `compute_s` and `memory_s` that the longer does not hide, s.
+    pub exposed_s: f64,
     /// Interconnect time, s.
     pub interconnect_s: f64,
     /// Fixed overheads, s.
@@ -135,14 +137,20 @@ pub struct OpCost {
 }
 
 impl OpCost {
-    /// Duration: the roofline (the slower of compute and memory) plus interconnect and overheads.
+    /// Duration: the roofline (the slower of compute and memory, plus the exposed part of the
+    /// other) plus interconnect and overheads.
     pub fn time_s(&self) -> f64 {
-        self.compute_s.max(self.memory_s) + self.interconnect_s + self.overhead_s
+        self.roof_s() + self.interconnect_s + self.overhead_s
+    }
+
+    /// Compute and memory together: the slower of the two plus the exposed part of the other.
+    pub fn roof_s(&self) -> f64 {
+        self.compute_s.max(self.memory_s) + self.exposed_s
     }
 
     /// The component that contributes most of this operator's time.
     pub fn bound(&self) -> Bound {
-        let roof = self.compute_s.max(self.memory_s);
+        let roof = self.roof_s();
         let roof_bound = if self.compute_s >= self.memory_s {
             Bound::Compute
         } else {
@@ -198,7 +206,7 @@ impl StepCost {
             (Bound::Overhead, 0.0),
         ];
         for op in &self.ops {
-            let roof = op.compute_s.max(op.memory_s);
+            let roof = op.roof_s();
             if op.compute_s >= op.memory_s {
                 out[0].1 += roof;
             } else {

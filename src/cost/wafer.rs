@@ -170,6 +170,7 @@ impl CostModel for WaferCost {
             bytes: attn_bytes * self.layers + external_kv,
             compute_s: attn_compute * attn_scale,
             memory_s: attn_memory * attn_scale,
+            exposed_s: 0.0,
             // KV spilled beyond SRAM is read over every wafer's external-memory link in parallel.
             interconnect_s: external_kv / (self.external_bytes_per_s * self.wafers),
             overhead_s: 0.0,

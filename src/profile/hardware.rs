@@ -280,6 +280,9 @@ pub struct Efficiency {
     pub memory: f64,
     /// Fraction of link bandwidth reached by collectives.
     pub interconnect: f64,
+    /// Fraction of the shorter of an operator's compute and memory times hidden under the
+    /// longer, in [0, 1]: 1 is the ideal roofline (the slower of the two), 0 adds them.
+    pub overlap: f64,
 }
 
 /// Per-precision compute efficiencies, each in (0, 1]; an absent class uses `compute`.
@@ -428,6 +431,7 @@ impl GpuSystem {
         }
         c.fraction("gpu.efficiency.memory", self.efficiency.memory);
         c.fraction("gpu.efficiency.interconnect", self.efficiency.interconnect);
+        c.unit_interval("gpu.efficiency.overlap", self.efficiency.overlap);
         let o = &self.overheads;
         c.non_negative("gpu.overheads.kernel_s", o.kernel_s);
         c.non_negative("gpu.overheads.iteration_s", o.iteration_s);

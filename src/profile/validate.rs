@@ -36,6 +36,13 @@ impl Checker {
         }
     }
 
+    /// `x` must lie in [0, 1].
+    pub fn unit_interval(&mut self, path: &str, x: f64) {
+        if !(x.is_finite() && (0.0..=1.0).contains(&x)) {
+            self.fail(path, format!("expected a number in [0, 1], found {x}"));
+        }
+    }
+
     /// An integer count must be >= 1.
     pub fn at_least_one(&mut self, path: &str, n: u64) {
         if n == 0 {

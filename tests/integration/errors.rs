@@ -174,6 +174,13 @@ fn per_precision_efficiency_above_one_is_rejected() {
 }
 
 #[test]
+fn overlap_outside_the_unit_interval_is_rejected() {
+    let text =
+        shipped("hardware/h100-sxm.toml").replacen("\noverlap = ", "\noverlap = -0.5 # was ", 1);
+    step_with_hardware(&text, "overlap.toml", &["gpu.efficiency.overlap", "[0, 1]"]);
+}
+
+#[test]
 fn heads_not_divisible_by_kv_heads_is_rejected() {
     let text = shipped("models/llama-3.1-8b.toml").replace("kv_heads = 8", "kv_heads = 7");
     step_with_model(&text, "heads.toml", &["attention.kv_heads", "divisible"]);
