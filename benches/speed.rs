@@ -10,7 +10,7 @@ use infersim::cost::Batch;
 use infersim::engine::Loop;
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model};
-use infersim::sweep::{self, RowFormat, RunOptions, Sweep};
+use infersim::study::sweep::{self, RowFormat, RunOptions, Sweep};
 use infersim::system::{ServeSettings, System};
 use infersim::workload::{read_trace, Arrivals, LengthDist, RequestSpec, Workload};
 use rayon::prelude::*;
@@ -126,7 +126,7 @@ fn sweep_load(c: &mut Criterion) {
 }
 
 /// 240 points (Llama 2 7B on one A100, 200 requests each, 24 rates x 10 bandwidths) through
-/// `infersim::sweep::run`, on 1 and 2 threads; the output is byte-identical either way (tested
+/// `infersim::study::sweep::run`, on 1 and 2 threads; the output is byte-identical either way (tested
 /// in tests/integration/outputs.rs).
 const SWEEP_240: &str = r#"
 [base]

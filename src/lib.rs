@@ -1,7 +1,21 @@
 //! infersim: a discrete-event simulator of LLM inference serving.
 //!
-//! Data flows one way: profiles (TOML, typed and validated) -> placement (what goes where) ->
-//! cost model (time of one iteration) -> engine (events) -> metrics -> report.
+//! Data flows one way, through three layers:
+//!
+//! ```text
+//!  core        profile ─> placement ─> cost ─> engine ─> metrics        (+ error)
+//!              (TOML)     (what goes   (time of  (events)  (what
+//!                          where)      one step)           happened)
+//!              workload, lengths: the requests; system: model placed on a machine;
+//!              scenario: one run's settings; energy: power and price of a run
+//!                 │
+//!  studies     compare · sweep · slo · validate · calibrate · infer     (study/)
+//!                 │       many core runs read together
+//!  outputs     report: tables, CSV, JSON · plot: SVG · perfetto: traces (report/)
+//! ```
+//!
+//! The command line ([`cli`], one module per command) only parses arguments, calls the core or a
+//! study, and hands the result to the outputs. Nothing below a layer calls into a layer above it.
 //!
 //! ```
 //! use infersim::cost::Batch;
@@ -34,26 +48,26 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod calibrate;
-pub mod cli;
-pub mod compare;
+// The core.
 pub mod cost;
 pub mod energy;
 pub mod engine;
 pub mod error;
-pub mod infer;
 pub mod lengths;
 pub mod metrics;
-pub mod perfetto;
 pub mod placement;
-pub mod plot;
 pub mod profile;
-pub mod report;
 pub mod scenario;
-pub mod slo;
-pub mod sweep;
 pub mod system;
-pub mod validate;
 pub mod workload;
+
+// Studies built on the core.
+pub mod study;
+
+// Outputs.
+pub mod report;
+
+// The command line.
+pub mod cli;
 
 pub use error::{Error, Result};

@@ -14,7 +14,6 @@ use crate::lengths::{shipped_names, LengthSet};
 use crate::metrics::Summary;
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
-use crate::slo::{max_rate, Slo};
 use crate::system::{ServeSettings, Speculation, Split, System};
 use crate::workload::{read_trace, Arrivals, LengthDist, SharedPrefixes, Workload};
 
@@ -482,42 +481,6 @@ impl Scenario {
             mode,
             outcome,
             summary,
-        })
-    }
-
-    /// The run at the highest Poisson rate whose TTFT and TPOT at `slo`'s percentile meet its
-    /// limits without saturating (the workload's own rate or concurrency is replaced), with
-    /// that rate.
-    pub fn find_max_rate(&self, slo: &Slo) -> Result<(f64, Run)> {
-        let system = self
-            .serve
-            .system(&self.hardware, &self.model, &self.overrides)?;
-        let at = |rate: f64| -> Result<Run> {
-            let mut s = self.clone();
-            s.workload.rate_per_s = Some(rate);
-            s.workload.concurrency = None;
-            s.run_on(system.clone())
-        };
-        // Upper bracket: arrivals a microsecond apart are as good as all at once.
-        let offline = at(1e6)?;
-        let hi = offline.summary.throughput_requests_per_s * 1.5;
-        let found = max_rate(hi, |rate| {
-            let run = at(rate)?;
-            let ok = slo
-                .evaluate_steady(&run.outcome, run.summary.duration_s)
-                .met
-                && !run.summary.saturation.saturated;
-            Ok((ok, run))
-        })?;
-        found.ok_or_else(|| {
-            Error::arg(
-                "--find-max-rate",
-                format!(
-                    "even {:.4} requests/s misses the SLO at p{}; relax the limits or change the system",
-                    hi / 1e4,
-                    slo.percentile
-                ),
-            )
         })
     }
 }

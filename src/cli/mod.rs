@@ -7,23 +7,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod sweep;
 use serde_json::json;
 
-use crate::calibrate;
-use crate::compare::{self, CompareLoad};
 use crate::cost::{OpKind, StepCost};
 use crate::energy::EnergyCost;
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
-use crate::infer;
 use crate::metrics::{Dist, Summary};
 use crate::placement::{ParallelRequest, Placement, WeightHome};
 use crate::profile::catalog::{hardware_names, model_names, profile_text};
 use crate::profile::{load_hardware, load_model, HardwareKind, Override};
 use crate::report::{key_values, ms, num, requests_csv, Format, Table};
+use crate::report::{perfetto, plot};
 use crate::scenario::{ArrivalKind, LengthText, Scenario, ServeSpec, WorkloadSpec};
-use crate::slo::Slo;
+use crate::study::calibrate;
+use crate::study::compare::{self, CompareLoad};
+use crate::study::infer;
+use crate::study::slo::Slo;
+use crate::study::validate;
 use crate::system::{ServeSettings, Speculation, System};
-use crate::validate;
-use crate::{perfetto, plot};
 
 const ABOUT: &str =
     "Discrete-event simulator of LLM inference serving on GPU racks and wafer-scale engines";
@@ -736,7 +736,7 @@ fn simulate(a: &SimulateArgs) -> Result<String> {
     let scenario = a.scenario()?;
     let (max_rate, run) = match (&slo, a.find_max_rate) {
         (Some(slo), true) => {
-            let (rate, run) = scenario.find_max_rate(slo)?;
+            let (rate, run) = crate::study::slo::find_max_rate(&scenario, slo)?;
             (Some(rate), run)
         }
         _ => (None, scenario.run()?),

@@ -1,4 +1,4 @@
-//! `sweep` and `merge`: the command-line side of [`crate::sweep`].
+//! `sweep` and `merge`: the command-line side of [`crate::study::sweep`].
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,9 +7,9 @@ use clap::Args;
 
 use super::{write_file, Common};
 use crate::error::{Error, Result};
-use crate::plot;
+use crate::report::plot;
 use crate::report::{num, Format, Table};
-use crate::sweep::{self, RowFormat, RunOptions, Shard, Sweep};
+use crate::study::sweep::{self, RowFormat, RunOptions, Shard, Sweep};
 
 #[derive(Debug, Args)]
 pub(super) struct SweepArgs {

@@ -1,7 +1,7 @@
 //! Regression against published figures: every row of the reference set is predicted and held
 //! to its own tolerance; all rows are reported before the test fails.
 
-use infersim::validate::{parse, run, summarise, SHIPPED};
+use infersim::study::validate::{parse, run, summarise, SHIPPED};
 
 #[test]
 fn every_reference_row_stays_within_its_tolerance() {

@@ -47,7 +47,7 @@ use crate::profile::catalog::{is_path, profile_text, Target};
 use crate::profile::Override;
 use crate::report::csv_cell;
 use crate::scenario::{Scenario, ServeSpec, WorkloadSpec, SERVE_FIELDS, WORKLOAD_FIELDS};
-use crate::slo::{Slo, SloReport};
+use crate::study::slo::{Slo, SloReport};
 
 /// How axes combine into points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -702,10 +702,11 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
     let p = &system.placement;
     r.placement = Some((p.tp, p.pp, p.replicas));
     let ran = match sweep.spec.base.slo {
-        Some(slo) if slo.find_max_rate => scenario.find_max_rate(&slo.slo()).map(|(rate, run)| {
-            r.max_rate_per_s = Some(rate);
-            run
-        }),
+        Some(slo) if slo.find_max_rate => crate::study::slo::find_max_rate(&scenario, &slo.slo())
+            .map(|(rate, run)| {
+                r.max_rate_per_s = Some(rate);
+                run
+            }),
         _ => scenario.run_on(system),
     };
     match ran {

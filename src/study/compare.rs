@@ -237,12 +237,17 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<Compare
 /// `hardware/wse-3.toml` was fitted to and the predictions beside them.
 pub fn wafer_references(
     overrides: &[Override],
-) -> Result<Vec<(crate::validate::RowResult, crate::validate::ReferenceRow)>> {
+) -> Result<
+    Vec<(
+        crate::study::validate::RowResult,
+        crate::study::validate::ReferenceRow,
+    )>,
+> {
     let rows: Vec<_> =
-        crate::validate::parse("reference/published.toml", crate::validate::SHIPPED)?
+        crate::study::validate::parse("reference/published.toml", crate::study::validate::SHIPPED)?
             .into_iter()
             .filter(|r| r.hardware == "wse-3")
             .collect();
-    let results = crate::validate::run(&rows, overrides);
+    let results = crate::study::validate::run(&rows, overrides);
     Ok(results.into_iter().zip(rows).collect())
 }

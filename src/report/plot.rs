@@ -5,10 +5,10 @@
 
 use plotters::prelude::*;
 
-use crate::compare::CompareRow;
 use crate::engine::Outcome;
 use crate::error::{Error, Result};
-use crate::sweep::{self, PointResult, Scale, Sweep};
+use crate::study::compare::CompareRow;
+use crate::study::sweep::{self, PointResult, Scale, Sweep};
 
 const SIZE: (u32, u32) = (960, 600);
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::profile::Override;
-use crate::validate::{predict_rows, ReferenceRow};
+use crate::study::validate::{predict_rows, ReferenceRow};
 
 /// A free parameter: a profile field and its physical range.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -292,7 +292,7 @@ pub fn write_values(text: &str, params: &[Param], values: &[f64], note: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{Metric, Scenario};
+    use crate::study::validate::{Metric, Scenario};
 
     fn row(id: &str, model: &str, wafers: u32, published: f64) -> ReferenceRow {
         ReferenceRow {

@@ -10,10 +10,10 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use crate::compare::CompareLoad;
 use crate::error::{Error, Result};
 use crate::placement::ParallelRequest;
 use crate::profile::{HardwareProfile, ModelProfile};
+use crate::study::compare::CompareLoad;
 use crate::system::System;
 
 /// Under what conditions the published speed was measured.

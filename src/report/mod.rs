@@ -1,5 +1,9 @@
 //! Report: rendering results as aligned text tables, CSV or JSON. Numbers are formatted for
-//! reading here only; values stay in SI units everywhere else.
+//! reading here only; values stay in SI units everywhere else. Charts live in [`plot`] (SVG) and
+//! timelines in [`perfetto`] (Chrome trace-event JSON).
+
+pub mod perfetto;
+pub mod plot;
 
 use std::fmt::Write as _;
 

@@ -8,6 +8,7 @@ use statrs::statistics::{Data, OrderStatistics};
 use crate::engine::{Outcome, RequestRecord};
 use crate::error::{Error, Result};
 use crate::metrics::SteadyWindow;
+use crate::scenario::{Run, Scenario};
 
 /// Latency limits; an absent limit is not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -160,6 +161,42 @@ pub fn max_rate<T>(
         }
     }
     Ok(Some(best))
+}
+
+/// The run of `scenario` at the highest Poisson rate whose TTFT and TPOT at `slo`'s percentile
+/// meet its limits without saturating (the workload's own rate or concurrency is replaced),
+/// with that rate.
+pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
+    let system = scenario
+        .serve
+        .system(&scenario.hardware, &scenario.model, &scenario.overrides)?;
+    let at = |rate: f64| -> Result<Run> {
+        let mut s = scenario.clone();
+        s.workload.rate_per_s = Some(rate);
+        s.workload.concurrency = None;
+        s.run_on(system.clone())
+    };
+    // Upper bracket: arrivals a microsecond apart are as good as all at once.
+    let offline = at(1e6)?;
+    let hi = offline.summary.throughput_requests_per_s * 1.5;
+    let found = max_rate(hi, |rate| {
+        let run = at(rate)?;
+        let ok = slo
+            .evaluate_steady(&run.outcome, run.summary.duration_s)
+            .met
+            && !run.summary.saturation.saturated;
+        Ok((ok, run))
+    })?;
+    found.ok_or_else(|| {
+        Error::arg(
+            "--find-max-rate",
+            format!(
+                "even {:.4} requests/s misses the SLO at p{}; relax the limits or change the system",
+                hi / 1e4,
+                slo.percentile
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -22,12 +22,12 @@ use crate::lengths::LengthSet;
 use crate::metrics::{SteadyWindow, Summary};
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
-use crate::slo::max_rate;
+use crate::study::slo::max_rate;
 use crate::system::{ServeSettings, Speculation, System};
 use crate::workload::{Arrivals, LengthDist, Workload};
 
 /// The shipped reference set.
-pub const SHIPPED: &str = include_str!("../reference/published.toml");
+pub const SHIPPED: &str = include_str!("../../reference/published.toml");
 
 /// The reference file: a list of rows.
 #[derive(Debug, Clone, Deserialize)]
