@@ -2,7 +2,7 @@
 //! with an error or gives points whose scenarios build.
 #![no_main]
 
-use infersim::sweep::Sweep;
+use infersim::study::sweep::Sweep;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
