@@ -1,0 +1,321 @@
+//! The event loop: one run of the engine, from checking its inputs to the outcome. Events are
+//! arrivals, iterations ending and KV transfers landing; every event of one instant is handled
+//! before any idle instance starts its next iteration, so requests arriving together (or issued
+//! on a completion) join the same iteration.
+
+use std::collections::VecDeque;
+
+use super::event::{ns_from_s, s_from_ns, EventQueue, SimTime};
+use super::instance::{Instance, Seq, UNSET};
+use super::kv_cache::BlockPool;
+use super::prefix_cache::PrefixCache;
+use super::{EngineConfig, Loop, Outcome, RequestRecord, HORIZON_S};
+use crate::cost::CostModel;
+use crate::error::{Error, Result};
+use crate::workload::RequestSpec;
+
+/// What happens at an instant.
+pub(super) enum Event {
+    /// Request `i` arrives.
+    Arrival(u32),
+    /// Instance `k`'s iteration ends.
+    StepDone(u32),
+    /// A request's KV cache reached the decode pool.
+    Transferred(u32),
+}
+
+/// The state of one run: requests, instances and the event queue.
+pub(super) struct Engine<'a> {
+    pub(super) specs: &'a [RequestSpec],
+    pub(super) cost: &'a dyn CostModel,
+    pub(super) cfg: EngineConfig,
+    pub(super) seqs: Vec<Seq>,
+    pub(super) instances: Vec<Instance>,
+    pub(super) queue: EventQueue<Event>,
+    pub(super) out: Outcome,
+    /// Closed loop: the next request to issue when one completes.
+    pub(super) next_closed: Option<u32>,
+    /// Keep a [`super::StepRecord`] per iteration.
+    pub(super) record: bool,
+    /// Round-robin counters of the first (prefill or only) pool and of the decode pool.
+    pub(super) turn: [u32; 2],
+}
+
+/// Settings the engine cannot run with: zero sizes, a disaggregation that leaves a pool empty,
+/// negative or infinite transfer and swap costs.
+pub(super) fn check_settings(cfg: &EngineConfig) -> Result<()> {
+    if cfg.instances == 0
+        || cfg.max_batch == 0
+        || cfg.max_batched_tokens == 0
+        || cfg.block_tokens == 0
+    {
+        return Err(Error::arg(
+            "engine settings",
+            format!(
+                "instances, max batch, token budget and block size must all be >= 1, found {cfg:?}"
+            ),
+        ));
+    }
+    if let Some(d) = cfg.policy.disaggregation {
+        if d.prefill_instances == 0 || d.prefill_instances >= cfg.instances {
+            return Err(Error::arg(
+                "disaggregation",
+                format!(
+                    "expected 1 to {} prefill instances out of {}, found {}",
+                    cfg.instances.saturating_sub(1),
+                    cfg.instances,
+                    d.prefill_instances
+                ),
+            ));
+        }
+        if !(d.transfer_s_per_token >= 0.0
+            && d.transfer_s_per_token.is_finite()
+            && d.transfer_latency_s >= 0.0
+            && d.transfer_latency_s.is_finite())
+        {
+            return Err(Error::arg(
+                "disaggregation",
+                format!("expected finite, non-negative transfer costs, found {d:?}"),
+            ));
+        }
+    }
+    if !(cfg.policy.swap_s_per_token >= 0.0 && cfg.policy.swap_s_per_token.is_finite()) {
+        return Err(Error::arg(
+            "preemption",
+            format!(
+                "expected a finite, non-negative swap time per token, found {}",
+                cfg.policy.swap_s_per_token
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The instances' KV-cache block pool (every instance starts with the same one).
+fn block_pool(cfg: &EngineConfig) -> BlockPool {
+    let blocks =
+        u32::try_from(cfg.kv_tokens_per_instance / u64::from(cfg.block_tokens)).unwrap_or(u32::MAX);
+    BlockPool::new(blocks, cfg.block_tokens)
+}
+
+/// Requests the engine cannot serve: empty prompts or outputs, arrivals out of order or past the
+/// horizon, a request whose KV cache outgrows one instance.
+pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Loop) -> Result<()> {
+    let pool = block_pool(cfg);
+    let blocks = pool.total();
+    for (i, s) in specs.iter().enumerate() {
+        if s.output_tokens == 0 || s.prompt_tokens == 0 {
+            return Err(Error::arg(
+                "workload",
+                format!(
+                    "request {i} has {} prompt and {} output tokens; both must be >= 1",
+                    s.prompt_tokens, s.output_tokens
+                ),
+            ));
+        }
+        if !(s.arrival_s.is_finite() && (0.0..=HORIZON_S).contains(&s.arrival_s)) {
+            return Err(Error::arg(
+                "workload",
+                format!(
+                    "request {i} arrives at {:e} s; expected 0 to the simulator's horizon of {HORIZON_S:e} s (is the rate too low?)",
+                    s.arrival_s
+                ),
+            ));
+        }
+        if mode == Loop::Open && i > 0 && s.arrival_s < specs[i - 1].arrival_s {
+            return Err(Error::arg(
+                "workload",
+                format!("request {i} arrives before request {}", i - 1),
+            ));
+        }
+        let peak = s.prompt_tokens + s.output_tokens - 1 + cfg.speculative.map_or(0, |x| x.gamma);
+        if pool.blocks_for(peak) > blocks {
+            return Err(Error::arg(
+                "workload",
+                format!(
+                    "request {i} needs {peak} tokens of KV cache but one instance holds {} ({} blocks of {}); use more devices, a smaller model or precision, or on wafers --kv-spill",
+                    u64::from(blocks) * u64::from(cfg.block_tokens),
+                    blocks,
+                    cfg.block_tokens
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl<'a> Engine<'a> {
+    /// A fresh run: every instance idle with an empty cache, no request arrived.
+    pub(super) fn new(
+        specs: &'a [RequestSpec],
+        cost: &'a dyn CostModel,
+        cfg: EngineConfig,
+        record: bool,
+    ) -> Engine<'a> {
+        let pool = block_pool(&cfg);
+        let instances = (0..cfg.instances)
+            .map(|_| Instance {
+                running: Vec::new(),
+                waiting: VecDeque::new(),
+                waiting_tokens: 0,
+                pool: pool.clone(),
+                prefix: PrefixCache::default(),
+                step: Vec::new(),
+                swap_tokens: 0,
+                sending: 0,
+                busy: false,
+                busy_ns: 0,
+            })
+            .collect();
+        let seq0 = Seq {
+            arrival: 0,
+            kv: 0,
+            generated: 0,
+            blocks: 0,
+            shared_blocks: 0,
+            prefix_ref: None,
+            swapped: false,
+            first: UNSET,
+            last_token: UNSET,
+            done: UNSET,
+            preemptions: 0,
+            instance: 0,
+            cached_prompt: 0,
+            admitted: false,
+            credit: 0.0,
+        };
+        Engine {
+            specs,
+            cost,
+            cfg,
+            seqs: vec![seq0; specs.len()],
+            instances,
+            queue: EventQueue::default(),
+            out: Outcome::default(),
+            next_closed: None,
+            record,
+            turn: [0, 0],
+        }
+    }
+
+    /// The first arrivals: the first request of an open loop (each arrival schedules the next),
+    /// or one request per user of a closed loop at time zero.
+    pub(super) fn start(&mut self, mode: Loop) -> Result<()> {
+        match mode {
+            Loop::Open => {
+                if let Some(first) = self.specs.first() {
+                    self.queue
+                        .push(ns_from_s(first.arrival_s), Event::Arrival(0));
+                }
+            }
+            Loop::Closed { concurrency } => {
+                if concurrency == 0 {
+                    return Err(Error::arg(
+                        "--concurrency",
+                        "expected at least 1 request in flight",
+                    ));
+                }
+                let start = concurrency.min(self.specs.len() as u32);
+                for i in 0..start {
+                    self.queue.push(0, Event::Arrival(i));
+                }
+                self.next_closed = Some(start);
+            }
+        }
+        Ok(())
+    }
+
+    /// Handle events until none is left: every event of one instant first, then idle instances
+    /// the instant touched start their next iteration, in index order.
+    pub(super) fn run(&mut self, mode: Loop) -> Result<()> {
+        let mut touched: Vec<usize> = Vec::new();
+        while let Some((now, first)) = self.queue.pop() {
+            let mut ev = Some(first);
+            while let Some(event) = ev.take() {
+                self.handle(event, now, mode, &mut touched);
+                if self.queue.peek_time() == Some(now) {
+                    ev = self.queue.pop().map(|(_, x)| x);
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for &k in &touched {
+                self.try_start(k, now)?;
+            }
+            touched.clear();
+        }
+        Ok(())
+    }
+
+    /// One event at `now`; the instances it concerns are added to `touched`.
+    fn handle(&mut self, event: Event, now: SimTime, mode: Loop, touched: &mut Vec<usize>) {
+        match event {
+            Event::Arrival(i) => {
+                let k = self.route(i as usize, false);
+                self.seqs[i as usize].instance = k as u32;
+                self.seqs[i as usize].arrival = now;
+                self.enqueue(k, i, false);
+                if mode == Loop::Open {
+                    if let Some(next) = self.specs.get(i as usize + 1) {
+                        self.queue
+                            .push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
+                    }
+                }
+                touched.push(k);
+            }
+            Event::StepDone(k) => {
+                self.finish_step(k as usize, now);
+                touched.push(k as usize);
+            }
+            Event::Transferred(r) => {
+                touched.push(self.seqs[r as usize].instance as usize);
+                touched.push(self.arrive_decoded(r as usize));
+            }
+        }
+    }
+
+    /// What the run produced; a stall if any request never completed.
+    pub(super) fn outcome(self) -> Result<Outcome> {
+        let mut out = self.out;
+        out.requests = self
+            .specs
+            .iter()
+            .zip(&self.seqs)
+            .map(|(spec, s)| RequestRecord {
+                arrival_s: s_from_ns(s.arrival),
+                first_token_s: s_from_ns(s.first),
+                completion_s: s_from_ns(s.done),
+                prompt_tokens: spec.prompt_tokens,
+                output_tokens: spec.output_tokens,
+                preemptions: s.preemptions,
+                instance: s.instance,
+                cached_prompt_tokens: s.cached_prompt,
+            })
+            .collect();
+        out.prefix_evictions = self.instances.iter().map(|i| i.prefix.evictions()).sum();
+        out.busy_s = self
+            .instances
+            .iter()
+            .map(|i| s_from_ns(i.busy_ns))
+            .collect();
+        out.kv_peak_fraction = self
+            .instances
+            .iter()
+            .map(|i| f64::from(i.pool.peak_used()) / f64::from(i.pool.total().max(1)))
+            .fold(0.0, f64::max);
+        out.end_s = self
+            .seqs
+            .iter()
+            .map(|s| s_from_ns(s.done))
+            .fold(0.0, f64::max);
+        if let Some(i) = self.seqs.iter().position(|s| s.done == UNSET) {
+            return Err(Error::Stall {
+                time_s: s_from_ns(self.queue.now()),
+                running: self.instances.iter().map(|i| i.running.len()).sum(),
+                waiting: self.instances.iter().map(|i| i.waiting.len()).sum(),
+                reason: format!("request {i} never completed"),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,281 @@
+//! One instance's iterations: starting one (the scheduler forms the batch, the cost model prices
+//! it) and ending one (tokens yielded, prefixes cached, requests completed or sent to a decode
+//! instance), with the per-request and per-instance state they change.
+
+use std::collections::VecDeque;
+
+use super::event::{ns_from_s, s_from_ns, SimTime};
+use super::event_loop::{Engine, Event};
+use super::kv_cache::BlockPool;
+use super::policy::Priority;
+use super::prefix_cache::PrefixCache;
+use super::scheduler::cacheable;
+use super::{StepRecord, HORIZON_S};
+use crate::cost::Batch;
+use crate::error::{Error, Result};
+
+/// A request's state in the engine.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Seq {
+    pub(super) arrival: SimTime,
+    /// Tokens whose KV cache is computed (or read from a cached prefix).
+    pub(super) kv: u32,
+    /// Output tokens so far.
+    pub(super) generated: u32,
+    /// KV blocks this sequence owns.
+    pub(super) blocks: u32,
+    /// KV blocks it reads from a cached prefix of `prefix_ref`.
+    pub(super) shared_blocks: u32,
+    /// The prefix group whose cache entry it references.
+    pub(super) prefix_ref: Option<u32>,
+    /// Its KV cache sits in host memory (swap preemption).
+    pub(super) swapped: bool,
+    pub(super) first: SimTime,
+    pub(super) last_token: SimTime,
+    pub(super) done: SimTime,
+    pub(super) preemptions: u32,
+    pub(super) instance: u32,
+    pub(super) cached_prompt: u32,
+    pub(super) admitted: bool,
+    /// Speculative decoding: fractional tokens owed, so that a sequence yields on average exactly
+    /// the expected tokens per verification step, deterministically.
+    pub(super) credit: f64,
+}
+
+/// A time not reached yet (a request not started, not finished).
+pub(super) const UNSET: SimTime = SimTime::MAX;
+
+/// One instance's queues, cache and iteration in flight.
+#[derive(Debug)]
+pub(super) struct Instance {
+    pub(super) running: Vec<u32>,
+    pub(super) waiting: VecDeque<u32>,
+    /// KV tokens the waiting requests will hold once admitted (for least-KV routing).
+    pub(super) waiting_tokens: u64,
+    pub(super) pool: BlockPool,
+    pub(super) prefix: PrefixCache,
+    /// The iteration in flight: (request, tokens computed, speculative decode).
+    pub(super) step: Vec<(u32, u32, bool)>,
+    /// Tokens to copy to or from host memory before the next iteration (swap preemption).
+    pub(super) swap_tokens: u64,
+    /// Requests whose KV is leaving for a decode instance (their blocks are still held).
+    pub(super) sending: u32,
+    pub(super) busy: bool,
+    pub(super) busy_ns: SimTime,
+}
+
+impl Engine<'_> {
+    /// Tokens whose KV must be computed before the next output token: prompt plus outputs so far.
+    pub(super) fn known(&self, r: usize) -> u32 {
+        self.specs[r].prompt_tokens + self.seqs[r].generated
+    }
+
+    /// Start instance `k`'s next iteration at `now` if it is idle and has work; a stall if
+    /// requests wait that can never be admitted, or the iteration would outlast the horizon.
+    pub(super) fn try_start(&mut self, k: usize, now: SimTime) -> Result<()> {
+        if self.instances[k].busy {
+            return Ok(());
+        }
+        let gamma = self.cfg.speculative.map_or(0, |s| s.gamma);
+        let mut batch = Batch::speculative(self.cost.window(), gamma);
+        let prefill_first =
+            self.cfg.policy.priority == Priority::Prefill && !self.instances[k].waiting.is_empty();
+        let mut formed = self.form_batch(k, &mut batch, prefill_first);
+        if !formed && prefill_first {
+            // Nothing could be admitted: decodes go on.
+            formed = self.form_batch(k, &mut batch, false);
+        }
+        if !formed {
+            let inst = &self.instances[k];
+            if !inst.waiting.is_empty() && inst.sending == 0 {
+                return Err(self.stall(
+                    k,
+                    now,
+                    format!(
+                        "no request could be admitted with {} of {} KV blocks free",
+                        inst.pool.free(),
+                        inst.pool.total()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let swap_s = self.instances[k].swap_tokens as f64 * self.cfg.policy.swap_s_per_token;
+        self.out.swapped_tokens += self.instances[k].swap_tokens;
+        self.instances[k].swap_tokens = 0;
+        let step_s = self.cost.step_s(&batch) + swap_s;
+        if !(step_s.is_finite() && (s_from_ns(now) + step_s) <= HORIZON_S) {
+            return Err(self.stall(
+                k,
+                now,
+                format!(
+                    "an iteration of {step_s:e} s would run past the simulator's horizon of {HORIZON_S:e} s"
+                ),
+            ));
+        }
+        let dur = ns_from_s(step_s).max(1);
+        let inst = &mut self.instances[k];
+        inst.busy = true;
+        inst.busy_ns += dur;
+        self.out.steps += 1;
+        self.out.batch_sequences_sum += u64::from(batch.sequences);
+        self.out.batch_tokens_sum += batch.tokens;
+        if self.record {
+            self.record_step(k, now, dur, &batch);
+        }
+        self.queue.push(now + dur, Event::StepDone(k as u32));
+        Ok(())
+    }
+
+    /// Instance `k` cannot go on at `now`, for `reason`.
+    fn stall(&self, k: usize, now: SimTime, reason: String) -> Error {
+        let inst = &self.instances[k];
+        Error::Stall {
+            time_s: s_from_ns(now),
+            running: inst.running.len(),
+            waiting: inst.waiting.len(),
+            reason,
+        }
+    }
+
+    /// Keep the iteration starting now on instance `k` in the timeline.
+    fn record_step(&mut self, k: usize, now: SimTime, dur: SimTime, batch: &Batch) {
+        let inst = &self.instances[k];
+        self.out.timeline.push(StepRecord {
+            instance: k as u32,
+            start_s: s_from_ns(now),
+            end_s: s_from_ns(now + dur),
+            sequences: batch.sequences,
+            tokens: batch.tokens,
+            sampled: batch.sampled,
+            waiting: inst.waiting.len() as u32,
+            kv_used_fraction: (1.0
+                - f64::from(inst.pool.free()) / f64::from(inst.pool.total().max(1)))
+                as f32,
+        });
+    }
+
+    /// Request `r` finished at `now`; a closed loop issues the next request.
+    fn complete(&mut self, r: usize, now: SimTime) {
+        self.seqs[r].done = now;
+        if let Some(next) = self.next_closed {
+            if (next as usize) < self.specs.len() {
+                self.queue.push(now, Event::Arrival(next));
+                self.next_closed = Some(next + 1);
+            }
+        }
+    }
+
+    /// Instance `k`'s iteration ended at `now`: every sequence in it takes its tokens; finished
+    /// requests leave, and under disaggregation finished prefills leave for the decode pool.
+    pub(super) fn finish_step(&mut self, k: usize, now: SimTime) {
+        let mut step = std::mem::take(&mut self.instances[k].step);
+        let mut left = false;
+        let sends = self
+            .cfg
+            .policy
+            .disaggregation
+            .filter(|d| k < d.prefill_instances as usize);
+        for &(r, n, speculative) in &step {
+            let r = r as usize;
+            let Some(yielded) = self.yielded(k, r, n, speculative) else {
+                continue;
+            };
+            let s = &mut self.seqs[r];
+            if s.first == UNSET {
+                s.first = now;
+            } else {
+                // Tokens verified together arrive together; their gaps are spread evenly.
+                let gap = (s_from_ns(now - s.last_token) / f64::from(yielded)) as f32;
+                self.out
+                    .itl_s
+                    .extend(std::iter::repeat_n(gap, yielded as usize));
+            }
+            s.generated += yielded;
+            s.last_token = now;
+            if s.generated == self.specs[r].output_tokens {
+                self.release(k, r);
+                self.complete(r, now);
+                left = true;
+            } else if let Some(d) = sends {
+                // Prefill done: the prompt's KV leaves for the decode pool, holding its blocks
+                // here until it has arrived.
+                let t = d.transfer_latency_s + f64::from(s.kv) * d.transfer_s_per_token;
+                let dur = ns_from_s(t);
+                self.out.kv_transfers += 1;
+                self.out.kv_transfer_s += s_from_ns(dur);
+                s.done = UNSET - 1; // leaves the running set below, not finished
+                self.instances[k].sending += 1;
+                self.queue.push(now + dur, Event::Transferred(r as u32));
+                left = true;
+            }
+        }
+        if left {
+            let seqs = &self.seqs;
+            self.instances[k]
+                .running
+                .retain(|&r| seqs[r as usize].done == UNSET);
+        }
+        step.clear();
+        self.instances[k].step = step;
+        self.instances[k].busy = false;
+    }
+
+    /// Sequence `r` computed `n` tokens (or one speculative verification) on instance `k`: its
+    /// KV grows, a prefix it completed is cached, and the output tokens it yields are returned
+    /// (none for a prefill chunk short of the prompt's end).
+    fn yielded(&mut self, k: usize, r: usize, n: u32, speculative: bool) -> Option<u32> {
+        let known = self.known(r);
+        let output = self.specs[r].output_tokens;
+        let s = &mut self.seqs[r];
+        if speculative {
+            // The accepted drafts plus the verifier's own token (on average `expected_tokens`).
+            let e = self.cfg.speculative.map_or(1.0, |c| c.expected_tokens);
+            s.credit += e;
+            let m = (s.credit.floor() as u32).clamp(1, output - s.generated);
+            s.credit -= f64::from(m);
+            s.kv += m;
+            return Some(m);
+        }
+        s.kv += n;
+        self.cache_prefix(k, r);
+        (self.seqs[r].kv == known).then_some(1)
+    }
+
+    /// A prefix sequence `r` has just computed is cached on instance `k` for its group's later
+    /// requests (decode instances receive whole prompts and never prefill one: nothing to cache).
+    fn cache_prefix(&mut self, k: usize, r: usize) {
+        let decode_only = self
+            .cfg
+            .policy
+            .disaggregation
+            .is_some_and(|d| k >= d.prefill_instances as usize);
+        let block_tokens = self.cfg.block_tokens;
+        let s = &mut self.seqs[r];
+        if !self.cfg.policy.prefix_caching || decode_only || s.prefix_ref.is_some() {
+            return;
+        }
+        if let Some((g, tokens)) = cacheable(&self.specs[r], block_tokens) {
+            let inst = &mut self.instances[k];
+            if s.kv >= tokens && !inst.prefix.contains(g) {
+                let b = tokens / block_tokens;
+                inst.prefix.insert(g, b, tokens);
+                s.blocks -= b;
+                s.shared_blocks = b;
+                s.prefix_ref = Some(g);
+            }
+        }
+    }
+
+    /// A transferred request leaves its prefill instance and joins a decode instance.
+    pub(super) fn arrive_decoded(&mut self, r: usize) -> usize {
+        let src = self.seqs[r].instance as usize;
+        self.release(src, r);
+        self.instances[src].sending -= 1;
+        self.seqs[r].done = UNSET;
+        let k = self.route(r, true);
+        self.seqs[r].instance = k as u32;
+        self.enqueue(k, r as u32, false);
+        k
+    }
+}
