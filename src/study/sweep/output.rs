@@ -1,0 +1,325 @@
+//! Sweep outputs: one row per point as CSV or JSON Lines (units in every column name), shards
+//! of the points for job arrays, and merging shard outputs back into what one run writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::axis::{value_text, Point};
+use super::run::PointResult;
+use super::spec::Sweep;
+use crate::energy::EnergyCost;
+use crate::error::{Error, Result};
+use crate::metrics::Summary;
+use crate::report::csv_cell;
+use crate::study::slo::SloReport;
+
+fn value_json(v: &toml::Value) -> serde_json::Value {
+    match v {
+        toml::Value::String(s) => json!(s),
+        toml::Value::Integer(i) => json!(i),
+        toml::Value::Float(f) => json!(f),
+        toml::Value::Boolean(b) => json!(b),
+        other => json!(other.to_string()),
+    }
+}
+
+/// Output formats of sweep rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+impl RowFormat {
+    /// From a file name: `.jsonl` / `.json` / `.ndjson` give JSON Lines, anything else CSV.
+    pub fn of_path(p: &Path) -> RowFormat {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("jsonl" | "json" | "ndjson") => RowFormat::JsonLines,
+            _ => RowFormat::Csv,
+        }
+    }
+}
+
+/// Summary columns written for every point (units in the names).
+pub const METRIC_COLUMNS: &[&str] = &[
+    "requests",
+    "duration_s",
+    "throughput_output_tokens_per_s",
+    "throughput_input_tokens_per_s",
+    "throughput_requests_per_s",
+    "ttft_s_mean",
+    "ttft_s_p50",
+    "ttft_s_p90",
+    "ttft_s_p99",
+    "tpot_s_mean",
+    "tpot_s_p50",
+    "tpot_s_p90",
+    "tpot_s_p99",
+    "itl_s_mean",
+    "itl_s_p50",
+    "itl_s_p90",
+    "itl_s_p99",
+    "e2e_s_mean",
+    "e2e_s_p50",
+    "e2e_s_p90",
+    "e2e_s_p99",
+    "tokens_per_s_per_user_mean",
+    "tokens_per_s_per_user_p50",
+    "tokens_per_s_per_user_p90",
+    "tokens_per_s_per_user_p99",
+    "utilisation",
+    "mean_batch_sequences",
+    "kv_peak_fraction",
+    "preemptions",
+    "saturated",
+    "devices",
+    "mean_power_w",
+    "energy_j_per_output_token",
+    "cost_usd_per_million_output_tokens",
+    "prefix_cache_hit_fraction",
+    "swapped_tokens",
+    "kv_transfers",
+    "goodput_requests_per_s",
+    "slo_met",
+    "max_rate_per_s",
+];
+
+/// The values of [`METRIC_COLUMNS`] for a summary and its energy and cost, as numbers (booleans
+/// as 0 / 1, NaN where a value is not available: an empty CSV cell, a JSON `null`).
+pub fn metric_values(
+    s: &Summary,
+    e: Option<&EnergyCost>,
+    slo: Option<&SloReport>,
+    max_rate_per_s: Option<f64>,
+) -> Vec<f64> {
+    let mut v = vec![
+        s.requests as f64,
+        s.duration_s,
+        s.throughput_output_tokens_per_s,
+        s.throughput_input_tokens_per_s,
+        s.throughput_requests_per_s,
+    ];
+    for d in [
+        s.ttft_s,
+        s.tpot_s,
+        s.itl_s,
+        s.e2e_s,
+        s.tokens_per_s_per_user,
+    ] {
+        v.extend([d.mean, d.p50, d.p90, d.p99]);
+    }
+    v.extend([
+        s.utilisation,
+        s.mean_batch_sequences,
+        s.kv_peak_fraction,
+        s.preemptions as f64,
+        f64::from(u8::from(s.saturation.saturated)),
+        e.map_or(f64::NAN, |e| f64::from(e.usage.devices)),
+        e.and_then(EnergyCost::mean_power_w).unwrap_or(f64::NAN),
+        e.and_then(EnergyCost::j_per_output_token)
+            .unwrap_or(f64::NAN),
+        e.and_then(EnergyCost::usd_per_million_output_tokens)
+            .unwrap_or(f64::NAN),
+        s.prefix_cache_hit_fraction,
+        s.swapped_tokens as f64,
+        s.kv_transfers as f64,
+        slo.map_or(f64::NAN, |r| r.goodput_requests_per_s),
+        slo.map_or(f64::NAN, |r| f64::from(u8::from(r.met))),
+        max_rate_per_s.unwrap_or(f64::NAN),
+    ]);
+    v
+}
+
+/// A number as a CSV cell: empty when not available (NaN).
+fn number_cell(x: f64) -> String {
+    if x.is_nan() {
+        String::new()
+    } else {
+        x.to_string()
+    }
+}
+
+impl Sweep {
+    /// The header line of CSV output.
+    pub fn csv_header(&self) -> String {
+        let mut h = vec!["point".to_string()];
+        h.extend(self.axes.iter().map(|a| a.path.clone()));
+        h.extend(
+            ["seed", "status", "error", "tp", "pp", "replicas"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        h.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
+        h.join(",") + "\n"
+    }
+
+    /// One output line for a point (newline-terminated).
+    pub fn row(&self, r: &PointResult, format: RowFormat) -> String {
+        let (tp, pp, replicas) = r
+            .placement
+            .map_or((None, None, None), |(a, b, c)| (Some(a), Some(b), Some(c)));
+        match format {
+            RowFormat::Csv => {
+                let mut cells = vec![r.index.to_string()];
+                cells.extend(r.values.iter().map(|v| csv_cell(&value_text(v))));
+                cells.push(r.seed.map_or(String::new(), |s| s.to_string()));
+                let opt = |x: Option<u32>| x.map_or(String::new(), |v| v.to_string());
+                match &r.outcome {
+                    Ok(s) => {
+                        cells.extend(["ok".to_string(), String::new()]);
+                        cells.extend([opt(tp), opt(pp), opt(replicas)]);
+                        cells.extend(
+                            metric_values(s, r.energy.as_ref(), r.slo.as_ref(), r.max_rate_per_s)
+                                .into_iter()
+                                .map(number_cell),
+                        );
+                    }
+                    Err(e) => {
+                        cells.extend(["error".to_string(), csv_cell(e)]);
+                        cells.extend([opt(tp), opt(pp), opt(replicas)]);
+                        cells.extend(METRIC_COLUMNS.iter().map(|_| String::new()));
+                    }
+                }
+                cells.join(",") + "\n"
+            }
+            RowFormat::JsonLines => {
+                let axes: serde_json::Map<String, serde_json::Value> = self
+                    .axes
+                    .iter()
+                    .zip(&r.values)
+                    .map(|(a, v)| (a.path.clone(), value_json(v)))
+                    .collect();
+                let mut o = json!({
+                    "point": r.index, "axes": axes, "seed": r.seed,
+                    "tp": tp, "pp": pp, "replicas": replicas,
+                });
+                let m = o.as_object_mut().expect("an object");
+                match &r.outcome {
+                    Ok(s) => {
+                        m.insert("status".into(), json!("ok"));
+                        m.insert("error".into(), serde_json::Value::Null);
+                        for (k, v) in METRIC_COLUMNS.iter().zip(metric_values(
+                            s,
+                            r.energy.as_ref(),
+                            r.slo.as_ref(),
+                            r.max_rate_per_s,
+                        )) {
+                            m.insert((*k).to_string(), json!(v));
+                        }
+                    }
+                    Err(e) => {
+                        m.insert("status".into(), json!("error"));
+                        m.insert("error".into(), json!(e));
+                    }
+                }
+                serde_json::to_string(&o).expect("JSON of plain values") + "\n"
+            }
+        }
+    }
+}
+
+/// The `k`-th of `n` interleaved slices of the points (0-based, as Slurm array and Kubernetes
+/// indexed-job indices are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 0..count.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parse `K/N`.
+    pub fn parse(s: &str) -> Result<Shard> {
+        let bad = || {
+            Error::arg(
+                "--shard",
+                format!("expected K/N with 0 <= K < N, found \"{s}\""),
+            )
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Sweep {
+    /// The points of shard `k` of `n` (interleaved: index % n == k).
+    pub fn shard(&self, shard: Option<Shard>) -> Vec<&Point> {
+        self.points
+            .iter()
+            .filter(|p| shard.is_none_or(|s| p.index % s.count == s.index))
+            .collect()
+    }
+}
+
+/// Merge shard outputs (CSV with identical headers, or JSON Lines) into one, rows in point
+/// order: the same bytes an unsharded run writes.
+pub fn merge(inputs: &[(String, String)]) -> Result<String> {
+    let mut header: Option<(String, String)> = None;
+    let mut rows: BTreeMap<usize, (String, String)> = BTreeMap::new();
+    for (name, text) in inputs {
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+        let Some(first) = lines.peek().copied() else {
+            continue;
+        };
+        let json = first.trim_start().starts_with('{');
+        if !json {
+            let h = lines.next().expect("peeked").to_string();
+            match &header {
+                None => header = Some((name.clone(), h)),
+                Some((hn, hh)) if *hh != h => {
+                    return Err(Error::arg(
+                        format!("merge {name}"),
+                        format!("its header differs from {hn}'s: not shards of one sweep"),
+                    ))
+                }
+                _ => {}
+            }
+        } else if header.is_some() {
+            return Err(Error::arg(
+                format!("merge {name}"),
+                "JSON Lines mixed with CSV inputs",
+            ));
+        }
+        for (n, line) in lines.enumerate() {
+            let index = if json {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("point").and_then(serde_json::Value::as_u64))
+                    .map(|i| i as usize)
+            } else {
+                line.split(',').next().and_then(|c| c.parse().ok())
+            };
+            let index = index.ok_or_else(|| Error::Trace {
+                file: name.clone(),
+                line: n + 1 + usize::from(!json),
+                message: "expected a sweep row starting with its point index".into(),
+            })?;
+            if let Some((other, _)) = rows.insert(index, (name.clone(), line.to_string())) {
+                return Err(Error::arg(
+                    format!("merge {name}"),
+                    format!("point {index} is also in {other}: overlapping shards"),
+                ));
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Some((_, h)) = header {
+        out.push_str(&h);
+        out.push('\n');
+    }
+    for (_, (_, line)) in rows {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    Ok(out)
+}
