@@ -1,15 +1,19 @@
-//! `sweep` and `merge`: the command-line side of [`crate::study::sweep`].
+//! `infersim sweep`: run a what-if sweep from a spec file, points in parallel. Writes one row
+//! per point (CSV or JSON Lines) to standard output or a file; in table format prints a table of
+//! the points' key figures with a line on what ran and the errors of failed points; optionally
+//! a chart of one metric along the first axis.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{write_file, Common};
+use super::args::Common;
+use super::text::write_file;
 use crate::error::{Error, Result};
 use crate::report::plot;
 use crate::report::{num, Format, Table};
-use crate::study::sweep::{self, RowFormat, RunOptions, Shard, Sweep};
+use crate::study::sweep::{self, PointResult, RowFormat, RunOptions, Shard, Sweep};
 
 #[derive(Debug, Args)]
 pub(super) struct SweepArgs {
@@ -45,17 +49,7 @@ pub(super) struct SweepArgs {
     common: Common,
 }
 
-#[derive(Debug, Args)]
-pub(super) struct MergeArgs {
-    /// Shard outputs (CSV or JSON Lines) from `infersim sweep --shard K/N --out FILE`.
-    #[arg(value_name = "FILE", required = true)]
-    inputs: Vec<PathBuf>,
-    /// Write the merged rows here instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-}
-
-pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
+pub(super) fn run(a: &SweepArgs) -> Result<String> {
     let mut sweep = Sweep::load(&a.spec)?;
     // Command-line --set applies to every point, after the spec's own `sets`.
     sweep.spec.base.sets.extend(a.common.set.iter().cloned());
@@ -66,16 +60,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     if a.plot_out.is_some() {
-        let y = a.plot_y.as_str();
-        if !sweep::METRIC_COLUMNS.contains(&y) {
-            let hint = sweep::did_you_mean(y, sweep::METRIC_COLUMNS.iter().copied())
-                .map(|c| format!("; did you mean {c}?"))
-                .unwrap_or_default();
-            return Err(Error::arg(
-                "--plot-y",
-                format!("no output column \"{y}\"{hint}"),
-            ));
-        }
+        check_plot_y(&a.plot_y)?;
     }
     let format = match (&a.out, a.common.format) {
         (Some(p), _) => RowFormat::of_path(p),
@@ -83,7 +68,41 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
         _ => RowFormat::Csv,
     };
     let n = sweep.shard(shard).len();
-    let bar = if a.quiet || !std::io::stderr().is_terminal() {
+    let bar = progress_bar(a.quiet, n);
+    let opts = RunOptions {
+        jobs,
+        shard,
+        format,
+    };
+    let progress = || bar.inc(1);
+    let (results, rows) = run_points(a, &sweep, opts, &progress)?;
+    bar.finish_and_clear();
+    if let Some(path) = &a.plot_out {
+        write_file(path, &plot::sweep_chart(&sweep, &results, &a.plot_y)?)?;
+    }
+    if a.common.format != Format::Table {
+        return Ok(rows.unwrap_or_default());
+    }
+    Ok(table_output(a, &sweep, &results, jobs, shard))
+}
+
+/// --plot-y must name an output column.
+fn check_plot_y(y: &str) -> Result<()> {
+    if !sweep::METRIC_COLUMNS.contains(&y) {
+        let hint = sweep::did_you_mean(y, sweep::METRIC_COLUMNS.iter().copied())
+            .map(|c| format!("; did you mean {c}?"))
+            .unwrap_or_default();
+        return Err(Error::arg(
+            "--plot-y",
+            format!("no output column \"{y}\"{hint}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A bar over the points, shown only when stderr is a terminal and not --quiet.
+fn progress_bar(quiet: bool, n: usize) -> indicatif::ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(n as u64);
@@ -95,36 +114,42 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
             .progress_chars("=> "),
         );
         b
-    };
-    let opts = RunOptions {
-        jobs,
-        shard,
-        format,
-    };
-    let progress = || bar.inc(1);
-    let (results, rows) = match &a.out {
+    }
+}
+
+/// Run the points, streaming their rows to --out, or else keeping them to print.
+fn run_points(
+    a: &SweepArgs,
+    sweep: &Sweep,
+    opts: RunOptions,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(Vec<PointResult>, Option<String>)> {
+    Ok(match &a.out {
         Some(path) => {
             let file = std::fs::File::create(path).map_err(|source| Error::Io {
                 path: path.display().to_string(),
                 source,
             })?;
             let mut file = std::io::BufWriter::new(file);
-            let r = sweep::run(&sweep, opts, &mut file, &progress)?;
+            let r = sweep::run(sweep, opts, &mut file, progress)?;
             (r, None)
         }
         None => {
             let mut buf: Vec<u8> = Vec::new();
-            let r = sweep::run(&sweep, opts, &mut buf, &progress)?;
+            let r = sweep::run(sweep, opts, &mut buf, progress)?;
             (r, Some(String::from_utf8_lossy(&buf).into_owned()))
         }
-    };
-    bar.finish_and_clear();
-    if let Some(path) = &a.plot_out {
-        write_file(path, &plot::sweep_chart(&sweep, &results, &a.plot_y)?)?;
-    }
-    if a.common.format != Format::Table {
-        return Ok(rows.unwrap_or_default());
-    }
+    })
+}
+
+/// The table of points, a line on what ran, and the error of each failed point.
+fn table_output(
+    a: &SweepArgs,
+    sweep: &Sweep,
+    results: &[PointResult],
+    jobs: usize,
+    shard: Option<Shard>,
+) -> String {
     let mut headers: Vec<String> = vec!["point".into()];
     headers.extend(sweep.axes.iter().map(|x| x.path.clone()));
     headers.extend(
@@ -150,46 +175,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
     }
     let mut t = Table::new(headers);
     let mut errors = String::new();
-    for r in &results {
-        let mut cells: Vec<String> = vec![r.index.to_string()];
-        cells.extend(r.values.iter().map(sweep::value_short));
-        match &r.outcome {
-            Ok(s) => cells.extend([
-                "ok".into(),
-                num(s.throughput_output_tokens_per_s, 4),
-                num(s.tokens_per_s_per_user.p50, 4),
-                num(s.ttft_s.p99 * 1e3, 4),
-                num(s.tpot_s.p50 * 1e3, 4),
-                num(
-                    r.energy
-                        .and_then(|e| e.j_per_output_token())
-                        .unwrap_or(f64::NAN),
-                    4,
-                ),
-                num(
-                    r.energy
-                        .and_then(|e| e.usd_per_million_output_tokens())
-                        .unwrap_or(f64::NAN),
-                    4,
-                ),
-                if s.saturation.saturated { "yes" } else { "no" }.into(),
-            ]),
-            Err(e) => {
-                cells.extend(["error".into()]);
-                cells.extend((0..7).map(|_| "-".to_string()));
-                errors.push_str(&format!("point {}: {e}\n", r.index));
-            }
-        }
-        if with_slo {
-            cells.push(
-                r.slo
-                    .map_or("-".into(), |x| num(x.goodput_requests_per_s, 4)),
-            );
-        }
-        if with_rate {
-            cells.push(r.max_rate_per_s.map_or("-".into(), |x| num(x, 4)));
-        }
-        t.row(cells);
+    for r in results {
+        t.row(point_cells(r, with_slo, with_rate, &mut errors));
     }
     let failed = results.iter().filter(|r| r.outcome.is_err()).count();
     let mut out = t.render();
@@ -209,28 +196,53 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<String> {
     if !errors.is_empty() {
         out.push_str(&errors);
     }
-    Ok(out)
+    out
 }
 
-pub(super) fn merge_cmd(a: &MergeArgs) -> Result<String> {
-    let inputs = a
-        .inputs
-        .iter()
-        .map(|p| {
-            std::fs::read_to_string(p)
-                .map(|t| (p.display().to_string(), t))
-                .map_err(|source| Error::Io {
-                    path: p.display().to_string(),
-                    source,
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let merged = sweep::merge(&inputs)?;
-    match &a.out {
-        Some(path) => {
-            write_file(path, &merged)?;
-            Ok(String::new())
+/// One point's table cells; a failed point's error goes to `errors`.
+fn point_cells(
+    r: &PointResult,
+    with_slo: bool,
+    with_rate: bool,
+    errors: &mut String,
+) -> Vec<String> {
+    let mut cells: Vec<String> = vec![r.index.to_string()];
+    cells.extend(r.values.iter().map(sweep::value_short));
+    match &r.outcome {
+        Ok(s) => cells.extend([
+            "ok".into(),
+            num(s.throughput_output_tokens_per_s, 4),
+            num(s.tokens_per_s_per_user.p50, 4),
+            num(s.ttft_s.p99 * 1e3, 4),
+            num(s.tpot_s.p50 * 1e3, 4),
+            num(
+                r.energy
+                    .and_then(|e| e.j_per_output_token())
+                    .unwrap_or(f64::NAN),
+                4,
+            ),
+            num(
+                r.energy
+                    .and_then(|e| e.usd_per_million_output_tokens())
+                    .unwrap_or(f64::NAN),
+                4,
+            ),
+            if s.saturation.saturated { "yes" } else { "no" }.into(),
+        ]),
+        Err(e) => {
+            cells.extend(["error".into()]);
+            cells.extend((0..7).map(|_| "-".to_string()));
+            errors.push_str(&format!("point {}: {e}\n", r.index));
         }
-        None => Ok(merged),
     }
+    if with_slo {
+        cells.push(
+            r.slo
+                .map_or("-".into(), |x| num(x.goodput_requests_per_s, 4)),
+        );
+    }
+    if with_rate {
+        cells.push(r.max_rate_per_s.map_or("-".into(), |x| num(x, 4)));
+    }
+    cells
 }

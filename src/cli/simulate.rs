@@ -1,0 +1,254 @@
+//! `infersim simulate`: serve a workload on a system and print what it achieved: placement,
+//! throughput, utilisation, serving policy, KV-cache use, saturation, energy and cost, the SLO
+//! verdict and the highest rate meeting it when asked, and latency percentiles (table, one CSV
+//! row, or JSON); optionally also a timeline trace, latency CDF chart and per-request CSV.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::{Common, SystemArgs};
+use super::text::write_file;
+use crate::energy::EnergyCost;
+use crate::engine::{PreemptionMode, Priority, Routing};
+use crate::error::{Error, Result};
+use crate::report::{perfetto, plot, requests_csv, Format};
+use crate::scenario::{ArrivalKind, LengthText, Run, Scenario, ServeSpec, WorkloadSpec};
+use crate::study::slo::{Slo, SloReport};
+use crate::system::ServeSettings;
+
+mod print;
+
+#[derive(Debug, Args)]
+pub(super) struct SimulateArgs {
+    #[command(flatten)]
+    system: SystemArgs,
+    /// Replay a trace CSV (arrived_at,num_prefill_tokens,num_decode_tokens): arrivals and lengths.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "concurrency", "lengths_from", "sample_lengths", "prompt_tokens", "output_tokens"])]
+    trace: Option<PathBuf>,
+    /// Open loop: mean arrival rate, requests/s.
+    #[arg(
+        long,
+        value_name = "REQ_PER_S",
+        conflicts_with = "concurrency",
+        allow_negative_numbers = true
+    )]
+    rate: Option<f64>,
+    /// Closed loop: users each keeping one request in flight.
+    #[arg(long, value_name = "USERS")]
+    concurrency: Option<u32>,
+    /// Arrival process for --rate.
+    #[arg(long, value_enum, default_value_t = ArrivalKind::Poisson)]
+    arrival: ArrivalKind,
+    /// Coefficient of variation of gaps for --arrival gamma (1 = Poisson, larger = burstier).
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    burstiness: f64,
+    /// Requests to simulate [default: 1000, or every row of --trace].
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Prompt lengths: N, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA (tokens).
+    #[arg(long, default_value = "1024", value_name = "DIST")]
+    prompt_tokens: String,
+    /// Output lengths: N, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA (tokens).
+    #[arg(long, default_value = "256", value_name = "DIST")]
+    output_tokens: String,
+    /// Take prompt and output lengths in order from a trace CSV (cycling), instead of
+    /// --prompt-tokens / --output-tokens.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt_tokens", "output_tokens"])]
+    lengths_from: Option<PathBuf>,
+    /// Draw (prompt, output) length pairs at random from a dataset, as MLPerf's LoadGen draws
+    /// queries: mlperf-llama2-70b, mlperf-llama3.1-405b, mlperf-deepseek-r1 (shipped; see
+    /// reference/lengths/README.md) or a CSV with the header prompt_tokens,output_tokens.
+    #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["prompt_tokens", "output_tokens", "lengths_from"])]
+    sample_lengths: Option<String>,
+    /// Shared prompt prefixes: number of distinct prefixes; each request draws one uniformly.
+    #[arg(long, value_name = "N", requires = "prefix_tokens")]
+    prefix_groups: Option<u32>,
+    /// Shared prompt prefixes: tokens at the start of each prompt shared within its group.
+    #[arg(long, value_name = "TOKENS", requires = "prefix_groups")]
+    prefix_tokens: Option<u32>,
+    /// Random seed (arrivals and lengths).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Request routing across replicas.
+    #[arg(long, value_enum, default_value_t = Routing::RoundRobin)]
+    routing: Routing,
+    /// Iteration priority: decode (running sequences first, chunked prefill) or prefill
+    /// (waiting requests are prefilled while decodes pause).
+    #[arg(long, value_enum, default_value_t = Priority::Decode)]
+    priority: Priority,
+    /// Preemption under KV pressure: recompute the evicted KV cache, or swap it to host memory
+    /// and back (costed over the host link).
+    #[arg(long, value_enum, default_value_t = PreemptionMode::Recompute)]
+    preemption: PreemptionMode,
+    /// Turn off prefix caching (on by default, as in vLLM V1).
+    #[arg(long)]
+    no_prefix_caching: bool,
+    /// Disaggregated serving: X prefill and Y decode replicas, written XpYd (e.g. 1p3d); the
+    /// prompt's KV cache moves over the interconnect after prefill.
+    #[arg(long, value_name = "XpYd")]
+    disaggregate: Option<String>,
+    /// SLO: time-to-first-token limit, s (goodput counts requests meeting every limit).
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    slo_ttft_s: Option<f64>,
+    /// SLO: time-per-output-token limit, s.
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    slo_tpot_s: Option<f64>,
+    /// SLO: percentile of requests that must meet the limits for --find-max-rate.
+    #[arg(
+        long,
+        value_name = "PCT",
+        default_value_t = 99.0,
+        allow_negative_numbers = true
+    )]
+    slo_percentile: f64,
+    /// Search the highest Poisson arrival rate whose TTFT and TPOT at --slo-percentile meet the
+    /// SLO limits (as MLPerf Server does), and report that run.
+    #[arg(long, requires = "slo_ttft_s", requires = "slo_tpot_s", conflicts_with_all = ["trace", "concurrency"])]
+    find_max_rate: bool,
+    /// Most sequences per iteration.
+    #[arg(long, default_value_t = ServeSettings::default().max_batch)]
+    max_batch: u32,
+    /// Token budget per iteration (chunked-prefill chunk size).
+    #[arg(long, visible_alias = "chunk", default_value_t = ServeSettings::default().max_batched_tokens)]
+    max_batched_tokens: u32,
+    /// Tokens per KV-cache block.
+    #[arg(long, default_value_t = ServeSettings::default().block_tokens)]
+    block_tokens: u32,
+    /// Wafers: let KV cache spill from SRAM into external memory (paying for its reads) instead of
+    /// queueing requests until SRAM frees up.
+    #[arg(long)]
+    kv_spill: bool,
+    /// Write the simulated timeline as Chrome trace-event JSON (open in ui.perfetto.dev or
+    /// chrome://tracing): iterations per instance, requests, queue depth and KV-cache use.
+    #[arg(long, value_name = "FILE.json")]
+    trace_out: Option<PathBuf>,
+    /// Write latency CDFs (TTFT, TPOT, end-to-end) as an SVG chart.
+    #[arg(long, value_name = "FILE.svg")]
+    plot_out: Option<PathBuf>,
+    /// Write one CSV row per request: arrival, first token, completion (s), lengths, latencies.
+    #[arg(long, value_name = "FILE.csv")]
+    requests_out: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+impl SimulateArgs {
+    fn scenario(&self) -> Result<Scenario> {
+        let prompt_tokens = LengthText::Text(self.prompt_tokens.clone());
+        let output_tokens = LengthText::Text(self.output_tokens.clone());
+        if self.requests == Some(0) {
+            return Err(Error::arg("--requests", "expected at least 1"));
+        }
+        Ok(Scenario {
+            hardware: self.system.hardware.clone(),
+            model: self.system.model.clone(),
+            overrides: self.common.overrides()?,
+            serve: ServeSpec {
+                tp: self.system.tp,
+                attention_dp: self.system.attention_dp,
+                pp: self.system.pp,
+                replicas: self.system.replicas,
+                draft: self.system.draft.clone(),
+                gamma: self.system.gamma,
+                alpha: self.system.alpha,
+                max_batch: self.max_batch,
+                max_batched_tokens: self.max_batched_tokens,
+                block_tokens: self.block_tokens,
+                kv_spill: self.kv_spill,
+                routing: self.routing,
+                priority: self.priority,
+                preemption: self.preemption,
+                prefix_caching: !self.no_prefix_caching,
+                disaggregate: self.disaggregate.clone(),
+            },
+            workload: WorkloadSpec {
+                rate_per_s: self.rate,
+                concurrency: self.concurrency,
+                arrival: self.arrival,
+                burstiness: self.burstiness,
+                requests: self.requests,
+                prompt_tokens,
+                output_tokens,
+                trace: self.trace.clone(),
+                lengths_from: self.lengths_from.clone(),
+                sample_lengths: self.sample_lengths.clone(),
+                prefix_groups: self.prefix_groups,
+                prefix_tokens: self.prefix_tokens,
+                seed: self.seed,
+            },
+            record_timeline: self.trace_out.is_some(),
+        })
+    }
+
+    fn slo(&self) -> Result<Option<Slo>> {
+        if self.slo_ttft_s.is_none() && self.slo_tpot_s.is_none() {
+            return Ok(None);
+        }
+        let slo = Slo {
+            ttft_s: self.slo_ttft_s,
+            tpot_s: self.slo_tpot_s,
+            percentile: self.slo_percentile,
+        };
+        slo.check()?;
+        Ok(Some(slo))
+    }
+}
+
+/// A finished run and what is reported with it, as every output format reads it.
+struct Report<'a> {
+    run: &'a Run,
+    slo: Option<Slo>,
+    slo_report: Option<SloReport>,
+    /// The highest rate meeting the SLO, under --find-max-rate.
+    max_rate: Option<f64>,
+    energy: EnergyCost,
+}
+
+pub(super) fn run(a: &SimulateArgs) -> Result<String> {
+    let slo = a.slo()?;
+    let scenario = a.scenario()?;
+    let (max_rate, run) = match (&slo, a.find_max_rate) {
+        (Some(slo), true) => {
+            let (rate, run) = crate::study::slo::find_max_rate(&scenario, slo)?;
+            (Some(rate), run)
+        }
+        _ => (None, scenario.run()?),
+    };
+    // At the highest rate found, the verdict that found it: the run's steady state.
+    let slo_report = slo.map(|x| match max_rate {
+        Some(_) => x.evaluate_steady(&run.outcome, run.summary.duration_s),
+        None => x.evaluate(&run.outcome, run.summary.duration_s),
+    });
+    let energy = EnergyCost::of(&run.system, &run.summary);
+    write_outputs(a, &run)?;
+    let r = Report {
+        run: &run,
+        slo,
+        slo_report,
+        max_rate,
+        energy,
+    };
+    match a.common.format {
+        Format::Json => Ok(print::json(a, &r)),
+        Format::Csv => Ok(print::csv(&r)),
+        Format::Table => Ok(print::table(&r)),
+    }
+}
+
+/// The files asked for with --trace-out, --plot-out and --requests-out.
+fn write_outputs(a: &SimulateArgs, run: &Run) -> Result<()> {
+    let sys = &run.system;
+    let title = format!("{} on {}", sys.model.name, sys.hardware.name);
+    if let Some(path) = &a.trace_out {
+        let trace = perfetto::trace_json(&run.outcome, &title);
+        write_file(path, &serde_json::to_string(&trace).unwrap_or_default())?;
+    }
+    if let Some(path) = &a.plot_out {
+        write_file(path, &plot::latency_cdfs(&run.outcome, &title)?)?;
+    }
+    if let Some(path) = &a.requests_out {
+        write_file(path, &requests_csv(&run.outcome))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Text shared by several commands: pretty JSON, the placement line, device nouns and counts,
+//! optional numbers for tables; and writing the output files that commands are asked for.
+
+use crate::error::{Error, Result};
+use crate::placement::{Placement, WeightHome};
+use crate::report::num;
+
+/// Write an output file, naming it in any error.
+pub(super) fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+pub(super) fn pretty(v: &serde_json::Value) -> String {
+    let mut s =
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+pub(super) fn placement_text(p: &Placement) -> String {
+    let d = p.device;
+    let home = match p.weights_in {
+        WeightHome::Hbm => "HBM",
+        WeightHome::Sram => "SRAM",
+        WeightHome::ExternalMemory => "external memory (streamed every iteration)",
+    };
+    let spill = if p.kv_spill_tokens_per_replica > 0 {
+        format!(
+            " (external memory could take {} more with --kv-spill)",
+            p.kv_spill_tokens_per_replica
+        )
+    } else {
+        String::new()
+    };
+    let adp = if p.attention_dp {
+        " (attention data-parallel, experts spread)"
+    } else {
+        ""
+    };
+    format!(
+        "tp={}{adp} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}",
+        p.tp,
+        p.pp,
+        p.replicas,
+        p.devices_per_replica,
+        p.devices_in_system,
+        p.weight_bytes_per_device / 1e9,
+        p.kv_capacity_bytes_per_device / 1e9,
+        p.kv_capacity_tokens_per_replica
+    )
+}
+
+/// `GPU` or `wafer`, for text.
+pub(super) fn device_noun(device: &str) -> &'static str {
+    if device == "wafer" {
+        "wafer"
+    } else {
+        "GPU"
+    }
+}
+
+/// `1 GPU`, `72 GPUs`, `4 wafers`.
+pub(super) fn devices_text(n: u32, device: &str) -> String {
+    let d = device_noun(device);
+    if n == 1 {
+        format!("1 {d}")
+    } else {
+        format!("{n} {d}s")
+    }
+}
+
+/// A table cell: the number scaled, or `-` when it is not available.
+pub(super) fn opt(x: Option<f64>, scale: f64, sig: usize) -> String {
+    x.map_or("-".into(), |v| num(v * scale, sig))
+}
