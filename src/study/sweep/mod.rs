@@ -29,7 +29,8 @@
 //! ```
 //!
 //! Paths start with `hardware.` or `model.` (the same paths as `--set`), `workload.` or
-//! `serve.` (the fields of [`WorkloadSpec`] and [`ServeSpec`]).
+//! `serve.` (the fields of [`WorkloadSpec`](crate::scenario::WorkloadSpec) and
+//! [`ServeSpec`](crate::scenario::ServeSpec)).
 //!
 //! The parts: `spec` (the file's shape, parsing, checking, each point's scenario), `axis`
 //! (values, points, seeds), `run` (points in parallel) and `output` (rows, shards, merge).
