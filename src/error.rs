@@ -108,6 +108,16 @@ pub enum Error {
         /// What was expected.
         message: String,
     },
+    /// A check the command ran did not pass (`validate --strict`); its report is still printed.
+    #[error("{what} failed:{}", .problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
+    CheckFailed {
+        /// The check.
+        what: String,
+        /// What the command printed before the verdict.
+        report: String,
+        /// Every reason it failed.
+        problems: Vec<String>,
+    },
     /// The simulation could not make progress (a bug or an impossible workload).
     #[error("simulation stalled at t = {time_s:.6} s with {running} running and {waiting} waiting requests: {reason}")]
     Stall {
@@ -126,8 +136,16 @@ impl Error {
     /// Process exit code: 2 for bad input, 1 for a runtime failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Stall { .. } => 1,
+            Error::Stall { .. } | Error::CheckFailed { .. } => 1,
             _ => 2,
+        }
+    }
+
+    /// What the command printed before failing, to go to standard output.
+    pub fn report(&self) -> Option<&str> {
+        match self {
+            Error::CheckFailed { report, .. } => Some(report),
+            _ => None,
         }
     }
 

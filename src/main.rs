@@ -12,6 +12,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            if let Some(report) = e.report() {
+                let _ = std::io::stdout().lock().write_all(report.as_bytes());
+            }
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }

@@ -4,11 +4,16 @@
 //! Saturation is a heuristic over the run: the arrival process outpaces service when requests that
 //! arrive late wait far longer for their first token than those that arrive early and a backlog
 //! is still waiting when the last request arrives.
+//!
+//! Confidence intervals of steady-state estimates use batch means (Law, *Simulation Modeling and
+//! Analysis*, 5th ed., section 9.5.3): the steady window is cut into [`CI_BATCHES`] consecutive
+//! spans, each span's estimate is one observation, and the interval is Student's t over them.
 
 use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::statistics::{Data, OrderStatistics};
 
-use crate::engine::Outcome;
+use crate::engine::{Outcome, RequestRecord};
 
 /// Mean and percentiles of a sample; NaN (JSON `null`) for an empty sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -244,6 +249,74 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     }
 }
 
+/// Batches a steady window is cut into for confidence intervals: within the 10 to 30 that batch
+/// means calls for (Law, section 9.5.3), so that each batch is long against the correlation of
+/// neighbouring requests and the t quantile (2.09 at 19 degrees of freedom) is near the normal's.
+pub const CI_BATCHES: usize = 20;
+
+/// Fewest requests each batch needs for its mean latency and its share within a limit to mean
+/// anything.
+pub const MIN_BATCH_REQUESTS: usize = 50;
+
+/// Half-width of the 95% confidence interval of the mean of `batches` (one estimate per batch),
+/// Student's t with `k - 1` degrees of freedom; NaN for fewer than two batches or a non-finite
+/// batch.
+pub fn half_width_95(batches: &[f64]) -> f64 {
+    let k = batches.len();
+    if k < 2 || batches.iter().any(|x| !x.is_finite()) {
+        return f64::NAN;
+    }
+    let mean = batches.iter().sum::<f64>() / k as f64;
+    let var = batches.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
+    let t = StudentsT::new(0.0, 1.0, (k - 1) as f64).map_or(f64::NAN, |d| d.inverse_cdf(0.975));
+    t * (var / k as f64).sqrt()
+}
+
+/// 95% confidence half-widths of the steady-state estimates a load test reports, s or tokens/s
+/// as the estimate (NaN where the run cannot give one).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SteadyCi {
+    /// Output tokens per second.
+    pub throughput_output_tokens_per_s: f64,
+    /// Mean TTFT, s.
+    pub ttft_mean_s: f64,
+    /// Mean TPOT, s.
+    pub tpot_mean_s: f64,
+    /// Median TPOT, s.
+    pub tpot_p50_s: f64,
+}
+
+impl SteadyCi {
+    /// True when every half-width is at most `precision` times its estimate in `s`.
+    pub fn within(&self, s: &Summary, precision: f64) -> bool {
+        [
+            (
+                self.throughput_output_tokens_per_s,
+                s.throughput_output_tokens_per_s,
+            ),
+            (self.ttft_mean_s, s.ttft_s.mean),
+            (self.tpot_mean_s, s.tpot_s.mean),
+            (self.tpot_p50_s, s.tpot_s.p50),
+        ]
+        .iter()
+        .all(|&(h, x)| h <= precision * x.abs())
+    }
+}
+
+/// TPOT of one request; 0 for a one-token output (it has no gaps).
+pub fn tpot_of(r: &RequestRecord) -> f64 {
+    if r.output_tokens > 1 {
+        (r.completion_s - r.first_token_s) / f64::from(r.output_tokens - 1)
+    } else {
+        0.0
+    }
+}
+
+/// TTFT of one request.
+pub fn ttft_of(r: &RequestRecord) -> f64 {
+    r.first_token_s - r.arrival_s
+}
+
 /// The part of an open-loop run in steady state: requests arriving at least one median lifetime
 /// (arrival to last token) after the first arrival and at least one before the last. They
 /// started after the system had filled and finished, typically, before it drained, as nearly
@@ -328,6 +401,67 @@ impl SteadyWindow {
             tokens_per_s_per_user: Dist::of(speeds),
             ..whole.clone()
         }
+    }
+
+    /// The window's requests in [`CI_BATCHES`] consecutive spans of arrival time; `None` when a
+    /// span holds fewer than [`MIN_BATCH_REQUESTS`].
+    pub fn batches<'a>(&self, out: &'a Outcome) -> Option<Vec<Vec<&'a RequestRecord>>> {
+        let span = (self.to_s - self.from_s) / CI_BATCHES as f64;
+        let mut batches = vec![Vec::new(); CI_BATCHES];
+        for x in &out.requests {
+            if x.arrival_s >= self.from_s && x.arrival_s <= self.to_s {
+                let b = (((x.arrival_s - self.from_s) / span) as usize).min(CI_BATCHES - 1);
+                batches[b].push(x);
+            }
+        }
+        batches
+            .iter()
+            .all(|b| b.len() >= MIN_BATCH_REQUESTS)
+            .then_some(batches)
+    }
+
+    /// Confidence half-widths of [`SteadyWindow::summarise`]'s estimates by batch means: latencies
+    /// over the batches of [`SteadyWindow::batches`], throughput over as many equal spans of the
+    /// completions it counts. `None` when the window is too short for batches.
+    pub fn confidence(&self, out: &Outcome) -> Option<SteadyCi> {
+        let batches = self.batches(out)?;
+        let over = |f: &dyn Fn(&[&RequestRecord]) -> f64| {
+            half_width_95(&batches.iter().map(|b| f(b)).collect::<Vec<_>>())
+        };
+        let mean_of = |b: &[&RequestRecord], g: fn(&RequestRecord) -> f64| {
+            b.iter().map(|x| g(x)).sum::<f64>() / b.len() as f64
+        };
+        let last_arrival = out.requests.last().map_or(0.0, |x| x.arrival_s);
+        let span = (last_arrival - self.from_s) / CI_BATCHES as f64;
+        let mut tokens = [0.0; CI_BATCHES];
+        for x in &out.requests {
+            if x.completion_s >= self.from_s && x.completion_s <= last_arrival {
+                let b = (((x.completion_s - self.from_s) / span) as usize).min(CI_BATCHES - 1);
+                tokens[b] += f64::from(x.output_tokens);
+            }
+        }
+        let throughput: Vec<f64> = tokens.iter().map(|t| t / span).collect();
+        Some(SteadyCi {
+            throughput_output_tokens_per_s: half_width_95(&throughput),
+            ttft_mean_s: over(&|b| mean_of(b, ttft_of)),
+            tpot_mean_s: over(&|b| {
+                let t: Vec<f64> = b
+                    .iter()
+                    .filter(|x| x.output_tokens > 1)
+                    .map(|x| tpot_of(x))
+                    .collect();
+                t.iter().sum::<f64>() / t.len() as f64
+            }),
+            tpot_p50_s: over(&|b| {
+                Dist::of(
+                    b.iter()
+                        .filter(|x| x.output_tokens > 1)
+                        .map(|x| tpot_of(x))
+                        .collect(),
+                )
+                .p50
+            }),
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::metrics::Summary;
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
 use crate::system::{ServeSettings, Speculation, Split, System};
-use crate::workload::{read_trace, Arrivals, LengthDist, SharedPrefixes, Workload};
+use crate::workload::{read_trace, Arrivals, LengthDist, RequestSpec, SharedPrefixes, Workload};
 
 /// Arrival process of an open-loop workload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -467,14 +467,26 @@ impl Scenario {
 
     /// As [`Scenario::run`] on an already placed system.
     pub fn run_on(&self, system: System) -> Result<Run> {
+        let (requests, mode) = self.requests(&system)?;
+        self.serve_on(system, &requests, mode)
+    }
+
+    /// The workload's requests as drawn for `system` (its context window caps drawn lengths),
+    /// and how they enter.
+    pub fn requests(&self, system: &System) -> Result<(Vec<RequestSpec>, Loop)> {
         let (workload, mode) = self.workload.build()?;
         let requests = workload.generate(
             self.workload.seed,
             system.model.architecture.context_window_tokens,
         )?;
+        Ok((requests, mode))
+    }
+
+    /// Serve `requests` on `system` and aggregate.
+    pub fn serve_on(&self, system: System, requests: &[RequestSpec], mode: Loop) -> Result<Run> {
         let settings = self.serve.settings()?;
         let (outcome, summary) =
-            system.simulate_recorded(&requests, &settings, mode, self.record_timeline)?;
+            system.simulate_recorded(requests, &settings, mode, self.record_timeline)?;
         Ok(Run {
             system,
             settings,

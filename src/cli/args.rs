@@ -87,7 +87,7 @@ impl SystemArgs {
 }
 
 /// The rows of `--reference FILE`, or the shipped reference/published.toml without it.
-pub(super) fn reference_rows(path: &Option<PathBuf>) -> Result<Vec<validate::ReferenceRow>> {
+pub(super) fn reference_set(path: &Option<PathBuf>) -> Result<validate::ReferenceSet> {
     match path {
         None => validate::parse("reference/published.toml", validate::SHIPPED),
         Some(p) => {

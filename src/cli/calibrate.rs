@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use super::args::{reference_rows, Common};
-use super::text::pretty;
+use super::args::{reference_set, Common};
+use super::text::{pretty, write_file};
 use crate::error::{Error, Result};
 use crate::profile::catalog::profile_text;
 use crate::report::{num, Format, Table};
 use crate::study::calibrate::{self, Calibration, Param};
+use crate::study::validate::Fits;
 
 #[derive(Debug, Args)]
 pub(super) struct CalibrateArgs {
@@ -33,6 +34,10 @@ pub(super) struct CalibrateArgs {
     /// Write the profile with the fitted values (comments kept) to this file.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
+    /// Record the fit, its rows and their held-out errors in this fits file (created if absent;
+    /// a fit of the same hardware and parameters is replaced), as reference/fits.toml holds them.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -43,7 +48,8 @@ pub(super) fn run(a: &CalibrateArgs) -> Result<String> {
         .iter()
         .map(|p| Param::parse(p))
         .collect::<Result<Vec<_>>>()?;
-    let rows: Vec<_> = reference_rows(&a.reference)?
+    let rows: Vec<_> = reference_set(&a.reference)?
+        .rows
         .into_iter()
         .filter(|r| r.hardware == a.hardware && (a.rows.is_empty() || a.rows.contains(&r.id)))
         .collect();
@@ -60,6 +66,19 @@ pub(super) fn run(a: &CalibrateArgs) -> Result<String> {
             source,
         })?;
     }
+    if let Some(path) = &a.record {
+        let mut fits = if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Fits::parse(&path.display().to_string(), &text)?
+        } else {
+            Fits::default()
+        };
+        fits.record(c.record(&a.hardware));
+        write_file(path, &fits.to_toml()?)?;
+    }
     match a.common.format {
         Format::Json => Ok(pretty(&json!(c))),
         Format::Csv => {
@@ -69,9 +88,10 @@ pub(super) fn run(a: &CalibrateArgs) -> Result<String> {
         Format::Table => {
             let (pt, rt) = tables(&c, &start);
             Ok(format!(
-                "{}\n{}\nmedian |leave-one-out error|: {}%\n",
+                "{}\n{}\nmedian |held-out error| ({}): {}%\n",
                 pt.render(),
                 rt.render(),
+                c.cross_validation,
                 num(100.0 * c.median_abs_loo_rel_error, 3)
             ))
         }

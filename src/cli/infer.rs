@@ -105,15 +105,16 @@ fn scaled_fields(a: &InferArgs, template: &ModelProfile) -> Vec<String> {
 /// The simulator's error on this hardware: ln(predicted / published) of the reference rows on
 /// it that nothing was fitted to.
 fn reference_errors(hw: &HardwareProfile) -> Result<Vec<f64>> {
-    let rows: Vec<_> = validate::parse("reference/published.toml", validate::SHIPPED)?
-        .into_iter()
-        .filter(|r| r.hardware == hw.name && !r.fitted)
-        .collect();
-    Ok(validate::run(&rows, &[])
-        .iter()
-        .map(|r| (r.predicted / r.published).ln())
-        .filter(|e| e.is_finite())
-        .collect())
+    let fits = validate::Fits::shipped()?;
+    let set = validate::ReferenceSet::shipped()?
+        .filtered(|r| r.hardware == hw.name && !fits.fitted(&r.id));
+    Ok(
+        validate::run(&set, &[], &validate::Ledger::default(), &fits)
+            .iter()
+            .map(|r| (r.predicted / r.published).ln())
+            .filter(|e| e.is_finite())
+            .collect(),
+    )
 }
 
 /// A row per case solved, and a placeholder row for the cases out of reach.

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::profile::Override;
-use crate::study::validate::{predict_rows, ReferenceRow};
+use crate::study::validate::{predict_rows, FitRecord, ReferenceRow};
 
 /// A free parameter: a profile field and its physical range.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,7 +83,10 @@ fn overrides(params: &[Param], values: &[f64]) -> Result<Vec<Override>> {
 /// Predictions of `rows` with the parameters set to `values`.
 pub fn predictions(rows: &[ReferenceRow], params: &[Param], values: &[f64]) -> Result<Vec<f64>> {
     let o = overrides(params, values)?;
-    predict_rows(rows, &o).into_iter().collect()
+    predict_rows(rows, &o)
+        .into_iter()
+        .map(|p| p.map(|p| p.value))
+        .collect()
 }
 
 fn loss(rows: &[ReferenceRow], params: &[Param], values: &[f64]) -> f64 {
@@ -169,7 +172,8 @@ pub struct RowFit {
     pub fitted_prediction: f64,
     /// Relative error with all rows fitted.
     pub fitted_rel_error: f64,
-    /// Relative error of the prediction made with parameters fitted without this row.
+    /// Relative error of the prediction made with parameters fitted without this row (without its
+    /// fold, when k-fold); NaN when nothing can be held out.
     pub loo_rel_error: f64,
 }
 
@@ -182,11 +186,54 @@ pub struct Calibration {
     pub values: Vec<f64>,
     /// Per-row errors.
     pub rows: Vec<RowFit>,
-    /// Median |leave-one-out relative error|.
+    /// Median |leave-one-out relative error| (of the held-out folds when k-fold).
     pub median_abs_loo_rel_error: f64,
+    /// How rows were held out: leave-one-out, k-fold, or none.
+    pub cross_validation: String,
 }
 
-/// Fit `params` to `rows` from `start`, then refit without each row to predict it.
+impl Calibration {
+    /// The fit as validation records it (`reference/fits.toml`): `hardware`'s parameters, the
+    /// rows, the held-out errors, and how to reproduce it.
+    pub fn record(&self, hardware: &str) -> FitRecord {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("--param {}={}:{}", p.path, p.min, p.max))
+            .collect();
+        FitRecord {
+            hardware: hardware.to_string(),
+            params: self.params.iter().map(|p| p.path.clone()).collect(),
+            values: self.values.iter().map(|&v| written(v)).collect(),
+            rows: self.rows.iter().map(|r| r.id.clone()).collect(),
+            method: format!(
+                "infersim calibrate --hardware {hardware} {} --rows (the rows above); cross-validation: {}",
+                params.join(" "),
+                self.cross_validation
+            ),
+            held_out_error: self
+                .rows
+                .iter()
+                .filter(|r| r.loo_rel_error.is_finite())
+                .map(|r| (r.id.clone(), r.loo_rel_error))
+                .collect(),
+        }
+    }
+}
+
+/// Folds of the cross-validation of `rows` rows fitting `params` parameters: none when the rows
+/// do not outnumber the parameters (nothing can be held out), each row its own fold up to ten
+/// rows, five folds past that (rows dealt round-robin).
+pub fn folds(rows: usize, params: usize) -> usize {
+    match rows {
+        n if n <= params => 0,
+        n if n <= 10 => n,
+        _ => 5,
+    }
+}
+
+/// Fit `params` to `rows` from `start`, then refit without each row (or each fold of rows, see
+/// [`folds`]) to predict it.
 pub fn calibrate(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> Result<Calibration> {
     if rows.is_empty() || params.is_empty() {
         return Err(Error::arg(
@@ -206,24 +253,33 @@ pub fn calibrate(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> Resu
     }
     let (values, _) = fit(rows, params, start);
     let fitted = predictions(rows, params, &values)?;
+    let k = folds(rows.len(), params.len());
     use rayon::prelude::*;
-    let loo: Vec<f64> = (0..rows.len())
+    // Each fold's rows predicted with the parameters fitted to the other folds.
+    let held: Vec<(usize, f64)> = (0..k)
         .into_par_iter()
-        .map(|i| {
-            if rows.len() <= params.len() {
-                return f64::NAN;
-            }
-            let rest: Vec<ReferenceRow> = rows
+        .flat_map_iter(|f| {
+            let (inside, rest): (Vec<_>, Vec<_>) = rows
                 .iter()
+                .cloned()
                 .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, r)| r.clone())
-                .collect();
+                .partition(|(i, _)| i % k == f);
+            let rest: Vec<ReferenceRow> = rest.into_iter().map(|(_, r)| r).collect();
             let (v, _) = fit(&rest, params, &values);
-            predictions(std::slice::from_ref(&rows[i]), params, &v)
-                .map_or(f64::NAN, |p| p[0] / rows[i].published - 1.0)
+            let ids: Vec<usize> = inside.iter().map(|(i, _)| *i).collect();
+            let held_rows: Vec<ReferenceRow> = inside.into_iter().map(|(_, r)| r).collect();
+            let p =
+                predictions(&held_rows, params, &v).unwrap_or_else(|_| vec![f64::NAN; ids.len()]);
+            ids.into_iter()
+                .zip(p)
+                .map(|(i, p)| (i, p / rows[i].published - 1.0))
+                .collect::<Vec<_>>()
         })
         .collect();
+    let mut loo = vec![f64::NAN; rows.len()];
+    for (i, e) in held {
+        loo[i] = e;
+    }
     let mut abs: Vec<f64> = loo
         .iter()
         .filter(|e| e.is_finite())
@@ -251,7 +307,17 @@ pub fn calibrate(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> Resu
             .collect(),
         values,
         median_abs_loo_rel_error: median,
+        cross_validation: match k {
+            0 => "none: no more rows than parameters".to_string(),
+            k if k == rows.len() => "leave-one-out".to_string(),
+            k => format!("{k}-fold"),
+        },
     })
+}
+
+/// A fitted value as profiles carry it: five significant digits.
+fn written(v: f64) -> f64 {
+    format!("{v:.4e}").parse().unwrap_or(v)
 }
 
 /// Rewrite `key = value` lines of a profile's TOML text for the fitted parameters, keeping
@@ -314,9 +380,7 @@ mod tests {
             speculative: None,
             published,
             unit: "tokens/s".into(),
-            tolerance: 0.1,
-            tolerance_reason: String::new(),
-            fitted: false,
+            uncertainty: None,
             date: String::new(),
             source: String::new(),
             notes: String::new(),

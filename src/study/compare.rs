@@ -243,11 +243,8 @@ pub fn wafer_references(
         crate::study::validate::ReferenceRow,
     )>,
 > {
-    let rows: Vec<_> =
-        crate::study::validate::parse("reference/published.toml", crate::study::validate::SHIPPED)?
-            .into_iter()
-            .filter(|r| r.hardware == "wse-3")
-            .collect();
-    let results = crate::study::validate::run(&rows, overrides);
-    Ok(results.into_iter().zip(rows).collect())
+    use crate::study::validate::{run, Fits, Ledger, ReferenceSet};
+    let set = ReferenceSet::shipped()?.filtered(|r| r.hardware == "wse-3");
+    let results = run(&set, overrides, &Ledger::shipped()?, &Fits::shipped()?);
+    Ok(results.into_iter().zip(set.rows).collect())
 }

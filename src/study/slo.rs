@@ -5,10 +5,12 @@
 use serde::Serialize;
 use statrs::statistics::{Data, OrderStatistics};
 
+use crate::engine::Loop;
 use crate::engine::{Outcome, RequestRecord};
 use crate::error::{Error, Result};
-use crate::metrics::SteadyWindow;
+use crate::metrics::{tpot_of as tpot, ttft_of as ttft, SteadyWindow};
 use crate::scenario::{Run, Scenario};
+use crate::study::load_test::{run_until_steady, SteadyRun, RULE};
 
 /// Latency limits; an absent limit is not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -35,19 +37,6 @@ pub struct SloReport {
     pub tpot_at_percentile_s: f64,
     /// Whether both percentiles are within their limits.
     pub met: bool,
-}
-
-fn ttft(r: &RequestRecord) -> f64 {
-    r.first_token_s - r.arrival_s
-}
-
-/// TPOT of one request; 0 for a one-token output (it has no gaps).
-fn tpot(r: &RequestRecord) -> f64 {
-    if r.output_tokens > 1 {
-        (r.completion_s - r.first_token_s) / f64::from(r.output_tokens - 1)
-    } else {
-        0.0
-    }
 }
 
 impl Slo {
@@ -123,31 +112,54 @@ impl Slo {
     }
 }
 
-/// The highest rate in `(hi / 1e4, hi)` at which `run` reports the limits met, bracketed from
-/// above by factors of 4 and then found by geometric bisection to 1%, with that run's result;
-/// `None` if even the lowest rate misses them.
-/// `run(rate)` returns whether the limits were met and anything the caller wants kept.
+/// Ratio of successive rates while the search brackets its answer from above.
+const BRACKET_STEP: f64 = 1.25;
+
+/// The highest rate at which `run` reports the limits met, with that probe's result and the
+/// lowest rate found to miss them (infinite if none was): bracketed from `hi / 1.25` down by
+/// factors of 1.25 (to `hi / 1e4`; upwards past `hi` when even `hi / 1.25` and `hi` pass), then
+/// found by geometric bisection to 1%. `None` if even the lowest rate misses them. `run(rate)` returns
+/// whether the limits were met and anything the caller wants kept.
 pub fn max_rate<T>(
     hi: f64,
     mut run: impl FnMut(f64) -> Result<(bool, T)>,
-) -> Result<Option<(f64, T)>> {
-    // Bracket from above, a factor of 4 at a time: a probe far below the answer is the costliest
-    // (requests served one at a time, one step per token each).
+) -> Result<Option<(f64, T, f64)>> {
+    // Bracket from above in small steps: a probe above the answer stops early on a clear miss,
+    // while one far below it is the costliest (requests served a few at a time, one step per
+    // token each).
     let floor = hi / 1e4;
+    let top = hi;
     let mut hi = hi;
     let mut lo = hi;
+    let mut missed = f64::INFINITY;
     let mut best = loop {
-        lo = (lo / 4.0).max(floor);
+        lo = (lo / BRACKET_STEP).max(floor);
         let (ok, t) = run(lo)?;
         if ok {
             break (lo, t);
         }
+        missed = lo;
         if lo <= floor {
             return Ok(None);
         }
         hi = lo;
     };
+    // The first probe passed: the answer may lie at or above the bracket's top.
+    if hi == top {
+        for _ in 0..8 {
+            let (ok, t) = run(hi)?;
+            if !ok {
+                missed = hi;
+                break;
+            }
+            (lo, best) = (hi, (hi, t));
+            hi *= 4.0;
+        }
+    }
     for _ in 0..24 {
+        if hi / lo < 1.01 {
+            break;
+        }
         let mid = (lo * hi).sqrt();
         let (ok, t) = run(mid)?;
         if ok {
@@ -155,48 +167,58 @@ pub fn max_rate<T>(
             best = (mid, t);
         } else {
             hi = mid;
-        }
-        if hi / lo < 1.01 {
-            break;
+            missed = mid;
         }
     }
-    Ok(Some(best))
+    Ok(Some((best.0, best.1, missed)))
 }
 
 /// The run of `scenario` at the highest Poisson rate whose TTFT and TPOT at `slo`'s percentile
 /// meet its limits without saturating (the workload's own rate or concurrency is replaced),
-/// with that rate.
+/// with that rate. Each probe is a load test of the workload's requests under the shared
+/// stopping rule ([`RULE`]).
 pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
     let system = scenario
         .serve
         .system(&scenario.hardware, &scenario.model, &scenario.overrides)?;
-    let at = |rate: f64| -> Result<Run> {
+    let settings = scenario.serve.settings()?;
+    let at = |rate: f64| {
         let mut s = scenario.clone();
         s.workload.rate_per_s = Some(rate);
         s.workload.concurrency = None;
-        s.run_on(system.clone())
+        s
+    };
+    let test = |rate: f64| -> Result<(bool, (SteadyRun, Loop))> {
+        let s = at(rate);
+        let (requests, mode) = s.requests(&system)?;
+        let run = run_until_steady(&requests, Some(slo), RULE, |r| {
+            system.simulate_recorded(r, &settings, mode, s.record_timeline)
+        })?;
+        Ok((run.met == Some(true), (run, mode)))
     };
     // Upper bracket: arrivals a microsecond apart are as good as all at once.
-    let offline = at(1e6)?;
+    let offline = at(1e6).run_on(system.clone())?;
     let hi = offline.summary.throughput_requests_per_s * 1.5;
-    let found = max_rate(hi, |rate| {
-        let run = at(rate)?;
-        let ok = slo
-            .evaluate_steady(&run.outcome, run.summary.duration_s)
-            .met
-            && !run.summary.saturation.saturated;
-        Ok((ok, run))
-    })?;
-    found.ok_or_else(|| {
-        Error::arg(
+    let Some((rate, (t, mode), _)) = max_rate(hi, test)? else {
+        return Err(Error::arg(
             "--find-max-rate",
             format!(
                 "even {:.4} requests/s misses the SLO at p{}; relax the limits or change the system",
                 hi / 1e4,
                 slo.percentile
             ),
-        )
-    })
+        ));
+    };
+    Ok((
+        rate,
+        Run {
+            system,
+            settings,
+            mode,
+            outcome: t.outcome,
+            summary: t.whole,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -246,9 +268,13 @@ mod tests {
 
     #[test]
     fn bisection_finds_a_threshold() {
-        let (rate, seen) = max_rate(100.0, |r| Ok((r <= 12.5, r))).unwrap().unwrap();
+        let (rate, seen, missed) = max_rate(100.0, |r| Ok((r <= 12.5, r))).unwrap().unwrap();
         assert!(rate <= 12.5 && rate > 12.5 / 1.011, "{rate}");
+        assert!(missed > 12.5 && missed / rate < 1.011, "{missed}");
         assert_eq!(rate, seen);
         assert!(max_rate(100.0, |_| Ok((false, ()))).unwrap().is_none());
+        // An answer above the bracket's top is found by extending it.
+        let (rate, _, _) = max_rate(100.0, |r| Ok((r <= 1000.0, ()))).unwrap().unwrap();
+        assert!(rate <= 1000.0 && rate > 1000.0 / 1.011, "{rate}");
     }
 }

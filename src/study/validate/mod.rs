@@ -18,7 +18,7 @@
 //! a row carries its own only when its source states an uncertainty, and quotes it. A row
 //! *passes* when its prediction's 95% interval reaches inside the tolerance and is narrower than
 //! a quarter of it; otherwise, or when it cannot be simulated, it *misses*. Whether a miss is
-//! known, and whether any error moved since it was last accepted, is [`ledger`]'s business.
+//! known, and whether any error moved since it was last accepted, is the ledger's business (`ledger.rs`).
 
 mod ledger;
 mod predict;
@@ -32,8 +32,8 @@ use crate::error::{Error, Problem, Result};
 use crate::profile::Override;
 
 pub use ledger::{
-    strict_problems, write_results, Accepted, FitRecord, Fits, KnownMiss, Ledger, SHIPPED_FITS,
-    SHIPPED_MISSES, SHIPPED_RESULTS,
+    strict_problems, write_results, Accepted, FitRecord, Fits, KnownMiss, Ledger, MAX_MOVE,
+    SHIPPED_FITS, SHIPPED_MISSES, SHIPPED_RESULTS,
 };
 pub use predict::{predict, predict_rows, row_lengths, system_for, Prediction};
 
@@ -342,13 +342,20 @@ pub fn parse(label: &str, text: &str) -> Result<ReferenceSet> {
     })?;
     for name in CLASSES {
         let Some(c) = f.class.get(name) else {
-            return Err(invalid(label, format!("class.{name}"), "missing tolerance class"));
+            return Err(invalid(
+                label,
+                format!("class.{name}"),
+                "missing tolerance class",
+            ));
         };
         if !(c.width > 0.0 && c.width <= MAX_CLASS_WIDTH) {
             return Err(invalid(
                 label,
                 format!("class.{name}.width"),
-                format!("expected a width in (0, {MAX_CLASS_WIDTH}], found {}", c.width),
+                format!(
+                    "expected a width in (0, {MAX_CLASS_WIDTH}], found {}",
+                    c.width
+                ),
             ));
         }
     }
@@ -378,7 +385,11 @@ pub fn parse(label: &str, text: &str) -> Result<ReferenceSet> {
         } = &r.scenario
         {
             row_lengths(&r.id, *prompt_tokens, *output_tokens, Some(l)).map_err(|e| {
-                invalid(label, format!("row {} scenario.lengths", r.id), e.to_string())
+                invalid(
+                    label,
+                    format!("row {} scenario.lengths", r.id),
+                    e.to_string(),
+                )
             })?;
         }
         if !(r.published.is_finite() && r.published > 0.0) {
@@ -425,7 +436,12 @@ pub fn judge(prediction: &Result<Prediction>, published: f64, tolerance: f64) ->
 
 /// Predict every row of `set` and judge it; `ledger` marks the known misses and `fits` the rows
 /// a recorded fit used. A row that cannot be simulated is a miss, reported with its reason.
-pub fn run(set: &ReferenceSet, overrides: &[Override], ledger: &Ledger, fits: &Fits) -> Vec<RowResult> {
+pub fn run(
+    set: &ReferenceSet,
+    overrides: &[Override],
+    ledger: &Ledger,
+    fits: &Fits,
+) -> Vec<RowResult> {
     set.rows
         .iter()
         .zip(predict_rows(&set.rows, overrides))
@@ -498,7 +514,13 @@ pub fn summarise(results: &[RowResult]) -> ValidationSummary {
     let loo: Vec<f64> = results
         .iter()
         .filter_map(|r| r.loo_rel_error)
-        .map(|e| if e.is_finite() { e.abs() } else { f64::INFINITY })
+        .map(|e| {
+            if e.is_finite() {
+                e.abs()
+            } else {
+                f64::INFINITY
+            }
+        })
         .collect();
     let misses = results.iter().filter(|r| r.verdict == Verdict::Miss);
     ValidationSummary {
