@@ -151,27 +151,13 @@ fn solutions_table(inf: &infer::Inference) -> Table {
     if let Some(h) = &inf.high {
         add("high (90%)", h);
     }
-    if inf.uncorrected.is_none() {
-        t.row([
-            "as published".to_string(),
-            "out of reach".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-        ]);
-    }
-    if inf.central.is_none() {
-        t.row([
-            "bias-corrected".to_string(),
-            "out of reach".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-        ]);
+    for (case, missing) in [
+        ("as published", inf.uncorrected.is_none()),
+        ("bias-corrected", inf.central.is_none()),
+    ] {
+        if missing {
+            t.row([case, "out of reach", "-", "-", "-", "-", "-"]);
+        }
     }
     t
 }
