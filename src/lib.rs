@@ -7,7 +7,8 @@
 //!              (TOML)     (what goes   (time of  (events)  (what
 //!                          where)      one step)           happened)
 //!              workload, lengths: the requests; system: model placed on a machine;
-//!              scenario: one run's settings; energy: power and price of a run
+//!              scenario: one run's settings; energy: power and price of a run;
+//!              warning: every adjustment made to what was asked, reported
 //!                 │
 //!  studies     compare · sweep · slo · validate · calibrate · infer     (study/)
 //!                 │       many core runs read together
@@ -59,6 +60,7 @@ pub mod placement;
 pub mod profile;
 pub mod scenario;
 pub mod system;
+pub mod warning;
 pub mod workload;
 
 // Studies built on the core.
