@@ -44,6 +44,7 @@ fn reference_requests(n: usize, rate_per_s: f64) -> Vec<RequestSpec> {
     }
     .generate(0, 4096)
     .unwrap()
+    .0
 }
 
 fn cost_decode_step(c: &mut Criterion) {

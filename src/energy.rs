@@ -276,7 +276,7 @@ mod tests {
             output: LengthDist::Fixed(64),
             prefixes: None,
         };
-        let reqs = w.generate(0, 131_072).unwrap();
+        let (reqs, _) = w.generate(0, 131_072).unwrap();
         let (_, s) = sys
             .simulate(
                 &reqs,

@@ -42,7 +42,8 @@
 //!     output: LengthDist::Fixed(128),
 //!     prefixes: None,
 //! };
-//! let requests = workload.generate(42, sys.model.architecture.context_window_tokens)?;
+//! let (requests, warnings) = workload.generate(42, sys.context_limit().0)?;
+//! assert!(warnings.is_empty()); // no length had to be cut to fit
 //! let (_, summary) = sys.simulate(&requests, &ServeSettings::default(), Loop::Open)?;
 //! assert_eq!(summary.requests, 100);
 //! # Ok::<(), infersim::Error>(())

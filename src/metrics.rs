@@ -1,9 +1,13 @@
 //! Metrics: aggregates of a run's per-request records (README "Metrics" defines each).
 //!
 //! Percentiles use statrs' `quantile` (the R-8 / median-unbiased estimator, Hyndman & Fan 1996).
-//! Saturation is a heuristic over the run: the arrival process outpaces service when requests that
-//! arrive late wait far longer for their first token than those that arrive early and a backlog
-//! is still waiting when the last request arrives.
+//! Saturation is judged over the whole run, two ways. At its end: requests that arrive late wait
+//! far longer for their first token than those that arrive early and a backlog is still waiting
+//! when the last request arrives. Anywhere in it ([`overload`]): the backlog (requests arrived
+//! and still without a first token), read at [`OVERLOAD_SPANS`] + 1 evenly spaced instants from
+//! the first arrival to the last, rises at every instant over at least three spans in a row
+//! (15% of the run) and ends that stretch at least twice as large and at least
+//! `max(10, requests / 20)`: a queue growing over a sustained window, however it ends.
 //!
 //! Confidence intervals of steady-state estimates use batch means (Law, *Simulation Modeling and
 //! Analysis*, 5th ed., section 9.5.3): the steady window is cut into [`CI_BATCHES`] consecutive
@@ -94,6 +98,61 @@ pub struct Saturation {
     pub backlog_at_last_arrival: usize,
     /// Mean TTFT of the last quarter of arrivals over that of the first quarter.
     pub ttft_growth: f64,
+    /// Start of the first stretch over which the queue grew ([`overload`]), s; `None` if none.
+    pub overloaded_from_s: Option<f64>,
+    /// End of that stretch, s.
+    pub overloaded_to_s: Option<f64>,
+}
+
+/// Spans the run is cut into to look for a growing queue.
+pub const OVERLOAD_SPANS: usize = 20;
+
+/// The first stretch of a run over which its queue grew (see the module docs): (from, to) in
+/// seconds of simulated time, or `None`.
+pub fn overload(r: &[RequestRecord]) -> Option<(f64, f64)> {
+    let n = r.len();
+    let first = r.iter().map(|x| x.arrival_s).fold(f64::INFINITY, f64::min);
+    let last = r
+        .iter()
+        .map(|x| x.arrival_s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if last.partial_cmp(&first) != Some(std::cmp::Ordering::Greater) {
+        return None;
+    }
+    let mut arrivals: Vec<f64> = r.iter().map(|x| x.arrival_s).collect();
+    let mut firsts: Vec<f64> = r.iter().map(|x| x.first_token_s).collect();
+    arrivals.sort_by(f64::total_cmp);
+    firsts.sort_by(f64::total_cmp);
+    let backlog = |t: f64| {
+        let arrived = arrivals.partition_point(|&a| a <= t);
+        let served = firsts.partition_point(|&f| f <= t);
+        arrived.saturating_sub(served)
+    };
+    let at: Vec<(f64, usize)> = (0..=OVERLOAD_SPANS)
+        .map(|j| {
+            let t = first + (last - first) * j as f64 / OVERLOAD_SPANS as f64;
+            (t, backlog(t))
+        })
+        .collect();
+    let floor = (n / 20).max(10);
+    let rises = |j: usize| at[j].1 > at[j - 1].1;
+    let mut start = 0;
+    for j in 1..at.len() {
+        if !rises(j) {
+            start = j;
+            continue;
+        }
+        let (b0, b1) = (at[start].1, at[j].1);
+        if j - start >= 3 && b1 >= floor && b1 >= 2 * b0.max(1) {
+            // The stretch goes on while the queue keeps rising.
+            let end = (j + 1..at.len())
+                .take_while(|&k| rises(k))
+                .last()
+                .unwrap_or(j);
+            return Some((at[start].0, at[end].0));
+        }
+    }
+    None
 }
 
 /// Aggregates of one run.
@@ -201,7 +260,9 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     } else {
         1.0
     };
-    let saturated = open_loop && growth > 2.0 && backlog >= (n / 20).max(10);
+    let overloaded = if open_loop { overload(r) } else { None };
+    let saturated =
+        open_loop && (growth > 2.0 && backlog >= (n / 20).max(10) || overloaded.is_some());
 
     let instances = out.busy_s.len().max(1) as f64;
     Summary {
@@ -245,6 +306,8 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
             saturated,
             backlog_at_last_arrival: backlog,
             ttft_growth: growth,
+            overloaded_from_s: overloaded.map(|o| o.0),
+            overloaded_to_s: overloaded.map(|o| o.1),
         },
     }
 }

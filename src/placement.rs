@@ -42,6 +42,9 @@ pub struct ParallelRequest {
     pub replicas: Option<u32>,
     /// Attention data parallelism over the `tp` GPUs, experts spread over them (MoE only).
     pub attention_dp: bool,
+    /// Most tokens (prompt plus output) one sequence may hold (vLLM's `max_model_len`); default:
+    /// the model's context window, or what fits when the window does not.
+    pub max_context: Option<u64>,
 }
 
 /// Where the weights live.
@@ -90,6 +93,39 @@ pub struct Placement {
     pub kv_capacity_tokens_per_replica: u64,
     /// Further tokens of KV cache one replica may spill to external memory (wafers only).
     pub kv_spill_tokens_per_replica: u64,
+    /// Most tokens (prompt plus output) one sequence may hold: the model's context window, what
+    /// `max_context` asked for, or, when one window-long sequence does not fit beside the
+    /// weights, the most that does.
+    pub max_context_tokens: u64,
+    /// True when `max_context_tokens` was lowered below the window because it did not fit.
+    pub context_capped: bool,
+}
+
+impl Placement {
+    /// KV-cache tokens one sequence may hold on one replica: under attention data parallelism a
+    /// sequence lives on one GPU of the group.
+    fn per_sequence_room(&self) -> u64 {
+        if self.attention_dp {
+            self.kv_capacity_tokens_per_replica / u64::from(self.tp)
+        } else {
+            self.kv_capacity_tokens_per_replica
+        }
+    }
+}
+
+/// The context limit asked for, checked against the model's window: `None` for the default.
+fn asked_context(model: &ModelProfile, req: &ParallelRequest) -> Result<Option<u64>> {
+    let window = model.architecture.context_window_tokens;
+    match req.max_context {
+        Some(c) if c < 2 || c > window => Err(Error::arg(
+            "--max-context",
+            format!(
+                "expected 2 to {window} tokens ({}'s context window), found {c}",
+                model.name
+            ),
+        )),
+        c => Ok(c),
+    }
 }
 
 /// The target model and its optional draft.
@@ -168,11 +204,13 @@ fn footprint(model: &ModelProfile, tp: u32, pp: u32, adp: bool) -> (f64, f64) {
     (weights, kv)
 }
 
-fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, adp: bool) -> Placement {
+/// The placement of `models` on `tp` x `pp` GPUs, its KV room counted for sequences of up to
+/// `limit` tokens (sliding-window layers keep at most their window of each).
+fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, adp: bool, limit: u64) -> Placement {
     let (weights, kv_per_token) = models.footprint(tp, pp, adp);
     let room = gpu.hbm_capacity_bytes - gpu.overheads.reserved_bytes - weights;
     let tokens_per_device = if room > 0.0 {
-        (room / kv_per_token).floor() as u64
+        (room / (kv_per_token * models.model.kv_share(limit))).floor() as u64
     } else {
         0
     };
@@ -197,6 +235,8 @@ fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, adp: bool) -> Placem
         kv_capacity_bytes_per_device: room.max(0.0),
         kv_capacity_tokens_per_replica: tokens,
         kv_spill_tokens_per_replica: 0,
+        max_context_tokens: limit,
+        context_capped: false,
     }
 }
 
@@ -246,7 +286,8 @@ fn place_gpu(
 ) -> Result<Placement> {
     let model = models.model;
     let devices = gpu.devices;
-    let need_tokens = model.architecture.context_window_tokens;
+    let asked = asked_context(model, &req)?;
+    let need_tokens = asked.unwrap_or(model.architecture.context_window_tokens);
     if let Some(tp) = req.tp {
         if tp == 0 || tp > devices || !models.splits_heads(tp) {
             return Err(Error::arg(
@@ -304,26 +345,47 @@ fn place_gpu(
         .collect();
     splits.sort_by_key(|&(tp, pp)| (pp, tp));
     let mut best_miss: Option<(f64, Placement)> = None;
+    let mut roomiest: Option<Placement> = None;
     let mut chosen = None;
     for (tp, pp) in splits {
-        let p = build(models, gpu, tp, pp, req.attention_dp);
-        // One sequence lives on one GPU under attention data parallelism.
-        let per_sequence_room = if p.attention_dp {
-            p.kv_capacity_tokens_per_replica / u64::from(tp)
-        } else {
-            p.kv_capacity_tokens_per_replica
-        };
-        if per_sequence_room >= need_tokens {
+        let p = build(models, gpu, tp, pp, req.attention_dp, need_tokens);
+        if p.per_sequence_room() >= need_tokens {
             chosen = Some(p);
             break;
         }
-        // Missing bytes per device for weights + one full-context sequence.
+        // Missing bytes per device for weights + one sequence of the context asked.
         let missing = p.weight_bytes_per_device
-            + p.kv_bytes_per_token_per_device * need_tokens as f64
+            + p.kv_bytes_per_token_per_device * model.kv_share(need_tokens) * need_tokens as f64
             + gpu.overheads.reserved_bytes
             - gpu.hbm_capacity_bytes;
         if best_miss.as_ref().is_none_or(|(m, _)| missing < *m) {
-            best_miss = Some((missing, p));
+            best_miss = Some((missing, p.clone()));
+        }
+        if roomiest
+            .as_ref()
+            .is_none_or(|r| p.per_sequence_room() > r.per_sequence_room())
+        {
+            roomiest = Some(p);
+        }
+    }
+    // The window does not fit one sequence anywhere: unless a limit was asked for, serve the
+    // most context that fits, on the split that holds the most (as vLLM caps max_model_len).
+    if chosen.is_none() && asked.is_none() {
+        if let Some(r) = roomiest.filter(|r| r.per_sequence_room() >= 2) {
+            let p = build(
+                models,
+                gpu,
+                r.tp,
+                r.pp,
+                req.attention_dp,
+                r.per_sequence_room(),
+            );
+            let limit = p.per_sequence_room().min(need_tokens);
+            chosen = Some(Placement {
+                max_context_tokens: limit,
+                context_capped: true,
+                ..p
+            });
         }
     }
     let Some(mut p) = chosen else {
@@ -340,7 +402,7 @@ fn place_gpu(
                 "weights need {:.1} GB per GPU and one {}-token sequence {:.1} GB of KV cache, but each GPU has {:.1} GB ({:.1} GB reserved); short by {:.1} GB per GPU even at the best split tp={} pp={} ({} GPUs)",
                 p.weight_bytes_per_device / 1e9,
                 need_tokens,
-                p.kv_bytes_per_token_per_device * need_tokens as f64 / 1e9,
+                p.kv_bytes_per_token_per_device * model.kv_share(need_tokens) * need_tokens as f64 / 1e9,
                 gpu.hbm_capacity_bytes / 1e9,
                 gpu.overheads.reserved_bytes / 1e9,
                 missing / 1e9,
@@ -441,13 +503,19 @@ fn place_wafer(
         1
     };
     let replicas = replicas(req, max_replicas, "wafers")?;
-    let sram_tokens = (room / kv_per_token).floor() as u64;
+    let window = model.architecture.context_window_tokens;
+    let asked = asked_context(model, &req)?;
+    let share = model.kv_share(asked.unwrap_or(window));
+    let sram_tokens = (room / (kv_per_token * share)).floor() as u64;
     let external_share = w.external_memory.capacity_bytes / f64::from(replicas)
         - if home == WeightHome::ExternalMemory {
             model.weight_bytes()
         } else {
             0.0
         };
+    let spill_tokens = (external_share.max(0.0) / (spill_per_token * share)).floor() as u64;
+    // A sequence may use the SRAM room and, spilling, the external memory beyond it.
+    let limit = asked.unwrap_or_else(|| window.min(sram_tokens.saturating_add(spill_tokens)));
     Ok(Placement {
         device: "wafer",
         attention_dp: false,
@@ -462,7 +530,9 @@ fn place_wafer(
         kv_bytes_per_token_per_device: kv_per_token,
         kv_capacity_bytes_per_device: room,
         kv_capacity_tokens_per_replica: sram_tokens,
-        kv_spill_tokens_per_replica: (external_share.max(0.0) / spill_per_token).floor() as u64,
+        kv_spill_tokens_per_replica: spill_tokens,
+        max_context_tokens: limit,
+        context_capped: asked.is_none() && limit < window,
     })
 }
 

@@ -15,6 +15,7 @@ use crate::metrics::Summary;
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
 use crate::system::{ServeSettings, Speculation, Split, System};
+use crate::warning::Warnings;
 use crate::workload::{read_trace, Arrivals, LengthDist, RequestSpec, SharedPrefixes, Workload};
 
 /// Arrival process of an open-loop workload.
@@ -234,7 +235,7 @@ impl WorkloadSpec {
                 ))
             }
         };
-        let requests = self.requests.unwrap_or(1000);
+        let requests = self.requests.unwrap_or(DEFAULT_REQUESTS);
         if requests == 0 {
             return Err(Error::arg("requests (--requests)", "expected at least 1"));
         }
@@ -265,6 +266,9 @@ pub struct ServeSpec {
     pub pp: Option<u32>,
     /// Replicas [default: as many as fit].
     pub replicas: Option<u32>,
+    /// Most tokens (prompt plus output) one sequence may hold [default: the model's context
+    /// window, or the most that fits when the window does not].
+    pub max_context: Option<u64>,
     /// Speculative decoding: draft model, shipped name or TOML file.
     pub draft: Option<String>,
     /// Speculative decoding: draft tokens per verification step.
@@ -306,6 +310,7 @@ pub const SERVE_FIELDS: &[&str] = &[
     "attention_dp",
     "pp",
     "replicas",
+    "max_context",
     "draft",
     "gamma",
     "alpha",
@@ -344,6 +349,7 @@ impl Default for ServeSpec {
             attention_dp: false,
             pp: None,
             replicas: None,
+            max_context: None,
             draft: None,
             gamma: default_gamma(),
             alpha: None,
@@ -412,6 +418,7 @@ impl ServeSpec {
                 pp: self.pp,
                 replicas: self.replicas.or(split.map(|s| s.replicas())),
                 attention_dp: self.attention_dp,
+                max_context: self.max_context,
             },
         )
         .map_err(|e| match split {
@@ -423,6 +430,9 @@ impl ServeSpec {
         })
     }
 }
+
+/// Requests a workload draws when it does not say (and has no trace to count).
+pub const DEFAULT_REQUESTS: usize = 1000;
 
 /// One simulate run, fully described.
 #[derive(Debug, Clone)]
@@ -454,6 +464,8 @@ pub struct Run {
     pub outcome: Outcome,
     /// Aggregates.
     pub summary: Summary,
+    /// Every adjustment made to what was asked (lengths cut, context limited).
+    pub warnings: Warnings,
 }
 
 impl Scenario {
@@ -467,23 +479,28 @@ impl Scenario {
 
     /// As [`Scenario::run`] on an already placed system.
     pub fn run_on(&self, system: System) -> Result<Run> {
-        let (requests, mode) = self.requests(&system)?;
-        self.serve_on(system, &requests, mode)
+        let (requests, mode, warnings) = self.requests(&system)?;
+        self.serve_on(system, &requests, mode, warnings)
     }
 
-    /// The workload's requests as drawn for `system` (its context window caps drawn lengths),
-    /// and how they enter.
-    pub fn requests(&self, system: &System) -> Result<(Vec<RequestSpec>, Loop)> {
+    /// The workload's requests as drawn for `system` (its context limit caps drawn lengths, and
+    /// the warnings count every cut), and how they enter.
+    pub fn requests(&self, system: &System) -> Result<(Vec<RequestSpec>, Loop, Warnings)> {
         let (workload, mode) = self.workload.build()?;
-        let requests = workload.generate(
-            self.workload.seed,
-            system.model.architecture.context_window_tokens,
-        )?;
-        Ok((requests, mode))
+        let mut warnings = system.warnings();
+        let (requests, drawn) = workload.generate(self.workload.seed, system.context_limit().0)?;
+        warnings.extend(&drawn);
+        Ok((requests, mode, warnings))
     }
 
-    /// Serve `requests` on `system` and aggregate.
-    pub fn serve_on(&self, system: System, requests: &[RequestSpec], mode: Loop) -> Result<Run> {
+    /// Serve `requests` on `system` and aggregate; `warnings` are the adjustments made so far.
+    pub fn serve_on(
+        &self,
+        system: System,
+        requests: &[RequestSpec],
+        mode: Loop,
+        warnings: Warnings,
+    ) -> Result<Run> {
         let settings = self.serve.settings()?;
         let (outcome, summary) =
             system.simulate_recorded(requests, &settings, mode, self.record_timeline)?;
@@ -493,6 +510,7 @@ impl Scenario {
             mode,
             outcome,
             summary,
+            warnings,
         })
     }
 }

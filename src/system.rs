@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{summarise, Summary};
 use crate::placement::{place_with_draft, ParallelRequest, Placement};
 use crate::profile::{HardwareKind, HardwareProfile, ModelProfile};
+use crate::warning::Warnings;
 use crate::workload::RequestSpec;
 
 /// Serving-engine settings a user may change.
@@ -283,6 +284,43 @@ impl System {
         }
     }
 
+    /// Most tokens (prompt plus output) one sequence may hold here, and what sets it: the
+    /// deployment's context limit ([`crate::placement::Placement::max_context_tokens`]), or a
+    /// draft's shorter window (a draft must see the whole sequence too).
+    pub fn context_limit(&self) -> (u64, String) {
+        let limit = self.placement.max_context_tokens;
+        let by = if limit < self.model.architecture.context_window_tokens {
+            format!("the deployment's context limit for {}", self.model.name)
+        } else {
+            format!("{}'s context window", self.model.name)
+        };
+        match &self.speculation {
+            Some(s) if s.draft.architecture.context_window_tokens < limit => (
+                s.draft.architecture.context_window_tokens,
+                format!("{}'s context window", s.draft.name),
+            ),
+            _ => (limit, by),
+        }
+    }
+
+    /// What the placement adjusted of what was asked: a context limit lowered below the model's
+    /// window because one window-long sequence does not fit.
+    pub fn warnings(&self) -> Warnings {
+        let mut w = Warnings::default();
+        let p = &self.placement;
+        if p.context_capped {
+            w.add(
+                "context_limited",
+                1,
+                format!(
+                    "one {}-token sequence of {} does not fit beside the weights here: sequences are limited to {} tokens (set --max-context to choose the limit, or add devices)",
+                    self.model.architecture.context_window_tokens, self.model.name, p.max_context_tokens
+                ),
+            );
+        }
+        w
+    }
+
     /// Engine settings for this placement: one instance per replica and pipeline lane.
     pub fn engine_config(&self, s: &ServeSettings) -> Result<EngineConfig> {
         let p = &self.placement;
@@ -357,19 +395,7 @@ impl System {
         mode: Loop,
         record: bool,
     ) -> Result<(Outcome, Summary)> {
-        // A draft must see the whole sequence too.
-        let (window, name) = match &self.speculation {
-            Some(s)
-                if s.draft.architecture.context_window_tokens
-                    < self.model.architecture.context_window_tokens =>
-            {
-                (s.draft.architecture.context_window_tokens, &s.draft.name)
-            }
-            _ => (
-                self.model.architecture.context_window_tokens,
-                &self.model.name,
-            ),
-        };
+        let (window, what) = self.context_limit();
         if let Some((i, r)) = requests
             .iter()
             .enumerate()
@@ -378,7 +404,7 @@ impl System {
             return Err(Error::arg(
                 "workload",
                 format!(
-                    "request {i} has {} prompt + {} output tokens, more than {name}'s context window of {window}",
+                    "request {i} has {} prompt + {} output tokens, more than {what} of {window}",
                     r.prompt_tokens, r.output_tokens
                 ),
             ));

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use statrs::distribution::{Gamma, LogNormal};
 
 use crate::error::{Error, Result};
+use crate::warning::Warnings;
 
 /// One request to serve.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,8 +169,8 @@ impl LengthDist {
         }
     }
 
-    /// The `i`-th request's length; `pick` is its dataset index for `Sampled`.
-    fn sample(&self, i: usize, pick: usize, rng: &mut ChaCha8Rng, cap: u32) -> u32 {
+    /// The `i`-th request's length before any cap; `pick` is its dataset index for `Sampled`.
+    fn sample(&self, i: usize, pick: usize, rng: &mut ChaCha8Rng) -> u32 {
         let v = match self {
             LengthDist::Fixed(n) => *n,
             LengthDist::Uniform { min, max } => rng.random_range(*min..=*max),
@@ -184,7 +185,19 @@ impl LengthDist {
             LengthDist::Trace(v) => v[i % v.len()],
             LengthDist::Sampled(v) => v[pick % v.len()],
         };
-        v.clamp(1, cap.max(1))
+        v.max(1)
+    }
+
+    /// Warning kind for lengths of this distribution cut to fit the context.
+    fn cap_kind(&self, output: bool) -> &'static str {
+        match (self, output) {
+            (LengthDist::Trace(_), false) => "trace_prompt_tokens_capped",
+            (LengthDist::Trace(_), true) => "trace_output_tokens_capped",
+            (LengthDist::Sampled(_), false) => "dataset_prompt_tokens_capped",
+            (LengthDist::Sampled(_), true) => "dataset_output_tokens_capped",
+            (_, false) => "prompt_tokens_capped",
+            (_, true) => "output_tokens_capped",
+        }
     }
 }
 
@@ -204,9 +217,12 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Draw the requests. Lengths drawn from distributions are capped so that prompt + output fits
-    /// `context_window_tokens`; lengths from traces are not capped (the engine rejects them).
-    pub fn generate(&self, seed: u64, context_window_tokens: u64) -> Result<Vec<RequestSpec>> {
+    /// Draw the requests for a deployment serving at most `context_tokens` per sequence (prompt
+    /// plus output). Fixed lengths that do not fit are refused: they are what was asked. Lengths
+    /// drawn from a distribution, a dataset or a trace are cut to fit (the prompt to leave one
+    /// output token, the output to the room the prompt leaves), and every cut is counted in the
+    /// returned warnings.
+    pub fn generate(&self, seed: u64, context_tokens: u64) -> Result<(Vec<RequestSpec>, Warnings)> {
         match &self.arrivals {
             Arrivals::Poisson { rate_per_s } | Arrivals::Gamma { rate_per_s, .. }
                 if !(rate_per_s.is_finite() && *rate_per_s > 0.0) =>
@@ -227,8 +243,20 @@ impl Workload {
             }
             _ => {}
         }
+        let cap = u32::try_from(context_tokens).unwrap_or(u32::MAX).max(2);
+        if let (LengthDist::Fixed(p), LengthDist::Fixed(o)) = (&self.prompt, &self.output) {
+            if u64::from(*p) + u64::from(*o) > u64::from(cap) {
+                return Err(Error::arg(
+                    "prompt_tokens / output_tokens (--prompt-tokens, --output-tokens)",
+                    format!(
+                        "{p} prompt + {o} output tokens exceed the context limit of {cap} tokens (the model's window, or what fits one sequence here)"
+                    ),
+                ));
+            }
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let cap = u32::try_from(context_window_tokens).unwrap_or(u32::MAX);
+        let mut warnings = Warnings::default();
+        let (mut cut_prompts, mut cut_outputs) = (0u64, 0u64);
         let mut t = 0.0_f64;
         let gamma = match &self.arrivals {
             Arrivals::Gamma { rate_per_s, cv } => {
@@ -294,10 +322,12 @@ impl Workload {
             } else {
                 0
             };
-            let prompt = self.prompt.sample(i, pick, &mut rng, cap.saturating_sub(1));
-            let output = self
-                .output
-                .sample(i, pick, &mut rng, cap.saturating_sub(prompt));
+            let drawn_prompt = self.prompt.sample(i, pick, &mut rng);
+            let prompt = drawn_prompt.min(cap - 1);
+            let drawn_output = self.output.sample(i, pick, &mut rng);
+            let output = drawn_output.min(cap - prompt);
+            cut_prompts += u64::from(prompt < drawn_prompt);
+            cut_outputs += u64::from(output < drawn_output);
             let prefix = self.prefixes.map(|p| PromptPrefix {
                 group: group_rng.random_range(0..p.groups),
                 tokens: p.tokens.min(prompt),
@@ -309,7 +339,22 @@ impl Workload {
                 prefix,
             });
         }
-        Ok(out)
+        warnings.add(
+            self.prompt.cap_kind(false),
+            cut_prompts,
+            format!(
+                "prompts longer than the context limit of {cap} tokens were cut to {} tokens",
+                cap - 1
+            ),
+        );
+        warnings.add(
+            self.output.cap_kind(true),
+            cut_outputs,
+            format!(
+                "outputs were cut so that prompt + output fits the context limit of {cap} tokens"
+            ),
+        );
+        Ok((out, warnings))
     }
 }
 
@@ -444,7 +489,7 @@ mod tests {
             output: LengthDist::Sampled(outputs),
             ..poisson(2000, 5.0)
         };
-        let r = w.generate(3, 1 << 20).unwrap();
+        let r = w.generate(3, 1 << 20).unwrap().0;
         assert!(r.iter().all(|q| q.output_tokens == 10 * q.prompt_tokens));
         let seen: std::collections::BTreeSet<u32> = r.iter().map(|q| q.prompt_tokens).collect();
         assert_eq!(
@@ -453,7 +498,7 @@ mod tests {
             "2000 uniform draws should reach all 50 rows"
         );
         // Arrivals are those of the same workload with fixed lengths.
-        let fixed = poisson(2000, 5.0).generate(3, 1 << 20).unwrap();
+        let fixed = poisson(2000, 5.0).generate(3, 1 << 20).unwrap().0;
         assert!(r
             .iter()
             .zip(&fixed)
@@ -468,7 +513,7 @@ mod tests {
 
     #[test]
     fn poisson_rate_is_respected() {
-        let r = poisson(20_000, 4.0).generate(1, 4096).unwrap();
+        let r = poisson(20_000, 4.0).generate(1, 4096).unwrap().0;
         let rate = r.len() as f64 / r.last().unwrap().arrival_s;
         assert!((rate - 4.0).abs() < 0.1, "{rate}");
     }
@@ -482,7 +527,7 @@ mod tests {
             },
             ..poisson(50_000, 1.0)
         };
-        let r = w.generate(3, 4096).unwrap();
+        let r = w.generate(3, 4096).unwrap().0;
         let gaps: Vec<f64> = r
             .windows(2)
             .map(|p| p[1].arrival_s - p[0].arrival_s)

@@ -47,6 +47,10 @@ pub(super) struct SystemArgs {
     /// Replicas in the system [default: as many as fit].
     #[arg(long)]
     pub(super) replicas: Option<u32>,
+    /// Most tokens (prompt plus output) one sequence may hold, as vLLM's --max-model-len
+    /// [default: the model's context window, or the most that fits when the window does not].
+    #[arg(long, value_name = "TOKENS")]
+    pub(super) max_context: Option<u64>,
     /// Attention data parallelism over the --tp GPUs, experts spread over them (wide expert
     /// parallelism; MoE models on GPUs): each GPU runs attention for its own sequences and keeps
     /// their KV cache, replacing the all-reduces with an all-to-all per MoE layer.
@@ -81,6 +85,7 @@ impl SystemArgs {
                 pp: self.pp,
                 replicas: self.replicas,
                 attention_dp: self.attention_dp,
+                max_context: self.max_context,
             },
         )
     }

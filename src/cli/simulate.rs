@@ -149,6 +149,7 @@ impl SimulateArgs {
                 attention_dp: self.system.attention_dp,
                 pp: self.system.pp,
                 replicas: self.system.replicas,
+                max_context: self.system.max_context,
                 draft: self.system.draft.clone(),
                 gamma: self.system.gamma,
                 alpha: self.system.alpha,

@@ -386,6 +386,28 @@ impl ModelProfile {
         }
     }
 
+    /// Layers attending over a sliding window rather than the whole sequence (0 without one).
+    pub fn window_layers(&self) -> f64 {
+        self.attention
+            .sliding_window_layer_fraction
+            .map_or(0.0, |f| (f * self.architecture.layers as f64).round())
+    }
+
+    /// The share of [`ModelProfile::kv_bytes_per_token`] a sequence of `tokens` keeps per token
+    /// on average: full-attention layers keep every token, sliding-window layers at most their
+    /// window (gpt-oss: 128 tokens on half its layers). 1 without sliding windows.
+    pub fn kv_share(&self, tokens: u64) -> f64 {
+        let layers = self.architecture.layers as f64;
+        let window = self.window_layers();
+        match self.attention.sliding_window_tokens {
+            Some(w) if window > 0.0 && tokens > 0 => {
+                let kept = (w.min(tokens) as f64) / tokens as f64;
+                ((layers - window) + window * kept) / layers
+            }
+            _ => 1.0,
+        }
+    }
+
     /// KV-cache bytes one token occupies across all layers (unsharded).
     pub fn kv_bytes_per_token(&self) -> f64 {
         self.dims().kv_elements_per_token_per_layer

@@ -124,7 +124,13 @@ impl CompareLoad {
             },
             prefixes: None,
         };
-        let requests = workload.generate(seed, system.model.architecture.context_window_tokens)?;
+        let (requests, cut) = workload.generate(seed, system.context_limit().0)?;
+        if let Some(w) = system.warnings().iter().chain(cut.iter()).next() {
+            return Err(crate::error::Error::arg(
+                "compare load",
+                format!("{} ({} x {})", w.message, w.count, w.kind),
+            ));
+        }
         let (_, summary) = system.simulate(
             &requests,
             &ServeSettings::default(),

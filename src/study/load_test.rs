@@ -1,9 +1,9 @@
 //! Load tests at one arrival rate, and the one stopping rule that validation's server rows and
 //! the SLO rate search share.
 //!
-//! The rule. A test has its requests drawn up front: as many as its full run holds (MLPerf's
-//! Server runs last at least ten minutes; validation's rows draw about that much at the
-//! published rate). It first simulates the first eighth of them (at least
+//! The rule. A test has its requests drawn up front: as many as its full run holds, at least
+//! [`RUN_S`] of arrivals (MLPerf's Server runs last ten minutes or more; validation's rows draw
+//! about that much at the published rate, the SLO search [`requests_for`] each probe's rate). It first simulates the first eighth of them (at least
 //! [`StoppingRule::first_requests`]) and stops there when the rate **clearly misses**: the run
 //! saturates, or, over the batches of its steady window ([`SteadyWindow::batches`]), the 95%
 //! interval of the share of requests within a latency limit lies wholly below the percentile.
@@ -17,6 +17,26 @@ use crate::error::Result;
 use crate::metrics::{half_width_95, tpot_of, ttft_of, SteadyCi, SteadyWindow, Summary};
 use crate::study::slo::Slo;
 use crate::workload::RequestSpec;
+
+/// Simulated arrivals a load test spans at least, s: MLPerf's minimum Server run (LoadGen's
+/// `min_duration`, 600,000 ms in mlcommons/inference `mlperf.conf`).
+pub const RUN_S: f64 = 600.0;
+
+/// Most requests a load test draws to span [`RUN_S`] (memory grows with them; past a million
+/// the run spans less than [`RUN_S`]).
+pub const MAX_RUN_REQUESTS: usize = 1_000_000;
+
+/// Requests a load test at `rate_per_s` draws: at least `requests`, and enough to span
+/// [`RUN_S`] of arrivals (up to [`MAX_RUN_REQUESTS`]), so that its verdict does not depend on
+/// how many were asked for.
+pub fn requests_for(rate_per_s: f64, requests: usize) -> usize {
+    let span = (rate_per_s * RUN_S).ceil();
+    if span.is_finite() && span > requests as f64 {
+        (span as usize).min(MAX_RUN_REQUESTS).max(requests)
+    } else {
+        requests
+    }
+}
 
 /// When a load test stops early.
 #[derive(Debug, Clone, Copy, PartialEq)]

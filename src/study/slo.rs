@@ -9,8 +9,9 @@ use crate::engine::Loop;
 use crate::engine::{Outcome, RequestRecord};
 use crate::error::{Error, Result};
 use crate::metrics::{tpot_of as tpot, ttft_of as ttft, SteadyWindow};
-use crate::scenario::{Run, Scenario};
-use crate::study::load_test::{run_until_steady, SteadyRun, RULE};
+use crate::scenario::{Run, Scenario, DEFAULT_REQUESTS};
+use crate::study::load_test::{requests_for, run_until_steady, SteadyRun, RULE};
+use crate::warning::Warnings;
 
 /// Latency limits; an absent limit is not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -175,31 +176,34 @@ pub fn max_rate<T>(
 
 /// The run of `scenario` at the highest Poisson rate whose TTFT and TPOT at `slo`'s percentile
 /// meet its limits without saturating (the workload's own rate or concurrency is replaced),
-/// with that rate. Each probe is a load test of the workload's requests under the shared
-/// stopping rule ([`RULE`]).
+/// with that rate. Each probe is a load test under the shared stopping rule ([`RULE`]) of the
+/// workload's requests or ten minutes of arrivals at its rate, whichever is more
+/// ([`requests_for`]), so the rate found does not hang on the number of requests asked for.
 pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
     let system = scenario
         .serve
         .system(&scenario.hardware, &scenario.model, &scenario.overrides)?;
     let settings = scenario.serve.settings()?;
-    let at = |rate: f64| {
+    let asked = scenario.workload.requests.unwrap_or(DEFAULT_REQUESTS);
+    let at = |rate: f64, requests: usize| {
         let mut s = scenario.clone();
         s.workload.rate_per_s = Some(rate);
         s.workload.concurrency = None;
+        s.workload.requests = Some(requests);
         s
     };
-    let test = |rate: f64| -> Result<(bool, (SteadyRun, Loop))> {
-        let s = at(rate);
-        let (requests, mode) = s.requests(&system)?;
+    let test = |rate: f64| -> Result<(bool, (SteadyRun, Loop, Warnings))> {
+        let s = at(rate, requests_for(rate, asked));
+        let (requests, mode, warnings) = s.requests(&system)?;
         let run = run_until_steady(&requests, Some(slo), RULE, |r| {
             system.simulate_recorded(r, &settings, mode, s.record_timeline)
         })?;
-        Ok((run.met == Some(true), (run, mode)))
+        Ok((run.met == Some(true), (run, mode, warnings)))
     };
     // Upper bracket: arrivals a microsecond apart are as good as all at once.
-    let offline = at(1e6).run_on(system.clone())?;
+    let offline = at(1e6, asked).run_on(system.clone())?;
     let hi = offline.summary.throughput_requests_per_s * 1.5;
-    let Some((rate, (t, mode), _)) = max_rate(hi, test)? else {
+    let Some((rate, (t, mode, warnings), _)) = max_rate(hi, test)? else {
         return Err(Error::arg(
             "--find-max-rate",
             format!(
@@ -217,6 +221,7 @@ pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
             mode,
             outcome: t.outcome,
             summary: t.whole,
+            warnings,
         },
     ))
 }

@@ -147,7 +147,7 @@ proptest! {
         ][pick];
         let base = placed(hw, model, &[], request);
         let p = &base.placement;
-        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas), attention_dp: p.attention_dp };
+        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas), attention_dp: p.attention_dp, max_context: None };
         let g = base.hardware.gpu().unwrap();
         let sets = vec![
             format!("hardware.gpu.hbm_bandwidth_bytes_per_s={}", g.hbm_bandwidth_bytes_per_s * bw),
@@ -189,7 +189,7 @@ proptest! {
         let (model, wafers) = [("llama-3.1-8b", 1), ("llama-3.1-70b", 4), ("gpt-oss-120b", 2)][pick];
         let base_sets = vec![format!("hardware.wafer.wafers={wafers}")];
         let base = placed("wse-3", model, &base_sets, ParallelRequest::default());
-        let fixed = ParallelRequest { tp: None, pp: Some(base.placement.pp), replicas: Some(1), attention_dp: false };
+        let fixed = ParallelRequest { tp: None, pp: Some(base.placement.pp), replicas: Some(1), attention_dp: false, max_context: None };
         let wf = base.hardware.wafer().unwrap();
         let mut sets = base_sets.clone();
         sets.extend([

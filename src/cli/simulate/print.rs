@@ -18,6 +18,7 @@ pub(super) fn json(a: &SimulateArgs, r: &Report) -> String {
     let v = json!({
         "hardware": sys.hardware.name, "model": sys.model.name,
         "placement": sys.placement, "settings": settings, "seed": a.seed,
+        "max_context_tokens": sys.context_limit().0, "warnings": r.run.warnings,
         "loop": mode,
         "requests": s.requests, "duration_s": s.duration_s,
         "output_tokens": s.output_tokens,
@@ -123,19 +124,26 @@ pub(super) fn table(r: &Report) -> String {
 /// The head of the table output, from the machine to the cost.
 fn head_lines(r: &Report) -> Vec<(&'static str, String)> {
     let (sys, settings, s) = (&r.run.system, r.run.settings, &r.run.summary);
-    let sat = if s.saturation.saturated {
-        format!(
+    let sat = match (s.saturation.saturated, s.saturation.overloaded_from_s, s.saturation.overloaded_to_s) {
+        (true, Some(from), Some(to)) => format!(
+            "YES: the queue grew from {} s to {} s of the run ({} requests still waiting at the last arrival; late TTFT {}x early)",
+            num(from, 4),
+            num(to, 4),
+            s.saturation.backlog_at_last_arrival,
+            num(s.saturation.ttft_growth, 3)
+        ),
+        (true, _, _) => format!(
             "YES: arrivals outpace service ({} requests still waiting at the last arrival; late TTFT {}x early)",
             s.saturation.backlog_at_last_arrival,
             num(s.saturation.ttft_growth, 3)
-        )
-    } else {
-        "no".into()
+        ),
+        (false, _, _) => "no".into(),
     };
     vec![
         ("hardware", sys.hardware.name.clone()),
         ("model", sys.model.name.clone()),
         ("placement", placement_text(&sys.placement)),
+        ("context", context_text(sys)),
         (
             "requests",
             format!("{} over {} s simulated", s.requests, num(s.duration_s, 4)),
@@ -179,6 +187,27 @@ fn head_lines(r: &Report) -> Vec<(&'static str, String)> {
         ("energy", energy_text(&r.energy)),
         ("cost", cost_text(&r.energy)),
     ]
+    .into_iter()
+    .chain(r.run.warnings.iter().map(|w| {
+        (
+            "warning",
+            format!("{} ({} x {})", w.message, w.count, w.kind),
+        )
+    }))
+    .collect()
+}
+
+/// The most tokens one sequence may hold, and why.
+fn context_text(sys: &crate::system::System) -> String {
+    let (limit, by) = sys.context_limit();
+    let window = sys.model.architecture.context_window_tokens;
+    if sys.placement.context_capped {
+        format!("{limit} tokens per sequence: the {window}-token window does not fit one sequence beside the weights")
+    } else if limit < window {
+        format!("{limit} tokens per sequence ({by}; the window is {window})")
+    } else {
+        format!("{limit} tokens per sequence ({by})")
+    }
 }
 
 /// The SLO, the goodput against it and, under --find-max-rate, the rate found.

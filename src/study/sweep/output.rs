@@ -134,6 +134,16 @@ pub fn metric_values(
     v
 }
 
+/// A point's warnings as one CSV cell: `kind:count` pairs joined by `;` (empty when none; the
+/// messages are in the JSON Lines output).
+fn warnings_cell(r: &PointResult) -> String {
+    r.warnings
+        .iter()
+        .map(|w| format!("{}:{}", w.kind, w.count))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// A number as a CSV cell: empty when not available (NaN).
 fn number_cell(x: f64) -> String {
     if x.is_nan() {
@@ -149,9 +159,11 @@ impl Sweep {
         let mut h = vec!["point".to_string()];
         h.extend(self.axes.iter().map(|a| a.path.clone()));
         h.extend(
-            ["seed", "status", "error", "tp", "pp", "replicas"]
-                .iter()
-                .map(|s| s.to_string()),
+            [
+                "seed", "status", "error", "warnings", "tp", "pp", "replicas",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
         );
         h.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
         h.join(",") + "\n"
@@ -170,7 +182,7 @@ impl Sweep {
                 let opt = |x: Option<u32>| x.map_or(String::new(), |v| v.to_string());
                 match &r.outcome {
                     Ok(s) => {
-                        cells.extend(["ok".to_string(), String::new()]);
+                        cells.extend(["ok".to_string(), String::new(), warnings_cell(r)]);
                         cells.extend([opt(tp), opt(pp), opt(replicas)]);
                         cells.extend(
                             metric_values(s, r.energy.as_ref(), r.slo.as_ref(), r.max_rate_per_s)
@@ -179,7 +191,7 @@ impl Sweep {
                         );
                     }
                     Err(e) => {
-                        cells.extend(["error".to_string(), csv_cell(e)]);
+                        cells.extend(["error".to_string(), csv_cell(e), warnings_cell(r)]);
                         cells.extend([opt(tp), opt(pp), opt(replicas)]);
                         cells.extend(METRIC_COLUMNS.iter().map(|_| String::new()));
                     }
@@ -195,7 +207,7 @@ impl Sweep {
                     .collect();
                 let mut o = json!({
                     "point": r.index, "axes": axes, "seed": r.seed,
-                    "tp": tp, "pp": pp, "replicas": replicas,
+                    "tp": tp, "pp": pp, "replicas": replicas, "warnings": r.warnings,
                 });
                 let m = o.as_object_mut().expect("an object");
                 match &r.outcome {

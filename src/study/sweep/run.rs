@@ -14,6 +14,7 @@ use crate::energy::EnergyCost;
 use crate::error::{Error, Result};
 use crate::metrics::Summary;
 use crate::study::slo::SloReport;
+use crate::warning::Warnings;
 
 /// The result of one point: its summary, or the error that stopped it.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct PointResult {
     pub slo: Option<SloReport>,
     /// The highest rate meeting `[base.slo]`, when it asks for the search.
     pub max_rate_per_s: Option<f64>,
+    /// Adjustments made to what the point asked (lengths cut, context limited).
+    pub warnings: Warnings,
 }
 
 /// Run one point; failures become the row's error, never a panic or an abort.
@@ -47,6 +50,7 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
         energy: None,
         slo: None,
         max_rate_per_s: None,
+        warnings: Warnings::default(),
     };
     let scenario = match sweep.scenario(point) {
         Ok((s, seed)) => {
@@ -87,6 +91,7 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
                 .base
                 .slo
                 .map(|x| x.slo().evaluate(&run.outcome, run.summary.duration_s));
+            r.warnings = run.warnings;
             r.outcome = Ok(run.summary);
         }
         Err(e) => r.outcome = Err(e.to_string()),

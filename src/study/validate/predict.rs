@@ -12,7 +12,7 @@ use crate::profile::{load_hardware, load_model, Override};
 use crate::study::load_test::{run_until_steady, SteadyRun, RULE};
 use crate::study::slo::{max_rate, Slo};
 use crate::system::{ServeSettings, Speculation, System};
-use crate::workload::{Arrivals, LengthDist, Workload};
+use crate::workload::{Arrivals, LengthDist, RequestSpec, Workload};
 
 use super::{Metric, ReferenceRow, Scenario};
 
@@ -56,6 +56,7 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
             pp: row.pp,
             replicas: None,
             attention_dp: row.attention_dp,
+            max_context: None,
         },
     )
 }
@@ -101,6 +102,22 @@ pub fn row_lengths(
         ));
     }
     Ok(set.dists(Some(f64::from(output))))
+}
+
+/// A row's requests, drawn for a context limit of `window`: a row states its lengths, so one
+/// that would have to be cut to fit is refused rather than adjusted.
+fn draw(row: &ReferenceRow, w: &Workload, window: u64) -> Result<Vec<RequestSpec>> {
+    let (requests, warnings) = w.generate(0, window)?;
+    if let Some(cut) = warnings.iter().next() {
+        return Err(Error::arg(
+            format!("row {}", row.id),
+            format!(
+                "its lengths do not fit: {} ({} requests)",
+                cut.message, cut.count
+            ),
+        ));
+    }
+    Ok(requests)
 }
 
 /// `requests` requests with `lengths` arriving by `arrivals`.
@@ -197,7 +214,7 @@ const BRACKET_REQUESTS: usize = 20_000;
 /// The run an offline or server row describes, summarised (steady state for server rows), with
 /// the half-widths of its estimates.
 fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<RunFigures> {
-    let window = sys.model.architecture.context_window_tokens;
+    let window = sys.context_limit().0;
     match &row.scenario {
         Scenario::SingleStream { .. } => Err(Error::arg(
             format!("row {}", row.id),
@@ -211,7 +228,7 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<RunFigures> {
         } => {
             let lengths = row_lengths(&row.id, *prompt_tokens, *output_tokens, lengths.as_deref())?;
             let w = workload(&lengths, *requests, Arrivals::AllAtOnce);
-            let reqs = w.generate(0, window)?;
+            let reqs = draw(row, &w, window)?;
             let (out, s) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
             let ci = offline_ci(&out, &s);
             Ok((s, ci))
@@ -233,7 +250,7 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<RunFigures> {
             };
             let test = |rate: f64| -> Result<(bool, SteadyRun)> {
                 let w = workload(&lengths, *requests, Arrivals::Poisson { rate_per_s: rate });
-                let reqs = w.generate(0, window)?;
+                let reqs = draw(row, &w, window)?;
                 let t = run_until_steady(&reqs, Some(&slo), RULE, |r| {
                     sys.simulate(r, &settings(row), Loop::Open)
                 })?;
@@ -246,7 +263,7 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<RunFigures> {
                     (*requests).min(BRACKET_REQUESTS),
                     Arrivals::AllAtOnce,
                 );
-                sys.simulate(&w.generate(0, window)?, &settings(row), Loop::Open)?
+                sys.simulate(&draw(row, &w, window)?, &settings(row), Loop::Open)?
                     .1
             };
             let hi = offline.throughput_requests_per_s * 1.5;
