@@ -4,6 +4,7 @@ mod cli;
 mod energy;
 mod errors;
 mod outputs;
+mod profiles;
 mod properties;
 mod serving;
 mod validate;
