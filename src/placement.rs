@@ -399,9 +399,10 @@ fn place_gpu(
             model: model.name.clone(),
             hardware: hw.name.clone(),
             detail: format!(
-                "weights need {:.1} GB per GPU and one {}-token sequence {:.1} GB of KV cache, but each GPU has {:.1} GB ({:.1} GB reserved); short by {:.1} GB per GPU even at the best split tp={} pp={} ({} GPUs)",
+                "weights need {:.1} GB per GPU and one {}-token sequence{} {:.1} GB of KV cache, but each GPU has {:.1} GB ({:.1} GB reserved); short by {:.1} GB per GPU even at the best split tp={} pp={} ({} GPUs)",
                 p.weight_bytes_per_device / 1e9,
                 need_tokens,
+                if asked.is_some() { " (--max-context)" } else { "" },
                 p.kv_bytes_per_token_per_device * model.kv_share(need_tokens) * need_tokens as f64 / 1e9,
                 gpu.hbm_capacity_bytes / 1e9,
                 gpu.overheads.reserved_bytes / 1e9,

@@ -11,6 +11,7 @@ use crate::cost::{Batch, OpKind, StepCost};
 use crate::error::{Error, Result};
 use crate::report::{key_values, ms, num, Format, Table};
 use crate::system::{Speculation, System};
+use crate::warning::Warnings;
 
 #[derive(Debug, Args)]
 pub(super) struct StepArgs {
@@ -28,6 +29,10 @@ pub(super) struct StepArgs {
     /// Prefill: prompt tokens per sequence.
     #[arg(long, default_value_t = 1024)]
     prompt: u64,
+    /// Wafers: let the batch's KV cache spill from SRAM into external memory (paying for its
+    /// reads), as `simulate --kv-spill`; without it a batch whose KV cache does not fit is refused.
+    #[arg(long)]
+    kv_spill: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -50,8 +55,10 @@ struct Timed {
     seq_len: u64,
     /// KV-cache tokens the batch needs.
     kv_needed: u64,
-    /// KV-cache tokens a replica holds.
+    /// KV-cache tokens a replica holds in fast memory.
     kv_room: u64,
+    /// What was adjusted: the context limit lowered, KV cache spilled.
+    warnings: Warnings,
 }
 
 pub(super) fn run(a: &StepArgs) -> Result<String> {
@@ -64,6 +71,8 @@ pub(super) fn run(a: &StepArgs) -> Result<String> {
     let (per_seq_tokens, seq_len) = fill_batch(a, &sys, &mut batch)?;
     let kv_needed = u64::from(a.batch) * seq_len;
     let kv_room = sys.placement.kv_capacity_tokens_per_replica;
+    let mut warnings = sys.warnings();
+    check_kv_fits(a, &sys, kv_needed, &mut warnings)?;
     let cost = sys.step(&batch);
     let step_s = cost.total_s();
     let per_user = per_seq_tokens / step_s;
@@ -76,6 +85,7 @@ pub(super) fn run(a: &StepArgs) -> Result<String> {
         seq_len,
         kv_needed,
         kv_room,
+        warnings,
     };
     match a.common.format {
         Format::Json => Ok(pretty(&json_output(a, &sys, &t))),
@@ -84,10 +94,58 @@ pub(super) fn run(a: &StepArgs) -> Result<String> {
     }
 }
 
+/// The fit rules of `simulate`: the batch's KV cache must fit a replica's fast memory or, with
+/// --kv-spill, its fast and external memory together (the spill counted as a warning).
+fn check_kv_fits(
+    a: &StepArgs,
+    sys: &System,
+    kv_needed: u64,
+    warnings: &mut Warnings,
+) -> Result<()> {
+    let p = &sys.placement;
+    let room = p.kv_capacity_tokens_per_replica;
+    if kv_needed <= room {
+        return Ok(());
+    }
+    let spill_room = if a.kv_spill {
+        p.kv_spill_tokens_per_replica
+    } else {
+        0
+    };
+    if kv_needed <= room.saturating_add(spill_room) {
+        warnings.add(
+            "kv_spilled",
+            kv_needed - room,
+            format!(
+                "the batch's KV cache needs {kv_needed} tokens and fast memory holds {room}: the tokens beyond are read from external memory every step"
+            ),
+        );
+        return Ok(());
+    }
+    let way_out = if p.kv_spill_tokens_per_replica > 0 && !a.kv_spill {
+        format!(
+            "; --kv-spill lets {} more tokens spill to external memory",
+            p.kv_spill_tokens_per_replica
+        )
+    } else {
+        String::new()
+    };
+    Err(Error::arg(
+        "--batch",
+        format!(
+            "{} sequences of {} tokens need {kv_needed} tokens of KV cache but one replica of {} holds {}; lower --batch or the sequence length, or add devices{way_out}",
+            a.batch,
+            kv_needed / u64::from(a.batch),
+            sys.model.name,
+            room.saturating_add(spill_room),
+        ),
+    ))
+}
+
 /// Put --batch sequences of --phase in the batch; returns the tokens one step yields per
-/// sequence and each sequence's length, checked against the model's context window.
+/// sequence and each sequence's length, checked against the context limit.
 fn fill_batch(a: &StepArgs, sys: &System, batch: &mut Batch) -> Result<(f64, u64)> {
-    let window = sys.model.architecture.context_window_tokens;
+    let (window, what) = sys.context_limit();
     let (per_seq_tokens, seq_len) = match a.phase {
         Phase::Decode => {
             for _ in 0..a.batch {
@@ -117,10 +175,7 @@ fn fill_batch(a: &StepArgs, sys: &System, batch: &mut Batch) -> Result<(f64, u64
             } else {
                 "--prompt"
             },
-            format!(
-                "{seq_len} tokens exceed {}'s context window of {window}",
-                sys.model.name
-            ),
+            format!("{seq_len} tokens exceed {what} of {window}"),
         ));
     }
     Ok((per_seq_tokens, seq_len))
@@ -150,15 +205,20 @@ fn json_output(a: &StepArgs, sys: &System, t: &Timed) -> serde_json::Value {
         "prompt_tokens": if a.phase == Phase::Prefill { a.prompt } else { 0 },
         "step_s": t.step_s, "tokens_per_s_per_user": t.per_user, "tokens_per_s_total": t.total,
         "bound": cost.bound(), "kv_fits": t.kv_needed <= t.kv_room,
-        "placement": sys.placement, "breakdown": breakdown,
+        "kv_spilled_tokens": t.kv_needed.saturating_sub(t.kv_room),
+        "max_context_tokens": sys.context_limit().0,
+        "placement": sys.placement, "breakdown": breakdown, "warnings": t.warnings,
     })
 }
 
 fn table_output(a: &StepArgs, sys: &System, t: &Timed) -> String {
     let (seq_len, kv_needed, kv_room) = (t.seq_len, t.kv_needed, t.kv_room);
-    let window = sys.model.architecture.context_window_tokens;
+    let (limit, what) = sys.context_limit();
     let fits_note = if kv_needed > kv_room {
-        format!("no: the batch needs {kv_needed} tokens of KV cache, a replica holds {kv_room}")
+        format!(
+            "spilled: the batch needs {kv_needed} tokens of KV cache, fast memory holds {kv_room}, {} are read from external memory",
+            kv_needed - kv_room
+        )
     } else {
         "yes".into()
     };
@@ -182,9 +242,9 @@ fn table_output(a: &StepArgs, sys: &System, t: &Timed) -> String {
         (
             "KV room holds",
             format!(
-                "{} sequences of {seq_len} tokens, or {} of the model's full {window}-token context",
+                "{} sequences of {seq_len} tokens, or {} of {limit} tokens ({what})",
                 kv_room / seq_len.max(1),
-                kv_room / window
+                kv_room / limit.max(1)
             ),
         ),
         (
@@ -194,7 +254,11 @@ fn table_output(a: &StepArgs, sys: &System, t: &Timed) -> String {
         ("per user", format!("{} tokens/s", num(t.per_user, 4))),
         ("total", format!("{} tokens/s", num(t.total, 4))),
     ]);
-    format!("{head}\n{}", breakdown_table(&t.cost).render())
+    format!(
+        "{head}{}\n{}",
+        t.warnings.lines(),
+        breakdown_table(&t.cost).render()
+    )
 }
 
 fn breakdown_table(c: &StepCost) -> Table {
