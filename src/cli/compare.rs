@@ -49,7 +49,7 @@ pub(super) fn run(a: &CompareArgs) -> Result<String> {
             "expected at least 1",
         ));
     }
-    let rows = compare::run(&load, &overrides, a.seed);
+    let rows = compare::run(&load, &overrides, a.seed)?;
     if let Some(path) = &a.plot_out {
         write_file(path, &plot::compare_chart(&rows)?)?;
     }
@@ -89,7 +89,7 @@ fn json_output(
             "published_source": r.published_source,
             "energy_j_per_output_token": r.energy.and_then(|e| e.j_per_output_token()),
             "cost_usd_per_million_output_tokens": r.energy.and_then(|e| e.usd_per_million_output_tokens()),
-            "energy": r.energy,
+            "energy": r.energy, "warnings": r.warnings,
         })).collect::<Vec<_>>(),
         "speed_ratio_spark_over_full": ratio,
         "published_speed_ratio": 15.0,
@@ -137,6 +137,20 @@ fn rows_table(rows: &[CompareRow]) -> Table {
     t
 }
 
+/// A line per row and kind of adjustment made to run it (none when nothing was adjusted).
+fn warnings_text(rows: &[CompareRow]) -> String {
+    rows.iter()
+        .flat_map(|r| {
+            r.warnings.iter().map(move |w| {
+                format!(
+                    "warning: {} on {}: {} ({} x {})\n",
+                    r.model, r.hardware, w.message, w.count, w.kind
+                )
+            })
+        })
+        .collect()
+}
+
 /// The wafer reference rows, predicted against their published figures.
 fn references_table(references: &[(RowResult, ReferenceRow)]) -> Table {
     let mut refs = Table::new([
@@ -179,7 +193,7 @@ fn text_output(
     format!(
         "Flagship comparison: closed loop, {} users per replica x {} requests each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\n{}\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
         load.users_per_replica, load.requests_per_user, load.prompt_median_tokens, load.output_median_tokens, load.sigma,
-        rows_table(rows).render(),
+        rows_table(rows).render() + &warnings_text(rows),
         energy_assumptions(rows),
         rows.iter().filter(|r| !r.published_source.is_empty()).map(|r| format!("  {} on {}: {}\n", r.model, r.hardware, r.published_source)).collect::<String>(),
         references_table(references).render()

@@ -91,6 +91,17 @@ impl Override {
         })
     }
 
+    /// Whether this override is meant for `hw`: a `hardware.gpu.*` field only for GPU systems,
+    /// a `hardware.wafer.*` field only for wafer clusters, anything else (model fields, power,
+    /// price, top-level fields) for every machine.
+    pub fn applies_to(&self, hw: &crate::profile::HardwareProfile) -> bool {
+        match (self.target, self.path.first().map(String::as_str)) {
+            (Target::Hardware, Some("gpu")) if self.path.len() > 1 => hw.gpu.is_some(),
+            (Target::Hardware, Some("wafer")) if self.path.len() > 1 => hw.wafer.is_some(),
+            _ => true,
+        }
+    }
+
     fn apply(&self, root: &mut toml::Table) -> Result<()> {
         let mut table = root;
         let (last, parents) = self.path.split_last().expect("parse() rejects empty paths");

@@ -10,10 +10,12 @@ use serde::Serialize;
 
 use crate::energy::EnergyCost;
 use crate::engine::Loop;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::placement::ParallelRequest;
+use crate::profile::catalog::Target;
 use crate::profile::{load_hardware, load_model, Override};
 use crate::system::{ServeSettings, System};
+use crate::warning::Warnings;
 use crate::workload::{Arrivals, LengthDist, Workload};
 
 /// One comparison row to run.
@@ -107,8 +109,9 @@ impl Default for CompareLoad {
 }
 
 impl CompareLoad {
-    /// Serve this load on `system`: users per replica (and pipeline lane) in a closed loop.
-    pub fn run(&self, system: &System, seed: u64) -> Result<crate::metrics::Summary> {
+    /// Serve this load on `system`: users per replica (and pipeline lane) in a closed loop. The
+    /// warnings count what was adjusted (a context limit, lengths cut to fit it).
+    pub fn run(&self, system: &System, seed: u64) -> Result<(crate::metrics::Summary, Warnings)> {
         let p = &system.placement;
         let users = self.users_per_replica * p.replicas * p.lanes;
         let workload = Workload {
@@ -124,19 +127,15 @@ impl CompareLoad {
             },
             prefixes: None,
         };
+        let mut warnings = system.warnings();
         let (requests, cut) = workload.generate(seed, system.context_limit().0)?;
-        if let Some(w) = system.warnings().iter().chain(cut.iter()).next() {
-            return Err(crate::error::Error::arg(
-                "compare load",
-                format!("{} ({} x {})", w.message, w.count, w.kind),
-            ));
-        }
+        warnings.extend(&cut);
         let (_, summary) = system.simulate(
             &requests,
             &ServeSettings::default(),
             Loop::Closed { concurrency: users },
         )?;
-        Ok(summary)
+        Ok((summary, warnings))
     }
 }
 
@@ -167,6 +166,8 @@ pub struct CompareRow {
     pub published_source: String,
     /// Energy and cost per output token of the row's run, with the figures they rest on.
     pub energy: Option<EnergyCost>,
+    /// What was adjusted to run the row (a context limit, lengths cut to fit it).
+    pub warnings: Warnings,
 }
 
 fn run_row(
@@ -175,18 +176,20 @@ fn run_row(
     overrides: &[Override],
     seed: u64,
 ) -> Result<CompareRow> {
-    // The row's own sizing first, so that the user's --set can still change it.
+    // The row's own sizing first, so that the user's --set can still change it; a --set goes
+    // only to the machines that have its field.
     let mut sets = s
         .sets
         .iter()
         .map(|x| Override::parse(x))
         .collect::<Result<Vec<_>>>()?;
-    sets.extend_from_slice(overrides);
+    let base = load_hardware(s.hardware, &[])?;
+    sets.extend(overrides.iter().filter(|o| o.applies_to(&base)).cloned());
     let hw = load_hardware(s.hardware, &sets)?;
     let model = load_model(s.model, &sets)?;
     let system = System::new(hw, model, ParallelRequest::default())?;
     let p = &system.placement;
-    let sum = load.run(&system, seed)?;
+    let (sum, warnings) = load.run(&system, seed)?;
     Ok(CompareRow {
         hardware: s.hardware.into(),
         model: s.model.into(),
@@ -207,13 +210,67 @@ fn run_row(
         published_tokens_per_s_per_user: s.published_tokens_per_s_per_user,
         published_source: s.published_source.into(),
         energy: Some(EnergyCost::of(&system, &sum)),
+        warnings,
     })
 }
 
+/// Refuse a `--set` that no row of the comparison can take: a field no machine has (a
+/// `hardware.gpu.*` field when no row runs on GPUs, an unknown section) or a value every
+/// profile that has the field rejects. The error is the first row's.
+fn check_overrides_apply(overrides: &[Override]) -> Result<()> {
+    for o in overrides {
+        let mut first_error = None;
+        for s in SCENARIOS {
+            let base = load_hardware(s.hardware, &[])?;
+            if !o.applies_to(&base) {
+                continue;
+            }
+            let one = std::slice::from_ref(o);
+            let loaded = match o.target {
+                Target::Hardware => load_hardware(s.hardware, one).map(|_| ()),
+                Target::Model => load_model(s.model, one).map(|_| ()),
+            };
+            match loaded {
+                Ok(()) => {
+                    first_error = None;
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if !SCENARIOS
+            .iter()
+            .any(|s| load_hardware(s.hardware, &[]).is_ok_and(|h| o.applies_to(&h)))
+        {
+            return Err(Error::Override {
+                spec: o.spec.clone(),
+                message: "no machine in the comparison has this field: its rows run on GPU systems (hardware.gpu.*) and wafer clusters (hardware.wafer.*)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An error as one line: its lines joined with "; ".
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Run every scenario. A row that cannot be simulated (e.g. a `--set` that makes the model not
-/// fit) reports why instead of failing the whole comparison.
-pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<CompareRow> {
-    SCENARIOS
+/// fit) reports why in one line instead of failing the whole comparison; a `--set` that no
+/// machine has is an error.
+pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Result<Vec<CompareRow>> {
+    check_overrides_apply(overrides)?;
+    Ok(SCENARIOS
         .iter()
         .map(|s| {
             run_row(s, load, overrides, seed).unwrap_or_else(|e| CompareRow {
@@ -223,7 +280,7 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<Compare
                     crate::Error::UnknownProfile {
                         kind: "hardware", ..
                     } => "not yet modelled (no wafer cost model)".into(),
-                    other => other.to_string(),
+                    other => one_line(&other.to_string()),
                 },
                 placement: String::new(),
                 tokens_per_s_per_user: None,
@@ -234,9 +291,10 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Vec<Compare
                 published_tokens_per_s_per_user: s.published_tokens_per_s_per_user,
                 published_source: s.published_source.into(),
                 energy: None,
+                warnings: Warnings::default(),
             })
         })
-        .collect()
+        .collect())
 }
 
 /// The reference rows measured on wafers (`reference/published.toml`), predicted: the rows
@@ -251,6 +309,12 @@ pub fn wafer_references(
 > {
     use crate::study::validate::{run, Fits, Ledger, ReferenceSet};
     let set = ReferenceSet::shipped()?.filtered(|r| r.hardware == "wse-3");
-    let results = run(&set, overrides, &Ledger::shipped()?, &Fits::shipped()?);
+    let wafer = load_hardware("wse-3", &[])?;
+    let overrides: Vec<Override> = overrides
+        .iter()
+        .filter(|o| o.applies_to(&wafer))
+        .cloned()
+        .collect();
+    let results = run(&set, &overrides, &Ledger::shipped()?, &Fits::shipped()?);
     Ok(results.into_iter().zip(set.rows).collect())
 }

@@ -72,7 +72,7 @@ pub fn speed(hw: &HardwareProfile, model: &ModelProfile, cond: Condition) -> Opt
         Condition::CompareLoad => CompareLoad::default()
             .run(&sys, 0)
             .ok()
-            .map(|s| s.tokens_per_s_per_user.p50),
+            .map(|(s, _)| s.tokens_per_s_per_user.p50),
     }
 }
 
