@@ -2,7 +2,7 @@
 //! optional numbers for tables; and writing the output files that commands are asked for.
 
 use crate::error::{Error, Result};
-use crate::placement::{Placement, WeightHome};
+use crate::placement::{Objective, Placement, WeightHome};
 use crate::report::num;
 
 /// Write an output file, naming it in any error.
@@ -40,8 +40,17 @@ pub(super) fn placement_text(p: &Placement) -> String {
     } else {
         ""
     };
+    let why = match p.objective {
+        Some(Objective::PerUserSpeed) => {
+            "; layout for per-user speed (--objective throughput: the most replicas)"
+        }
+        Some(Objective::Throughput) => {
+            "; layout for throughput, the fewest devices per replica (--objective per-user-speed: the fastest single sequence)"
+        }
+        None => "",
+    };
     format!(
-        "tp={}{adp} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}",
+        "tp={}{adp} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}{why}",
         p.tp,
         p.pp,
         p.replicas,

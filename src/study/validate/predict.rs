@@ -57,6 +57,7 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
             replicas: None,
             attention_dp: row.attention_dp,
             max_context: None,
+            objective: None,
         },
     )
 }
