@@ -29,7 +29,7 @@ use crate::profile::{ComputeClass, GpuSystem, ModelProfile};
 /// Kernels per layer in each operator (fused norms counted with the GEMM they precede): the
 /// count a CUDA-graph decode step of vLLM / TensorRT-LLM launches, read off their model code.
 const KERNELS_ATTN_PROJ: f64 = 4.0; // norm, QKV GEMM, rotary, output GEMM
-const KERNELS_ATTN: f64 = 2.0; // KV-cache write, attention
+pub(crate) const KERNELS_ATTN: f64 = 2.0; // KV-cache write, attention
 const KERNELS_MLP: f64 = 3.0; // norm, gate-up GEMM with activation, down GEMM
 const KERNELS_MOE: f64 = 6.0; // norm, router, top-k/permute, two grouped GEMMs, combine
 const KERNELS_HEAD: f64 = 3.0; // final norm, LM-head GEMM, sampling

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod collective;
 pub mod constant;
 pub mod gpu;
+pub mod kernel;
 pub mod speculative;
 pub mod wafer;
 
