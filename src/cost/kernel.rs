@@ -38,10 +38,33 @@ pub struct AttentionShape {
     pub kv_cache: Precision,
 }
 
+/// FLOPs and bytes of a GEMM of `m` tokens through an `n x k` weight, as the step model counts
+/// them: `2 m n k`; the weight read once, the input read and the output written at the
+/// activation precision.
+pub fn gemm_work(m: u64, n: u64, k: u64, weights: Precision, acts: Precision) -> (f64, f64) {
+    let (m, n, k) = (m as f64, n as f64, k as f64);
+    (
+        2.0 * m * n * k,
+        n * k * weights.bytes() + (m * k + m * n) * acts.bytes(),
+    )
+}
+
 impl KernelPricer {
     /// Price kernels on `gpu` as its profile stands.
     pub fn new(gpu: &GpuSystem) -> Self {
         KernelPricer { gpu: gpu.clone() }
+    }
+
+    /// Price kernels on `gpu` with its scalar efficiencies only, ignoring any GEMM curves.
+    pub fn scalar(gpu: &GpuSystem) -> Self {
+        let mut gpu = gpu.clone();
+        gpu.gemm_curves = None;
+        KernelPricer { gpu }
+    }
+
+    /// The GPU system priced.
+    pub fn gpu(&self) -> &GpuSystem {
+        &self.gpu
     }
 
     fn flops_per_s(&self, weights: Precision, activations: Precision) -> f64 {
@@ -62,11 +85,24 @@ impl KernelPricer {
 
     /// A GEMM of `m` tokens through an `n x k` weight, s: `2 m n k` FLOPs; the weight read once,
     /// the input (`m x k`) read and the output (`m x n`) written at the activation precision, as
-    /// the step model counts its projections.
+    /// the step model counts its projections. Priced by the profile's GEMM curve for the class
+    /// the work runs on when it has one, else by the scalar efficiencies and one kernel overhead.
     pub fn gemm_s(&self, m: u64, n: u64, k: u64, weights: Precision, acts: Precision) -> f64 {
-        let (m, n, k) = (m as f64, n as f64, k as f64);
-        let bytes = n * k * weights.bytes() + (m * k + m * n) * acts.bytes();
-        self.roofline(2.0 * m * n * k, self.flops_per_s(weights, acts), bytes, 1.0)
+        let (flops, bytes) = gemm_work(m, n, k, weights, acts);
+        let (m, n) = (m as f64, n as f64);
+        let (runs_on, peak) = self
+            .gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(weights, acts));
+        let curve = self
+            .gpu
+            .gemm_curves
+            .as_ref()
+            .and_then(|c| c.for_class(runs_on));
+        match curve {
+            Some(c) => c.time_s(flops, bytes, m, n, peak, self.gpu.hbm_bandwidth_bytes_per_s),
+            None => self.roofline(flops, self.flops_per_s(weights, acts), bytes, 1.0),
+        }
     }
 
     /// One layer's causal attention over `a.batch` prompts of `prompt` tokens each, nothing

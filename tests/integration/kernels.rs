@@ -61,3 +61,32 @@ fn kernels_names_the_bad_line_of_a_table() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no kernel tables for \"wse-3\""));
 }
+
+#[test]
+fn fitted_gemm_curves_beat_the_scalars_on_held_out_shapes() {
+    let gemm = |v: &serde_json::Value, split: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["op"] == "gemm" && r["format"] == "bfloat16" && r["split"] == split)
+            .unwrap()["median_abs_rel_error"]
+            .as_f64()
+            .unwrap()
+    };
+    let args = ["kernels", "--hardware", "h100-sxm", "--format", "json"];
+    let scalar = json(&[&args[..], &["--scalar"]].concat());
+    let fitted = json(&[&args[..], &["--fit"]].concat());
+    for split in ["held_out", "model"] {
+        assert!(
+            gemm(&fitted, split) < 0.15 && gemm(&fitted, split) < gemm(&scalar, split),
+            "{split}: fitted {} scalar {}",
+            gemm(&fitted, split),
+            gemm(&scalar, split)
+        );
+    }
+    let curves = &fitted["fits"][0]["curves"];
+    assert_eq!(curves[0]["class"], "bf16");
+    assert!(curves[0]["n"].as_u64().unwrap() > 100);
+    assert!(curves[0]["curve"]["floor_s"].as_f64().unwrap() > 0.0);
+}

@@ -9,12 +9,13 @@
 //! Collectives have no model block. Ignored: the MoE table (grouped GEMMs are not priced as such
 //! by the cost model), all-gather and reduce-scatter (the cost model has no such operators).
 
+pub mod fit;
 pub mod table;
 
 use serde::Serialize;
 
-use crate::cost::kernel::{AttentionShape, KernelPricer};
-use crate::profile::GpuSystem;
+use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer};
+use crate::profile::{ComputeClass, GemmCurve, GemmCurves, GpuSystem};
 use table::KernelTables;
 
 /// GEMM (n, k) of Llama 3.1 70B at tensor parallelism 4 (QKV, output, gate or up, down), the
@@ -93,6 +94,8 @@ impl Split {
 pub struct Sample {
     /// Operator kind.
     pub op: KernelOp,
+    /// GEMM format as published (`bfloat16`, `fp8`, ...); empty for other kinds.
+    pub format: &'static str,
     /// Part of the table.
     pub split: Split,
     /// Predicted latency, s.
@@ -115,6 +118,8 @@ pub struct Summary {
     pub hardware: String,
     /// Operator kind.
     pub op: KernelOp,
+    /// GEMMs: the format (`all` for every format together); empty for other kinds.
+    pub format: String,
     /// Shapes judged.
     pub split: Split,
     /// Number of shapes.
@@ -177,6 +182,7 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
     {
         out.push(Sample {
             op: KernelOp::Gemm,
+            format: r.format,
             split,
             predicted_s: pricer.gemm_s(r.m, r.n, r.k, r.weights, r.activations),
             measured_s: r.latency_s,
@@ -186,6 +192,7 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
     for (r, split) in p.iter().zip(splits(p, is_model_attention)) {
         out.push(Sample {
             op: KernelOp::PrefillAttention,
+            format: "",
             split,
             predicted_s: pricer.prefill_attention_s(&attention_shape(r), r.tokens),
             measured_s: r.latency_s,
@@ -195,6 +202,7 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
     for (r, split) in d.iter().zip(splits(d, is_model_attention)) {
         out.push(Sample {
             op: KernelOp::DecodeAttention,
+            format: "",
             split,
             predicted_s: pricer.decode_attention_s(&attention_shape(r), r.tokens),
             measured_s: r.latency_s,
@@ -215,6 +223,7 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
         };
         out.push(Sample {
             op,
+            format: "",
             split: interleaved(i),
             predicted_s,
             measured_s: r.latency_s,
@@ -233,41 +242,143 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+fn summary(hardware: &str, op: KernelOp, format: &str, split: Split, errors: Vec<f64>) -> Summary {
+    let mut signed = errors;
+    let mut abs: Vec<f64> = signed.iter().map(|e| e.abs()).collect();
+    signed.sort_by(f64::total_cmp);
+    abs.sort_by(f64::total_cmp);
+    Summary {
+        hardware: hardware.to_string(),
+        op,
+        format: format.to_string(),
+        split,
+        n: abs.len(),
+        median_abs_rel_error: quantile(&abs, 0.5),
+        p90_abs_rel_error: quantile(&abs, 0.9),
+        median_rel_error: quantile(&signed, 0.5),
+    }
+}
+
 /// Statistics of the samples of one hardware profile, per operator kind and split (`splits`),
-/// in report order; kinds or splits without samples are left out.
+/// in report order, GEMMs over every format (`all`) and then per format; kinds, formats or
+/// splits without samples are left out.
 pub fn summarise(hardware: &str, samples: &[Sample], splits: &[Split]) -> Vec<Summary> {
     let mut out = Vec::new();
     for op in KernelOp::ALL {
-        for &split in splits {
-            let mut signed: Vec<f64> = samples
-                .iter()
-                .filter(|s| s.op == op && s.split == split)
-                .map(Sample::rel_error)
-                .collect();
-            if signed.is_empty() {
-                continue;
+        let mut formats: Vec<&str> = Vec::new();
+        for s in samples.iter().filter(|s| s.op == op) {
+            if !formats.contains(&s.format) {
+                formats.push(s.format);
             }
-            let mut abs: Vec<f64> = signed.iter().map(|e| e.abs()).collect();
-            signed.sort_by(f64::total_cmp);
-            abs.sort_by(f64::total_cmp);
-            out.push(Summary {
-                hardware: hardware.to_string(),
-                op,
-                split,
-                n: abs.len(),
-                median_abs_rel_error: quantile(&abs, 0.5),
-                p90_abs_rel_error: quantile(&abs, 0.9),
-                median_rel_error: quantile(&signed, 0.5),
-            });
+        }
+        let groups: Vec<(&str, Option<&str>)> = if op == KernelOp::Gemm {
+            std::iter::once(("all", None))
+                .chain(formats.iter().map(|&f| (f, Some(f))))
+                .collect()
+        } else {
+            vec![("", None)]
+        };
+        for (label, only) in groups {
+            for &split in splits {
+                let errors: Vec<f64> = samples
+                    .iter()
+                    .filter(|s| s.op == op && s.split == split)
+                    .filter(|s| only.is_none_or(|f| s.format == f))
+                    .map(Sample::rel_error)
+                    .collect();
+                if !errors.is_empty() {
+                    out.push(summary(hardware, op, label, split, errors));
+                }
+            }
         }
     }
     out
 }
 
 /// The check of one GPU system against its tables.
-pub fn check(hardware: &str, gpu: &GpuSystem, tables: &KernelTables) -> Vec<Summary> {
-    let s = samples(&KernelPricer::new(gpu), tables);
+pub fn check(hardware: &str, pricer: &KernelPricer, tables: &KernelTables) -> Vec<Summary> {
+    let s = samples(pricer, tables);
     summarise(hardware, &s, &[Split::HeldOut, Split::Model])
+}
+
+/// The published format each tensor-core class's curve is fitted to: the format whose weights
+/// and activations are both of that class, scaled per tensor (FP8 scaled per block, weight-only
+/// and SmoothQuant formats are judged by these curves but not fitted).
+pub const FIT_FORMATS: [(ComputeClass, &str); 3] = [
+    (ComputeClass::Bf16, "bfloat16"),
+    (ComputeClass::Fp8, "fp8"),
+    (ComputeClass::Fp4, "nvfp4"),
+];
+
+/// A curve fitted to one format's training rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassFit {
+    /// Tensor-core class the curve prices.
+    pub class: ComputeClass,
+    /// Format whose rows it was fitted to.
+    pub format: &'static str,
+    /// Training rows used.
+    pub n: usize,
+    /// Root mean squared log error on them.
+    pub rms_log_error: f64,
+    /// The fitted curve.
+    pub curve: GemmCurve,
+}
+
+/// GEMM curves of `gpu` fitted to the training half of `tables`' GEMMs, one per class the GPU
+/// runs natively that has rows of its format.
+pub fn fit_curves(gpu: &GpuSystem, tables: &KernelTables) -> Vec<ClassFit> {
+    let g = &tables.gemm;
+    let split = splits(g, |r| MODEL_GEMMS.contains(&(r.n, r.k)));
+    let mut out = Vec::new();
+    for (class, format) in FIT_FORMATS {
+        let (runs_on, peak) = gpu.peak_flops_per_s.resolve(class);
+        if runs_on != class {
+            continue;
+        }
+        let points: Vec<fit::GemmPoint> = g
+            .iter()
+            .zip(&split)
+            .filter(|(r, s)| r.format == format && **s == Split::Train)
+            .map(|(r, _)| {
+                let (flops, bytes) = gemm_work(r.m, r.n, r.k, r.weights, r.activations);
+                fit::GemmPoint {
+                    flops,
+                    bytes,
+                    m: r.m as f64,
+                    n: r.n as f64,
+                    latency_s: r.latency_s,
+                }
+            })
+            .collect();
+        if let Some((curve, mse)) = fit::fit_gemm(&points, peak, gpu.hbm_bandwidth_bytes_per_s) {
+            out.push(ClassFit {
+                class,
+                format,
+                n: points.len(),
+                rms_log_error: mse.sqrt(),
+                curve,
+            });
+        }
+    }
+    out
+}
+
+/// `gpu` with the fitted curves in place of any it had.
+pub fn with_curves(gpu: &GpuSystem, fits: &[ClassFit]) -> GpuSystem {
+    let mut curves = GemmCurves::default();
+    for f in fits {
+        let slot = match f.class {
+            ComputeClass::Fp32 => &mut curves.fp32,
+            ComputeClass::Bf16 => &mut curves.bf16,
+            ComputeClass::Fp8 => &mut curves.fp8,
+            ComputeClass::Fp4 => &mut curves.fp4,
+        };
+        *slot = Some(f.curve);
+    }
+    let mut g = gpu.clone();
+    g.gemm_curves = Some(curves);
+    g
 }
 
 #[cfg(test)]
@@ -295,12 +406,18 @@ mod tests {
     fn summaries_count_signed_and_absolute_errors() {
         let mk = |p: f64| Sample {
             op: KernelOp::Gemm,
+            format: "bfloat16",
             split: Split::HeldOut,
             predicted_s: p,
             measured_s: 1.0,
         };
         let s = summarise("x", &[mk(0.5), mk(1.1), mk(1.2)], &[Split::HeldOut]);
-        assert_eq!(s.len(), 1);
+        // Every format together, then the one format.
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].format.as_str(), s[1].format.as_str()),
+            ("all", "bfloat16")
+        );
         assert_eq!(s[0].n, 3);
         assert_relative_eq!(s[0].median_abs_rel_error, 0.2, max_relative = 1e-12);
         assert_relative_eq!(s[0].median_rel_error, 0.1, max_relative = 1e-12);

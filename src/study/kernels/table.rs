@@ -13,7 +13,7 @@ use crate::profile::Precision;
 #[derive(Debug, Clone, PartialEq)]
 pub struct GemmRow {
     /// Format as published (`bfloat16`, `fp8`, `fp8_block`, `nvfp4`, `int4_wo`, ...).
-    pub dtype: String,
+    pub format: &'static str,
     /// Weight and activation precisions of that format.
     pub weights: Precision,
     /// Activation precision.
@@ -230,36 +230,35 @@ impl Row<'_> {
     }
 }
 
-/// Weight and activation precisions of a published GEMM format.
-fn gemm_format(dtype: &str) -> Option<(Precision, Precision)> {
-    use Precision::*;
-    Some(match dtype {
-        "bfloat16" => (Bf16, Bf16),
-        "float16" => (Fp16, Fp16),
-        // Per-tensor and per-block (1x128 / 128x128) scaled FP8.
-        "fp8" | "fp8_block" => (Fp8, Fp8),
-        "nvfp4" => (Nvfp4, Nvfp4),
-        // Weight-only quantisation: 4- or 8-bit integer weights, 16-bit activations.
-        "int4_wo" => (Int4, Bf16),
-        "int8_wo" => (Int8, Bf16),
-        // SmoothQuant: 8-bit integer weights and activations.
-        "sq" => (Int8, Int8),
-        _ => return None,
-    })
-}
+/// The published GEMM formats: name, weight and activation precisions.
+pub const GEMM_FORMATS: [(&str, Precision, Precision); 8] = [
+    ("bfloat16", Precision::Bf16, Precision::Bf16),
+    ("float16", Precision::Fp16, Precision::Fp16),
+    // FP8 scaled per tensor.
+    ("fp8", Precision::Fp8, Precision::Fp8),
+    // FP8 scaled per block (1x128 activations, 128x128 weights; DeepSeek-V3's recipe).
+    ("fp8_block", Precision::Fp8, Precision::Fp8),
+    ("nvfp4", Precision::Nvfp4, Precision::Nvfp4),
+    // Weight-only quantisation: 4- or 8-bit integer weights, 16-bit activations.
+    ("int4_wo", Precision::Int4, Precision::Bf16),
+    ("int8_wo", Precision::Int8, Precision::Bf16),
+    // SmoothQuant: 8-bit integer weights and activations.
+    ("sq", Precision::Int8, Precision::Int8),
+];
 
 /// The GEMM rows of `gemm.csv` text.
 pub fn parse_gemm(file: &str, text: &str) -> Result<Vec<GemmRow>> {
     Csv::parse(file, text)?.map(|r| {
-        let dtype = r.text("dtype")?.to_string();
-        let (weights, activations) = gemm_format(&dtype).ok_or_else(|| {
-            r.err(format!(
+        let dtype = r.text("dtype")?;
+        let &(format, weights, activations) =
+            GEMM_FORMATS.iter().find(|f| f.0 == dtype).ok_or_else(|| {
+                r.err(format!(
                 "field \"dtype\": unknown GEMM format \"{dtype}\"; expected bfloat16, float16, \
                  fp8, fp8_block, nvfp4, int4_wo, int8_wo or sq"
             ))
-        })?;
+            })?;
         Ok(GemmRow {
-            dtype,
+            format,
             weights,
             activations,
             m: r.count("m")?,
