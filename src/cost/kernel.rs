@@ -177,10 +177,33 @@ mod tests {
     use approx::assert_relative_eq;
 
     #[test]
+    fn a_gemm_with_a_curve_is_priced_by_it() {
+        let c = crate::profile::GemmCurve {
+            floor_s: 3e-6,
+            compute_efficiency: 0.9,
+            half_rows: 200.0,
+            half_columns: 250.0,
+            memory_efficiency: 0.8,
+        };
+        let mut h = load_hardware("h100-sxm", &[]).unwrap();
+        h.gpu.as_mut().unwrap().gemm_curves = Some(crate::profile::GemmCurves {
+            bf16: Some(c),
+            ..Default::default()
+        });
+        let g = h.gpu().unwrap();
+        let (flops, bytes) = gemm_work(16, 4096, 4096, Precision::Bf16, Precision::Bf16);
+        assert_relative_eq!(
+            KernelPricer::new(g).gemm_s(16, 4096, 4096, Precision::Bf16, Precision::Bf16),
+            c.time_s(flops, bytes, 16.0, 4096.0, 989.4e12, 3.35e12),
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
     fn a_large_gemm_runs_at_the_efficient_peak() {
         let h = load_hardware("h100-sxm", &[]).unwrap();
         let g = h.gpu().unwrap();
-        let p = KernelPricer::new(g);
+        let p = KernelPricer::scalar(g);
         let s = p.gemm_s(8192, 8192, 8192, Precision::Bf16, Precision::Bf16);
         let compute = 2.0 * 8192f64.powi(3) / (989.4e12 * g.efficiency.compute);
         let memory = 3.0 * 8192f64.powi(2) * 2.0 / (3.35e12 * g.efficiency.memory);

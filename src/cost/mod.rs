@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod collective;
 pub mod constant;
+mod gemm;
 pub mod gpu;
 pub mod kernel;
 pub mod speculative;

@@ -46,6 +46,18 @@ impl GemmCurve {
             * (1.0 + self.half_columns / n)
     }
 
+    /// Compute-bound part of a group of GEMMs over the same `m` rows holding `params` weights in
+    /// all (the sum of their `n k`) and `inner` the sum of their inner dimensions `k`, s (no
+    /// floor): the sum of [`GemmCurve::compute_s`] over the group, which comes to
+    /// `2 (m + half_rows) (params + half_columns inner) / (peak * compute_efficiency)`.
+    pub fn group_compute_s(&self, m: f64, params: f64, inner: f64, peak_flops_per_s: f64) -> f64 {
+        if m <= 0.0 || params <= 0.0 {
+            return 0.0;
+        }
+        2.0 * (m + self.half_rows) * (params + self.half_columns * inner)
+            / (peak_flops_per_s * self.compute_efficiency)
+    }
+
     /// Memory-bound part of a GEMM moving `bytes` at `hbm_bytes_per_s`, s (no floor).
     pub fn memory_s(&self, bytes: f64, hbm_bytes_per_s: f64) -> f64 {
         bytes / (hbm_bytes_per_s * self.memory_efficiency)
@@ -112,5 +124,32 @@ impl GemmCurves {
                 curve.check(&format!("gpu.gemm_curves.{name}"), c);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn a_group_costs_the_sum_of_its_gemms() {
+        let c = GemmCurve {
+            floor_s: 3e-6,
+            compute_efficiency: 0.8,
+            half_rows: 100.0,
+            half_columns: 300.0,
+            memory_efficiency: 0.8,
+        };
+        // QKV (n 6144, k 4096) and output (n 4096, k 4096) of 64 tokens.
+        let m = 64.0;
+        let one = |n: f64, k: f64| c.compute_s(2.0 * m * n * k, m, n, 1e15);
+        let params = 6144.0 * 4096.0 + 4096.0 * 4096.0;
+        assert_relative_eq!(
+            c.group_compute_s(m, params, 8192.0, 1e15),
+            one(6144.0, 4096.0) + one(4096.0, 4096.0),
+            max_relative = 1e-12
+        );
+        assert_eq!(c.group_compute_s(0.0, params, 8192.0, 1e15), 0.0);
     }
 }
