@@ -90,6 +90,16 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A malformed row or header of a data table (e.g. a kernel-measurement CSV).
+    #[error("{file}:{line}: {message}")]
+    Table {
+        /// The table file.
+        file: String,
+        /// 1-based line number (1 is the header).
+        line: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
     /// The model's weights do not fit the hardware.
     #[error("{model} does not fit on {hardware}: {detail}")]
     DoesNotFit {

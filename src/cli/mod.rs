@@ -1,7 +1,7 @@
 //! The command line: parses arguments, calls the library, prints. No modelling happens here.
 //!
 //! One module per command, each owning its arguments and its printing: `step`, `simulate`,
-//! `compare`, `profiles`, `validate`, `calibrate`, `infer`, `sweep` and `merge`. Argument groups
+//! `compare`, `profiles`, `validate`, `calibrate`, `infer`, `kernels`, `sweep` and `merge`. Argument groups
 //! shared by several commands (`--format`, `--set`, the system to serve, `--reference`) are in
 //! `args`; text formatting and output files shared by several commands are in `text`.
 
@@ -13,6 +13,7 @@ mod args;
 mod calibrate;
 mod compare;
 mod infer;
+mod kernels;
 mod merge;
 mod profiles;
 mod simulate;
@@ -58,6 +59,8 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Infer the size of an undisclosed model from a published speed (the inverse problem).
     Infer(infer::InferArgs),
+    /// Compare the GPU cost model's price of single kernels with measured latencies.
+    Kernels(kernels::KernelsArgs),
     /// Run a what-if sweep from a spec file, points in parallel, one output row per point.
     Sweep(sweep::SweepArgs),
     /// Merge the outputs of sharded sweep runs into one file, as an unsharded run writes it.
@@ -75,6 +78,7 @@ pub fn run() -> Result<String> {
         Command::Validate(a) => validate::run(&a),
         Command::Calibrate(a) => calibrate::run(&a),
         Command::Infer(a) => infer::run(&a),
+        Command::Kernels(a) => kernels::run(&a),
         Command::Sweep(a) => sweep::run(&a),
         Command::Merge(a) => merge::run(&a),
     }

@@ -16,20 +16,25 @@
 //! combined back): each GPU sends its tokens' hidden states once to each other GPU holding one of
 //! their experts.
 //!
+//! A profile with a GEMM curve for the class its GEMMs run on prices the GEMM operators
+//! (projections, MLP, experts, LM head) by that curve instead ([`super::gemm`]): efficiency
+//! rising with the tokens and output width, a floor per GEMM kernel.
+//!
 //! Ignored: overlap of communication with compute, kernel fusion beyond the kernel counts below,
 //! routing imbalance across experts (and across attention-data-parallel GPUs), and the reduced
 //! efficiency of very small GEMMs (the per-kernel overhead stands in for it).
 
 use super::collective::{all_reduce_s, all_to_all_s, send_s};
+use super::gemm::{curve_op, GemmGroup, InnerDims};
 use super::{Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
-use crate::profile::{ComputeClass, GpuSystem, ModelProfile};
+use crate::profile::{ComputeClass, GemmCurve, GpuSystem, ModelProfile};
 
 /// Kernels per layer in each operator (fused norms counted with the GEMM they precede): the
 /// count a CUDA-graph decode step of vLLM / TensorRT-LLM launches, read off their model code.
 const KERNELS_ATTN_PROJ: f64 = 4.0; // norm, QKV GEMM, rotary, output GEMM
-const KERNELS_ATTN: f64 = 2.0; // KV-cache write, attention
+pub(crate) const KERNELS_ATTN: f64 = 2.0; // KV-cache write, attention
 const KERNELS_MLP: f64 = 3.0; // norm, gate-up GEMM with activation, down GEMM
 const KERNELS_MOE: f64 = 6.0; // norm, router, top-k/permute, two grouped GEMMs, combine
 const KERNELS_HEAD: f64 = 3.0; // final norm, LM-head GEMM, sampling
@@ -76,6 +81,20 @@ pub struct GpuCost {
     kernel_s: f64,
     iteration_s: f64,
     per_sequence_s: f64,
+    /// GEMM curves, when the profile has one for a class the model's GEMMs run on (boxed: most
+    /// profiles have none, and the cost stays small).
+    curves: Option<Box<Curves>>,
+}
+
+/// The GEMM curves of one placed model.
+#[derive(Debug, Clone)]
+struct Curves {
+    /// Curve and raw peak FLOP/s of the class the dense GEMMs run on, if it has a curve.
+    gemm: Option<(GemmCurve, f64)>,
+    /// The same for the routed experts' GEMMs.
+    expert: Option<(GemmCurve, f64)>,
+    inner: InnerDims,
+    hbm_bytes_per_s: f64,
 }
 
 impl GpuCost {
@@ -87,6 +106,11 @@ impl GpuCost {
         let peak = |c: ComputeClass| {
             let (runs_on, rate) = gpu.peak_flops_per_s.resolve(c);
             rate * eff.compute_for(runs_on)
+        };
+        let curve = |c: ComputeClass| {
+            let (runs_on, rate) = gpu.peak_flops_per_s.resolve(c);
+            let curves = gpu.gemm_curves.as_ref()?;
+            curves.for_class(runs_on).map(|k| (*k, rate))
         };
         let group = placement.tp as f64;
         let (tp, dp) = if placement.attention_dp {
@@ -105,6 +129,15 @@ impl GpuCost {
             AttentionKind::Mla => 1.0,
         };
         let moe = model.moe.as_ref();
+        let curves = Curves {
+            gemm: curve(ComputeClass::of_gemm(p.weights, p.activations)),
+            expert: curve(ComputeClass::of_gemm(
+                model.expert_weight_precision(),
+                p.activations,
+            )),
+            inner: InnerDims::of(model, tp),
+            hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
+        };
         GpuCost {
             tp,
             dp,
@@ -144,6 +177,38 @@ impl GpuCost {
             kernel_s: gpu.overheads.kernel_s,
             iteration_s: gpu.overheads.iteration_s,
             per_sequence_s: gpu.overheads.per_sequence_s,
+            curves: (curves.gemm.is_some() || curves.expert.is_some()).then(|| Box::new(curves)),
+        }
+    }
+
+    /// An operator of GEMMs (`flops` in all, over `groups`): by the dense (or, with `expert`,
+    /// the experts') GEMM curve when there is one, else by the roofline at `flops_per_s`;
+    /// `gemm_kernels` of its `kernels` are GEMMs.
+    #[allow(clippy::too_many_arguments)]
+    fn gemms(
+        &self,
+        expert: bool,
+        groups: impl FnOnce(&InnerDims) -> [GemmGroup; 2],
+        flops: f64,
+        flops_per_s: f64,
+        bytes: f64,
+        gemm_kernels: f64,
+        kernels: f64,
+    ) -> OpCost {
+        let curves = self.curves.as_deref();
+        let curve = curves.and_then(|c| if expert { c.expert } else { c.gemm });
+        match (curve, curves) {
+            (Some((c, peak)), Some(all)) => curve_op(
+                &c,
+                peak,
+                all.hbm_bytes_per_s,
+                &groups(&all.inner),
+                bytes,
+                gemm_kernels,
+                kernels - gemm_kernels,
+                self.kernel_s,
+            ),
+            _ => self.roofline(flops, flops_per_s, bytes, kernels),
         }
     }
 
@@ -185,10 +250,22 @@ impl CostModel for GpuCost {
         // Projections: 2 FLOPs per parameter per token; weights read once; input and output
         // activations read and written once.
         let params = self.layers * self.attn_params / self.tp;
-        *c.op_mut(OpKind::AttentionProjections) = self.roofline(
+        *c.op_mut(OpKind::AttentionProjections) = self.gemms(
+            false,
+            |i| {
+                [
+                    GemmGroup {
+                        m: t,
+                        params,
+                        inner: self.layers * i.attn,
+                    },
+                    GemmGroup::NONE,
+                ]
+            },
             2.0 * t * params,
             self.flops_gemm,
             params * self.weight_bytes + self.layers * 2.0 * act,
+            self.layers * 2.0,
             self.layers * KERNELS_ATTN_PROJ,
         );
 
@@ -207,10 +284,22 @@ impl CostModel for GpuCost {
 
         if self.dense_layers > 0.0 {
             let params = self.dense_layers * self.dense_mlp_params / self.tp;
-            *c.op_mut(OpKind::Mlp) = self.roofline(
+            *c.op_mut(OpKind::Mlp) = self.gemms(
+                false,
+                |i| {
+                    [
+                        GemmGroup {
+                            m: t,
+                            params,
+                            inner: self.dense_layers * i.mlp,
+                        },
+                        GemmGroup::NONE,
+                    ]
+                },
                 2.0 * t * params,
                 self.flops_gemm,
                 params * self.weight_bytes + self.dense_layers * 2.0 * act,
+                self.dense_layers * 2.0,
                 self.dense_layers * KERNELS_MLP,
             );
         }
@@ -230,20 +319,53 @@ impl CostModel for GpuCost {
                 * 2.0
                 * (all * k * self.expert_params / self.ep
                     + t * (self.shared_params + self.router_params) / self.tp);
-            *c.op_mut(OpKind::Experts) = self.roofline(
+            // For a curve: each touched expert's GEMMs over its share of the routed tokens;
+            // shared experts and router over the GPU's tokens.
+            let on_gpu = touched / self.ep;
+            let groups = |i: &InnerDims| {
+                [
+                    GemmGroup {
+                        m: all * k / touched,
+                        params: self.moe_layers * on_gpu * self.expert_params,
+                        inner: self.moe_layers * on_gpu * i.expert,
+                    },
+                    GemmGroup {
+                        m: t,
+                        params: self.moe_layers * (self.shared_params + self.router_params)
+                            / self.tp,
+                        inner: self.moe_layers * i.shared,
+                    },
+                ]
+            };
+            *c.op_mut(OpKind::Experts) = self.gemms(
+                true,
+                groups,
                 flops,
                 self.flops_expert,
                 bytes + self.moe_layers * 2.0 * act,
+                self.moe_layers * 3.0,
                 self.moe_layers * KERNELS_MOE,
             );
         }
 
         // LM head: vocabulary split over the tensor-parallel group; fp32 logits written.
         let head = self.lm_head_params / self.tp;
-        *c.op_mut(OpKind::LmHead) = self.roofline(
+        *c.op_mut(OpKind::LmHead) = self.gemms(
+            false,
+            |_| {
+                [
+                    GemmGroup {
+                        m: s,
+                        params: head,
+                        inner: self.hidden,
+                    },
+                    GemmGroup::NONE,
+                ]
+            },
             2.0 * s * head,
             self.flops_gemm,
             head * self.weight_bytes + s * head / self.hidden * 4.0,
+            1.0,
             KERNELS_HEAD,
         );
 
@@ -311,9 +433,14 @@ mod tests {
     use crate::profile::{load_hardware, load_model, HardwareProfile, Override};
     use approx::assert_relative_eq;
 
+    /// A shipped system with its GEMM curves removed: these tests check the scalar roofline;
+    /// `gemm_curves_price_the_projections_gemm_by_gemm` checks the curves.
     fn system(hw: &str, model: &str, sets: &[&str]) -> (HardwareProfile, ModelProfile, Placement) {
         let o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
-        let h = load_hardware(hw, &o).unwrap();
+        let mut h = load_hardware(hw, &o).unwrap();
+        if let Some(g) = h.gpu.as_mut() {
+            g.gemm_curves = None;
+        }
         let m = load_model(model, &o).unwrap();
         let p = place(&m, &h, ParallelRequest::default()).unwrap();
         (h, m, p)
@@ -564,6 +691,49 @@ mod tests {
             dp.op(OpKind::ExpertParallelComm).interconnect_s,
             2.0 * 58.0 * (sent / link + g.interconnect.latency_s),
             max_relative = 1e-9
+        );
+    }
+
+    #[test]
+    fn gemm_curves_price_the_projections_gemm_by_gemm() {
+        // Llama 3.1 8B on one H100 with a bf16 curve, 48 sequences decoding: the projections
+        // are 32 layers of a QKV GEMM (n 6144, k 4096) and an output GEMM (n 4096, k 4096)
+        // over 48 tokens, each at the curve's compute time, plus a floor per GEMM and the
+        // per-kernel overhead for the norm and rotary kernels.
+        let curve = crate::profile::GemmCurve {
+            floor_s: 3e-6,
+            compute_efficiency: 0.9,
+            half_rows: 200.0,
+            half_columns: 250.0,
+            memory_efficiency: 0.8,
+        };
+        let (mut h, m, p) = system("h100-sxm", "llama-3.1-8b", &[]);
+        h.gpu.as_mut().unwrap().gemm_curves = Some(crate::profile::GemmCurves {
+            bf16: Some(curve),
+            ..Default::default()
+        });
+        let g = h.gpu().unwrap();
+        let op = *GpuCost::new(&m, g, &p)
+            .step(&Batch::decode(48, 1000, None))
+            .op(OpKind::AttentionProjections);
+        let t = 48.0;
+        let one = |n: f64, k: f64| curve.compute_s(2.0 * t * n * k, t, n, 989.4e12);
+        assert_relative_eq!(
+            op.compute_s,
+            32.0 * (one(6144.0, 4096.0) + one(4096.0, 4096.0)),
+            max_relative = 1e-9
+        );
+        assert_eq!(op.exposed_s, 0.0);
+        assert_relative_eq!(
+            op.overhead_s,
+            32.0 * (2.0 * curve.floor_s + 2.0 * g.overheads.kernel_s),
+            max_relative = 1e-12
+        );
+        let bytes = op.bytes;
+        assert_relative_eq!(
+            op.memory_s,
+            bytes / (3.35e12 * curve.memory_efficiency),
+            max_relative = 1e-12
         );
     }
 }

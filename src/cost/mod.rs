@@ -5,7 +5,9 @@
 pub mod batch;
 pub mod collective;
 pub mod constant;
+mod gemm;
 pub mod gpu;
+pub mod kernel;
 pub mod speculative;
 pub mod wafer;
 

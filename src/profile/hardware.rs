@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::curve::GemmCurves;
 use super::precision::ComputeClass;
 use super::validate::Checker;
 use crate::error::Problem;
@@ -213,6 +214,12 @@ pub struct GpuSystem {
     pub host_bandwidth_bytes_per_s: Option<f64>,
     /// Achieved fraction of each peak.
     pub efficiency: Efficiency,
+    /// Optional GEMM efficiency curves by tensor-core class, fitted to measured kernels
+    /// (`infersim kernels --fit`): the step's GEMM operators (projections, MLP, experts, LM head)
+    /// and the kernel check price GEMMs of a class with a curve by it instead of `efficiency`
+    /// and the per-kernel overhead; without one, the scalars apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm_curves: Option<GemmCurves>,
     /// Fixed costs that no roofline shows.
     pub overheads: Overheads,
 }
@@ -432,6 +439,9 @@ impl GpuSystem {
         c.fraction("gpu.efficiency.memory", self.efficiency.memory);
         c.fraction("gpu.efficiency.interconnect", self.efficiency.interconnect);
         c.unit_interval("gpu.efficiency.overlap", self.efficiency.overlap);
+        if let Some(curves) = &self.gemm_curves {
+            curves.check(c);
+        }
         let o = &self.overheads;
         c.non_negative("gpu.overheads.kernel_s", o.kernel_s);
         c.non_negative("gpu.overheads.iteration_s", o.iteration_s);

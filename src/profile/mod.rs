@@ -1,12 +1,14 @@
 //! Profiles: typed, validated descriptions of hardware and models, loaded from TOML.
 
 pub mod catalog;
+pub mod curve;
 pub mod hardware;
 pub mod model;
 pub mod precision;
 mod validate;
 
 pub use catalog::{load_hardware, load_model, Override};
+pub use curve::{GemmCurve, GemmCurves};
 pub use hardware::{
     GpuSystem, HardwareKind, HardwareProfile, Power, PowerBoundary, Price, PriceBasis, WaferSystem,
 };

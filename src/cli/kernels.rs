@@ -1,0 +1,175 @@
+//! `infersim kernels`: the GPU cost model's price of single kernels against NVIDIA's measured
+//! latencies (`reference/kernels/`), per hardware profile, operator kind and split: shapes,
+//! median and 90th-percentile |relative error|, signed median (table, CSV or JSON). `--fit`
+//! first fits GEMM curves to the training half of each GPU's GEMM table and prints them as
+//! profile TOML; `--scalar` ignores the profiles' curves.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use super::args::Common;
+use super::text::pretty;
+use crate::cost::kernel::KernelPricer;
+use crate::error::{Error, Result};
+use crate::profile::load_hardware;
+use crate::report::{num, Format, Table};
+use crate::study::kernels::{self, table, ClassFit, Summary};
+
+#[derive(Debug, Args)]
+pub(super) struct KernelsArgs {
+    /// Hardware profiles to check (repeatable) [default: every profile in the tables' index.csv].
+    #[arg(long, value_name = "NAME")]
+    hardware: Vec<String>,
+    /// Directory of the kernel tables and their index.csv.
+    #[arg(long, value_name = "DIR", default_value = "reference/kernels")]
+    tables: PathBuf,
+    /// Fit GEMM curves (per tensor-core class) to the training half of each GPU's GEMM table,
+    /// check with them, and print them as profile TOML.
+    #[arg(long, conflicts_with = "scalar")]
+    fit: bool,
+    /// Price GEMMs with the scalar efficiencies, ignoring the profiles' GEMM curves.
+    #[arg(long)]
+    scalar: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The curves `--fit` made for one profile: its name, the table fitted and the fits.
+type Fitted = (String, PathBuf, Vec<ClassFit>);
+
+/// Every summary row of the check, profiles in index order, and the fits made with `--fit`.
+fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
+    let overrides = a.common.overrides()?;
+    let index = table::index(&a.tables)?;
+    for h in &a.hardware {
+        if !index.iter().any(|(name, _)| name == h) {
+            let known: Vec<&str> = index.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(Error::arg(
+                "--hardware",
+                format!(
+                    "no kernel tables for \"{h}\"; available: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    let mut fits = Vec::new();
+    for (name, dir) in &index {
+        if !a.hardware.is_empty() && !a.hardware.contains(name) {
+            continue;
+        }
+        let hw = load_hardware(name, &overrides)?;
+        let gpu = hw.gpu().ok_or_else(|| {
+            Error::arg(
+                "--hardware",
+                format!("{name} is not a GPU system; kernel tables are GPU measurements"),
+            )
+        })?;
+        let tables = table::load(dir)?;
+        let pricer = if a.fit {
+            let f = kernels::fit_curves(gpu, &tables);
+            let p = KernelPricer::new(&kernels::with_curves(gpu, &f));
+            fits.push((name.clone(), dir.join("gemm.csv"), f));
+            p
+        } else if a.scalar {
+            KernelPricer::scalar(gpu)
+        } else {
+            KernelPricer::new(gpu)
+        };
+        out.extend(kernels::check(name, &pricer, &tables));
+    }
+    Ok((out, fits))
+}
+
+/// The fitted curves of one profile as TOML to paste into it, with their provenance.
+fn curves_toml(hardware: &str, file: &std::path::Path, fits: &[ClassFit]) -> String {
+    let mut s = format!("# {hardware}\n");
+    for f in fits {
+        let c = &f.curve;
+        s += &format!(
+            "[gpu.gemm_curves.{}]\n# Fit: `infersim kernels --fit` on {}, format {}, its {} \
+             training rows (every other row outside the Llama 3.1 70B block); rms log error {}.\n\
+             floor_s = {:.4e}\ncompute_efficiency = {:.4}\nhalf_rows = {:.4}\n\
+             half_columns = {:.4}\nmemory_efficiency = {:.4}\n",
+            f.class.name(),
+            file.display(),
+            f.format,
+            f.n,
+            num(f.rms_log_error, 3),
+            c.floor_s,
+            c.compute_efficiency,
+            c.half_rows,
+            c.half_columns,
+            c.memory_efficiency,
+        );
+    }
+    s
+}
+
+fn render(rows: &[Summary]) -> Table {
+    let mut t = Table::new([
+        "hardware",
+        "op",
+        "format",
+        "shapes",
+        "n",
+        "median_|err|_%",
+        "p90_|err|_%",
+        "median_err_%",
+    ]);
+    for r in rows {
+        t.row([
+            r.hardware.clone(),
+            r.op.name().to_string(),
+            if r.format.is_empty() {
+                "-".to_string()
+            } else {
+                r.format.clone()
+            },
+            r.split.name().to_string(),
+            r.n.to_string(),
+            num(100.0 * r.median_abs_rel_error, 3),
+            num(100.0 * r.p90_abs_rel_error, 3),
+            num(100.0 * r.median_rel_error, 3),
+        ]);
+    }
+    t
+}
+
+pub(super) fn run(a: &KernelsArgs) -> Result<String> {
+    let (rows, fits) = summaries(a)?;
+    let gemms = if a.fit {
+        "GEMMs priced by curves fitted here (5 coefficients a class, on the training half)"
+    } else if a.scalar {
+        "GEMMs priced by the scalar efficiencies"
+    } else {
+        "GEMMs priced by the profiles' curves where they have them"
+    };
+    match a.common.format {
+        Format::Json => {
+            let fits: Vec<_> = fits
+                .iter()
+                .map(|(h, file, f)| json!({"hardware": h, "table": file, "curves": f}))
+                .collect();
+            Ok(pretty(&json!({ "rows": rows, "fits": fits })))
+        }
+        Format::Csv => Ok(render(&rows).csv()),
+        Format::Table => {
+            let toml: String = fits
+                .iter()
+                .map(|(h, file, f)| curves_toml(h, file, f) + "\n")
+                .collect();
+            Ok(format!(
+                "{toml}Kernel latencies predicted by the GPU cost model against NVIDIA's \
+                 measurements ({}); {gemms}. Error = predicted / measured - 1. Shapes: held_out = \
+                 every other row of each table (the half no fit uses), model = every shape of \
+                 Llama 3.1 70B at tensor parallelism 4.\n\n{}",
+                a.tables.display(),
+                render(&rows).render()
+            ))
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One kernel priced the way the GPU cost model ([`super::gpu`]) prices the operator it belongs
+//! to: a GEMM of `m x n x k`, one layer's attention over a batch, one collective. The step's
+//! operators sum such work over layers and price the sums with the same roofline, so a kernel's
+//! error here is the error the step model makes on that piece of work. Used by
+//! `infersim kernels` to compare the model with measured kernel latencies
+//! (`reference/kernels/`).
+//!
+//! Mirrors `GpuCost`: compute at the peak of the operands' tensor-core class times its
+//! efficiency, memory at the HBM bandwidth times its efficiency, `max + (1 - overlap) min`, plus
+//! the per-kernel overhead for each kernel the step counts for that work.
+
+use super::collective::{all_reduce_s, all_to_all_s};
+use super::gpu::KERNELS_ATTN;
+use crate::profile::{ComputeClass, GpuSystem, Precision};
+
+/// The constants of one GPU system that price single kernels.
+#[derive(Debug, Clone)]
+pub struct KernelPricer {
+    gpu: GpuSystem,
+}
+
+/// One layer's attention for a batch of equal sequences.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionShape {
+    /// Sequences in the batch.
+    pub batch: u64,
+    /// Query heads.
+    pub heads: u64,
+    /// Key-value heads.
+    pub kv_heads: u64,
+    /// Elements per head.
+    pub head_dim: u64,
+    /// Sliding window, tokens (`None`: full attention).
+    pub window: Option<u64>,
+    /// Precision of the attention math's activations.
+    pub activations: Precision,
+    /// Precision of the KV cache.
+    pub kv_cache: Precision,
+}
+
+/// FLOPs and bytes of a GEMM of `m` tokens through an `n x k` weight, as the step model counts
+/// them: `2 m n k`; the weight read once, the input read and the output written at the
+/// activation precision.
+pub fn gemm_work(m: u64, n: u64, k: u64, weights: Precision, acts: Precision) -> (f64, f64) {
+    let (m, n, k) = (m as f64, n as f64, k as f64);
+    (
+        2.0 * m * n * k,
+        n * k * weights.bytes() + (m * k + m * n) * acts.bytes(),
+    )
+}
+
+impl KernelPricer {
+    /// Price kernels on `gpu` as its profile stands.
+    pub fn new(gpu: &GpuSystem) -> Self {
+        KernelPricer { gpu: gpu.clone() }
+    }
+
+    /// Price kernels on `gpu` with its scalar efficiencies only, ignoring any GEMM curves.
+    pub fn scalar(gpu: &GpuSystem) -> Self {
+        let mut gpu = gpu.clone();
+        gpu.gemm_curves = None;
+        KernelPricer { gpu }
+    }
+
+    /// The GPU system priced.
+    pub fn gpu(&self) -> &GpuSystem {
+        &self.gpu
+    }
+
+    fn flops_per_s(&self, weights: Precision, activations: Precision) -> f64 {
+        let (runs_on, rate) = self
+            .gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(weights, activations));
+        rate * self.gpu.efficiency.compute_for(runs_on)
+    }
+
+    fn roofline(&self, flops: f64, flops_per_s: f64, bytes: f64, kernels: f64) -> f64 {
+        let compute_s = flops / flops_per_s;
+        let memory_s = bytes / (self.gpu.hbm_bandwidth_bytes_per_s * self.gpu.efficiency.memory);
+        compute_s.max(memory_s)
+            + (1.0 - self.gpu.efficiency.overlap) * compute_s.min(memory_s)
+            + kernels * self.gpu.overheads.kernel_s
+    }
+
+    /// A GEMM of `m` tokens through an `n x k` weight, s: `2 m n k` FLOPs; the weight read once,
+    /// the input (`m x k`) read and the output (`m x n`) written at the activation precision, as
+    /// the step model counts its projections. Priced by the profile's GEMM curve for the class
+    /// the work runs on when it has one, else by the scalar efficiencies and one kernel overhead.
+    pub fn gemm_s(&self, m: u64, n: u64, k: u64, weights: Precision, acts: Precision) -> f64 {
+        let (flops, bytes) = gemm_work(m, n, k, weights, acts);
+        let (m, n) = (m as f64, n as f64);
+        let (runs_on, peak) = self
+            .gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(weights, acts));
+        let curve = self
+            .gpu
+            .gemm_curves
+            .as_ref()
+            .and_then(|c| c.for_class(runs_on));
+        match curve {
+            Some(c) => c.time_s(flops, bytes, m, n, peak, self.gpu.hbm_bandwidth_bytes_per_s),
+            None => self.roofline(flops, self.flops_per_s(weights, acts), bytes, 1.0),
+        }
+    }
+
+    /// One layer's causal attention over `a.batch` prompts of `prompt` tokens each, nothing
+    /// cached before, s.
+    pub fn prefill_attention_s(&self, a: &AttentionShape, prompt: u64) -> f64 {
+        let n = prompt as f64;
+        let (pairs, kv) = match a.window {
+            // Sum of min(i, w) for i in 1..=n.
+            Some(w) if (w as f64) < n => {
+                let w = w as f64;
+                (w * (w + 1.0) / 2.0 + (n - w) * w, w)
+            }
+            _ => (n * (n + 1.0) / 2.0, n),
+        };
+        self.attention_s(a, pairs, kv, n)
+    }
+
+    /// One decode step of one layer's attention for `a.batch` sequences with `cached` tokens
+    /// each in the KV cache, s.
+    pub fn decode_attention_s(&self, a: &AttentionShape, cached: u64) -> f64 {
+        let seen = match a.window {
+            Some(w) => (cached + 1).min(w),
+            None => cached + 1,
+        } as f64;
+        self.attention_s(a, seen, seen, 1.0)
+    }
+
+    /// Per sequence: `pairs` (query, key) pairs, `kv` tokens of KV cache read, `new` tokens
+    /// written to it; `4 heads head_dim` FLOPs a pair, `2 kv_heads head_dim` elements a token.
+    fn attention_s(&self, a: &AttentionShape, pairs: f64, kv: f64, new: f64) -> f64 {
+        let b = a.batch as f64;
+        let flops = b * pairs * 4.0 * (a.heads * a.head_dim) as f64;
+        let kv_token_bytes = 2.0 * (a.kv_heads * a.head_dim) as f64 * a.kv_cache.bytes();
+        let bytes = b * (kv + new) * kv_token_bytes;
+        self.roofline(
+            flops,
+            self.flops_per_s(a.kv_cache, a.activations),
+            bytes,
+            KERNELS_ATTN,
+        )
+    }
+
+    fn link(&self) -> (f64, f64) {
+        let i = &self.gpu.interconnect;
+        (
+            i.bandwidth_bytes_per_s * self.gpu.efficiency.interconnect,
+            i.latency_s,
+        )
+    }
+
+    /// An all-reduce of `bytes` per GPU over `gpus` GPUs, s, with its kernel launch.
+    pub fn all_reduce_s(&self, gpus: u32, bytes: f64) -> f64 {
+        let (bw, lat) = self.link();
+        all_reduce_s(gpus, bytes, bw, lat) + self.gpu.overheads.kernel_s
+    }
+
+    /// An all-to-all over `gpus` GPUs in which each GPU's buffer of `bytes` is spread evenly
+    /// over all of them (NCCL's `alltoall`: it sends `(gpus - 1) / gpus` of it), s.
+    pub fn all_to_all_s(&self, gpus: u32, bytes: f64) -> f64 {
+        let (bw, lat) = self.link();
+        let g = f64::from(gpus);
+        all_to_all_s(gpus, bytes * (g - 1.0) / g, bw, lat) + self.gpu.overheads.kernel_s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::{Batch, CostModel, GpuCost, OpKind};
+    use crate::placement::{place, ParallelRequest};
+    use crate::profile::{load_hardware, load_model};
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn a_gemm_with_a_curve_is_priced_by_it() {
+        let c = crate::profile::GemmCurve {
+            floor_s: 3e-6,
+            compute_efficiency: 0.9,
+            half_rows: 200.0,
+            half_columns: 250.0,
+            memory_efficiency: 0.8,
+        };
+        let mut h = load_hardware("h100-sxm", &[]).unwrap();
+        h.gpu.as_mut().unwrap().gemm_curves = Some(crate::profile::GemmCurves {
+            bf16: Some(c),
+            ..Default::default()
+        });
+        let g = h.gpu().unwrap();
+        let (flops, bytes) = gemm_work(16, 4096, 4096, Precision::Bf16, Precision::Bf16);
+        assert_relative_eq!(
+            KernelPricer::new(g).gemm_s(16, 4096, 4096, Precision::Bf16, Precision::Bf16),
+            c.time_s(flops, bytes, 16.0, 4096.0, 989.4e12, 3.35e12),
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn a_large_gemm_runs_at_the_efficient_peak() {
+        let h = load_hardware("h100-sxm", &[]).unwrap();
+        let g = h.gpu().unwrap();
+        let p = KernelPricer::scalar(g);
+        let s = p.gemm_s(8192, 8192, 8192, Precision::Bf16, Precision::Bf16);
+        let compute = 2.0 * 8192f64.powi(3) / (989.4e12 * g.efficiency.compute);
+        let memory = 3.0 * 8192f64.powi(2) * 2.0 / (3.35e12 * g.efficiency.memory);
+        assert_relative_eq!(
+            s,
+            compute + (1.0 - g.efficiency.overlap) * memory + g.overheads.kernel_s,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn decode_attention_matches_the_step_models_attention_per_layer() {
+        // Llama 3.1 8B on one H100: the step's attention operator over its 32 layers is 32 times
+        // one layer's attention priced here.
+        let h = load_hardware("h100-sxm", &[]).unwrap();
+        let m = load_model("llama-3.1-8b", &[]).unwrap();
+        let pl = place(&m, &h, ParallelRequest::default()).unwrap();
+        let g = h.gpu().unwrap();
+        let step = GpuCost::new(&m, g, &pl).step(&Batch::decode(16, 2047, None));
+        let op = step.op(OpKind::Attention);
+        let shape = AttentionShape {
+            batch: 16,
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            window: None,
+            activations: m.precision.activations,
+            kv_cache: m.precision.kv_cache,
+        };
+        let one = KernelPricer::new(g).decode_attention_s(&shape, 2047);
+        let whole = op.compute_s.max(op.memory_s) + op.exposed_s + op.overhead_s;
+        assert_relative_eq!(32.0 * one, whole, max_relative = 1e-9);
+    }
+
+    #[test]
+    fn a_window_caps_what_a_prefill_sees() {
+        let h = load_hardware("h100-sxm", &[]).unwrap();
+        let p = KernelPricer::new(h.gpu().unwrap());
+        let mut a = AttentionShape {
+            batch: 1,
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            window: None,
+            activations: Precision::Bf16,
+            kv_cache: Precision::Bf16,
+        };
+        let full = p.prefill_attention_s(&a, 8192);
+        a.window = Some(1024);
+        assert!(p.prefill_attention_s(&a, 8192) < full / 4.0);
+        a.window = Some(100_000);
+        assert_relative_eq!(p.prefill_attention_s(&a, 8192), full, max_relative = 1e-12);
+    }
+}

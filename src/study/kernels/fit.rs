@@ -1,0 +1,212 @@
+//! Fitting a [`GemmCurve`] to measured GEMMs: least squares on log error
+//! (`sum ln(predicted / measured)^2`) by Levenberg-Marquardt with a forward-difference Jacobian,
+//! from three fixed starting points (the best kept). Coefficients are searched in transformed
+//! coordinates that keep them physical: logarithms of the floor and the half-saturation sizes,
+//! logits of the efficiencies (so they stay in (0, 1)). Deterministic: no random restarts.
+
+use crate::profile::GemmCurve;
+
+/// One measured GEMM as the fit sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GemmPoint {
+    /// `2 m n k`.
+    pub flops: f64,
+    /// Bytes moved, as the cost model counts them.
+    pub bytes: f64,
+    /// Rows (tokens).
+    pub m: f64,
+    /// Output features.
+    pub n: f64,
+    /// Measured latency, s.
+    pub latency_s: f64,
+}
+
+fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn logit(p: f64) -> f64 {
+    (p / (1.0 - p)).ln()
+}
+
+fn curve_of(x: &[f64; 5]) -> GemmCurve {
+    GemmCurve {
+        floor_s: x[0].exp(),
+        compute_efficiency: logistic(x[1]),
+        half_rows: x[2].exp(),
+        half_columns: x[3].exp(),
+        memory_efficiency: logistic(x[4]),
+    }
+}
+
+fn residuals(x: &[f64; 5], pts: &[GemmPoint], peak: f64, hbm: f64) -> Vec<f64> {
+    let c = curve_of(x);
+    pts.iter()
+        .map(|p| (c.time_s(p.flops, p.bytes, p.m, p.n, peak, hbm) / p.latency_s).ln())
+        .collect()
+}
+
+fn sum_sq(r: &[f64]) -> f64 {
+    r.iter().map(|e| e * e).sum()
+}
+
+/// Solve the 5 x 5 system `a x = b` by Gaussian elimination with partial pivoting.
+fn solve(mut a: [[f64; 5]; 5], mut b: [f64; 5]) -> Option<[f64; 5]> {
+    for col in 0..5 {
+        let pivot = (col..5).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[pivot][col].abs() < 1e-300 {
+            return None;
+        }
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let (pivot_row, pivot_b) = (a[col], b[col]);
+        for (row, rb) in a.iter_mut().zip(b.iter_mut()).skip(col + 1) {
+            let f = row[col] / pivot_row[col];
+            for (x, p) in row.iter_mut().zip(pivot_row).skip(col) {
+                *x -= f * p;
+            }
+            *rb -= f * pivot_b;
+        }
+    }
+    let mut x = [0.0; 5];
+    for row in (0..5).rev() {
+        let s: f64 = (row + 1..5).map(|k| a[row][k] * x[k]).sum();
+        x[row] = (b[row] - s) / a[row][row];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
+
+fn levenberg_marquardt(start: [f64; 5], pts: &[GemmPoint], peak: f64, hbm: f64) -> ([f64; 5], f64) {
+    let mut x = start;
+    let mut r = residuals(&x, pts, peak, hbm);
+    let mut loss = sum_sq(&r);
+    let mut lambda = 1e-3;
+    for _ in 0..300 {
+        // Jacobian by forward differences, one column per coordinate.
+        let mut jac = [[0.0; 5]; 5]; // J^T J
+        let mut grad = [0.0; 5]; // J^T r
+        let cols: Vec<Vec<f64>> = (0..5)
+            .map(|j| {
+                let mut xh = x;
+                xh[j] += 1e-6;
+                residuals(&xh, pts, peak, hbm)
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, b)| (a - b) / 1e-6)
+                    .collect()
+            })
+            .collect();
+        for i in 0..5 {
+            grad[i] = cols[i].iter().zip(&r).map(|(a, b)| a * b).sum();
+            for k in 0..5 {
+                jac[i][k] = cols[i].iter().zip(&cols[k]).map(|(a, b)| a * b).sum();
+            }
+        }
+        let mut improved = false;
+        while lambda < 1e12 {
+            let mut a = jac;
+            for (i, row) in a.iter_mut().enumerate() {
+                row[i] += lambda * (jac[i][i] + 1e-12);
+            }
+            let step = solve(a, grad.map(|g| -g));
+            if let Some(step) = step {
+                let mut trial = x;
+                for i in 0..5 {
+                    trial[i] += step[i];
+                }
+                let tr = residuals(&trial, pts, peak, hbm);
+                let tl = sum_sq(&tr);
+                if tl.is_finite() && tl < loss {
+                    let gain = loss - tl;
+                    x = trial;
+                    r = tr;
+                    loss = tl;
+                    lambda = (lambda / 3.0).max(1e-12);
+                    improved = gain > 1e-12 * loss.max(1e-300);
+                    break;
+                }
+            }
+            lambda *= 4.0;
+        }
+        if !improved {
+            break;
+        }
+    }
+    (x, loss)
+}
+
+/// The curve minimising the squared log error over `points` on a GPU class of peak
+/// `peak_flops_per_s` and HBM bandwidth `hbm_bytes_per_s`, with its mean squared log error.
+/// `None` without points.
+pub fn fit_gemm(
+    points: &[GemmPoint],
+    peak_flops_per_s: f64,
+    hbm_bytes_per_s: f64,
+) -> Option<(GemmCurve, f64)> {
+    if points.is_empty() {
+        return None;
+    }
+    let starts: [[f64; 5]; 3] = [
+        [5e-6, 0.7, 64.0, 64.0, 0.8],
+        [5e-6, 0.7, 64.0, 1024.0, 0.8],
+        [2e-6, 0.5, 256.0, 16.0, 0.6],
+    ];
+    let best = starts
+        .iter()
+        .map(|s| {
+            let x = [s[0].ln(), logit(s[1]), s[2].ln(), s[3].ln(), logit(s[4])];
+            levenberg_marquardt(x, points, peak_flops_per_s, hbm_bytes_per_s)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some((curve_of(&best.0), best.1 / points.len() as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn a_fit_recovers_the_curve_a_synthetic_table_was_made_with() {
+        let truth = GemmCurve {
+            floor_s: 4e-6,
+            compute_efficiency: 0.75,
+            half_rows: 90.0,
+            half_columns: 700.0,
+            memory_efficiency: 0.85,
+        };
+        let (peak, hbm) = (1e15, 3e12);
+        let mut pts = Vec::new();
+        for m in [1u32, 4, 16, 64, 256, 1024, 4096, 16384] {
+            for n in [128u32, 1024, 4096, 16384] {
+                for k in [256u32, 4096, 16384] {
+                    let (m, n, k) = (f64::from(m), f64::from(n), f64::from(k));
+                    let (flops, bytes) = (2.0 * m * n * k, 2.0 * (n * k + m * k + m * n));
+                    pts.push(GemmPoint {
+                        flops,
+                        bytes,
+                        m,
+                        n,
+                        latency_s: truth.time_s(flops, bytes, m, n, peak, hbm),
+                    });
+                }
+            }
+        }
+        let (fit, mse) = fit_gemm(&pts, peak, hbm).unwrap();
+        assert!(mse < 1e-10, "{mse}");
+        assert_relative_eq!(fit.floor_s, truth.floor_s, max_relative = 1e-3);
+        assert_relative_eq!(
+            fit.compute_efficiency,
+            truth.compute_efficiency,
+            max_relative = 1e-3
+        );
+        assert_relative_eq!(fit.half_rows, truth.half_rows, max_relative = 1e-3);
+        assert_relative_eq!(fit.half_columns, truth.half_columns, max_relative = 1e-3);
+        assert_relative_eq!(
+            fit.memory_efficiency,
+            truth.memory_efficiency,
+            max_relative = 1e-3
+        );
+        assert!(fit_gemm(&[], peak, hbm).is_none());
+    }
+}

@@ -1,0 +1,425 @@
+//! The kernel check: the GPU cost model's price of single kernels (GEMMs, prefill and decode
+//! attention, collectives; [`crate::cost::kernel`]) against NVIDIA's measured latencies of the
+//! same shapes (`reference/kernels/`, read by [`table`]), per GPU and operator kind: how many
+//! shapes, the median and 90th percentile of |predicted / measured - 1|, and the signed median.
+//!
+//! Shapes are split two ways so that a fitted model can be judged on what it did not see:
+//! interleaved (the tables' rows in file order, every other row held out) and one whole model
+//! (every shape of Llama 3.1 70B at tensor parallelism 4, which the extraction keeps in full).
+//! Collectives have no model block. Ignored: the MoE table (grouped GEMMs are not priced as such
+//! by the cost model), all-gather and reduce-scatter (the cost model has no such operators).
+
+pub mod fit;
+pub mod table;
+
+use serde::Serialize;
+
+use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer};
+use crate::profile::{ComputeClass, GemmCurve, GemmCurves, GpuSystem};
+use table::KernelTables;
+
+/// GEMM (n, k) of Llama 3.1 70B at tensor parallelism 4 (QKV, output, gate or up, down), the
+/// block `tools/kernels/extract.py` keeps whole.
+pub const MODEL_GEMMS: [(u64, u64); 4] = [(2560, 8192), (8192, 2048), (7168, 8192), (8192, 7168)];
+/// Attention (heads, KV heads, head dim) of the same model at tensor parallelism 4.
+pub const MODEL_ATTENTION: (u64, u64, u64) = (16, 2, 128);
+
+/// The operator kinds checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelOp {
+    /// A GEMM of any published format.
+    Gemm,
+    /// Causal attention over whole prompts.
+    PrefillAttention,
+    /// One decode step's attention.
+    DecodeAttention,
+    /// NCCL all-reduce.
+    AllReduceNccl,
+    /// TensorRT-LLM's own all-reduce kernel.
+    AllReduceCustom,
+    /// NCCL all-to-all.
+    AllToAllNccl,
+}
+
+impl KernelOp {
+    /// Every kind, in report order.
+    pub const ALL: [KernelOp; 6] = [
+        KernelOp::Gemm,
+        KernelOp::PrefillAttention,
+        KernelOp::DecodeAttention,
+        KernelOp::AllReduceNccl,
+        KernelOp::AllReduceCustom,
+        KernelOp::AllToAllNccl,
+    ];
+
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelOp::Gemm => "gemm",
+            KernelOp::PrefillAttention => "prefill_attention",
+            KernelOp::DecodeAttention => "decode_attention",
+            KernelOp::AllReduceNccl => "all_reduce_nccl",
+            KernelOp::AllReduceCustom => "all_reduce_custom",
+            KernelOp::AllToAllNccl => "all_to_all_nccl",
+        }
+    }
+}
+
+/// Which part of a table a shape belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// The interleaved half a fit may use.
+    Train,
+    /// The other interleaved half.
+    HeldOut,
+    /// The whole model's shapes, never used by a fit.
+    Model,
+}
+
+impl Split {
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::HeldOut => "held_out",
+            Split::Model => "model",
+        }
+    }
+}
+
+/// One measured shape and the model's price of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Operator kind.
+    pub op: KernelOp,
+    /// GEMM format as published (`bfloat16`, `fp8`, ...); empty for other kinds.
+    pub format: &'static str,
+    /// Part of the table.
+    pub split: Split,
+    /// Predicted latency, s.
+    pub predicted_s: f64,
+    /// Measured latency, s.
+    pub measured_s: f64,
+}
+
+impl Sample {
+    /// `predicted / measured - 1`.
+    pub fn rel_error(&self) -> f64 {
+        self.predicted_s / self.measured_s - 1.0
+    }
+}
+
+/// Error statistics of one hardware profile, operator kind and split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Hardware profile.
+    pub hardware: String,
+    /// Operator kind.
+    pub op: KernelOp,
+    /// GEMMs: the format (`all` for every format together); empty for other kinds.
+    pub format: String,
+    /// Shapes judged.
+    pub split: Split,
+    /// Number of shapes.
+    pub n: usize,
+    /// Median of |predicted / measured - 1|.
+    pub median_abs_rel_error: f64,
+    /// 90th percentile of |predicted / measured - 1|.
+    pub p90_abs_rel_error: f64,
+    /// Median of predicted / measured - 1 (negative: the model is fast).
+    pub median_rel_error: f64,
+}
+
+/// Interleaved split of the `i`-th row of a table that is not in the model block.
+fn interleaved(i: usize) -> Split {
+    if i.is_multiple_of(2) {
+        Split::Train
+    } else {
+        Split::HeldOut
+    }
+}
+
+/// Assign splits to rows in file order: the model block, then every other remaining row.
+fn splits<T>(rows: &[T], in_model: impl Fn(&T) -> bool) -> Vec<Split> {
+    let mut i = 0;
+    rows.iter()
+        .map(|r| {
+            if in_model(r) {
+                Split::Model
+            } else {
+                i += 1;
+                interleaved(i - 1)
+            }
+        })
+        .collect()
+}
+
+fn attention_shape(r: &table::AttentionRow) -> AttentionShape {
+    AttentionShape {
+        batch: r.batch,
+        heads: r.heads,
+        kv_heads: r.kv_heads,
+        head_dim: r.head_dim,
+        window: r.window,
+        activations: r.activations,
+        kv_cache: r.kv_cache,
+    }
+}
+
+fn is_model_attention(r: &table::AttentionRow) -> bool {
+    (r.heads, r.kv_heads, r.head_dim) == MODEL_ATTENTION
+}
+
+/// Every shape of `tables` priced by `pricer`.
+pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let g = &tables.gemm;
+    for (r, split) in g
+        .iter()
+        .zip(splits(g, |r| MODEL_GEMMS.contains(&(r.n, r.k))))
+    {
+        out.push(Sample {
+            op: KernelOp::Gemm,
+            format: r.format,
+            split,
+            predicted_s: pricer.gemm_s(r.m, r.n, r.k, r.weights, r.activations),
+            measured_s: r.latency_s,
+        });
+    }
+    let p = &tables.prefill;
+    for (r, split) in p.iter().zip(splits(p, is_model_attention)) {
+        out.push(Sample {
+            op: KernelOp::PrefillAttention,
+            format: "",
+            split,
+            predicted_s: pricer.prefill_attention_s(&attention_shape(r), r.tokens),
+            measured_s: r.latency_s,
+        });
+    }
+    let d = &tables.decode;
+    for (r, split) in d.iter().zip(splits(d, is_model_attention)) {
+        out.push(Sample {
+            op: KernelOp::DecodeAttention,
+            format: "",
+            split,
+            predicted_s: pricer.decode_attention_s(&attention_shape(r), r.tokens),
+            measured_s: r.latency_s,
+        });
+    }
+    let c = &tables.comm;
+    let kind = |r: &table::CommRow| match (r.library.starts_with("nccl"), r.op.as_str()) {
+        (true, "all_reduce") => Some(KernelOp::AllReduceNccl),
+        (false, "all_reduce") => Some(KernelOp::AllReduceCustom),
+        (true, "alltoall") => Some(KernelOp::AllToAllNccl),
+        _ => None,
+    };
+    let checked: Vec<_> = c.iter().filter_map(|r| kind(r).map(|k| (k, r))).collect();
+    for (i, (op, r)) in checked.into_iter().enumerate() {
+        let predicted_s = match op {
+            KernelOp::AllToAllNccl => pricer.all_to_all_s(r.gpus, r.bytes),
+            _ => pricer.all_reduce_s(r.gpus, r.bytes),
+        };
+        out.push(Sample {
+            op,
+            format: "",
+            split: interleaved(i),
+            predicted_s,
+            measured_s: r.latency_s,
+        });
+    }
+    out
+}
+
+/// The `q`-quantile of sorted values, interpolating linearly between ranks.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn summary(hardware: &str, op: KernelOp, format: &str, split: Split, errors: Vec<f64>) -> Summary {
+    let mut signed = errors;
+    let mut abs: Vec<f64> = signed.iter().map(|e| e.abs()).collect();
+    signed.sort_by(f64::total_cmp);
+    abs.sort_by(f64::total_cmp);
+    Summary {
+        hardware: hardware.to_string(),
+        op,
+        format: format.to_string(),
+        split,
+        n: abs.len(),
+        median_abs_rel_error: quantile(&abs, 0.5),
+        p90_abs_rel_error: quantile(&abs, 0.9),
+        median_rel_error: quantile(&signed, 0.5),
+    }
+}
+
+/// Statistics of the samples of one hardware profile, per operator kind and split (`splits`),
+/// in report order, GEMMs over every format (`all`) and then per format; kinds, formats or
+/// splits without samples are left out.
+pub fn summarise(hardware: &str, samples: &[Sample], splits: &[Split]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for op in KernelOp::ALL {
+        let mut formats: Vec<&str> = Vec::new();
+        for s in samples.iter().filter(|s| s.op == op) {
+            if !formats.contains(&s.format) {
+                formats.push(s.format);
+            }
+        }
+        let groups: Vec<(&str, Option<&str>)> = if op == KernelOp::Gemm {
+            std::iter::once(("all", None))
+                .chain(formats.iter().map(|&f| (f, Some(f))))
+                .collect()
+        } else {
+            vec![("", None)]
+        };
+        for (label, only) in groups {
+            for &split in splits {
+                let errors: Vec<f64> = samples
+                    .iter()
+                    .filter(|s| s.op == op && s.split == split)
+                    .filter(|s| only.is_none_or(|f| s.format == f))
+                    .map(Sample::rel_error)
+                    .collect();
+                if !errors.is_empty() {
+                    out.push(summary(hardware, op, label, split, errors));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The check of one GPU system against its tables.
+pub fn check(hardware: &str, pricer: &KernelPricer, tables: &KernelTables) -> Vec<Summary> {
+    let s = samples(pricer, tables);
+    summarise(hardware, &s, &[Split::HeldOut, Split::Model])
+}
+
+/// The published format each tensor-core class's curve is fitted to: the format whose weights
+/// and activations are both of that class, scaled per tensor (FP8 scaled per block, weight-only
+/// and SmoothQuant formats are judged by these curves but not fitted).
+pub const FIT_FORMATS: [(ComputeClass, &str); 3] = [
+    (ComputeClass::Bf16, "bfloat16"),
+    (ComputeClass::Fp8, "fp8"),
+    (ComputeClass::Fp4, "nvfp4"),
+];
+
+/// A curve fitted to one format's training rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassFit {
+    /// Tensor-core class the curve prices.
+    pub class: ComputeClass,
+    /// Format whose rows it was fitted to.
+    pub format: &'static str,
+    /// Training rows used.
+    pub n: usize,
+    /// Root mean squared log error on them.
+    pub rms_log_error: f64,
+    /// The fitted curve.
+    pub curve: GemmCurve,
+}
+
+/// GEMM curves of `gpu` fitted to the training half of `tables`' GEMMs, one per class the GPU
+/// runs natively that has rows of its format.
+pub fn fit_curves(gpu: &GpuSystem, tables: &KernelTables) -> Vec<ClassFit> {
+    let g = &tables.gemm;
+    let split = splits(g, |r| MODEL_GEMMS.contains(&(r.n, r.k)));
+    let mut out = Vec::new();
+    for (class, format) in FIT_FORMATS {
+        let (runs_on, peak) = gpu.peak_flops_per_s.resolve(class);
+        if runs_on != class {
+            continue;
+        }
+        let points: Vec<fit::GemmPoint> = g
+            .iter()
+            .zip(&split)
+            .filter(|(r, s)| r.format == format && **s == Split::Train)
+            .map(|(r, _)| {
+                let (flops, bytes) = gemm_work(r.m, r.n, r.k, r.weights, r.activations);
+                fit::GemmPoint {
+                    flops,
+                    bytes,
+                    m: r.m as f64,
+                    n: r.n as f64,
+                    latency_s: r.latency_s,
+                }
+            })
+            .collect();
+        if let Some((curve, mse)) = fit::fit_gemm(&points, peak, gpu.hbm_bandwidth_bytes_per_s) {
+            out.push(ClassFit {
+                class,
+                format,
+                n: points.len(),
+                rms_log_error: mse.sqrt(),
+                curve,
+            });
+        }
+    }
+    out
+}
+
+/// `gpu` with the fitted curves in place of any it had.
+pub fn with_curves(gpu: &GpuSystem, fits: &[ClassFit]) -> GpuSystem {
+    let mut curves = GemmCurves::default();
+    for f in fits {
+        let slot = match f.class {
+            ComputeClass::Fp32 => &mut curves.fp32,
+            ComputeClass::Bf16 => &mut curves.bf16,
+            ComputeClass::Fp8 => &mut curves.fp8,
+            ComputeClass::Fp4 => &mut curves.fp4,
+        };
+        *slot = Some(f.curve);
+    }
+    let mut g = gpu.clone();
+    g.gemm_curves = Some(curves);
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn quantiles_interpolate_between_ranks() {
+        let v = [0.0, 1.0, 2.0, 3.0, 4.0];
+        assert_relative_eq!(quantile(&v, 0.5), 2.0);
+        assert_relative_eq!(quantile(&v, 0.9), 3.6);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn splits_interleave_outside_the_model_block() {
+        let rows = [1, 9, 2, 3, 9, 4];
+        let s = splits(&rows, |&r| r == 9);
+        use Split::*;
+        assert_eq!(s, vec![Train, Model, HeldOut, Train, Model, HeldOut]);
+    }
+
+    #[test]
+    fn summaries_count_signed_and_absolute_errors() {
+        let mk = |p: f64| Sample {
+            op: KernelOp::Gemm,
+            format: "bfloat16",
+            split: Split::HeldOut,
+            predicted_s: p,
+            measured_s: 1.0,
+        };
+        let s = summarise("x", &[mk(0.5), mk(1.1), mk(1.2)], &[Split::HeldOut]);
+        // Every format together, then the one format.
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].format.as_str(), s[1].format.as_str()),
+            ("all", "bfloat16")
+        );
+        assert_eq!(s[0].n, 3);
+        assert_relative_eq!(s[0].median_abs_rel_error, 0.2, max_relative = 1e-12);
+        assert_relative_eq!(s[0].median_rel_error, 0.1, max_relative = 1e-12);
+    }
+}

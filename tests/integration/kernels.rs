@@ -1,0 +1,92 @@
+//! `infersim kernels` on the shipped kernel tables: every indexed GPU and operator kind is
+//! reported in the documented JSON shape, and a malformed table fails with its file and line.
+
+use super::{infersim, json, scratch};
+
+#[test]
+fn kernels_json_reports_every_gpu_and_operator_kind() {
+    let v = json(&["kernels", "--format", "json"]);
+    let rows = v["rows"].as_array().unwrap();
+    for hw in [
+        "gb200-nvl72",
+        "b200-hgx",
+        "h200-hgx",
+        "h100-sxm",
+        "a100-sxm",
+    ] {
+        for op in [
+            "gemm",
+            "prefill_attention",
+            "decode_attention",
+            "all_reduce_nccl",
+        ] {
+            let r = rows
+                .iter()
+                .find(|r| r["hardware"] == hw && r["op"] == op && r["split"] == "held_out")
+                .unwrap_or_else(|| panic!("no held_out {op} row for {hw}"));
+            assert!(r["n"].as_u64().unwrap() > 10, "{r}");
+            let med = r["median_abs_rel_error"].as_f64().unwrap();
+            let p90 = r["p90_abs_rel_error"].as_f64().unwrap();
+            assert!(med >= 0.0 && p90 >= med, "{r}");
+            assert!(r["median_rel_error"].is_number());
+        }
+    }
+    // The whole-model block exists for GEMMs and attention.
+    assert!(rows
+        .iter()
+        .any(|r| r["op"] == "gemm" && r["split"] == "model"));
+}
+
+#[test]
+fn kernels_names_the_bad_line_of_a_table() {
+    let dir = scratch("kernels-bad");
+    let gpu = dir.join("x");
+    std::fs::create_dir_all(&gpu).unwrap();
+    std::fs::write(dir.join("index.csv"), "hardware,tables\nh100-sxm,x\n").unwrap();
+    std::fs::write(
+        gpu.join("gemm.csv"),
+        "dtype,m,n,k,latency_ms\nbfloat16,1,64,64,0.01\nbfloat16,1,64,64,fast\n",
+    )
+    .unwrap();
+    let out = infersim(&["kernels", "--tables", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "gemm.csv:3: field \"latency_ms\": expected a latency in milliseconds, found \"fast\""
+        ),
+        "{err}"
+    );
+    let out = infersim(&["kernels", "--hardware", "wse-3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no kernel tables for \"wse-3\""));
+}
+
+#[test]
+fn fitted_gemm_curves_beat_the_scalars_on_held_out_shapes() {
+    let gemm = |v: &serde_json::Value, split: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["op"] == "gemm" && r["format"] == "bfloat16" && r["split"] == split)
+            .unwrap()["median_abs_rel_error"]
+            .as_f64()
+            .unwrap()
+    };
+    let args = ["kernels", "--hardware", "h100-sxm", "--format", "json"];
+    let scalar = json(&[&args[..], &["--scalar"]].concat());
+    let fitted = json(&[&args[..], &["--fit"]].concat());
+    for split in ["held_out", "model"] {
+        assert!(
+            gemm(&fitted, split) < 0.15 && gemm(&fitted, split) < gemm(&scalar, split),
+            "{split}: fitted {} scalar {}",
+            gemm(&fitted, split),
+            gemm(&scalar, split)
+        );
+    }
+    let curves = &fitted["fits"][0]["curves"];
+    assert_eq!(curves[0]["class"], "bf16");
+    assert!(curves[0]["n"].as_u64().unwrap() > 100);
+    assert!(curves[0]["curve"]["floor_s"].as_f64().unwrap() > 0.0);
+}
