@@ -70,8 +70,9 @@ impl Engine<'_> {
         self.specs[r].prompt_tokens + self.seqs[r].generated
     }
 
-    /// Start instance `k`'s next iteration at `now` if it is idle and has work; a stall if
-    /// requests wait that can never be admitted, or the iteration would outlast the horizon.
+    /// Start instance `k`'s next iteration at `now` if it is idle and has work (its end is queued
+    /// by [`Engine::launch`]); a stall if requests wait that can never be admitted, or the
+    /// iteration would outlast the horizon.
     pub(super) fn try_start(&mut self, k: usize, now: SimTime) -> Result<()> {
         if self.instances[k].busy {
             return Ok(());
@@ -123,7 +124,7 @@ impl Engine<'_> {
         if self.record {
             self.record_step(k, now, dur, &batch);
         }
-        self.queue.push(now + dur, Event::StepDone(k as u32));
+        self.started.push((k as u32, dur, batch));
         Ok(())
     }
 

@@ -44,6 +44,17 @@ mod basics {
         assert_eq!(out.itl_s.len(), 4);
         assert!(out.itl_s.iter().all(|g| (g - 0.010).abs() < 1e-7));
         assert_eq!(out.steps, 5);
+        // Decode steps 2 to 4 run at once; the last one stays an ordinary iteration.
+        assert_eq!(out.skipped_steps, 3);
+        let stepped = run_stepwise(
+            &[req(0.0, 100, 5)],
+            &TEN_MS,
+            cfg(8, 2048, 10_000),
+            Loop::Open,
+        )
+        .unwrap();
+        assert_eq!(stepped.skipped_steps, 0);
+        assert_eq!(stepped.requests, out.requests);
     }
 
     #[test]

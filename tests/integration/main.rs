@@ -7,6 +7,7 @@ mod outputs;
 mod profiles;
 mod properties;
 mod serving;
+mod skipping;
 mod validate;
 
 use std::path::PathBuf;
