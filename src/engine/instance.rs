@@ -187,10 +187,8 @@ impl Engine<'_> {
                 s.first = now;
             } else {
                 // Tokens verified together arrive together; their gaps are spread evenly.
-                let gap = (s_from_ns(now - s.last_token) / f64::from(yielded)) as f32;
-                self.out
-                    .itl_s
-                    .extend(std::iter::repeat_n(gap, yielded as usize));
+                let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
+                self.out.itl_s.add_n(gap, u64::from(yielded));
             }
             s.generated += yielded;
             s.last_token = now;

@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::cost::CostModel;
 use crate::error::Result;
+use crate::sketch::Sketch;
 use crate::workload::RequestSpec;
 pub use policy::{Disaggregation, PreemptionMode, Priority, Routing, ServingPolicy};
 
@@ -91,9 +92,9 @@ pub struct RequestRecord {
 pub struct Outcome {
     /// One record per request, in arrival order.
     pub requests: Vec<RequestRecord>,
-    /// Every gap between consecutive output tokens of a request, s (single precision: one per
-    /// output token, the largest array of a run).
-    pub itl_s: Vec<f32>,
+    /// Gaps between consecutive output tokens of a request, s, one per output token after the
+    /// first, in a quantile sketch (a run's largest sample, kept in bounded memory).
+    pub itl_s: Sketch,
     /// Iterations run.
     pub steps: u64,
     /// Of those, iterations run at once by iteration skipping (priced one by one all the same).

@@ -208,8 +208,7 @@ impl Engine<'_> {
         for &(r, _, _) in &step {
             let pool = &self.instances[k].pool;
             let s = &mut self.seqs[r as usize];
-            let gap = s_from_ns(first_end - s.last_token) as f32;
-            self.out.itl_s.push(gap);
+            self.out.itl_s.add(s_from_ns(first_end - s.last_token));
             let need = pool.blocks_for(s.kv + m);
             s.blocks += need.saturating_sub(s.blocks + s.shared_blocks);
             s.kv += skipped;
@@ -218,8 +217,7 @@ impl Engine<'_> {
         }
         let b = step.len();
         for &d in &durs[..durs.len() - 1] {
-            let gap = s_from_ns(d) as f32;
-            self.out.itl_s.extend(std::iter::repeat_n(gap, b));
+            self.out.itl_s.add_n(s_from_ns(d), b as u64);
         }
         let inst = &mut self.instances[k];
         inst.step = step;

@@ -6,8 +6,8 @@ mod errors;
 mod outputs;
 mod profiles;
 mod properties;
+mod scale;
 mod serving;
-mod skipping;
 mod validate;
 
 use std::path::PathBuf;
