@@ -50,6 +50,8 @@ pub(super) struct Engine<'a> {
     pub(super) durations: Vec<SimTime>,
     /// Iterations started at the current instant: (instance, duration, batch).
     pub(super) started: Vec<(u32, SimTime, Batch)>,
+    /// Forming the batch being formed preempted a sequence.
+    pub(super) preempted_now: bool,
 }
 
 /// Settings the engine cannot run with: zero sizes, a disaggregation that leaves a pool empty,
@@ -213,6 +215,7 @@ impl<'a> Engine<'a> {
             scratch: Vec::new(),
             durations: Vec::new(),
             started: Vec::new(),
+            preempted_now: false,
         }
     }
 

@@ -79,6 +79,7 @@ impl Engine<'_> {
         }
         let gamma = self.cfg.speculative.map_or(0, |s| s.gamma);
         let mut batch = Batch::speculative(self.cost.window(), gamma);
+        self.preempted_now = false;
         let prefill_first =
             self.cfg.policy.priority == Priority::Prefill && !self.instances[k].waiting.is_empty();
         let mut formed = self.form_batch(k, &mut batch, prefill_first);

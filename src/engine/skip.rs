@@ -1,7 +1,7 @@
 //! Iteration skipping: when an instance's batch is decode-only and nothing can change it for
 //! the next k iterations (no arrival that could reach the instance, no completion, no
-//! preemption, no KV-cache room running out, no prefix to cache), the k iterations are run at
-//! once. Each is still priced by the cost model, on the sums the scheduler would have formed
+//! preemption, no KV-cache room running out, no admission, no prefix to cache), the k
+//! iterations are run at once. Each is still priced by the cost model, on the sums the scheduler would have formed
 //! (contexts grow by one token per iteration; under a sliding window each context stops
 //! growing once it fills the window), so durations, token times and counters are exactly those
 //! of stepping one iteration at a time; only the per-sequence walk of each iteration is saved.
@@ -46,15 +46,21 @@ impl Engine<'_> {
     }
 
     /// Iterations (counting the one just formed) instance `k` may run unchanged: its batch is
-    /// every running sequence decoding one token, nothing can be admitted, no prefix would be
-    /// cached, and none completes before the last of them; `None` if skipping does not apply.
+    /// every running sequence decoding one token, no prefix would be cached, and none completes
+    /// before the last of them; `None` if skipping does not apply.
+    ///
+    /// A request left waiting stays waiting: the batch was full, or the token budget spent, or
+    /// its admission failed for KV room (unless a preemption skipped admission: then the next
+    /// iteration tries it), and the free blocks only shrink while the batch decodes
+    /// (under `Never` preemption the room the running sequences still need shrinks by as much).
+    /// A failed admission leaves nothing changed but cached prefixes evicted, which it did the
+    /// first time, and a prefix's recency, whose order among entries repeating it keeps.
     fn skippable(&self, k: usize) -> Option<u32> {
         if !self.skip || self.record || self.cfg.speculative.is_some() {
             return None;
         }
         let inst = &self.instances[k];
-        let full = inst.running.len() >= self.cfg.max_batch as usize;
-        if inst.step.len() != inst.running.len() || !(inst.waiting.is_empty() || full) {
+        if inst.step.len() != inst.running.len() || self.preempted_now && !inst.waiting.is_empty() {
             return None;
         }
         let prefix_on = self.cfg.policy.prefix_caching
