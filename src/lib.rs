@@ -3,7 +3,7 @@
 //! Data flows one way, through three layers:
 //!
 //! ```text
-//!  core        profile ─> placement ─> cost ─> engine ─> metrics        (+ error)
+//!  core        profile ─> placement ─> cost ─> engine ─> metrics        (+ error, sketch)
 //!              (TOML)     (what goes   (time of  (events)  (what
 //!                          where)      one step)           happened)
 //!              workload, lengths: the requests; system: model placed on a machine;
@@ -60,6 +60,7 @@ pub mod metrics;
 pub mod placement;
 pub mod profile;
 pub mod scenario;
+pub mod sketch;
 pub mod system;
 pub mod warning;
 pub mod workload;

@@ -1,6 +1,8 @@
 //! Metrics: aggregates of a run's per-request records (README "Metrics" defines each).
 //!
-//! Percentiles use statrs' `quantile` (the R-8 / median-unbiased estimator, Hyndman & Fan 1996).
+//! Percentiles of per-request latencies use statrs' `quantile` (the R-8 / median-unbiased
+//! estimator, Hyndman & Fan 1996); those of inter-token gaps, one per token, come from a quantile
+//! sketch ([`crate::sketch`]) within half a percent.
 //! Saturation is judged over the whole run, two ways. At its end: requests that arrive late wait
 //! far longer for their first token than those that arrive early and a backlog is still waiting
 //! when the last request arrives. Anywhere in it ([`overload`]): the backlog (requests arrived
@@ -18,6 +20,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::statistics::{Data, OrderStatistics};
 
 use crate::engine::{Outcome, RequestRecord};
+use crate::sketch::Sketch;
 
 /// Mean and percentiles of a sample; NaN (JSON `null`) for an empty sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -32,39 +35,16 @@ pub struct Dist {
     pub p99: f64,
 }
 
-/// R-8 quantile of an ascending slice, the estimator statrs' `quantile` uses: with
-/// `h = (n + 1/3) tau + 1/3`, interpolate between the order statistics around `h`.
-pub fn quantile_sorted(sorted: &[f32], tau: f64) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let h = (n as f64 + 1.0 / 3.0) * tau + 1.0 / 3.0;
-    let lo = h.floor();
-    if lo < 1.0 {
-        return f64::from(sorted[0]);
-    }
-    if lo >= n as f64 {
-        return f64::from(sorted[n - 1]);
-    }
-    let i = lo as usize;
-    let (a, b) = (f64::from(sorted[i - 1]), f64::from(sorted[i]));
-    a + (h - lo) * (b - a)
-}
-
 impl Dist {
-    /// Summarise a large single-precision sample in place (sorted once; no copy).
-    pub fn of_sorted_in_place(values: &mut [f32]) -> Dist {
-        if values.is_empty() {
-            return Dist::of(Vec::new());
-        }
-        values.sort_unstable_by(f32::total_cmp);
-        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
+    /// Summarise a sketched sample: exact mean, percentiles within the sketch's relative error
+    /// ([`crate::sketch::RELATIVE_ERROR`]).
+    pub fn of_sketch(s: &Sketch) -> Dist {
+        let [p50, p90, p99] = s.quantiles([0.5, 0.9, 0.99]);
         Dist {
-            mean,
-            p50: quantile_sorted(values, 0.5),
-            p90: quantile_sorted(values, 0.9),
-            p99: quantile_sorted(values, 0.99),
+            mean: s.mean(),
+            p50,
+            p90,
+            p99,
         }
     }
 
@@ -174,7 +154,8 @@ pub struct Summary {
     pub ttft_s: Dist,
     /// Time per output token after the first, per request.
     pub tpot_s: Dist,
-    /// Gaps between consecutive output tokens, over all tokens.
+    /// Gaps between consecutive output tokens, over all tokens (percentiles sketched, within
+    /// [`crate::sketch::RELATIVE_ERROR`]).
     pub itl_s: Dist,
     /// Arrival to last token.
     pub e2e_s: Dist,
@@ -231,7 +212,6 @@ fn tpots_and_speeds<'a>(
 }
 
 /// Aggregate a run's outcome; `open_loop` is false for closed-loop runs, which cannot saturate.
-/// Sorts `out.itl_s` in place (percentiles without a copy of the run's largest array).
 pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     let r = &out.requests;
     let n = r.len();
@@ -274,7 +254,7 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
         throughput_requests_per_s: per_s(n as f64),
         ttft_s: Dist::of(r.iter().map(ttft).collect()),
         tpot_s: Dist::of(tpots),
-        itl_s: Dist::of_sorted_in_place(&mut out.itl_s),
+        itl_s: Dist::of_sketch(&out.itl_s),
         e2e_s: Dist::of(r.iter().map(|x| x.completion_s - x.arrival_s).collect()),
         tokens_per_s_per_user: Dist::of(speeds),
         utilisation: if duration > 0.0 {
@@ -609,25 +589,5 @@ mod tests {
             max_relative = 1e-12
         );
         assert!(Dist::of(vec![]).mean.is_nan());
-    }
-
-    #[test]
-    fn in_place_quantiles_agree_with_statrs() {
-        let values: Vec<f64> = (0..1000)
-            .map(|i| ((i * 7919) % 1000) as f64 * 0.25)
-            .collect();
-        let mut small: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-        let a = Dist::of(values);
-        let b = Dist::of_sorted_in_place(&mut small);
-        for (x, y) in [
-            (a.mean, b.mean),
-            (a.p50, b.p50),
-            (a.p90, b.p90),
-            (a.p99, b.p99),
-        ] {
-            approx::assert_relative_eq!(x, y, max_relative = 1e-6);
-        }
-        let mut one = vec![3.0f32];
-        assert_eq!(Dist::of_sorted_in_place(&mut one).p99, 3.0);
     }
 }

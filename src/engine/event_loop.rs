@@ -10,7 +10,7 @@ use super::instance::{Instance, Seq, UNSET};
 use super::kv_cache::BlockPool;
 use super::prefix_cache::PrefixCache;
 use super::{EngineConfig, Loop, Outcome, RequestRecord, HORIZON_S};
-use crate::cost::CostModel;
+use crate::cost::{Batch, CostModel};
 use crate::error::{Error, Result};
 use crate::workload::RequestSpec;
 
@@ -39,6 +39,19 @@ pub(super) struct Engine<'a> {
     pub(super) record: bool,
     /// Round-robin counters of the first (prefill or only) pool and of the decode pool.
     pub(super) turn: [u32; 2],
+    /// Run iterations that nothing can change at once ([`super::skip`]).
+    pub(super) skip: bool,
+    /// Requests arrive at their own times (an open loop).
+    pub(super) open_loop: bool,
+    /// Open loop: the request whose arrival is queued, if any.
+    pub(super) next_arrival: Option<u32>,
+    /// Reused buffers of iteration skipping.
+    pub(super) scratch: Vec<i64>,
+    pub(super) durations: Vec<SimTime>,
+    /// Iterations started at the current instant: (instance, duration, batch).
+    pub(super) started: Vec<(u32, SimTime, Batch)>,
+    /// Forming the batch being formed preempted a sequence.
+    pub(super) preempted_now: bool,
 }
 
 /// Settings the engine cannot run with: zero sizes, a disaggregation that leaves a pool empty,
@@ -151,6 +164,7 @@ impl<'a> Engine<'a> {
         cost: &'a dyn CostModel,
         cfg: EngineConfig,
         record: bool,
+        skip: bool,
     ) -> Engine<'a> {
         let pool = block_pool(&cfg);
         let instances = (0..cfg.instances)
@@ -195,6 +209,13 @@ impl<'a> Engine<'a> {
             next_closed: None,
             record,
             turn: [0, 0],
+            skip,
+            open_loop: true,
+            next_arrival: None,
+            scratch: Vec::new(),
+            durations: Vec::new(),
+            started: Vec::new(),
+            preempted_now: false,
         }
     }
 
@@ -206,6 +227,7 @@ impl<'a> Engine<'a> {
                 if let Some(first) = self.specs.first() {
                     self.queue
                         .push(ns_from_s(first.arrival_s), Event::Arrival(0));
+                    self.next_arrival = Some(0);
                 }
             }
             Loop::Closed { concurrency } => {
@@ -220,6 +242,7 @@ impl<'a> Engine<'a> {
                     self.queue.push(0, Event::Arrival(i));
                 }
                 self.next_closed = Some(start);
+                self.open_loop = false;
             }
         }
         Ok(())
@@ -242,6 +265,7 @@ impl<'a> Engine<'a> {
             for &k in &touched {
                 self.try_start(k, now)?;
             }
+            self.launch(now);
             touched.clear();
         }
         Ok(())
@@ -256,9 +280,11 @@ impl<'a> Engine<'a> {
                 self.seqs[i as usize].arrival = now;
                 self.enqueue(k, i, false);
                 if mode == Loop::Open {
+                    self.next_arrival = None;
                     if let Some(next) = self.specs.get(i as usize + 1) {
                         self.queue
                             .push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
+                        self.next_arrival = Some(i + 1);
                     }
                 }
                 touched.push(k);

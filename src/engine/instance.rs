@@ -70,14 +70,16 @@ impl Engine<'_> {
         self.specs[r].prompt_tokens + self.seqs[r].generated
     }
 
-    /// Start instance `k`'s next iteration at `now` if it is idle and has work; a stall if
-    /// requests wait that can never be admitted, or the iteration would outlast the horizon.
+    /// Start instance `k`'s next iteration at `now` if it is idle and has work (its end is queued
+    /// by [`Engine::launch`]); a stall if requests wait that can never be admitted, or the
+    /// iteration would outlast the horizon.
     pub(super) fn try_start(&mut self, k: usize, now: SimTime) -> Result<()> {
         if self.instances[k].busy {
             return Ok(());
         }
         let gamma = self.cfg.speculative.map_or(0, |s| s.gamma);
         let mut batch = Batch::speculative(self.cost.window(), gamma);
+        self.preempted_now = false;
         let prefill_first =
             self.cfg.policy.priority == Priority::Prefill && !self.instances[k].waiting.is_empty();
         let mut formed = self.form_batch(k, &mut batch, prefill_first);
@@ -123,7 +125,7 @@ impl Engine<'_> {
         if self.record {
             self.record_step(k, now, dur, &batch);
         }
-        self.queue.push(now + dur, Event::StepDone(k as u32));
+        self.started.push((k as u32, dur, batch));
         Ok(())
     }
 
@@ -186,10 +188,8 @@ impl Engine<'_> {
                 s.first = now;
             } else {
                 // Tokens verified together arrive together; their gaps are spread evenly.
-                let gap = (s_from_ns(now - s.last_token) / f64::from(yielded)) as f32;
-                self.out
-                    .itl_s
-                    .extend(std::iter::repeat_n(gap, yielded as usize));
+                let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
+                self.out.itl_s.add_n(gap, u64::from(yielded));
             }
             s.generated += yielded;
             s.last_token = now;

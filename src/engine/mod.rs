@@ -16,8 +16,9 @@
 //! The parts: [`event`] (the time-ordered queue), `event_loop` (the run: arrivals, iterations
 //! ending, KV transfers, in time order), `router` (which instance a request joins), `scheduler`
 //! (what an instance's next iteration computes: admission, chunking, preemption), `instance`
-//! (an iteration starting and ending on one instance), over [`kv_cache`] and [`prefix_cache`],
-//! with the settings in [`policy`].
+//! (an iteration starting and ending on one instance), `skip` (decode-only iterations that
+//! nothing can change, run at once), over [`kv_cache`] and [`prefix_cache`], with the settings
+//! in [`policy`].
 
 pub mod event;
 mod event_loop;
@@ -27,11 +28,13 @@ pub mod policy;
 pub mod prefix_cache;
 mod router;
 mod scheduler;
+mod skip;
 
 use serde::Serialize;
 
 use crate::cost::CostModel;
 use crate::error::Result;
+use crate::sketch::Sketch;
 use crate::workload::RequestSpec;
 pub use policy::{Disaggregation, PreemptionMode, Priority, Routing, ServingPolicy};
 
@@ -89,11 +92,13 @@ pub struct RequestRecord {
 pub struct Outcome {
     /// One record per request, in arrival order.
     pub requests: Vec<RequestRecord>,
-    /// Every gap between consecutive output tokens of a request, s (single precision: one per
-    /// output token, the largest array of a run).
-    pub itl_s: Vec<f32>,
+    /// Gaps between consecutive output tokens of a request, s, one per output token after the
+    /// first, in a quantile sketch (a run's largest sample, kept in bounded memory).
+    pub itl_s: Sketch,
     /// Iterations run.
     pub steps: u64,
+    /// Of those, iterations run at once by iteration skipping (priced one by one all the same).
+    pub skipped_steps: u64,
     /// Sum over iterations of sequences in the batch.
     pub batch_sequences_sum: u64,
     /// Sum over iterations of tokens computed.
@@ -164,6 +169,22 @@ pub fn run(
     run_recorded(specs, cost, cfg, mode, false)
 }
 
+/// As [`run`], stepping every iteration one at a time (no iteration skipping): the reference
+/// that skipping is checked against.
+pub fn run_stepwise(
+    specs: &[RequestSpec],
+    cost: &dyn CostModel,
+    cfg: EngineConfig,
+    mode: Loop,
+) -> Result<Outcome> {
+    event_loop::check_settings(&cfg)?;
+    event_loop::check_requests(specs, &cfg, mode)?;
+    let mut engine = event_loop::Engine::new(specs, cost, cfg, false, false);
+    engine.start(mode)?;
+    engine.run(mode)?;
+    engine.outcome()
+}
+
 /// As [`run`], keeping a [`StepRecord`] of every iteration in [`Outcome::timeline`] when
 /// `record` is set (for `--trace-out`).
 pub fn run_recorded(
@@ -175,7 +196,7 @@ pub fn run_recorded(
 ) -> Result<Outcome> {
     event_loop::check_settings(&cfg)?;
     event_loop::check_requests(specs, &cfg, mode)?;
-    let mut engine = event_loop::Engine::new(specs, cost, cfg, record);
+    let mut engine = event_loop::Engine::new(specs, cost, cfg, record, true);
     engine.start(mode)?;
     engine.run(mode)?;
     engine.outcome()

@@ -76,6 +76,7 @@ impl Engine<'_> {
             .pop()
             .expect("caller checked non-empty") as usize;
         self.release(k, v);
+        self.preempted_now = true;
         let swap = self.cfg.policy.preemption == PreemptionMode::Swap;
         let s = &mut self.seqs[v];
         s.preemptions += 1;

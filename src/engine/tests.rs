@@ -41,9 +41,20 @@ mod basics {
         let r = out.requests[0];
         assert_relative_eq!(r.first_token_s, 0.010, max_relative = 1e-9);
         assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
-        assert_eq!(out.itl_s.len(), 4);
-        assert!(out.itl_s.iter().all(|g| (g - 0.010).abs() < 1e-7));
+        assert_eq!(out.itl_s.count(), 4);
+        assert!((out.itl_s.min() - 0.010).abs() < 1e-9 && (out.itl_s.max() - 0.010).abs() < 1e-9);
         assert_eq!(out.steps, 5);
+        // Decode steps 2 to 4 run at once; the last one stays an ordinary iteration.
+        assert_eq!(out.skipped_steps, 3);
+        let stepped = run_stepwise(
+            &[req(0.0, 100, 5)],
+            &TEN_MS,
+            cfg(8, 2048, 10_000),
+            Loop::Open,
+        )
+        .unwrap();
+        assert_eq!(stepped.skipped_steps, 0);
+        assert_eq!(stepped.requests, out.requests);
     }
 
     #[test]
@@ -98,7 +109,7 @@ mod basics {
         for r in &out.requests {
             assert!(r.completion_s.is_finite() && r.first_token_s <= r.completion_s);
         }
-        assert_eq!(out.itl_s.len(), 4 * 99);
+        assert_eq!(out.itl_s.count(), 4 * 99);
     }
 
     #[test]
@@ -153,7 +164,7 @@ mod speculative {
         expected_tokens: f64,
         prompt: u32,
         output: u32,
-    ) -> (RequestRecord, Vec<f32>) {
+    ) -> (RequestRecord, crate::sketch::Sketch) {
         let cfg = EngineConfig {
             instances: 1,
             kv_tokens_per_instance: 10_000,
@@ -182,8 +193,8 @@ mod speculative {
         let (r, itl) = serve(1, 2.0, 100, 9);
         assert_relative_eq!(r.first_token_s, 0.010, max_relative = 1e-9);
         assert_relative_eq!(r.completion_s, 0.050, max_relative = 1e-9);
-        assert_eq!(itl.len(), 8);
-        assert!(itl.iter().all(|g| (g - 0.005).abs() < 1e-7));
+        assert_eq!(itl.count(), 8);
+        assert!((itl.min() - 0.005).abs() < 1e-9 && (itl.max() - 0.005).abs() < 1e-9);
     }
 
     #[test]
@@ -369,7 +380,7 @@ mod policies {
             ..ServingPolicy::default()
         };
         let prefill = run(&specs, &COST, cfg(1, 100_000, p), Loop::Open).unwrap();
-        let max_gap = |o: &Outcome| o.itl_s.iter().cloned().fold(0.0f32, f32::max);
+        let max_gap = |o: &Outcome| o.itl_s.max();
         let ttft = |o: &Outcome| {
             o.requests[1..]
                 .iter()

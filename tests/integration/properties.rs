@@ -84,8 +84,8 @@ proptest! {
         }
         // One gap per output token after the first.
         let gaps: u64 = specs.iter().map(|s| u64::from(s.output_tokens - 1)).sum();
-        prop_assert_eq!(out.itl_s.len() as u64, gaps);
-        prop_assert!(out.itl_s.iter().all(|g| *g > 0.0));
+        prop_assert_eq!(out.itl_s.count(), gaps);
+        prop_assert!(gaps == 0 || out.itl_s.min() > 0.0);
         // Without preemption, speculation or cached prefixes every prompt and output token is
         // computed once.
         if speculative.is_none()
@@ -96,7 +96,9 @@ proptest! {
         }
         let again = run(&specs, &cost as &dyn CostModel, cfg, Loop::Open).unwrap();
         prop_assert_eq!(out.requests, again.requests);
-        prop_assert_eq!(out.itl_s, again.itl_s);
+        prop_assert_eq!(out.itl_s.count(), again.itl_s.count());
+        prop_assert_eq!(out.itl_s.mean().to_bits(), again.itl_s.mean().to_bits());
+        prop_assert_eq!(out.itl_s.quantiles([0.5, 0.99]), again.itl_s.quantiles([0.5, 0.99]));
     }
 }
 

@@ -1,0 +1,167 @@
+//! What lets a run scale changes nothing it reports. Iteration skipping: over random workloads
+//! on real cost models (compute and memory partly overlapping, sliding windows, speculative
+//! decoding, KV cache spilling to a wafer's external memory), a run equals the same run stepped
+//! one iteration at a time. Quantile sketches: on a real run's latencies, sketched percentiles
+//! are within 1% of exact ones.
+
+use infersim::engine::{run, run_stepwise, Loop, Outcome, PreemptionMode, Routing};
+use infersim::metrics::{tpot_of, ttft_of, Dist};
+use infersim::placement::ParallelRequest;
+use infersim::profile::{load_hardware, load_model, Override};
+use infersim::sketch::Sketch;
+use infersim::system::{ServeSettings, Speculation, System};
+use infersim::workload::{Arrivals, LengthDist, Workload};
+use infersim::workload::{PromptPrefix, RequestSpec};
+use proptest::prelude::*;
+
+/// Machine, model, overrides and whether KV may spill, for each case.
+const SYSTEMS: [(&str, &str, &[&str], bool); 4] = [
+    ("a100-sxm", "llama-2-7b", &[], false),
+    (
+        "h100-sxm",
+        "llama-3.1-8b",
+        &[
+            "model.attention.sliding_window_tokens=96",
+            "model.attention.sliding_window_layer_fraction=0.5",
+        ],
+        false,
+    ),
+    (
+        "wse-3",
+        "llama-3.1-8b",
+        &["hardware.wafer.sram_capacity_bytes=20.8e9"],
+        true,
+    ),
+    ("h100-sxm", "llama-3.2-1b", &[], false),
+];
+
+fn system(pick: usize, overlap: f64, speculative: Option<(u32, f64)>) -> (System, bool) {
+    let (hw, model, sets, spill) = SYSTEMS[pick];
+    let mut o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    if hw != "wse-3" {
+        o.push(Override::parse(&format!("hardware.gpu.efficiency.overlap={overlap}")).unwrap());
+    }
+    // The draft shares the Llama 3 tokenizer: speculation on the GPU Llama 3 cases only.
+    let spec = speculative
+        .filter(|_| hw != "wse-3" && model.starts_with("llama-3"))
+        .map(|(gamma, alpha)| Speculation::load("llama-3.2-1b", gamma, alpha).unwrap());
+    let sys = System::with_speculation(
+        load_hardware(hw, &o).unwrap(),
+        load_model(model, &o).unwrap(),
+        spec,
+        ParallelRequest::default(),
+    )
+    .unwrap();
+    (sys, spill)
+}
+
+fn same(a: &Outcome, b: &Outcome) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&a.requests, &b.requests);
+    // Gaps: the same values, added in another order (the mean's sum rounds differently).
+    prop_assert_eq!(a.itl_s.count(), b.itl_s.count());
+    let q = [0.0, 0.5, 0.9, 0.99, 1.0];
+    prop_assert_eq!(a.itl_s.quantiles(q), b.itl_s.quantiles(q));
+    let (ma, mb) = (a.itl_s.mean(), b.itl_s.mean());
+    prop_assert!((ma - mb).abs() <= 1e-12 * mb.abs() || (ma.is_nan() && mb.is_nan()));
+    prop_assert_eq!(a.steps, b.steps);
+    prop_assert_eq!(a.batch_sequences_sum, b.batch_sequences_sum);
+    prop_assert_eq!(a.batch_tokens_sum, b.batch_tokens_sum);
+    prop_assert_eq!(&a.busy_s, &b.busy_s);
+    prop_assert_eq!(a.kv_peak_fraction, b.kv_peak_fraction);
+    prop_assert_eq!(a.end_s, b.end_s);
+    prop_assert_eq!(a.swapped_tokens, b.swapped_tokens);
+    prop_assert_eq!(a.prefix_evictions, b.prefix_evictions);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn skipping_iterations_equals_stepping_them(
+        pick in 0usize..4,
+        overlap in 0.01f64..0.99,
+        speculative in prop::option::of((1u32..5, 0.1f64..0.95)),
+        lengths in prop::collection::vec((0.0f64..3.0, 1u32..3000, 1u32..400), 1..60),
+        (instances, max_batch, budget) in (1u32..4, 1u32..48, 64u32..4096),
+        (routing, preemption, closed, prefixes) in (0usize..3, 0usize..3, any::<bool>(), any::<bool>()),
+    ) {
+        let (sys, spill) = system(pick, overlap, speculative);
+        let mut specs: Vec<RequestSpec> = {
+            let mut v = lengths;
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v.into_iter().map(|(t, p, o)| RequestSpec::new(t, p, o)).collect()
+        };
+        if prefixes {
+            for (i, s) in specs.iter_mut().enumerate() {
+                s.prefix = Some(PromptPrefix { group: i as u32 % 3, tokens: 700.min(s.prompt_tokens) });
+            }
+        }
+        let settings = ServeSettings {
+            max_batch,
+            max_batched_tokens: budget,
+            kv_spill: spill,
+            routing: [Routing::RoundRobin, Routing::LeastOutstanding, Routing::LeastKv][routing],
+            preemption: [PreemptionMode::Recompute, PreemptionMode::Swap, PreemptionMode::Never][preemption],
+            ..ServeSettings::default()
+        };
+        let mut cfg = sys.engine_config(&settings).unwrap();
+        cfg.instances = instances;
+        // A small cache, so that blocks run out and sequences are preempted now and then.
+        cfg.kv_tokens_per_instance = cfg.kv_tokens_per_instance.min(12_000);
+        let mode = if closed { Loop::Closed { concurrency: max_batch.min(8) } } else { Loop::Open };
+        let skipped = run(&specs, sys.cost_model(), cfg, mode);
+        let stepped = run_stepwise(&specs, sys.cost_model(), cfg, mode);
+        match (skipped, stepped) {
+            (Ok(a), Ok(b)) => {
+                prop_assert!(a.skipped_steps <= a.steps);
+                prop_assert_eq!(b.skipped_steps, 0);
+                same(&a, &b)?
+            }
+            (a, b) => prop_assert_eq!(a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string())),
+        }
+    }
+}
+
+#[test]
+fn sketched_percentiles_of_a_run_are_within_one_percent_of_exact() {
+    let (sys, _) = system(0, 0.0, None);
+    let requests = Workload {
+        requests: 3_000,
+        arrivals: Arrivals::Poisson { rate_per_s: 3.0 },
+        prompt: LengthDist::LogNormal {
+            median: 800.0,
+            sigma: 0.8,
+        },
+        output: LengthDist::LogNormal {
+            median: 200.0,
+            sigma: 0.8,
+        },
+        prefixes: None,
+    }
+    .generate(7, 4096)
+    .unwrap()
+    .0;
+    let (out, _) = sys
+        .simulate(&requests, &ServeSettings::default(), Loop::Open)
+        .unwrap();
+    let e2e = |r: &infersim::engine::RequestRecord| r.completion_s - r.arrival_s;
+    let tpot_records = out.requests.iter().filter(|r| r.output_tokens > 1);
+    let samples: [(&str, Vec<f64>); 3] = [
+        ("ttft", out.requests.iter().map(ttft_of).collect()),
+        ("e2e", out.requests.iter().map(e2e).collect()),
+        ("tpot", tpot_records.map(tpot_of).collect()),
+    ];
+    for (name, values) in samples {
+        let mut s = Sketch::new();
+        values.iter().for_each(|&v| s.add(v));
+        let (exact, sketched) = (Dist::of(values), Dist::of_sketch(&s));
+        for (a, b) in [
+            (exact.p50, sketched.p50),
+            (exact.p90, sketched.p90),
+            (exact.p99, sketched.p99),
+        ] {
+            assert!((a - b).abs() <= 0.01 * a, "{name}: exact {a}, sketched {b}");
+        }
+    }
+}
