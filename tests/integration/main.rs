@@ -6,6 +6,7 @@ mod errors;
 mod outputs;
 mod profiles;
 mod properties;
+mod reliability;
 mod serving;
 mod trust;
 mod validate;
