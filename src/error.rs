@@ -46,6 +46,14 @@ pub enum Error {
         /// The operating-system error.
         source: std::io::Error,
     },
+    /// An output file (or standard output) could not be written: a full disk, a lost device.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
     /// TOML syntax error, wrong type or unknown field (the message carries line and column).
     #[error("{file}: {message}")]
     Parse {
@@ -143,10 +151,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// Process exit code: 2 for bad input, 1 for a runtime failure.
+    /// Process exit code: 2 for bad input, 1 for a runtime failure (a stall, a failed check, an
+    /// output that could not be written).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Stall { .. } | Error::CheckFailed { .. } => 1,
+            Error::Stall { .. } | Error::CheckFailed { .. } | Error::Write { .. } => 1,
             _ => 2,
         }
     }

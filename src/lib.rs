@@ -56,6 +56,7 @@ pub mod energy;
 pub mod engine;
 pub mod error;
 pub mod lengths;
+pub mod limits;
 pub mod metrics;
 pub mod placement;
 pub mod profile;

@@ -5,18 +5,33 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match infersim::cli::run() {
-        Ok(out) => {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (e.g. `| head`) is not an error worth reporting.
-            let _ = stdout.write_all(out.as_bytes());
-            ExitCode::SUCCESS
-        }
+        Ok(out) => print_stdout(&out).unwrap_or(ExitCode::SUCCESS),
         Err(e) => {
             if let Some(report) = e.report() {
-                let _ = std::io::stdout().lock().write_all(report.as_bytes());
+                if let Some(code) = print_stdout(report) {
+                    return code;
+                }
             }
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// Write `text` to standard output and flush it. A closed pipe (e.g. `| head`) is not worth
+/// reporting; any other failure (a full disk, `> /dev/full`) is a runtime failure: returns the
+/// exit code 1 after saying so on standard error.
+fn print_stdout(text: &str) -> Option<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => None,
+        Err(e) => {
+            eprintln!("error: cannot write standard output: {e}");
+            Some(ExitCode::from(1))
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::engine::{Loop, Outcome};
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
 use crate::lengths::{shipped_names, LengthSet};
+use crate::limits::{check_count, MAX_BATCH, MAX_DEVICES, MAX_REQUESTS, MAX_TOKENS, MAX_USERS};
 use crate::metrics::Summary;
 use crate::placement::{Objective, ParallelRequest};
 use crate::profile::{load_hardware, load_model, Override};
@@ -181,8 +182,10 @@ impl WorkloadSpec {
                 ));
             }
             let rows = read_trace(path)?;
+            let requests = self.requests.unwrap_or(rows.len());
+            check_count("requests (--requests)", requests as u64, MAX_REQUESTS)?;
             let w = Workload {
-                requests: self.requests.unwrap_or(rows.len()),
+                requests,
                 arrivals: Arrivals::Trace(rows.iter().map(|r| r.arrival_s).collect()),
                 prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
                 output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
@@ -227,7 +230,10 @@ impl WorkloadSpec {
                 },
                 Loop::Open,
             ),
-            (None, Some(c)) => (Arrivals::AllAtOnce, Loop::Closed { concurrency: c }),
+            (None, Some(c)) => {
+                check_count("concurrency (--concurrency)", u64::from(c), MAX_USERS)?;
+                (Arrivals::AllAtOnce, Loop::Closed { concurrency: c })
+            }
             (None, None) => {
                 return Err(Error::arg(
                     "workload",
@@ -236,9 +242,7 @@ impl WorkloadSpec {
             }
         };
         let requests = self.requests.unwrap_or(DEFAULT_REQUESTS);
-        if requests == 0 {
-            return Err(Error::arg("requests (--requests)", "expected at least 1"));
-        }
+        check_count("requests (--requests)", requests as u64, MAX_REQUESTS)?;
         Ok((
             Workload {
                 requests,
@@ -382,6 +386,17 @@ impl ServeSpec {
 
     /// Engine settings.
     pub fn settings(&self) -> Result<ServeSettings> {
+        check_count("max_batch (--max-batch)", self.max_batch.into(), MAX_BATCH)?;
+        check_count(
+            "max_batched_tokens (--max-batched-tokens)",
+            self.max_batched_tokens.into(),
+            MAX_TOKENS,
+        )?;
+        check_count(
+            "block_tokens (--block-tokens)",
+            self.block_tokens.into(),
+            MAX_TOKENS,
+        )?;
         Ok(ServeSettings {
             max_batch: self.max_batch,
             max_batched_tokens: self.max_batched_tokens,
@@ -397,6 +412,17 @@ impl ServeSpec {
 
     /// Place the model on the machine (with its draft, if any).
     pub fn system(&self, hardware: &str, model: &str, overrides: &[Override]) -> Result<System> {
+        for (what, n) in [
+            ("tp (--tp)", self.tp),
+            ("pp (--pp)", self.pp),
+            ("replicas (--replicas)", self.replicas),
+        ] {
+            if let Some(n) = n {
+                check_count(what, n.into(), MAX_DEVICES)?;
+            }
+        }
+        // Before the engine settings are needed, so a bad one fails before loading profiles.
+        self.settings()?;
         let hw = load_hardware(hardware, overrides)?;
         let target = load_model(model, overrides)?;
         let speculation = match (&self.draft, self.alpha) {

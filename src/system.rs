@@ -73,6 +73,8 @@ impl Split {
         if prefill == 0 || decode == 0 {
             return Err(bad());
         }
+        let max = crate::limits::MAX_DEVICES;
+        crate::limits::check_count(field, u64::from(prefill) + u64::from(decode), max)?;
         Ok(Split { prefill, decode })
     }
 
@@ -156,9 +158,7 @@ fn check_speculation(model: &ModelProfile, speculation: Option<&Speculation>) ->
                 format!("expected an acceptance rate in [0, 1], found {}", s.alpha),
             ));
         }
-        if s.gamma == 0 {
-            return Err(Error::arg("--gamma", "expected at least 1 draft token"));
-        }
+        crate::limits::check_count("--gamma", s.gamma.into(), crate::limits::MAX_GAMMA)?;
         if s.draft.architecture.vocab_size != model.architecture.vocab_size {
             return Err(Error::arg(
                 "--draft",

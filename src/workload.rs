@@ -243,6 +243,11 @@ impl Workload {
             }
             _ => {}
         }
+        crate::limits::check_count(
+            "requests (--requests)",
+            self.requests as u64,
+            crate::limits::MAX_REQUESTS,
+        )?;
         let cap = u32::try_from(context_tokens).unwrap_or(u32::MAX).max(2);
         if let (LengthDist::Fixed(p), LengthDist::Fixed(o)) = (&self.prompt, &self.output) {
             if u64::from(*p) + u64::from(*o) > u64::from(cap) {

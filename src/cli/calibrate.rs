@@ -9,7 +9,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{reference_set, Common};
-use super::text::{pretty, write_file};
+use super::files::{check_output_path, write_file};
+use super::text::pretty;
 use crate::error::{Error, Result};
 use crate::profile::catalog::profile_text;
 use crate::report::{num, Format, Table};
@@ -43,6 +44,11 @@ pub(super) struct CalibrateArgs {
 }
 
 pub(super) fn run(a: &CalibrateArgs) -> Result<String> {
+    for (flag, path) in [("--write", &a.write), ("--record", &a.record)] {
+        if let Some(p) = path {
+            check_output_path(flag, p)?;
+        }
+    }
     let params = a
         .params
         .iter()
@@ -61,10 +67,7 @@ pub(super) fn run(a: &CalibrateArgs) -> Result<String> {
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let note = format!("fitted by infersim calibrate to rows {}", ids.join(", "));
         let new = calibrate::write_values(&text, &params, &c.values, &note)?;
-        std::fs::write(out, new).map_err(|source| Error::Io {
-            path: out.display().to_string(),
-            source,
-        })?;
+        write_file(out, &new)?;
     }
     if let Some(path) = &a.record {
         let mut fits = if path.exists() {

@@ -10,9 +10,11 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::Common;
-use super::text::{device_noun, devices_text, opt, pretty, write_file};
+use super::files::{check_output_path, write_file};
+use super::text::{device_noun, devices_text, opt, pretty};
 use crate::energy::EnergyCost;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::limits::{check_count, MAX_REQUESTS, MAX_USERS};
 use crate::report::plot;
 use crate::report::{num, Format, Table};
 use crate::study::compare::{self, CompareLoad, CompareRow};
@@ -43,11 +45,23 @@ pub(super) fn run(a: &CompareArgs) -> Result<String> {
         requests_per_user: a.requests_per_user,
         ..CompareLoad::default()
     };
-    if load.users_per_replica == 0 || load.requests_per_user == 0 {
-        return Err(Error::arg(
-            "--users-per-replica/--requests-per-user",
-            "expected at least 1",
-        ));
+    check_count(
+        "--users-per-replica",
+        load.users_per_replica.into(),
+        MAX_USERS,
+    )?;
+    check_count(
+        "--requests-per-user",
+        load.requests_per_user.into(),
+        MAX_REQUESTS,
+    )?;
+    check_count(
+        "--users-per-replica x --requests-per-user",
+        u64::from(load.users_per_replica) * u64::from(load.requests_per_user),
+        MAX_REQUESTS,
+    )?;
+    if let Some(path) = &a.plot_out {
+        check_output_path("--plot-out", path)?;
     }
     let rows = compare::run(&load, &overrides, a.seed)?;
     if let Some(path) = &a.plot_out {

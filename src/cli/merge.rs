@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::text::write_file;
+use super::files::{check_output_path, write_file};
 use crate::error::{Error, Result};
 use crate::study::sweep;
 
@@ -20,6 +20,9 @@ pub(super) struct MergeArgs {
 }
 
 pub(super) fn run(a: &MergeArgs) -> Result<String> {
+    if let Some(out) = &a.out {
+        check_output_path("--out", out)?;
+    }
     let inputs = a
         .inputs
         .iter()

@@ -12,6 +12,7 @@ use crate::error::Result;
 mod args;
 mod calibrate;
 mod compare;
+mod files;
 mod infer;
 mod kernels;
 mod merge;
@@ -33,7 +34,8 @@ Profiles are named by their shipped name (see `infersim profiles list`) or by a 
 file. Any profile field can be changed for a what-if with --set, e.g.
   --set hardware.gpu.hbm_bandwidth_bytes_per_s=12e12 --set model.precision.weights=fp8
 
-Exit codes: 0 success, 2 bad input (profiles, flags, traces), 1 runtime failure.";
+Exit codes: 0 success, 2 bad input (profiles, flags, traces, specs, output folders), 1 runtime
+failure (a stalled simulation, a failed check, an output that cannot be written).";
 
 /// Command-line interface.
 #[derive(Debug, Parser)]

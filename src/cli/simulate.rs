@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{Common, SystemArgs};
-use super::text::write_file;
+use super::files::{check_output_path, write_file};
 use crate::energy::EnergyCost;
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
@@ -208,6 +208,15 @@ struct Report<'a> {
 }
 
 pub(super) fn run(a: &SimulateArgs) -> Result<String> {
+    for (flag, path) in [
+        ("--trace-out", &a.trace_out),
+        ("--plot-out", &a.plot_out),
+        ("--requests-out", &a.requests_out),
+    ] {
+        if let Some(p) = path {
+            check_output_path(flag, p)?;
+        }
+    }
     let slo = a.slo()?;
     let scenario = a.scenario()?;
     let (max_rate, run) = match (&slo, a.find_max_rate) {

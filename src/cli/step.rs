@@ -9,6 +9,7 @@ use super::args::{Common, SystemArgs};
 use super::text::{placement_text, pretty};
 use crate::cost::{Batch, OpKind, StepCost};
 use crate::error::{Error, Result};
+use crate::limits::{check_count, MAX_BATCH};
 use crate::report::{key_values, ms, num, Format, Table};
 use crate::system::{Speculation, System};
 use crate::warning::Warnings;
@@ -64,9 +65,7 @@ struct Timed {
 pub(super) fn run(a: &StepArgs) -> Result<String> {
     let overrides = a.common.overrides()?;
     let sys = a.system.build(&overrides)?;
-    if a.batch == 0 {
-        return Err(Error::arg("--batch", "expected at least 1 sequence"));
-    }
+    check_count("--batch", a.batch.into(), MAX_BATCH)?;
     let mut batch = sys.batch();
     let (per_seq_tokens, seq_len) = fill_batch(a, &sys, &mut batch)?;
     let kv_needed = u64::from(a.batch) * seq_len;
@@ -156,7 +155,9 @@ fn fill_batch(a: &StepArgs, sys: &System, batch: &mut Batch) -> Result<(f64, u64
                 .speculation
                 .as_ref()
                 .map_or(1.0, Speculation::expected_tokens);
-            (yielded, a.context.saturating_add(1))
+            // Verification writes the KV cache of gamma + 1 tokens (the engine's rule too).
+            let gamma = sys.speculation.as_ref().map_or(0, |s| u64::from(s.gamma));
+            (yielded, a.context.saturating_add(1 + gamma))
         }
         Phase::Prefill => {
             if a.prompt == 0 {

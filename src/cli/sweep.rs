@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::Common;
-use super::text::write_file;
+use super::files::{check_output_path, write_file, AtomicFile};
 use crate::error::{Error, Result};
+use crate::limits::{check_count, MAX_JOBS};
 use crate::report::plot;
 use crate::report::{num, Format, Table};
 use crate::study::sweep::{self, PointResult, RowFormat, RunOptions, Shard, Sweep};
@@ -55,13 +56,20 @@ pub(super) fn run(a: &SweepArgs) -> Result<String> {
     sweep.spec.base.sets.extend(a.common.set.iter().cloned());
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
     let jobs = match a.jobs {
-        Some(0) => return Err(Error::arg("--jobs", "expected at least 1 thread")),
-        Some(n) => n,
+        Some(n) => {
+            check_count("--jobs", n as u64, MAX_JOBS)?;
+            n
+        }
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    if a.plot_out.is_some() {
+    if let Some(path) = &a.plot_out {
         check_plot_y(&a.plot_y)?;
+        check_output_path("--plot-out", path)?;
     }
+    if let Some(path) = &a.out {
+        check_output_path("--out", path)?;
+    }
+    sweep.check_before_run(&sweep.shard(shard))?;
     let format = match (&a.out, a.common.format) {
         (Some(p), _) => RowFormat::of_path(p),
         (None, Format::Json) => RowFormat::JsonLines,
@@ -80,10 +88,33 @@ pub(super) fn run(a: &SweepArgs) -> Result<String> {
     if let Some(path) = &a.plot_out {
         write_file(path, &plot::sweep_chart(&sweep, &results, &a.plot_y)?)?;
     }
-    if a.common.format != Format::Table {
-        return Ok(rows.unwrap_or_default());
+    let out = if a.common.format == Format::Table {
+        table_output(a, &sweep, &results, jobs, shard)
+    } else {
+        rows.unwrap_or_default()
+    };
+    every_point_failed(&results, out)
+}
+
+/// A sweep whose every point failed is a runtime failure (exit code 1); its output is still
+/// printed.
+fn every_point_failed(results: &[PointResult], out: String) -> Result<String> {
+    let failed: Vec<&String> = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err())
+        .collect();
+    if results.is_empty() || failed.len() < results.len() {
+        return Ok(out);
     }
-    Ok(table_output(a, &sweep, &results, jobs, shard))
+    Err(Error::CheckFailed {
+        what: "sweep".into(),
+        report: out,
+        problems: vec![format!(
+            "every one of its {} points failed; the first: {}",
+            results.len(),
+            failed[0]
+        )],
+    })
 }
 
 /// --plot-y must name an output column.
@@ -126,12 +157,13 @@ fn run_points(
 ) -> Result<(Vec<PointResult>, Option<String>)> {
     Ok(match &a.out {
         Some(path) => {
-            let file = std::fs::File::create(path).map_err(|source| Error::Io {
-                path: path.display().to_string(),
-                source,
+            // Rows stream to a temporary file, renamed to `path` when every row is written.
+            let mut file = AtomicFile::create(path)?;
+            let r = sweep::run(sweep, opts, &mut file, progress).map_err(|e| match e {
+                Error::Write { source, .. } => file.error(source),
+                e => e,
             })?;
-            let mut file = std::io::BufWriter::new(file);
-            let r = sweep::run(sweep, opts, &mut file, progress)?;
+            file.commit()?;
             (r, None)
         }
         None => {

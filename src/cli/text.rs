@@ -1,17 +1,8 @@
 //! Text shared by several commands: pretty JSON, the placement line, device nouns and counts,
-//! optional numbers for tables; and writing the output files that commands are asked for.
+//! optional numbers for tables.
 
-use crate::error::{Error, Result};
 use crate::placement::{Objective, Placement, WeightHome};
 use crate::report::num;
-
-/// Write an output file, naming it in any error.
-pub(super) fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })
-}
 
 pub(super) fn pretty(v: &serde_json::Value) -> String {
     let mut s =

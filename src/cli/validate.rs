@@ -10,7 +10,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{reference_set, Common};
-use super::text::{pretty, write_file};
+use super::files::{check_output_path, write_file};
+use super::text::pretty;
 use crate::error::{Error, Result};
 use crate::report::{num, Format, Table};
 use crate::study::validate::{self, Accepted, Fits, Ledger, RowResult, ValidationSummary, Verdict};
@@ -57,6 +58,9 @@ fn text_of(path: &Option<PathBuf>, shipped_label: &str, shipped: &str) -> Result
 
 pub(super) fn run(a: &ValidateArgs) -> Result<String> {
     let overrides = a.common.overrides()?;
+    if let Some(out) = &a.write_results {
+        check_output_path("--write-results", out)?;
+    }
     let set = reference_set(&a.reference)?;
     let (label, text) = text_of(
         &a.ledger,

@@ -17,6 +17,7 @@ use super::curve::GemmCurves;
 use super::precision::ComputeClass;
 use super::validate::Checker;
 use crate::error::Problem;
+use crate::limits::MAX_DEVICES;
 
 /// A hardware profile as written in TOML.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -402,7 +403,7 @@ impl Power {
 
 impl GpuSystem {
     fn check(&self, c: &mut Checker) {
-        c.at_least_one("gpu.devices", u64::from(self.devices));
+        c.count("gpu.devices", u64::from(self.devices), MAX_DEVICES);
         c.positive("gpu.hbm_capacity_bytes", self.hbm_capacity_bytes);
         c.positive(
             "gpu.hbm_bandwidth_bytes_per_s",
@@ -461,7 +462,7 @@ impl GpuSystem {
 
 impl WaferSystem {
     fn check(&self, c: &mut Checker) {
-        c.at_least_one("wafer.wafers", u64::from(self.wafers));
+        c.count("wafer.wafers", u64::from(self.wafers), MAX_DEVICES);
         c.at_least_one("wafer.cores", self.cores);
         c.positive("wafer.sram_capacity_bytes", self.sram_capacity_bytes);
         c.positive(

@@ -50,6 +50,18 @@ impl Checker {
         }
     }
 
+    /// An integer count must be in `1..=max` (a bound of [`crate::limits`]).
+    pub fn count(&mut self, path: &str, n: u64, max: u64) {
+        if n == 0 {
+            self.fail(path, "expected an integer >= 1, found 0");
+        } else if n > max {
+            self.fail(
+                path,
+                format!("expected at most {max}, found {n} (a bound on what one run can hold)"),
+            );
+        }
+    }
+
     /// A name must be non-empty.
     pub fn non_empty(&mut self, path: &str, s: &str) {
         if s.trim().is_empty() {

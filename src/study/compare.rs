@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::energy::EnergyCost;
 use crate::engine::Loop;
 use crate::error::{Error, Result};
+use crate::limits::{check_count, MAX_REQUESTS, MAX_USERS};
 use crate::placement::ParallelRequest;
 use crate::profile::catalog::Target;
 use crate::profile::{load_hardware, load_model, Override};
@@ -113,9 +114,18 @@ impl CompareLoad {
     /// warnings count what was adjusted (a context limit, lengths cut to fit it).
     pub fn run(&self, system: &System, seed: u64) -> Result<(crate::metrics::Summary, Warnings)> {
         let p = &system.placement;
-        let users = self.users_per_replica * p.replicas * p.lanes;
+        // In 64 bits: the product of four 32-bit counts, checked against the bounds below.
+        let users = u64::from(self.users_per_replica) * u64::from(p.replicas) * u64::from(p.lanes);
+        let requests = users.saturating_mul(u64::from(self.requests_per_user));
+        check_count("users (--users-per-replica x replicas)", users, MAX_USERS)?;
+        check_count(
+            "requests (--users-per-replica x replicas x --requests-per-user)",
+            requests,
+            MAX_REQUESTS,
+        )?;
+        let users = users as u32;
         let workload = Workload {
-            requests: (users * self.requests_per_user) as usize,
+            requests: requests as usize,
             arrivals: Arrivals::AllAtOnce,
             prompt: LengthDist::LogNormal {
                 median: self.prompt_median_tokens,

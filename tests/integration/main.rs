@@ -7,6 +7,7 @@ mod kernels;
 mod outputs;
 mod profiles;
 mod properties;
+mod reliability;
 mod scale;
 mod serving;
 mod trust;

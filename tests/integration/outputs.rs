@@ -141,7 +141,8 @@ values = [1, 0, 4]
     assert_eq!(rows.len(), 3);
     assert!(rows[0].starts_with("0,1,") && rows[0].contains(",ok,"));
     assert!(
-        rows[1].contains(",error,") && rows[1].contains("max batch"),
+        rows[1].contains(",error,")
+            && rows[1].contains("max_batch (--max-batch): expected at least 1"),
         "{}",
         rows[1]
     );
@@ -388,5 +389,5 @@ fn bad_sweeps_and_merges_are_rejected_with_exit_2() {
     let junk = spec(&d, "junk.csv", "point,x\nnot-a-number,1\n");
     let out = infersim(&["merge", s(&junk)]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.csv:2"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.csv:1: expected the shard line"));
 }

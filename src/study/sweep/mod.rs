@@ -32,10 +32,14 @@
 //! `serve.` (the fields of [`WorkloadSpec`](crate::scenario::WorkloadSpec) and
 //! [`ServeSpec`](crate::scenario::ServeSpec)).
 //!
-//! The parts: `spec` (the file's shape, parsing, checking, each point's scenario), `axis`
-//! (values, points, seeds), `run` (points in parallel) and `output` (rows, shards, merge).
+//! The parts: `spec` (the file's shape, parsing, checking, each point's scenario), `check`
+//! (what every point shares, checked before the first runs), `axis`
+//! (values, points, seeds), `run` (points in parallel), `output` (rows, shards) and `merge`
+//! (shard lines, merging shard outputs).
 
 mod axis;
+mod check;
+mod merge;
 mod output;
 mod run;
 mod spec;
@@ -43,7 +47,8 @@ mod spec;
 pub use axis::{
     point_seed, value_short, value_text, Axis, AxisSpec, Combine, Point, Scale, MAX_POINTS,
 };
-pub use output::{merge, metric_values, RowFormat, Shard, METRIC_COLUMNS};
+pub use merge::merge;
+pub use output::{metric_values, RowFormat, Shard, METRIC_COLUMNS};
 pub use run::{run, run_point, PointResult, RunOptions};
 pub use spec::{did_you_mean, BaseSpec, Seeds, SloSpec, Sweep, SweepSpec};
 

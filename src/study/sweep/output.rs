@@ -1,7 +1,6 @@
 //! Sweep outputs: one row per point as CSV or JSON Lines (units in every column name), shards
-//! of the points for job arrays, and merging shard outputs back into what one run writes.
+//! of the points for job arrays (merging them is in `merge`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::json;
@@ -271,67 +270,4 @@ impl Sweep {
             .filter(|p| shard.is_none_or(|s| p.index % s.count == s.index))
             .collect()
     }
-}
-
-/// Merge shard outputs (CSV with identical headers, or JSON Lines) into one, rows in point
-/// order: the same bytes an unsharded run writes.
-pub fn merge(inputs: &[(String, String)]) -> Result<String> {
-    let mut header: Option<(String, String)> = None;
-    let mut rows: BTreeMap<usize, (String, String)> = BTreeMap::new();
-    for (name, text) in inputs {
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
-        let Some(first) = lines.peek().copied() else {
-            continue;
-        };
-        let json = first.trim_start().starts_with('{');
-        if !json {
-            let h = lines.next().expect("peeked").to_string();
-            match &header {
-                None => header = Some((name.clone(), h)),
-                Some((hn, hh)) if *hh != h => {
-                    return Err(Error::arg(
-                        format!("merge {name}"),
-                        format!("its header differs from {hn}'s: not shards of one sweep"),
-                    ))
-                }
-                _ => {}
-            }
-        } else if header.is_some() {
-            return Err(Error::arg(
-                format!("merge {name}"),
-                "JSON Lines mixed with CSV inputs",
-            ));
-        }
-        for (n, line) in lines.enumerate() {
-            let index = if json {
-                serde_json::from_str::<serde_json::Value>(line)
-                    .ok()
-                    .and_then(|v| v.get("point").and_then(serde_json::Value::as_u64))
-                    .map(|i| i as usize)
-            } else {
-                line.split(',').next().and_then(|c| c.parse().ok())
-            };
-            let index = index.ok_or_else(|| Error::Trace {
-                file: name.clone(),
-                line: n + 1 + usize::from(!json),
-                message: "expected a sweep row starting with its point index".into(),
-            })?;
-            if let Some((other, _)) = rows.insert(index, (name.clone(), line.to_string())) {
-                return Err(Error::arg(
-                    format!("merge {name}"),
-                    format!("point {index} is also in {other}: overlapping shards"),
-                ));
-            }
-        }
-    }
-    let mut out = String::new();
-    if let Some((_, h)) = header {
-        out.push_str(&h);
-        out.push('\n');
-    }
-    for (_, (_, line)) in rows {
-        out.push_str(&line);
-        out.push('\n');
-    }
-    Ok(out)
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -39,19 +40,24 @@ pub struct PointResult {
     pub warnings: Warnings,
 }
 
-/// Run one point; failures become the row's error, never a panic or an abort.
-pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
-    let mut r = PointResult {
+/// A point not run because the output had already failed.
+fn skipped(point: &Point) -> PointResult {
+    PointResult {
         index: point.index,
         values: point.values.clone(),
         seed: None,
         placement: None,
-        outcome: Err(String::new()),
+        outcome: Err("not run: the output could not be written".into()),
         energy: None,
         slo: None,
         max_rate_per_s: None,
         warnings: Warnings::default(),
-    };
+    }
+}
+
+/// Run one point; failures become the row's error, never a panic or an abort.
+pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
+    let mut r = skipped(point);
     let scenario = match sweep.scenario(point) {
         Ok((s, seed)) => {
             r.seed = Some(seed);
@@ -106,6 +112,8 @@ struct OrderedWriter<'a> {
     pending: BTreeMap<usize, String>,
     out: &'a mut (dyn Write + Send),
     error: Option<std::io::Error>,
+    /// Set at the first write error: the points not yet started are skipped.
+    failed: &'a AtomicBool,
 }
 
 impl OrderedWriter<'_> {
@@ -119,6 +127,7 @@ impl OrderedWriter<'_> {
                     .and_then(|_| self.out.flush())
                 {
                     self.error = Some(e);
+                    self.failed.store(true, Ordering::Relaxed);
                 }
             }
             self.next += 1;
@@ -138,18 +147,22 @@ pub struct RunOptions {
 }
 
 /// Run the sweep (this shard's points) on `jobs` threads, writing the header and one row per
-/// point to `out` in point order; `progress` is called once per finished point. Returns the
-/// results in point order.
+/// point to `out` in point order; `progress` is called once per point run. Returns the
+/// results in point order. At the first write error the points not yet started are skipped and
+/// the error is returned ([`Error::Write`], its path `sweep output`).
 pub fn run(
     sweep: &Sweep,
     opts: RunOptions,
     out: &mut (dyn Write + Send),
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<PointResult>> {
-    let io_err = |source: std::io::Error| Error::Io {
+    let io_err = |source: std::io::Error| Error::Write {
         path: "sweep output".into(),
         source,
     };
+    if let Some(line) = opts.shard.map(|s| sweep.shard_line(s, opts.format)) {
+        out.write_all(line.as_bytes()).map_err(io_err)?;
+    }
     if opts.format == RowFormat::Csv {
         out.write_all(sweep.csv_header().as_bytes())
             .map_err(io_err)?;
@@ -159,17 +172,22 @@ pub fn run(
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| Error::arg("--jobs", e.to_string()))?;
+    let failed = AtomicBool::new(false);
     let writer = Mutex::new(OrderedWriter {
         next: 0,
         pending: BTreeMap::new(),
         out,
         error: None,
+        failed: &failed,
     });
     let results: Vec<PointResult> = pool.install(|| {
         points
             .par_iter()
             .enumerate()
             .map(|(pos, p)| {
+                if failed.load(Ordering::Relaxed) {
+                    return skipped(p);
+                }
                 let r = run_point(sweep, p);
                 let line = sweep.row(&r, opts.format);
                 writer

@@ -108,6 +108,8 @@ pub struct Sweep {
     pub axes: Vec<Axis>,
     /// Every point, in order.
     pub points: Vec<Point>,
+    /// A hash of the spec file's text (FNV-1a), identifying the sweep in shard outputs.
+    pub spec_hash: u64,
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -185,12 +187,13 @@ impl Sweep {
             spec,
             axes,
             points,
+            spec_hash: super::merge::fnv1a(text.as_bytes(), super::merge::FNV_OFFSET),
         };
         sweep.check_paths()?;
         Ok(sweep)
     }
 
-    fn profile_spec(&self, s: &str) -> String {
+    pub(super) fn profile_spec(&self, s: &str) -> String {
         let p = Path::new(s);
         if is_path(s) && p.is_relative() {
             self.dir.join(p).display().to_string()

@@ -140,3 +140,37 @@ fn did_you_mean_keeps_to_near_misses() {
     );
     assert_eq!(did_you_mean("xyz", ["concurrency", "rate_per_s"]), None);
 }
+
+/// A writer whose every write fails, as on a full disk.
+struct Full;
+
+impl std::io::Write for Full {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other("disk full"))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_sweep_stops_at_its_first_write_error() {
+    let s = sweep(SPEC).unwrap();
+    let ran = std::sync::atomic::AtomicUsize::new(0);
+    let e = run(
+        &s,
+        RunOptions {
+            jobs: 1,
+            shard: None,
+            format: RowFormat::JsonLines,
+        },
+        &mut Full,
+        &|| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("disk full"), "{e}");
+    assert_eq!(e.exit_code(), 1);
+    assert_eq!(ran.into_inner(), 1, "no point runs after the failed write");
+}
