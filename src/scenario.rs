@@ -56,6 +56,10 @@ impl LengthText {
 pub struct WorkloadSpec {
     /// Open loop: mean arrival rate, requests/s.
     pub rate_per_s: Option<f64>,
+    /// Open loop with a rate that changes over time: `START_S:RATE,...` (seconds, requests/s;
+    /// Poisson arrivals, each rate holding until the next piece starts) or a CSV file with the
+    /// header `start_s,rate_per_s`.
+    pub rate_schedule: Option<String>,
     /// Closed loop: users each keeping one request in flight.
     pub concurrency: Option<u32>,
     /// Arrival process for `rate_per_s`.
@@ -93,6 +97,7 @@ pub struct WorkloadSpec {
 /// Field names of [`WorkloadSpec`], for suggestions on misspelt paths.
 pub const WORKLOAD_FIELDS: &[&str] = &[
     "rate_per_s",
+    "rate_schedule",
     "concurrency",
     "arrival",
     "burstiness",
@@ -121,6 +126,7 @@ impl Default for WorkloadSpec {
     fn default() -> Self {
         WorkloadSpec {
             rate_per_s: None,
+            rate_schedule: None,
             concurrency: None,
             arrival: ArrivalKind::Poisson,
             burstiness: default_burstiness(),
@@ -148,6 +154,12 @@ impl WorkloadSpec {
                 *p = dir.join(&*p);
             }
         }
+        // A rate schedule is inline pieces or a CSV path.
+        if let Some(s) = &mut self.rate_schedule {
+            if s.ends_with(".csv") && Path::new(s.as_str()).is_relative() {
+                *s = dir.join(&*s).display().to_string();
+            }
+        }
         // A length dataset is a shipped name or a path.
         if let Some(s) = &mut self.sample_lengths {
             if !shipped_names().contains(&s.as_str()) && Path::new(s.as_str()).is_relative() {
@@ -172,13 +184,14 @@ impl WorkloadSpec {
         let prefixes = self.prefixes()?;
         if let Some(path) = &self.trace {
             if self.rate_per_s.is_some()
+                || self.rate_schedule.is_some()
                 || self.concurrency.is_some()
                 || self.lengths_from.is_some()
                 || self.sample_lengths.is_some()
             {
                 return Err(Error::arg(
                     "workload.trace",
-                    "a trace gives arrivals and lengths; drop rate_per_s, concurrency, lengths_from and sample_lengths",
+                    "a trace gives arrivals and lengths; drop rate_per_s, rate_schedule, concurrency, lengths_from and sample_lengths",
                 ));
             }
             let rows = read_trace(path)?;
@@ -213,13 +226,32 @@ impl WorkloadSpec {
                     .parse("output_tokens (--output-tokens)")?,
             ),
         };
+        let given = [
+            self.rate_per_s.is_some(),
+            self.rate_schedule.is_some(),
+            self.concurrency.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(Error::arg(
+                "workload",
+                "give one of rate_per_s (--rate, open loop), rate_schedule (--rate-schedule, open loop) or concurrency (--concurrency, closed loop)",
+            ));
+        }
         let (arrivals, mode) = match (self.rate_per_s, self.concurrency) {
-            (Some(_), Some(_)) => {
-                return Err(Error::arg(
-                    "workload",
-                    "give rate_per_s (--rate, open loop) or concurrency (--concurrency, closed loop), not both",
-                ))
+            _ if self.rate_schedule.is_some() => {
+                if self.arrival != ArrivalKind::Poisson {
+                    return Err(Error::arg(
+                        "workload.arrival (--arrival)",
+                        "a rate schedule draws Poisson arrivals; drop arrival = \"gamma\"",
+                    ));
+                }
+                let text = self.rate_schedule.as_deref().unwrap_or_default();
+                (
+                    Arrivals::Schedule(crate::workload::parse_schedule(text)?),
+                    Loop::Open,
+                )
             }
+            (Some(_), Some(_)) => unreachable!("refused above"),
             (Some(rate), None) => (
                 match self.arrival {
                     ArrivalKind::Poisson => Arrivals::Poisson { rate_per_s: rate },
@@ -237,7 +269,7 @@ impl WorkloadSpec {
             (None, None) => {
                 return Err(Error::arg(
                     "workload",
-                    "give rate_per_s (--rate REQ_PER_S, open loop), concurrency (--concurrency USERS, closed loop) or trace (--trace FILE)",
+                    "give rate_per_s (--rate REQ_PER_S, open loop), rate_schedule (--rate-schedule START_S:RATE,..., open loop), concurrency (--concurrency USERS, closed loop) or trace (--trace FILE)",
                 ))
             }
         };
@@ -561,7 +593,7 @@ mod tests {
                 "disaggregate" => toml::Value::String("1p1d".into()),
                 "objective" => toml::Value::String("throughput".into()),
                 "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "sample_lengths"
-                | "draft" => toml::Value::String("x".into()),
+                | "draft" | "rate_schedule" => toml::Value::String("x".into()),
                 "kv_spill" | "prefix_caching" | "attention_dp" => toml::Value::Boolean(true),
                 "rate_per_s" | "burstiness" | "alpha" => toml::Value::Float(0.5),
                 _ => toml::Value::Integer(1),

@@ -79,10 +79,114 @@ pub enum Arrivals {
         /// Coefficient of variation of the gaps.
         cv: f64,
     },
+    /// A Poisson process whose rate changes over time: `(start_s, rate_per_s)` pieces, the first
+    /// starting at 0 and each holding until the next starts (the last for ever).
+    Schedule(Vec<(f64, f64)>),
     /// All requests at t = 0 (an offline batch).
     AllAtOnce,
     /// Arrival times taken from trace rows, in order.
     Trace(Vec<f64>),
+}
+
+/// Check a rate schedule: pieces start at 0 s and then strictly later, every rate finite and
+/// at least 0, the last above 0 (so that every request arrives).
+fn check_schedule(pieces: &[(f64, f64)]) -> Result<()> {
+    let bad = |m: String| Err(Error::arg("rate_schedule (--rate-schedule)", m));
+    match pieces.first() {
+        None => return bad("expected at least one START_S:RATE piece".into()),
+        Some((start, _)) if *start != 0.0 => {
+            return bad(format!("the first piece must start at 0 s, found {start}"))
+        }
+        _ => {}
+    }
+    for (i, (start, rate)) in pieces.iter().enumerate() {
+        if !(rate.is_finite() && *rate >= 0.0) {
+            return bad(format!("piece {i}: expected requests/s >= 0, found {rate}"));
+        }
+        if i > 0 && !(start.is_finite() && *start > pieces[i - 1].0) {
+            return bad(format!(
+                "piece {i}: expected a start after {} s, found {start}",
+                pieces[i - 1].0
+            ));
+        }
+    }
+    if pieces.last().is_some_and(|(_, r)| *r == 0.0) {
+        return bad("the last piece's rate must be above 0, or later requests never arrive".into());
+    }
+    Ok(())
+}
+
+/// The time at which `mass` more expected arrivals have accumulated after `t` under the
+/// piecewise-constant rate `pieces` (time-rescaling: a unit-rate exponential gap in integrated
+/// intensity is the next arrival of the Poisson process).
+fn schedule_advance(pieces: &[(f64, f64)], mut t: f64, mut mass: f64) -> f64 {
+    let mut k = pieces.partition_point(|(start, _)| *start <= t).max(1) - 1;
+    loop {
+        let rate = pieces[k].1;
+        let end = pieces.get(k + 1).map_or(f64::INFINITY, |p| p.0);
+        if rate > 0.0 && t + mass / rate <= end {
+            return t + mass / rate;
+        }
+        mass -= rate * (end - t);
+        t = end;
+        k += 1;
+    }
+}
+
+/// Parse a rate schedule: `START_S:RATE,START_S:RATE,...` (seconds, requests/s), or a CSV file
+/// (a path ending in `.csv`) with the header `start_s,rate_per_s`.
+pub fn parse_schedule(text: &str) -> Result<Vec<(f64, f64)>> {
+    let field = "rate_schedule (--rate-schedule)";
+    let (label, pairs): (String, Vec<String>) = if text.ends_with(".csv") {
+        let body = std::fs::read_to_string(text).map_err(|source| Error::Io {
+            path: text.to_string(),
+            source,
+        })?;
+        let mut lines = body.lines();
+        match lines.next().map(str::trim) {
+            Some("start_s,rate_per_s") => {}
+            other => {
+                return Err(Error::arg(
+                    field,
+                    format!(
+                        "{text}: expected the header start_s,rate_per_s, found {:?}",
+                        other.unwrap_or("")
+                    ),
+                ))
+            }
+        }
+        let pairs = lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.replacen(',', ":", 1))
+            .collect();
+        (format!("{text}: "), pairs)
+    } else {
+        (String::new(), text.split(',').map(str::to_string).collect())
+    };
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (s, r) = p.split_once(':').ok_or_else(|| {
+                Error::arg(
+                    field,
+                    format!("{label}piece {i}: expected START_S:RATE, found \"{p}\""),
+                )
+            })?;
+            let num = |x: &str| {
+                x.trim().parse::<f64>().map_err(|_| {
+                    Error::arg(
+                        field,
+                        format!(
+                            "{label}piece {i}: expected a number, found \"{}\"",
+                            x.trim()
+                        ),
+                    )
+                })
+            };
+            Ok((num(s)?, num(r)?))
+        })
+        .collect()
 }
 
 /// A distribution of token counts.
@@ -241,6 +345,7 @@ impl Workload {
             Arrivals::Trace(t) if t.is_empty() => {
                 return Err(Error::arg("--trace", "the trace has no rows"))
             }
+            Arrivals::Schedule(pieces) => check_schedule(pieces)?,
             _ => {}
         }
         crate::limits::check_count(
@@ -312,6 +417,12 @@ impl Workload {
                 }
                 Arrivals::Gamma { .. } => {
                     t += rng.sample(gamma.as_ref().expect("set for gamma"));
+                    t
+                }
+                Arrivals::Schedule(pieces) => {
+                    // An exponential gap of unit rate in the integrated intensity, inverted.
+                    let u: f64 = rng.random();
+                    t = schedule_advance(pieces, t, -(1.0 - u).ln());
                     t
                 }
                 Arrivals::AllAtOnce => 0.0,
@@ -577,5 +688,56 @@ mod tests {
         assert!(LengthDist::parse("--prompt-tokens", "uniform:9:3").is_err());
         assert!(LengthDist::parse("--prompt-tokens", "zipf:3").is_err());
         assert!(LengthDist::parse("--prompt-tokens", "0").is_err());
+    }
+
+    #[test]
+    fn a_rate_schedule_draws_each_piece_at_its_rate() {
+        // 2/s for 500 s, nothing for 100 s, then 10/s: about 1,000 arrivals in the first piece,
+        // none in the gap, and the rest at five times the pace.
+        let w = Workload {
+            requests: 6000,
+            arrivals: Arrivals::Schedule(parse_schedule("0:2,500:0,600:10").unwrap()),
+            prompt: LengthDist::Fixed(10),
+            output: LengthDist::Fixed(10),
+            prefixes: None,
+        };
+        let (r, _) = w.generate(7, 4096).unwrap();
+        let count = |a: f64, b: f64| {
+            r.iter()
+                .filter(|x| x.arrival_s >= a && x.arrival_s < b)
+                .count() as f64
+        };
+        assert!((count(0.0, 500.0) / 1000.0 - 1.0).abs() < 0.1);
+        assert_eq!(count(500.0, 600.0), 0.0);
+        assert!((count(600.0, 700.0) / 1000.0 - 1.0).abs() < 0.1);
+        assert!(r.windows(2).all(|p| p[0].arrival_s <= p[1].arrival_s));
+    }
+
+    #[test]
+    fn schedule_advance_inverts_the_integrated_rate() {
+        let pieces = [(0.0, 2.0), (10.0, 0.0), (20.0, 4.0)];
+        // 20 expected arrivals fill the first piece; 8 more take 2 s of the third.
+        approx::assert_relative_eq!(schedule_advance(&pieces, 0.0, 28.0), 22.0);
+        approx::assert_relative_eq!(schedule_advance(&pieces, 5.0, 1.0), 5.5);
+        approx::assert_relative_eq!(schedule_advance(&pieces, 12.0, 4.0), 21.0);
+    }
+
+    #[test]
+    fn bad_rate_schedules_are_refused_with_the_piece() {
+        for (text, needle) in [
+            ("", "START_S:RATE"),
+            ("0:1,5", "piece 1"),
+            ("0:1,5:-2", "piece 1"),
+            ("0:1,0:2", "piece 1"),
+            ("3:1", "start at 0"),
+            ("0:1,9:0", "last piece"),
+            ("missing-file.csv", "missing-file.csv"),
+        ] {
+            let e = parse_schedule(text)
+                .and_then(|p| check_schedule(&p))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 }

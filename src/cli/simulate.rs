@@ -24,7 +24,7 @@ pub(super) struct SimulateArgs {
     #[command(flatten)]
     system: SystemArgs,
     /// Replay a trace CSV (arrived_at,num_prefill_tokens,num_decode_tokens): arrivals and lengths.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "concurrency", "lengths_from", "sample_lengths", "prompt_tokens", "output_tokens"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rate", "rate_schedule", "concurrency", "lengths_from", "sample_lengths", "prompt_tokens", "output_tokens"])]
     trace: Option<PathBuf>,
     /// Open loop: mean arrival rate, requests/s.
     #[arg(
@@ -34,6 +34,11 @@ pub(super) struct SimulateArgs {
         allow_negative_numbers = true
     )]
     rate: Option<f64>,
+    /// Open loop, a rate changing over time: START_S:RATE,... (seconds, requests/s; Poisson
+    /// arrivals, each rate holding until the next piece starts, the last for ever), e.g.
+    /// 0:5,600:20,1200:5 for a ten-minute peak; or a CSV file with the header start_s,rate_per_s.
+    #[arg(long, value_name = "SCHEDULE", conflicts_with_all = ["rate", "concurrency"])]
+    rate_schedule: Option<String>,
     /// Closed loop: users each keeping one request in flight.
     #[arg(long, value_name = "USERS")]
     concurrency: Option<u32>,
@@ -166,6 +171,7 @@ impl SimulateArgs {
             },
             workload: WorkloadSpec {
                 rate_per_s: self.rate,
+                rate_schedule: self.rate_schedule.clone(),
                 concurrency: self.concurrency,
                 arrival: self.arrival,
                 burstiness: self.burstiness,

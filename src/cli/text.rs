@@ -4,6 +4,24 @@
 use crate::placement::{Objective, Placement, WeightHome};
 use crate::report::num;
 
+/// A bar over `n` units of work, shown on stderr only when it is a terminal and not `quiet`.
+pub(super) fn progress_bar(quiet: bool, n: usize, unit: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(n as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit}, eta {{eta}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        b
+    }
+}
+
 pub(super) fn pretty(v: &serde_json::Value) -> String {
     let mut s =
         serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
