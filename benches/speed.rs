@@ -1,9 +1,15 @@
 //! Speed of the cost model (iterations priced per second), of the engine on the reference
-//! workload (requests and token-steps simulated per second), and of a parallel sweep.
+//! workload (requests and token-steps simulated per second), of a cluster (64 GB200 NVL72
+//! racks), and of a parallel sweep.
 //!
 //! Reference workload: Llama 2 7B on one A100, tensor parallel 1, at most 128 sequences and
 //! 512-token chunks, Poisson arrivals at 4 requests/s, lengths in order from the conversation
 //! trace (cycling), seed 0.
+//!
+//! Cluster workload: Llama 3.1 70B on 64 GB200 NVL72 racks (4,608 GPUs, 1,152 replicas of
+//! tensor parallel 4), default serving settings, 1,000,000 requests with lengths in order from
+//! the conversation trace, Poisson arrivals at [`CLUSTER_RATE_PER_S`] (about 80% of the
+//! cluster's capacity, see the README), seed 0.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use infersim::cost::Batch;
@@ -32,7 +38,15 @@ fn settings() -> ServeSettings {
     }
 }
 
+/// Arrival rate of the cluster workload, requests/s.
+const CLUSTER_RATE_PER_S: f64 = 15_000.0;
+
 fn reference_requests(n: usize, rate_per_s: f64) -> Vec<RequestSpec> {
+    trace_requests(n, rate_per_s, 4096)
+}
+
+/// `n` requests at `rate_per_s` with conversation-trace lengths cut to `context` tokens.
+fn trace_requests(n: usize, rate_per_s: f64, context: u64) -> Vec<RequestSpec> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/traces/splitwise_conv.csv");
     let rows = read_trace(std::path::Path::new(path)).unwrap();
     Workload {
@@ -42,7 +56,7 @@ fn reference_requests(n: usize, rate_per_s: f64) -> Vec<RequestSpec> {
         output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
         prefixes: None,
     }
-    .generate(0, 4096)
+    .generate(0, context)
     .unwrap()
     .0
 }
@@ -68,7 +82,7 @@ fn engine_reference(c: &mut Criterion) {
     let sys = system("a100-sxm", "llama-2-7b");
     let mut g = c.benchmark_group("engine_reference_requests");
     g.sample_size(10);
-    for n in [1_000usize, 10_000, 100_000] {
+    for n in [1_000usize, 10_000, 100_000, 1_000_000] {
         let reqs = reference_requests(n, 4.0);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -100,6 +114,31 @@ fn engine_reference(c: &mut Criterion) {
                     .1
                     .steps,
             )
+        })
+    });
+    g.finish();
+}
+
+fn engine_cluster(c: &mut Criterion) {
+    let hw = load_hardware(
+        "gb200-nvl72",
+        &[infersim::profile::Override::parse("hardware.gpu.devices=4608").unwrap()],
+    )
+    .unwrap();
+    let parallel = ParallelRequest {
+        tp: Some(4),
+        ..ParallelRequest::default()
+    };
+    let sys = System::new(hw, load_model("llama-3.1-70b", &[]).unwrap(), parallel).unwrap();
+    let n = 1_000_000;
+    let reqs = trace_requests(n, CLUSTER_RATE_PER_S, sys.context_limit().0);
+    let mut g = c.benchmark_group("engine_cluster_requests");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("64xgb200-nvl72/llama-3.1-70b/1000000", |b| {
+        b.iter(|| {
+            let s = ServeSettings::default();
+            black_box(sys.simulate(&reqs, &s, Loop::Open).unwrap().1.steps)
         })
     });
     g.finish();
@@ -177,6 +216,7 @@ criterion_group!(
     benches,
     cost_decode_step,
     engine_reference,
+    engine_cluster,
     sweep_load,
     sweep_jobs
 );

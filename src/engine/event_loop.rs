@@ -14,6 +14,18 @@ use crate::cost::{Batch, CostModel};
 use crate::error::{Error, Result};
 use crate::workload::RequestSpec;
 
+/// The record of a request that has not completed.
+const UNFINISHED: RequestRecord = RequestRecord {
+    arrival_s: f64::NAN,
+    first_token_s: f64::NAN,
+    completion_s: f64::NAN,
+    prompt_tokens: 0,
+    output_tokens: 0,
+    preemptions: 0,
+    instance: 0,
+    cached_prompt_tokens: 0,
+};
+
 /// What happens at an instant.
 pub(super) enum Event {
     /// Request `i` arrives.
@@ -29,7 +41,12 @@ pub(super) struct Engine<'a> {
     pub(super) specs: &'a [RequestSpec],
     pub(super) cost: &'a dyn CostModel,
     pub(super) cfg: EngineConfig,
+    /// Requests in flight, in reusable slots (indexed by slot, not by request).
     pub(super) seqs: Vec<Seq>,
+    /// Slots free for the next arrival.
+    pub(super) free_slots: Vec<u32>,
+    /// Requests completed.
+    pub(super) completed: usize,
     pub(super) instances: Vec<Instance>,
     pub(super) queue: EventQueue<Event>,
     pub(super) out: Outcome,
@@ -181,31 +198,21 @@ impl<'a> Engine<'a> {
                 busy_ns: 0,
             })
             .collect();
-        let seq0 = Seq {
-            arrival: 0,
-            kv: 0,
-            generated: 0,
-            blocks: 0,
-            shared_blocks: 0,
-            prefix_ref: None,
-            swapped: false,
-            first: UNSET,
-            last_token: UNSET,
-            done: UNSET,
-            preemptions: 0,
-            instance: 0,
-            cached_prompt: 0,
-            admitted: false,
-            credit: 0.0,
+        let out = Outcome {
+            // Filled in as requests complete; a request that never does keeps NaN times.
+            requests: vec![UNFINISHED; specs.len()],
+            ..Outcome::default()
         };
         Engine {
             specs,
             cost,
             cfg,
-            seqs: vec![seq0; specs.len()],
+            seqs: Vec::new(),
+            free_slots: Vec::new(),
+            completed: 0,
             instances,
             queue: EventQueue::default(),
-            out: Outcome::default(),
+            out,
             next_closed: None,
             record,
             turn: [0, 0],
@@ -275,10 +282,10 @@ impl<'a> Engine<'a> {
     fn handle(&mut self, event: Event, now: SimTime, mode: Loop, touched: &mut Vec<usize>) {
         match event {
             Event::Arrival(i) => {
-                let k = self.route(i as usize, false);
-                self.seqs[i as usize].instance = k as u32;
-                self.seqs[i as usize].arrival = now;
-                self.enqueue(k, i, false);
+                let r = self.admit_slot(i, now);
+                let k = self.route(r, false);
+                self.seqs[r].instance = k as u32;
+                self.enqueue(k, r as u32, false);
                 if mode == Loop::Open {
                     self.next_arrival = None;
                     if let Some(next) = self.specs.get(i as usize + 1) {
@@ -300,24 +307,45 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// A slot for request `i`, arriving at `now`: a free one or a new one.
+    fn admit_slot(&mut self, i: u32, now: SimTime) -> usize {
+        let spec = &self.specs[i as usize];
+        let seq = Seq {
+            req: i,
+            prompt: spec.prompt_tokens,
+            output: spec.output_tokens,
+            prefix: spec.prefix,
+            arrival: now,
+            kv: 0,
+            generated: 0,
+            blocks: 0,
+            shared_blocks: 0,
+            prefix_ref: None,
+            swapped: false,
+            first: UNSET,
+            last_token: UNSET,
+            done: UNSET,
+            preemptions: 0,
+            instance: 0,
+            cached_prompt: 0,
+            admitted: false,
+            credit: 0.0,
+        };
+        match self.free_slots.pop() {
+            Some(r) => {
+                self.seqs[r as usize] = seq;
+                r as usize
+            }
+            None => {
+                self.seqs.push(seq);
+                self.seqs.len() - 1
+            }
+        }
+    }
+
     /// What the run produced; a stall if any request never completed.
     pub(super) fn outcome(self) -> Result<Outcome> {
         let mut out = self.out;
-        out.requests = self
-            .specs
-            .iter()
-            .zip(&self.seqs)
-            .map(|(spec, s)| RequestRecord {
-                arrival_s: s_from_ns(s.arrival),
-                first_token_s: s_from_ns(s.first),
-                completion_s: s_from_ns(s.done),
-                prompt_tokens: spec.prompt_tokens,
-                output_tokens: spec.output_tokens,
-                preemptions: s.preemptions,
-                instance: s.instance,
-                cached_prompt_tokens: s.cached_prompt,
-            })
-            .collect();
         out.prefix_evictions = self.instances.iter().map(|i| i.prefix.evictions()).sum();
         out.busy_s = self
             .instances
@@ -329,12 +357,17 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|i| f64::from(i.pool.peak_used()) / f64::from(i.pool.total().max(1)))
             .fold(0.0, f64::max);
-        out.end_s = self
-            .seqs
+        out.end_s = out
+            .requests
             .iter()
-            .map(|s| s_from_ns(s.done))
+            .map(|r| r.completion_s)
             .fold(0.0, f64::max);
-        if let Some(i) = self.seqs.iter().position(|s| s.done == UNSET) {
+        if self.completed < self.specs.len() {
+            let i = out
+                .requests
+                .iter()
+                .position(|r| r.completion_s.is_nan())
+                .unwrap_or(self.completed);
             return Err(Error::Stall {
                 time_s: s_from_ns(self.queue.now()),
                 running: self.instances.iter().map(|i| i.running.len()).sum(),

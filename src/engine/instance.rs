@@ -10,14 +10,17 @@ use super::kv_cache::BlockPool;
 use super::policy::Priority;
 use super::prefix_cache::PrefixCache;
 use super::scheduler::cacheable;
-use super::{StepRecord, HORIZON_S};
+use super::{RequestRecord, StepRecord, HORIZON_S};
 use crate::cost::Batch;
 use crate::error::{Error, Result};
+use crate::workload::PromptPrefix;
 
-/// A request's state in the engine.
+/// A request's state in the engine, in a slot of [`Engine::seqs`] from its arrival to its
+/// completion (slots are reused: the engine's memory follows the requests in flight, and its
+/// hot loops touch only theirs). Two cache lines, what every iteration touches in the first.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 pub(super) struct Seq {
-    pub(super) arrival: SimTime,
     /// Tokens whose KV cache is computed (or read from a cached prefix).
     pub(super) kv: u32,
     /// Output tokens so far.
@@ -26,20 +29,29 @@ pub(super) struct Seq {
     pub(super) blocks: u32,
     /// KV blocks it reads from a cached prefix of `prefix_ref`.
     pub(super) shared_blocks: u32,
-    /// The prefix group whose cache entry it references.
-    pub(super) prefix_ref: Option<u32>,
-    /// Its KV cache sits in host memory (swap preemption).
-    pub(super) swapped: bool,
-    pub(super) first: SimTime,
+    /// Prompt length, tokens.
+    pub(super) prompt: u32,
+    /// Output length, tokens.
+    pub(super) output: u32,
     pub(super) last_token: SimTime,
     pub(super) done: SimTime,
-    pub(super) preemptions: u32,
-    pub(super) instance: u32,
-    pub(super) cached_prompt: u32,
-    pub(super) admitted: bool,
+    pub(super) first: SimTime,
     /// Speculative decoding: fractional tokens owed, so that a sequence yields on average exactly
     /// the expected tokens per verification step, deterministically.
     pub(super) credit: f64,
+    /// The prefix group whose cache entry it references.
+    pub(super) prefix_ref: Option<u32>,
+    pub(super) instance: u32,
+    pub(super) preemptions: u32,
+    /// The request's index in the workload.
+    pub(super) req: u32,
+    pub(super) cached_prompt: u32,
+    pub(super) arrival: SimTime,
+    /// The shared prefix its prompt starts with, if any.
+    pub(super) prefix: Option<PromptPrefix>,
+    /// Its KV cache sits in host memory (swap preemption).
+    pub(super) swapped: bool,
+    pub(super) admitted: bool,
 }
 
 /// A time not reached yet (a request not started, not finished).
@@ -67,7 +79,8 @@ pub(super) struct Instance {
 impl Engine<'_> {
     /// Tokens whose KV must be computed before the next output token: prompt plus outputs so far.
     pub(super) fn known(&self, r: usize) -> u32 {
-        self.specs[r].prompt_tokens + self.seqs[r].generated
+        let s = &self.seqs[r];
+        s.prompt + s.generated
     }
 
     /// Start instance `k`'s next iteration at `now` if it is idle and has work (its end is queued
@@ -157,9 +170,23 @@ impl Engine<'_> {
         });
     }
 
-    /// Request `r` finished at `now`; a closed loop issues the next request.
+    /// Request `r` finished at `now`: its record is kept and its slot freed; a closed loop
+    /// issues the next request.
     fn complete(&mut self, r: usize, now: SimTime) {
-        self.seqs[r].done = now;
+        let s = &mut self.seqs[r];
+        s.done = now;
+        self.out.requests[s.req as usize] = RequestRecord {
+            arrival_s: s_from_ns(s.arrival),
+            first_token_s: s_from_ns(s.first),
+            completion_s: s_from_ns(now),
+            prompt_tokens: s.prompt,
+            output_tokens: s.output,
+            preemptions: s.preemptions,
+            instance: s.instance,
+            cached_prompt_tokens: s.cached_prompt,
+        };
+        self.completed += 1;
+        self.free_slots.push(r as u32);
         if let Some(next) = self.next_closed {
             if (next as usize) < self.specs.len() {
                 self.queue.push(now, Event::Arrival(next));
@@ -193,7 +220,7 @@ impl Engine<'_> {
             }
             s.generated += yielded;
             s.last_token = now;
-            if s.generated == self.specs[r].output_tokens {
+            if s.generated == s.output {
                 self.release(k, r);
                 self.complete(r, now);
                 left = true;
@@ -226,8 +253,8 @@ impl Engine<'_> {
     /// (none for a prefill chunk short of the prompt's end).
     fn yielded(&mut self, k: usize, r: usize, n: u32, speculative: bool) -> Option<u32> {
         let known = self.known(r);
-        let output = self.specs[r].output_tokens;
         let s = &mut self.seqs[r];
+        let output = s.output;
         if speculative {
             // The accepted drafts plus the verifier's own token (on average `expected_tokens`).
             let e = self.cfg.speculative.map_or(1.0, |c| c.expected_tokens);
@@ -255,7 +282,7 @@ impl Engine<'_> {
         if !self.cfg.policy.prefix_caching || decode_only || s.prefix_ref.is_some() {
             return;
         }
-        if let Some((g, tokens)) = cacheable(&self.specs[r], block_tokens) {
+        if let Some((g, tokens)) = cacheable(s.prompt, s.prefix, block_tokens) {
             let inst = &mut self.instances[k];
             if s.kv >= tokens && !inst.prefix.contains(g) {
                 let b = tokens / block_tokens;

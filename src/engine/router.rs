@@ -48,7 +48,7 @@ impl Engine<'_> {
             Routing::PrefixAffinity => {
                 let loads = pool.clone().map(|k| self.outstanding(k));
                 let (lo, hi) = loads.fold((usize::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
-                match self.specs[r].prefix {
+                match self.seqs[r].prefix {
                     Some(p) if !decode && !policy::imbalanced(hi, lo) => {
                         pool.start + policy::affinity(p.group, pool.len() as u32) as usize
                     }

@@ -8,13 +8,17 @@
 use super::event_loop::Engine;
 use super::policy::PreemptionMode;
 use crate::cost::Batch;
-use crate::workload::RequestSpec;
+use crate::workload::PromptPrefix;
 
 /// Tokens of a request's shared prefix that can be cached: whole blocks, and at least one
 /// prompt token left to compute (its logits give the first output token).
-pub(super) fn cacheable(spec: &RequestSpec, block_tokens: u32) -> Option<(u32, u32)> {
-    let p = spec.prefix?;
-    let tokens = p.tokens.min(spec.prompt_tokens.saturating_sub(1));
+pub(super) fn cacheable(
+    prompt_tokens: u32,
+    prefix: Option<PromptPrefix>,
+    block_tokens: u32,
+) -> Option<(u32, u32)> {
+    let p = prefix?;
+    let tokens = p.tokens.min(prompt_tokens.saturating_sub(1));
     let tokens = tokens / block_tokens * block_tokens;
     (tokens > 0).then_some((p.group, tokens))
 }
@@ -60,8 +64,8 @@ impl Engine<'_> {
     /// speculative step's overshoot), beyond those it holds.
     fn blocks_to_finish(&self, k: usize, r: usize) -> u32 {
         let gamma = self.cfg.speculative.map_or(0, |s| s.gamma);
-        let total = self.specs[r].prompt_tokens + self.specs[r].output_tokens + gamma;
         let s = &self.seqs[r];
+        let total = s.prompt + s.output + gamma;
         self.instances[k]
             .pool
             .blocks_for(total)
@@ -194,7 +198,8 @@ impl Engine<'_> {
         if !self.cfg.policy.prefix_caching || self.seqs[r].kv != 0 {
             return None;
         }
-        let (g, tokens) = cacheable(&self.specs[r], self.cfg.block_tokens)?;
+        let s = &self.seqs[r];
+        let (g, tokens) = cacheable(s.prompt, s.prefix, self.cfg.block_tokens)?;
         let cached = self.instances[k].prefix.acquire(g)?;
         let t = tokens.min(cached);
         self.seqs[r].kv = t;

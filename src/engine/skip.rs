@@ -71,18 +71,18 @@ impl Engine<'_> {
                 .is_none_or(|d| k < d.prefill_instances as usize);
         let mut most = u32::MAX;
         for &(r, n, speculative) in &inst.step {
-            let (s, spec) = (&self.seqs[r as usize], &self.specs[r as usize]);
+            let s = &self.seqs[r as usize];
             if n != 1 || speculative || s.generated == 0 || s.kv + 1 != self.known(r as usize) {
                 return None;
             }
             if prefix_on && s.prefix_ref.is_none() {
-                if let Some((g, _)) = cacheable(spec, self.cfg.block_tokens) {
+                if let Some((g, _)) = cacheable(s.prompt, s.prefix, self.cfg.block_tokens) {
                     if !inst.prefix.contains(g) {
                         return None;
                     }
                 }
             }
-            most = most.min(spec.output_tokens - s.generated);
+            most = most.min(s.output - s.generated);
         }
         (most > 1).then_some(most)
     }
