@@ -1,4 +1,4 @@
-//! GEMM operators of the GPU step priced by a profile's GEMM curve
+//! Dense GEMM operators of the GPU step priced by a profile's GEMM curve
 //! ([`crate::profile::GemmCurve`]) instead of the scalar efficiencies.
 //!
 //! An operator's GEMMs over the same tokens cost, summed, `2 (m + half_rows) (params +
@@ -20,10 +20,6 @@ pub(crate) struct InnerDims {
     pub attn: f64,
     /// Dense MLP.
     pub mlp: f64,
-    /// One routed expert.
-    pub expert: f64,
-    /// Shared experts and router.
-    pub shared: f64,
 }
 
 impl InnerDims {
@@ -44,22 +40,7 @@ impl InnerDims {
             }
         };
         let mlp = h + a.intermediate_size.unwrap_or(0) as f64 / tp;
-        let (expert, shared) = match &model.moe {
-            None => (0.0, 0.0),
-            Some(m) => {
-                let s =
-                    m.shared_experts as f64 * m.shared_expert_intermediate_size.unwrap_or(0) as f64;
-                let shared = if s > 0.0 { h + s / tp } else { 0.0 };
-                // Router GEMM reads the hidden state.
-                (h + m.expert_intermediate_size as f64, shared + h)
-            }
-        };
-        InnerDims {
-            attn,
-            mlp,
-            expert,
-            shared,
-        }
+        InnerDims { attn, mlp }
     }
 }
 
@@ -74,16 +55,7 @@ pub(crate) struct GemmGroup {
     pub inner: f64,
 }
 
-impl GemmGroup {
-    /// No GEMMs (fills a slot of a fixed-size list).
-    pub const NONE: GemmGroup = GemmGroup {
-        m: 0.0,
-        params: 0.0,
-        inner: 0.0,
-    };
-}
-
-/// The cost of an operator made of GEMM `groups` moving `bytes`, with `gemm_kernels` GEMM
+/// The cost of an operator made of the GEMM `group` moving `bytes`, with `gemm_kernels` GEMM
 /// launches and `other_kernels` other launches at `kernel_s` each, priced by `curve` at
 /// `peak_flops_per_s` and `hbm_bytes_per_s`.
 #[allow(clippy::too_many_arguments)]
@@ -91,19 +63,16 @@ pub(crate) fn curve_op(
     curve: &GemmCurve,
     peak_flops_per_s: f64,
     hbm_bytes_per_s: f64,
-    groups: &[GemmGroup],
+    group: GemmGroup,
     bytes: f64,
     gemm_kernels: f64,
     other_kernels: f64,
     kernel_s: f64,
 ) -> OpCost {
     OpCost {
-        flops: groups.iter().map(|g| 2.0 * g.m * g.params).sum(),
+        flops: 2.0 * group.m * group.params,
         bytes,
-        compute_s: groups
-            .iter()
-            .map(|g| curve.group_compute_s(g.m, g.params, g.inner, peak_flops_per_s))
-            .sum(),
+        compute_s: curve.group_compute_s(group.m, group.params, group.inner, peak_flops_per_s),
         memory_s: curve.memory_s(bytes, hbm_bytes_per_s),
         exposed_s: 0.0,
         interconnect_s: 0.0,

@@ -16,9 +16,10 @@
 //! combined back): each GPU sends its tokens' hidden states once to each other GPU holding one of
 //! their experts.
 //!
-//! A profile with a GEMM curve for the class its GEMMs run on prices the GEMM operators
-//! (projections, MLP, experts, LM head) by that curve instead ([`super::gemm`]): efficiency
-//! rising with the tokens and output width, a floor per GEMM kernel.
+//! A profile with a GEMM curve for the class its dense GEMMs run on prices the projections, the
+//! dense MLP and the LM head by that curve instead ([`super::gemm`]): efficiency rising with the
+//! tokens and output width, a floor per GEMM kernel. MoE experts keep the scalars (their grouped
+//! GEMMs of a few tokens per expert are not what the dense curves were fitted to).
 //!
 //! Ignored: overlap of communication with compute, kernel fusion beyond the kernel counts below,
 //! routing imbalance across experts (and across attention-data-parallel GPUs), and the reduced
@@ -81,18 +82,16 @@ pub struct GpuCost {
     kernel_s: f64,
     iteration_s: f64,
     per_sequence_s: f64,
-    /// GEMM curves, when the profile has one for a class the model's GEMMs run on (boxed: most
-    /// profiles have none, and the cost stays small).
+    /// The GEMM curve, when the profile has one for the class the model's dense GEMMs run on
+    /// (boxed: the cost stays small for profiles without).
     curves: Option<Box<Curves>>,
 }
 
-/// The GEMM curves of one placed model.
+/// The GEMM curve of one placed model's dense GEMMs.
 #[derive(Debug, Clone)]
 struct Curves {
-    /// Curve and raw peak FLOP/s of the class the dense GEMMs run on, if it has a curve.
-    gemm: Option<(GemmCurve, f64)>,
-    /// The same for the routed experts' GEMMs.
-    expert: Option<(GemmCurve, f64)>,
+    /// Curve and raw peak FLOP/s of the class the dense GEMMs run on.
+    gemm: (GemmCurve, f64),
     inner: InnerDims,
     hbm_bytes_per_s: f64,
 }
@@ -129,15 +128,11 @@ impl GpuCost {
             AttentionKind::Mla => 1.0,
         };
         let moe = model.moe.as_ref();
-        let curves = Curves {
-            gemm: curve(ComputeClass::of_gemm(p.weights, p.activations)),
-            expert: curve(ComputeClass::of_gemm(
-                model.expert_weight_precision(),
-                p.activations,
-            )),
+        let curves = curve(ComputeClass::of_gemm(p.weights, p.activations)).map(|gemm| Curves {
+            gemm,
             inner: InnerDims::of(model, tp),
             hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
-        };
+        });
         GpuCost {
             tp,
             dp,
@@ -177,38 +172,37 @@ impl GpuCost {
             kernel_s: gpu.overheads.kernel_s,
             iteration_s: gpu.overheads.iteration_s,
             per_sequence_s: gpu.overheads.per_sequence_s,
-            curves: (curves.gemm.is_some() || curves.expert.is_some()).then(|| Box::new(curves)),
+            curves: curves.map(Box::new),
         }
     }
 
-    /// An operator of GEMMs (`flops` in all, over `groups`): by the dense (or, with `expert`,
-    /// the experts') GEMM curve when there is one, else by the roofline at `flops_per_s`;
-    /// `gemm_kernels` of its `kernels` are GEMMs.
-    #[allow(clippy::too_many_arguments)]
+    /// An operator of dense GEMMs (`flops` in all, as `group`): by the GEMM curve when there
+    /// is one, else by the roofline at `flops_per_s`; `gemm_kernels` of its `kernels` are GEMMs.
     fn gemms(
         &self,
-        expert: bool,
-        groups: impl FnOnce(&InnerDims) -> [GemmGroup; 2],
+        group: impl FnOnce(&InnerDims) -> GemmGroup,
         flops: f64,
         flops_per_s: f64,
         bytes: f64,
         gemm_kernels: f64,
         kernels: f64,
     ) -> OpCost {
-        let curves = self.curves.as_deref();
-        let curve = curves.and_then(|c| if expert { c.expert } else { c.gemm });
-        match (curve, curves) {
-            (Some((c, peak)), Some(all)) => curve_op(
-                &c,
-                peak,
-                all.hbm_bytes_per_s,
-                &groups(&all.inner),
+        match self.curves.as_deref() {
+            Some(Curves {
+                gemm: (c, peak),
+                inner,
+                hbm_bytes_per_s,
+            }) => curve_op(
+                c,
+                *peak,
+                *hbm_bytes_per_s,
+                group(inner),
                 bytes,
                 gemm_kernels,
                 kernels - gemm_kernels,
                 self.kernel_s,
             ),
-            _ => self.roofline(flops, flops_per_s, bytes, kernels),
+            None => self.roofline(flops, flops_per_s, bytes, kernels),
         }
     }
 
@@ -251,16 +245,10 @@ impl CostModel for GpuCost {
         // activations read and written once.
         let params = self.layers * self.attn_params / self.tp;
         *c.op_mut(OpKind::AttentionProjections) = self.gemms(
-            false,
-            |i| {
-                [
-                    GemmGroup {
-                        m: t,
-                        params,
-                        inner: self.layers * i.attn,
-                    },
-                    GemmGroup::NONE,
-                ]
+            |i| GemmGroup {
+                m: t,
+                params,
+                inner: self.layers * i.attn,
             },
             2.0 * t * params,
             self.flops_gemm,
@@ -285,16 +273,10 @@ impl CostModel for GpuCost {
         if self.dense_layers > 0.0 {
             let params = self.dense_layers * self.dense_mlp_params / self.tp;
             *c.op_mut(OpKind::Mlp) = self.gemms(
-                false,
-                |i| {
-                    [
-                        GemmGroup {
-                            m: t,
-                            params,
-                            inner: self.dense_layers * i.mlp,
-                        },
-                        GemmGroup::NONE,
-                    ]
+                |i| GemmGroup {
+                    m: t,
+                    params,
+                    inner: self.dense_layers * i.mlp,
                 },
                 2.0 * t * params,
                 self.flops_gemm,
@@ -319,31 +301,12 @@ impl CostModel for GpuCost {
                 * 2.0
                 * (all * k * self.expert_params / self.ep
                     + t * (self.shared_params + self.router_params) / self.tp);
-            // For a curve: each touched expert's GEMMs over its share of the routed tokens;
-            // shared experts and router over the GPU's tokens.
-            let on_gpu = touched / self.ep;
-            let groups = |i: &InnerDims| {
-                [
-                    GemmGroup {
-                        m: all * k / touched,
-                        params: self.moe_layers * on_gpu * self.expert_params,
-                        inner: self.moe_layers * on_gpu * i.expert,
-                    },
-                    GemmGroup {
-                        m: t,
-                        params: self.moe_layers * (self.shared_params + self.router_params)
-                            / self.tp,
-                        inner: self.moe_layers * i.shared,
-                    },
-                ]
-            };
-            *c.op_mut(OpKind::Experts) = self.gemms(
-                true,
-                groups,
+            // Grouped GEMMs of a few tokens per expert: not priced by the dense GEMM curves,
+            // which were fitted to dense GEMMs.
+            *c.op_mut(OpKind::Experts) = self.roofline(
                 flops,
                 self.flops_expert,
                 bytes + self.moe_layers * 2.0 * act,
-                self.moe_layers * 3.0,
                 self.moe_layers * KERNELS_MOE,
             );
         }
@@ -351,16 +314,10 @@ impl CostModel for GpuCost {
         // LM head: vocabulary split over the tensor-parallel group; fp32 logits written.
         let head = self.lm_head_params / self.tp;
         *c.op_mut(OpKind::LmHead) = self.gemms(
-            false,
-            |_| {
-                [
-                    GemmGroup {
-                        m: s,
-                        params: head,
-                        inner: self.hidden,
-                    },
-                    GemmGroup::NONE,
-                ]
+            |_| GemmGroup {
+                m: s,
+                params: head,
+                inner: self.hidden,
             },
             2.0 * s * head,
             self.flops_gemm,

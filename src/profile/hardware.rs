@@ -216,7 +216,7 @@ pub struct GpuSystem {
     /// Achieved fraction of each peak.
     pub efficiency: Efficiency,
     /// Optional GEMM efficiency curves by tensor-core class, fitted to measured kernels
-    /// (`infersim kernels --fit`): the step's GEMM operators (projections, MLP, experts, LM head)
+    /// (`infersim kernels --fit`): the step's dense GEMM operators (projections, MLP, LM head)
     /// and the kernel check price GEMMs of a class with a curve by it instead of `efficiency`
     /// and the per-kernel overhead; without one, the scalars apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
