@@ -3,6 +3,7 @@
 mod cli;
 mod energy;
 mod errors;
+mod inputs;
 mod outputs;
 mod profiles;
 mod properties;
