@@ -585,3 +585,21 @@ fn absurd_but_finite_values_are_out_of_their_physical_range() {
         exits(&refs(&args), 2, &["--burstiness", "0.001 to 1000"]);
     }
 }
+
+#[test]
+fn infer_refuses_what_it_would_call_out_of_reach() {
+    let base = ["infer", "--hardware", "h100-sxm", "--model", "llama-3.1-8b"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    exits(
+        &with(&["--tokens-per-s", "1e300"]),
+        2,
+        &["--tokens-per-s", "at most 1e9"],
+    );
+    exits(
+        &with(&["--tokens-per-s", "100", "--context", "18446744073709551615"]),
+        2,
+        &["--context", "context window"],
+    );
+}
