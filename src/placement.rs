@@ -45,6 +45,41 @@ pub struct ParallelRequest {
     /// Most tokens (prompt plus output) one sequence may hold (vLLM's `max_model_len`); default:
     /// the model's context window, or what fits when the window does not.
     pub max_context: Option<u64>,
+    /// What the layout maximises when it is not given; default: the machine's
+    /// ([`Objective::default_for`]).
+    pub objective: Option<Objective>,
+}
+
+/// What an automatic layout maximises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// The speed one user sees: of the layouts that hold the model, the one whose single
+    /// sequence decodes fastest (more devices per replica where that helps, fewer replicas).
+    PerUserSpeed,
+    /// The most replicas: the fewest devices per replica that hold the model.
+    Throughput,
+}
+
+impl Objective {
+    /// The default of a machine kind: per-user speed on wafer clusters (the figure wafer
+    /// deployments are served and published for), throughput on GPU systems (the layouts of
+    /// the published GPU serving rows: the fewest GPUs that hold the model, replicated).
+    pub fn default_for(device: &str) -> Objective {
+        if device == "wafer" {
+            Objective::PerUserSpeed
+        } else {
+            Objective::Throughput
+        }
+    }
+
+    /// The name used in flags, TOML and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::PerUserSpeed => "per-user-speed",
+            Objective::Throughput => "throughput",
+        }
+    }
 }
 
 /// Where the weights live.
@@ -99,6 +134,9 @@ pub struct Placement {
     pub max_context_tokens: u64,
     /// True when `max_context_tokens` was lowered below the window because it did not fit.
     pub context_capped: bool,
+    /// What the layout maximised, when it was chosen automatically; `None` when the request
+    /// fixed it (`tp` on GPUs, `pp` on wafers).
+    pub objective: Option<Objective>,
 }
 
 impl Placement {
@@ -237,6 +275,7 @@ fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, adp: bool, limit: u6
         kv_spill_tokens_per_replica: 0,
         max_context_tokens: limit,
         context_capped: false,
+        objective: None,
     }
 }
 
@@ -250,7 +289,9 @@ fn tp_candidates(models: Models, devices: u32) -> Vec<u32> {
 /// Automatic choice: the smallest tensor-parallel group (no pipeline) whose KV room holds at
 /// least one sequence of the model's full context window; pipeline stages only when the widest
 /// tensor-parallel group cannot; then as many replicas as the system holds. Small groups give the
-/// most throughput per GPU; pass `tp` for lower latency per user.
+/// most throughput per GPU; pass `tp` for lower latency per user. This is the `throughput`
+/// [`Objective`]; `System::new` searches wider layouts for `per-user-speed`, which needs the
+/// cost model.
 pub fn place(
     model: &ModelProfile,
     hw: &HardwareProfile,
@@ -429,8 +470,9 @@ fn replicas(req: ParallelRequest, max: u32, devices: &str) -> Result<u32> {
     }
 }
 
-/// Place `model` on a wafer cluster: the fewest wafers (a pipeline by layers) whose SRAM holds
-/// the weights, as many replicas as the cluster holds; weight streaming when none does.
+/// Place `model` on a wafer cluster: `pp` wafers if asked, else the fewest (a pipeline by layers)
+/// whose SRAM holds the weights, as many replicas as the cluster holds; weight streaming when
+/// none does. (`System::new` prices longer pipelines for the per-user-speed objective.)
 fn place_wafer(
     models: Models,
     hw: &HardwareProfile,
@@ -534,6 +576,7 @@ fn place_wafer(
         kv_spill_tokens_per_replica: spill_tokens,
         max_context_tokens: limit,
         context_capped: asked.is_none() && limit < window,
+        objective: None,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::lengths::{shipped_names, LengthSet};
 use crate::limits::{check_count, MAX_BATCH, MAX_DEVICES, MAX_REQUESTS, MAX_TOKENS, MAX_USERS};
 use crate::metrics::Summary;
-use crate::placement::ParallelRequest;
+use crate::placement::{Objective, ParallelRequest};
 use crate::profile::{load_hardware, load_model, Override};
 use crate::system::{ServeSettings, Speculation, Split, System};
 use crate::warning::Warnings;
@@ -273,6 +273,9 @@ pub struct ServeSpec {
     /// Most tokens (prompt plus output) one sequence may hold [default: the model's context
     /// window, or the most that fits when the window does not].
     pub max_context: Option<u64>,
+    /// What an automatic layout maximises: `per-user-speed` or `throughput` [default:
+    /// per-user speed on wafers, throughput on GPUs].
+    pub objective: Option<Objective>,
     /// Speculative decoding: draft model, shipped name or TOML file.
     pub draft: Option<String>,
     /// Speculative decoding: draft tokens per verification step.
@@ -315,6 +318,7 @@ pub const SERVE_FIELDS: &[&str] = &[
     "pp",
     "replicas",
     "max_context",
+    "objective",
     "draft",
     "gamma",
     "alpha",
@@ -354,6 +358,7 @@ impl Default for ServeSpec {
             pp: None,
             replicas: None,
             max_context: None,
+            objective: None,
             draft: None,
             gamma: default_gamma(),
             alpha: None,
@@ -445,6 +450,7 @@ impl ServeSpec {
                 replicas: self.replicas.or(split.map(|s| s.replicas())),
                 attention_dp: self.attention_dp,
                 max_context: self.max_context,
+                objective: self.objective,
             },
         )
         .map_err(|e| match split {
@@ -553,6 +559,7 @@ mod tests {
                 "priority" => toml::Value::String("prefill".into()),
                 "preemption" => toml::Value::String("swap".into()),
                 "disaggregate" => toml::Value::String("1p1d".into()),
+                "objective" => toml::Value::String("throughput".into()),
                 "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "sample_lengths"
                 | "draft" => toml::Value::String("x".into()),
                 "kv_spill" | "prefix_caching" | "attention_dp" => toml::Value::Boolean(true),

@@ -13,10 +13,14 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::{summarise, Summary};
-use crate::placement::{place_with_draft, ParallelRequest, Placement};
+use crate::placement::{place_with_draft, Objective, ParallelRequest, Placement, WeightHome};
 use crate::profile::{HardwareKind, HardwareProfile, ModelProfile};
 use crate::warning::Warnings;
 use crate::workload::RequestSpec;
+
+/// Cached tokens of the sequence a per-user-speed layout search prices, when no context limit
+/// is asked: the context of the published single-stream rows (reference/published.toml).
+pub const LAYOUT_CONTEXT_TOKENS: u64 = 1024;
 
 /// Serving-engine settings a user may change.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -144,6 +148,33 @@ pub struct System {
     cost: SpeculativeCost<MachineCost>,
 }
 
+/// A speculative-decoding request's own checks: an acceptance rate in [0, 1], at least one draft
+/// token, a draft sharing its target's tokenizer.
+fn check_speculation(model: &ModelProfile, speculation: Option<&Speculation>) -> Result<()> {
+    if let Some(s) = speculation {
+        if !(s.alpha.is_finite() && (0.0..=1.0).contains(&s.alpha)) {
+            return Err(Error::arg(
+                "--alpha",
+                format!("expected an acceptance rate in [0, 1], found {}", s.alpha),
+            ));
+        }
+        crate::limits::check_count("--gamma", s.gamma.into(), crate::limits::MAX_GAMMA)?;
+        if s.draft.architecture.vocab_size != model.architecture.vocab_size {
+            return Err(Error::arg(
+                "--draft",
+                format!(
+                    "{} has a {}-token vocabulary but {} has {}; a draft must share its target's tokenizer",
+                    s.draft.name,
+                    s.draft.architecture.vocab_size,
+                    model.name,
+                    model.architecture.vocab_size
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The cost model of the machine kind.
 #[derive(Debug, Clone)]
 enum MachineCost {
@@ -177,34 +208,106 @@ impl System {
         System::with_speculation(hardware, model, None, parallel)
     }
 
-    /// Like [`System::new`], optionally with speculative decoding by a draft model.
+    /// Like [`System::new`], optionally with speculative decoding by a draft model. A layout the
+    /// request leaves open (`tp` on GPUs, `pp` on wafers) is chosen for the request's
+    /// [`Objective`]: for per-user speed, every wider layout that holds the model is priced on one
+    /// sequence decoding after [`LAYOUT_CONTEXT_TOKENS`] cached tokens (or at `max_context`, when
+    /// asked) and the fastest kept, ties going to the fewest devices.
     pub fn with_speculation(
         hardware: HardwareProfile,
         model: ModelProfile,
         speculation: Option<Speculation>,
         parallel: ParallelRequest,
     ) -> Result<System> {
-        if let Some(s) = &speculation {
-            if !(s.alpha.is_finite() && (0.0..=1.0).contains(&s.alpha)) {
-                return Err(Error::arg(
-                    "--alpha",
-                    format!("expected an acceptance rate in [0, 1], found {}", s.alpha),
-                ));
-            }
-            crate::limits::check_count("--gamma", s.gamma.into(), crate::limits::MAX_GAMMA)?;
-            if s.draft.architecture.vocab_size != model.architecture.vocab_size {
-                return Err(Error::arg(
-                    "--draft",
-                    format!(
-                        "{} has a {}-token vocabulary but {} has {}; a draft must share its target's tokenizer",
-                        s.draft.name,
-                        s.draft.architecture.vocab_size,
-                        model.name,
-                        model.architecture.vocab_size
-                    ),
-                ));
+        check_speculation(&model, speculation.as_ref())?;
+        let wafer = matches!(hardware.kind(), Some(HardwareKind::Wafer(_)));
+        let fixed = if wafer {
+            parallel.pp.is_some()
+        } else {
+            parallel.tp.is_some()
+        };
+        if fixed {
+            return System::placed(hardware, model, speculation, parallel);
+        }
+        let objective = parallel
+            .objective
+            .unwrap_or(Objective::default_for(if wafer { "wafer" } else { "gpu" }));
+        let mut best = System::placed(
+            hardware.clone(),
+            model.clone(),
+            speculation.clone(),
+            parallel,
+        )?;
+        if objective == Objective::PerUserSpeed {
+            let context = parallel
+                .max_context
+                .map_or(LAYOUT_CONTEXT_TOKENS, |c| c.saturating_sub(1));
+            let mut best_speed = best.single_stream_tokens_per_s(context);
+            for req in best.wider_layouts(parallel) {
+                let Ok(s) =
+                    System::placed(hardware.clone(), model.clone(), speculation.clone(), req)
+                else {
+                    continue;
+                };
+                let speed = s.single_stream_tokens_per_s(context);
+                if speed > best_speed * (1.0 + 1e-9) {
+                    (best, best_speed) = (s, speed);
+                }
             }
         }
+        best.placement.objective = Some(objective);
+        Ok(best)
+    }
+
+    /// Layouts wider than this one's, for the per-user-speed search: on wafers every pipeline
+    /// longer than this one's (up to a wafer per layer), when its weights sit in SRAM; on GPUs
+    /// every tensor-parallel group twice, four times, ... as wide that the system holds.
+    fn wider_layouts(&self, parallel: ParallelRequest) -> Vec<ParallelRequest> {
+        let p = &self.placement;
+        match self.hardware.kind() {
+            Some(HardwareKind::Wafer(w)) if p.weights_in == WeightHome::Sram => {
+                let most = w.wafers.min(self.model.architecture.layers);
+                (p.pp + 1..=most)
+                    .map(|pp| ParallelRequest {
+                        pp: Some(pp),
+                        ..parallel
+                    })
+                    .collect()
+            }
+            Some(HardwareKind::Gpu(g)) => {
+                std::iter::successors(Some(p.tp.saturating_mul(2)), |t| t.checked_mul(2))
+                    .take_while(|t| t.saturating_mul(p.pp) <= g.devices)
+                    .map(|tp| ParallelRequest {
+                        tp: Some(tp),
+                        pp: Some(p.pp),
+                        ..parallel
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Tokens per second one sequence decodes at after `context` cached tokens (capped to the
+    /// context limit), counting speculative decoding's expected tokens per step.
+    pub fn single_stream_tokens_per_s(&self, context: u64) -> f64 {
+        let mut b = self.batch();
+        let context = context.min(self.context_limit().0.saturating_sub(1));
+        b.push_sequence(1, context, true, true);
+        let yielded = self
+            .speculation
+            .as_ref()
+            .map_or(1.0, Speculation::expected_tokens);
+        yielded / self.step(&b).total_s()
+    }
+
+    /// Place and price as asked, with no layout search.
+    fn placed(
+        hardware: HardwareProfile,
+        model: ModelProfile,
+        speculation: Option<Speculation>,
+        parallel: ParallelRequest,
+    ) -> Result<System> {
         let draft = speculation.as_ref().map(|s| &s.draft);
         let placement = place_with_draft(&model, draft, &hardware, parallel)?;
         let cost_of = |m: &ModelProfile| match hardware.kind() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::placement::ParallelRequest;
+use crate::placement::{Objective, ParallelRequest};
 use crate::profile::{load_hardware, load_model, Override};
 use crate::report::Format;
 use crate::study::validate;
@@ -51,6 +51,12 @@ pub(super) struct SystemArgs {
     /// [default: the model's context window, or the most that fits when the window does not].
     #[arg(long, value_name = "TOKENS")]
     pub(super) max_context: Option<u64>,
+    /// What the layout maximises when --tp (GPUs) or --pp (wafers) is not given: per-user-speed
+    /// (the fastest single sequence among the layouts that hold the model) or throughput (the
+    /// fewest devices per replica, the most replicas) [default: per-user-speed on wafers,
+    /// throughput on GPUs].
+    #[arg(long, value_enum)]
+    pub(super) objective: Option<Objective>,
     /// Attention data parallelism over the --tp GPUs, experts spread over them (wide expert
     /// parallelism; MoE models on GPUs): each GPU runs attention for its own sequences and keeps
     /// their KV cache, replacing the all-reduces with an all-to-all per MoE layer.
@@ -86,6 +92,7 @@ impl SystemArgs {
                 replicas: self.replicas,
                 attention_dp: self.attention_dp,
                 max_context: self.max_context,
+                objective: self.objective,
             },
         )
     }

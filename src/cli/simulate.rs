@@ -150,6 +150,7 @@ impl SimulateArgs {
                 pp: self.system.pp,
                 replicas: self.system.replicas,
                 max_context: self.system.max_context,
+                objective: self.system.objective,
                 draft: self.system.draft.clone(),
                 gamma: self.system.gamma,
                 alpha: self.system.alpha,

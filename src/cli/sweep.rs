@@ -3,13 +3,13 @@
 //! the points' key figures with a line on what ran and the errors of failed points; optionally
 //! a chart of one metric along the first axis.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::args::Common;
 use super::files::{check_output_path, write_file, AtomicFile};
+use super::text::progress_bar;
 use crate::error::{Error, Result};
 use crate::limits::{check_count, MAX_JOBS};
 use crate::report::plot;
@@ -76,7 +76,7 @@ pub(super) fn run(a: &SweepArgs) -> Result<String> {
         _ => RowFormat::Csv,
     };
     let n = sweep.shard(shard).len();
-    let bar = progress_bar(a.quiet, n);
+    let bar = progress_bar(a.quiet, n, "points");
     let opts = RunOptions {
         jobs,
         shard,
@@ -129,23 +129,6 @@ fn check_plot_y(y: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A bar over the points, shown only when stderr is a terminal and not --quiet.
-fn progress_bar(quiet: bool, n: usize) -> indicatif::ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(n as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} points, eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        b
-    }
 }
 
 /// Run the points, streaming their rows to --out, or else keeping them to print.

@@ -1,8 +1,26 @@
 //! Text shared by several commands: pretty JSON, the placement line, device nouns and counts,
 //! optional numbers for tables.
 
-use crate::placement::{Placement, WeightHome};
+use crate::placement::{Objective, Placement, WeightHome};
 use crate::report::num;
+
+/// A bar over `n` units of work, shown on stderr only when it is a terminal and not `quiet`.
+pub(super) fn progress_bar(quiet: bool, n: usize, unit: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(n as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit}, eta {{eta}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        b
+    }
+}
 
 pub(super) fn pretty(v: &serde_json::Value) -> String {
     let mut s =
@@ -31,8 +49,17 @@ pub(super) fn placement_text(p: &Placement) -> String {
     } else {
         ""
     };
+    let why = match p.objective {
+        Some(Objective::PerUserSpeed) => {
+            "; layout for per-user speed (--objective throughput: the most replicas)"
+        }
+        Some(Objective::Throughput) => {
+            "; layout for throughput, the fewest devices per replica (--objective per-user-speed: the fastest single sequence)"
+        }
+        None => "",
+    };
     format!(
-        "tp={}{adp} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}",
+        "tp={}{adp} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}{why}",
         p.tp,
         p.pp,
         p.replicas,

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::args::{reference_set, Common};
 use super::files::{check_output_path, write_file};
-use super::text::pretty;
+use super::text::{pretty, progress_bar};
 use crate::error::{Error, Result};
 use crate::report::{num, Format, Table};
 use crate::study::validate::{self, Accepted, Fits, Ledger, RowResult, ValidationSummary, Verdict};
@@ -38,6 +38,9 @@ pub(super) struct ValidateArgs {
     /// Accept this run: write every row's error to FILE (the accepted results --strict uses).
     #[arg(long, value_name = "FILE")]
     write_results: Option<PathBuf>,
+    /// No progress bar (it is shown only when stderr is a terminal).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -81,7 +84,13 @@ pub(super) fn run(a: &ValidateArgs) -> Result<String> {
     } else {
         None
     };
-    let results = validate::run(&set, &overrides, &ledger, &fits);
+    let bar = progress_bar(
+        a.quiet,
+        validate::prediction_tasks(&set.rows),
+        "load runs and rows",
+    );
+    let results = validate::run_with_progress(&set, &overrides, &ledger, &fits, &|| bar.inc(1));
+    bar.finish_and_clear();
     let summary = validate::summarise(&results);
     if let Some(out) = &a.write_results {
         write_file(out, &validate::write_results(&results))?;

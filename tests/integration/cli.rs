@@ -514,3 +514,46 @@ fn calibrate_and_infer_run_end_to_end() {
             > 1e9
     );
 }
+
+#[test]
+fn the_wafer_layout_maximises_per_user_speed_unless_asked_for_throughput() {
+    let step = |extra: &[&str]| {
+        let mut args = vec![
+            "step",
+            "--hardware",
+            "wse-3",
+            "--model",
+            "llama-3.1-70b",
+            "--set",
+            "hardware.wafer.wafers=4",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        json(&args)
+    };
+    let speed = |v: &serde_json::Value| v["tokens_per_s_per_user"].as_f64().unwrap();
+    let base = step(&[]);
+    assert_eq!(base["placement"]["objective"], "per-user-speed");
+    // Twice the SRAM holds the 70B on two wafers; the default layout still takes all four.
+    let double = ["--set", "hardware.wafer.sram_capacity_bytes=88e9"];
+    let more = step(&double);
+    assert_eq!(more["placement"]["pp"], 4);
+    assert!(speed(&more) >= speed(&base) * (1.0 - 1e-9));
+    // For throughput: the fewest wafers per replica, two replicas, each slower.
+    let mut thr = double.to_vec();
+    thr.extend(["--objective", "throughput"]);
+    let thr = step(&thr);
+    assert_eq!(thr["placement"]["objective"], "throughput");
+    assert_eq!(
+        (
+            thr["placement"]["pp"].as_u64(),
+            thr["placement"]["replicas"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert!(speed(&thr) < speed(&more));
+    // A pipeline given with --pp is taken as asked, with no objective.
+    let fixed = step(&["--pp", "4"]);
+    assert!(fixed["placement"]["objective"].is_null());
+}

@@ -147,7 +147,7 @@ proptest! {
         ][pick];
         let base = placed(hw, model, &[], request);
         let p = &base.placement;
-        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas), attention_dp: p.attention_dp, max_context: None };
+        let fixed = ParallelRequest { tp: Some(p.tp), pp: Some(p.pp), replicas: Some(p.replicas), attention_dp: p.attention_dp, max_context: None, objective: None };
         let g = base.hardware.gpu().unwrap();
         let sets = vec![
             format!("hardware.gpu.hbm_bandwidth_bytes_per_s={}", g.hbm_bandwidth_bytes_per_s * bw),
@@ -189,7 +189,7 @@ proptest! {
         let (model, wafers) = [("llama-3.1-8b", 1), ("llama-3.1-70b", 4), ("gpt-oss-120b", 2)][pick];
         let base_sets = vec![format!("hardware.wafer.wafers={wafers}")];
         let base = placed("wse-3", model, &base_sets, ParallelRequest::default());
-        let fixed = ParallelRequest { tp: None, pp: Some(base.placement.pp), replicas: Some(1), attention_dp: false, max_context: None };
+        let fixed = ParallelRequest { tp: None, pp: Some(base.placement.pp), replicas: Some(1), attention_dp: false, max_context: None, objective: None };
         let wf = base.hardware.wafer().unwrap();
         let mut sets = base_sets.clone();
         sets.extend([
@@ -204,5 +204,44 @@ proptest! {
         prop_assert!(more.step(&b).total_s() <= base.step(&b).total_s() * (1.0 + 1e-12));
         let longer = Batch::decode(n, ctx + more_ctx, w);
         prop_assert!(base.step(&longer).total_s() >= base.step(&Batch::decode(n, ctx, w)).total_s() * (1.0 - 1e-12));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The wafer's default layout maximises per-user speed over the layouts that hold the model,
+    /// so more SRAM (which only adds layouts and KV room) never makes the same deployment slower.
+    #[test]
+    fn more_sram_never_slows_the_default_wafer_layout(
+        pick in 0usize..4,
+        wafers in 1u32..17,
+        sram in 1.0f64..4.0,
+        ctx in 16u64..16_000,
+    ) {
+        let model = ["llama-3.1-8b", "llama-3.1-70b", "gpt-oss-120b", "qwen2.5-32b"][pick];
+        let at = |factor: f64| {
+            let o: Vec<Override> = [
+                format!("hardware.wafer.wafers={wafers}"),
+                format!("hardware.wafer.sram_capacity_bytes={}", 44e9 * factor),
+            ]
+            .iter()
+            .map(|s| Override::parse(s).unwrap())
+            .collect();
+            System::new(
+                load_hardware("wse-3", &o).unwrap(),
+                load_model(model, &o).unwrap(),
+                ParallelRequest { max_context: Some(ctx + 1), ..ParallelRequest::default() },
+            )
+            .ok()
+        };
+        let Some(base) = at(1.0) else { return Ok(()) };
+        let more = at(sram).expect("what fits in less SRAM fits in more");
+        prop_assert!(
+            more.single_stream_tokens_per_s(ctx) >= base.single_stream_tokens_per_s(ctx) * (1.0 - 1e-9),
+            "{model} on {wafers} wafers: {} pp={} against {} pp={}",
+            more.single_stream_tokens_per_s(ctx), more.placement.pp,
+            base.single_stream_tokens_per_s(ctx), base.placement.pp
+        );
     }
 }

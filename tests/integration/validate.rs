@@ -106,6 +106,7 @@ fn strict_holds_the_ledger_and_the_accepted_errors() {
         &empty,
         "--write-results",
         &results,
+        "--quiet",
     ]);
     let strict = |ledger: &str, results: &str, reference: &str| {
         infersim(&[

@@ -35,7 +35,10 @@ pub use ledger::{
     strict_problems, write_results, Accepted, FitRecord, Fits, KnownMiss, Ledger, MAX_MOVE,
     SHIPPED_FITS, SHIPPED_MISSES, SHIPPED_RESULTS,
 };
-pub use predict::{predict, predict_rows, row_lengths, system_for, Prediction};
+pub use predict::{
+    predict, predict_rows, predict_rows_with_progress, prediction_tasks, row_lengths, system_for,
+    Prediction,
+};
 
 /// The shipped reference set.
 pub const SHIPPED: &str = include_str!("../../../reference/published.toml");
@@ -442,9 +445,20 @@ pub fn run(
     ledger: &Ledger,
     fits: &Fits,
 ) -> Vec<RowResult> {
+    run_with_progress(set, overrides, ledger, fits, &|| {})
+}
+
+/// As [`run`], calling `progress` once per unit of [`prediction_tasks`] as it ends.
+pub fn run_with_progress(
+    set: &ReferenceSet,
+    overrides: &[Override],
+    ledger: &Ledger,
+    fits: &Fits,
+    progress: &(dyn Fn() + Sync),
+) -> Vec<RowResult> {
     set.rows
         .iter()
-        .zip(predict_rows(&set.rows, overrides))
+        .zip(predict_rows_with_progress(&set.rows, overrides, progress))
         .map(|(row, prediction)| {
             let tolerance = set.tolerance(row);
             let verdict = judge(&prediction, row.published, tolerance);

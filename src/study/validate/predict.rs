@@ -57,6 +57,7 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
             replicas: None,
             attention_dp: row.attention_dp,
             max_context: None,
+            objective: None,
         },
     )
 }
@@ -348,6 +349,27 @@ fn run_key(row: &ReferenceRow) -> String {
 /// Predict every row of `rows` with `overrides` applied, simulating each distinct run once, in
 /// parallel.
 pub fn predict_rows(rows: &[ReferenceRow], overrides: &[Override]) -> Vec<Result<Prediction>> {
+    predict_rows_with_progress(rows, overrides, &|| {})
+}
+
+/// Units of work [`predict_rows_with_progress`] reports: one per distinct load run, one per row.
+pub fn prediction_tasks(rows: &[ReferenceRow]) -> usize {
+    let mut keys: Vec<String> = rows
+        .iter()
+        .filter(|r| !matches!(r.scenario, Scenario::SingleStream { .. }))
+        .map(run_key)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.len() + rows.len()
+}
+
+/// As [`predict_rows`], calling `progress` once per unit of [`prediction_tasks`] as it ends.
+pub fn predict_rows_with_progress(
+    rows: &[ReferenceRow],
+    overrides: &[Override],
+    progress: &(dyn Fn() + Sync),
+) -> Vec<Result<Prediction>> {
     use rayon::prelude::*;
     let mut runs: Vec<(String, &ReferenceRow)> = Vec::new();
     for r in rows {
@@ -362,22 +384,34 @@ pub fn predict_rows(rows: &[ReferenceRow], overrides: &[Override]) -> Vec<Result
         .par_iter()
         .map(|(k, r)| {
             let s = system_for(r, overrides).and_then(|sys| run_scenario(r, &sys));
+            progress();
             (k.clone(), s.ok())
         })
         .collect();
     rows.par_iter()
-        .map(|r| match r.scenario {
-            Scenario::SingleStream { .. } => {
-                system_for(r, overrides).and_then(|sys| predict(r, &sys))
-            }
-            _ => {
-                let k = run_key(r);
-                match done.iter().find(|(x, _)| *x == k).map(|(_, s)| s) {
-                    Some(Some((s, ci))) => Ok(pick(r.metric, s, ci.as_ref())),
-                    // Errors are rare and quick: run again for this row's own message.
-                    _ => system_for(r, overrides).and_then(|sys| predict(r, &sys)),
-                }
-            }
+        .map(|r| {
+            let p = predict_one(r, overrides, &done);
+            progress();
+            p
         })
         .collect()
+}
+
+/// One row's prediction, from its load run's figures when it has one.
+fn predict_one(
+    r: &ReferenceRow,
+    overrides: &[Override],
+    done: &[(String, Option<RunFigures>)],
+) -> Result<Prediction> {
+    match r.scenario {
+        Scenario::SingleStream { .. } => system_for(r, overrides).and_then(|sys| predict(r, &sys)),
+        _ => {
+            let k = run_key(r);
+            match done.iter().find(|(x, _)| *x == k).map(|(_, s)| s) {
+                Some(Some((s, ci))) => Ok(pick(r.metric, s, ci.as_ref())),
+                // Errors are rare and quick: run again for this row's own message.
+                _ => system_for(r, overrides).and_then(|sys| predict(r, &sys)),
+            }
+        }
+    }
 }
