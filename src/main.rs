@@ -7,13 +7,9 @@ fn main() -> ExitCode {
     match infersim::cli::run() {
         Ok(out) => print_stdout(&out).unwrap_or(ExitCode::SUCCESS),
         Err(e) => {
-            if let Some(report) = e.report() {
-                if let Some(code) = print_stdout(report) {
-                    return code;
-                }
-            }
+            let failed_write = e.report().and_then(print_stdout);
             eprintln!("error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            failed_write.unwrap_or(ExitCode::from(e.exit_code() as u8))
         }
     }
 }

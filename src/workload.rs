@@ -336,10 +336,11 @@ impl Workload {
                     format!("expected requests per second > 0, found {rate_per_s}"),
                 ))
             }
-            Arrivals::Gamma { cv, .. } if !(cv.is_finite() && *cv > 0.0) => {
+            // Beyond 1e-3 .. 1e3 the gamma shape 1/cv^2 leaves what its sampler handles.
+            Arrivals::Gamma { cv, .. } if !(1e-3..=1e3).contains(cv) => {
                 return Err(Error::arg(
                     "--burstiness",
-                    format!("expected a coefficient of variation > 0, found {cv}"),
+                    format!("expected a coefficient of variation from 0.001 to 1000, found {cv:e}"),
                 ))
             }
             Arrivals::Trace(t) if t.is_empty() => {
@@ -372,7 +373,12 @@ impl Workload {
             Arrivals::Gamma { rate_per_s, cv } => {
                 // Gamma with mean 1/rate and CV cv: shape 1/cv^2, rate shape*rate_per_s.
                 let shape = 1.0 / (cv * cv);
-                Some(Gamma::new(shape, shape * rate_per_s).expect("checked above"))
+                Some(Gamma::new(shape, shape * rate_per_s).map_err(|e| {
+                    Error::arg(
+                        "--rate / --burstiness",
+                        format!("no gamma arrivals at rate {rate_per_s} with CV {cv}: {e}"),
+                    )
+                })?)
             }
             _ => None,
         };

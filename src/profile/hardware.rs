@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::curve::GemmCurves;
 use super::precision::ComputeClass;
+use super::validate::range::{
+    BANDWIDTH_BYTES_PER_S, CAPACITY_BYTES, CORES, FABRIC_PHASES, FLOPS_PER_S, POWER_W, TIME_S,
+    USD_PER_DEVICE_HOUR,
+};
 use super::validate::Checker;
 use crate::error::Problem;
 use crate::limits::MAX_DEVICES;
@@ -376,7 +380,8 @@ impl HardwareProfile {
             p.check(&mut c);
         }
         if let Some(p) = &self.price {
-            c.positive("price.usd_per_device_hour", p.usd_per_device_hour);
+            let usd = p.usd_per_device_hour;
+            c.in_range("price.usd_per_device_hour", usd, USD_PER_DEVICE_HOUR);
         }
         c.problems
     }
@@ -384,8 +389,8 @@ impl HardwareProfile {
 
 impl Power {
     fn check(&self, c: &mut Checker) {
-        c.positive("power.busy_w_per_device", self.busy_w_per_device);
-        c.positive("power.idle_w_per_device", self.idle_w_per_device);
+        c.in_range("power.busy_w_per_device", self.busy_w_per_device, POWER_W);
+        c.in_range("power.idle_w_per_device", self.idle_w_per_device, POWER_W);
         if self.idle_w_per_device.is_finite()
             && self.busy_w_per_device.is_finite()
             && self.idle_w_per_device > self.busy_w_per_device
@@ -404,25 +409,30 @@ impl Power {
 impl GpuSystem {
     fn check(&self, c: &mut Checker) {
         c.count("gpu.devices", u64::from(self.devices), MAX_DEVICES);
-        c.positive("gpu.hbm_capacity_bytes", self.hbm_capacity_bytes);
-        c.positive(
-            "gpu.hbm_bandwidth_bytes_per_s",
-            self.hbm_bandwidth_bytes_per_s,
+        c.in_range(
+            "gpu.hbm_capacity_bytes",
+            self.hbm_capacity_bytes,
+            CAPACITY_BYTES,
         );
+        let bw = self.hbm_bandwidth_bytes_per_s;
+        c.in_range("gpu.hbm_bandwidth_bytes_per_s", bw, BANDWIDTH_BYTES_PER_S);
         let p = &self.peak_flops_per_s;
-        c.positive("gpu.peak_flops_per_s.bf16", p.bf16);
+        c.in_range("gpu.peak_flops_per_s.bf16", p.bf16, FLOPS_PER_S);
         for (name, v) in [("fp32", p.fp32), ("fp8", p.fp8), ("fp4", p.fp4)] {
             if let Some(v) = v {
-                c.positive(&format!("gpu.peak_flops_per_s.{name}"), v);
+                c.in_range(&format!("gpu.peak_flops_per_s.{name}"), v, FLOPS_PER_S);
             }
         }
-        c.positive(
+        let link = &self.interconnect;
+        let bw = link.bandwidth_bytes_per_s;
+        c.in_range(
             "gpu.interconnect.bandwidth_bytes_per_s",
-            self.interconnect.bandwidth_bytes_per_s,
+            bw,
+            BANDWIDTH_BYTES_PER_S,
         );
-        c.non_negative("gpu.interconnect.latency_s", self.interconnect.latency_s);
+        c.in_range("gpu.interconnect.latency_s", link.latency_s, TIME_S);
         if let Some(bw) = self.host_bandwidth_bytes_per_s {
-            c.positive("gpu.host_bandwidth_bytes_per_s", bw);
+            c.in_range("gpu.host_bandwidth_bytes_per_s", bw, BANDWIDTH_BYTES_PER_S);
         }
         c.fraction("gpu.efficiency.compute", self.efficiency.compute);
         if let Some(b) = &self.efficiency.compute_by_precision {
@@ -444,9 +454,9 @@ impl GpuSystem {
             curves.check(c);
         }
         let o = &self.overheads;
-        c.non_negative("gpu.overheads.kernel_s", o.kernel_s);
-        c.non_negative("gpu.overheads.iteration_s", o.iteration_s);
-        c.non_negative("gpu.overheads.per_sequence_s", o.per_sequence_s);
+        c.in_range("gpu.overheads.kernel_s", o.kernel_s, TIME_S);
+        c.in_range("gpu.overheads.iteration_s", o.iteration_s, TIME_S);
+        c.in_range("gpu.overheads.per_sequence_s", o.per_sequence_s, TIME_S);
         c.non_negative("gpu.overheads.reserved_bytes", o.reserved_bytes);
         if o.reserved_bytes.is_finite() && o.reserved_bytes >= self.hbm_capacity_bytes {
             c.fail(
@@ -463,39 +473,57 @@ impl GpuSystem {
 impl WaferSystem {
     fn check(&self, c: &mut Checker) {
         c.count("wafer.wafers", u64::from(self.wafers), MAX_DEVICES);
-        c.at_least_one("wafer.cores", self.cores);
-        c.positive("wafer.sram_capacity_bytes", self.sram_capacity_bytes);
-        c.positive(
-            "wafer.sram_bandwidth_bytes_per_s",
-            self.sram_bandwidth_bytes_per_s,
+        c.count("wafer.cores", self.cores, CORES);
+        c.in_range(
+            "wafer.sram_capacity_bytes",
+            self.sram_capacity_bytes,
+            CAPACITY_BYTES,
         );
-        c.positive("wafer.peak_flops_per_s", self.peak_flops_per_s);
-        c.positive(
-            "wafer.fabric_bandwidth_bytes_per_s",
-            self.fabric_bandwidth_bytes_per_s,
+        for (path, bw) in [
+            (
+                "sram_bandwidth_bytes_per_s",
+                self.sram_bandwidth_bytes_per_s,
+            ),
+            (
+                "fabric_bandwidth_bytes_per_s",
+                self.fabric_bandwidth_bytes_per_s,
+            ),
+            (
+                "link.bandwidth_bytes_per_s",
+                self.link.bandwidth_bytes_per_s,
+            ),
+            (
+                "external_memory.bandwidth_bytes_per_s",
+                self.external_memory.bandwidth_bytes_per_s,
+            ),
+        ] {
+            c.in_range(&format!("wafer.{path}"), bw, BANDWIDTH_BYTES_PER_S);
+        }
+        c.in_range("wafer.peak_flops_per_s", self.peak_flops_per_s, FLOPS_PER_S);
+        c.in_range(
+            "wafer.fabric_hop_latency_s",
+            self.fabric_hop_latency_s,
+            TIME_S,
         );
-        c.non_negative("wafer.fabric_hop_latency_s", self.fabric_hop_latency_s);
-        c.positive(
-            "wafer.link.bandwidth_bytes_per_s",
-            self.link.bandwidth_bytes_per_s,
-        );
-        c.non_negative("wafer.link.latency_s", self.link.latency_s);
-        c.non_negative(
-            "wafer.external_memory.capacity_bytes",
-            self.external_memory.capacity_bytes,
-        );
-        c.positive(
-            "wafer.external_memory.bandwidth_bytes_per_s",
-            self.external_memory.bandwidth_bytes_per_s,
-        );
+        c.in_range("wafer.link.latency_s", self.link.latency_s, TIME_S);
+        let external = self.external_memory.capacity_bytes;
+        if external != 0.0 {
+            c.in_range(
+                "wafer.external_memory.capacity_bytes",
+                external,
+                CAPACITY_BYTES,
+            );
+        }
         c.fraction("wafer.efficiency.compute", self.efficiency.compute);
         let o = &self.overheads;
-        c.non_negative("wafer.overheads.iteration_s", o.iteration_s);
-        c.non_negative("wafer.overheads.per_sequence_s", o.per_sequence_s);
+        c.in_range("wafer.overheads.iteration_s", o.iteration_s, TIME_S);
+        c.in_range("wafer.overheads.per_sequence_s", o.per_sequence_s, TIME_S);
         c.non_negative("wafer.overheads.reserved_bytes", o.reserved_bytes);
-        c.non_negative(
+        let phases = o.fabric_phases_per_layer;
+        c.in_range(
             "wafer.overheads.fabric_phases_per_layer",
-            o.fabric_phases_per_layer,
+            phases,
+            FABRIC_PHASES,
         );
         if o.reserved_bytes.is_finite() && o.reserved_bytes >= self.sram_capacity_bytes {
             c.fail(

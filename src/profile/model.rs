@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::precision::Precision;
+use super::validate::range::{MODEL_DIMENSION, MODEL_TOKENS};
 use super::validate::Checker;
 use crate::error::Problem;
 
@@ -173,20 +174,18 @@ impl ModelProfile {
         let mut c = Checker::default();
         c.non_empty("name", &self.name);
         let a = &self.architecture;
-        c.at_least_one("architecture.layers", a.layers.into());
-        c.at_least_one("architecture.hidden_size", a.hidden_size);
-        c.at_least_one("architecture.vocab_size", a.vocab_size);
-        c.at_least_one(
-            "architecture.context_window_tokens",
-            a.context_window_tokens,
-        );
+        c.count("architecture.layers", a.layers.into(), MODEL_DIMENSION);
+        c.count("architecture.hidden_size", a.hidden_size, MODEL_DIMENSION);
+        c.count("architecture.vocab_size", a.vocab_size, MODEL_TOKENS);
+        let window = a.context_window_tokens;
+        c.count("architecture.context_window_tokens", window, MODEL_TOKENS);
         if let Some(i) = a.intermediate_size {
-            c.at_least_one("architecture.intermediate_size", i);
+            c.count("architecture.intermediate_size", i, MODEL_DIMENSION);
         }
         let at = &self.attention;
-        c.at_least_one("attention.heads", at.heads);
-        c.at_least_one("attention.kv_heads", at.kv_heads);
-        c.at_least_one("attention.head_dim", at.head_dim);
+        c.count("attention.heads", at.heads, MODEL_DIMENSION);
+        c.count("attention.kv_heads", at.kv_heads, MODEL_DIMENSION);
+        c.count("attention.head_dim", at.head_dim, MODEL_DIMENSION);
         if at.kv_heads > 0 && !at.heads.is_multiple_of(at.kv_heads) {
             c.fail(
                 "attention.kv_heads",
@@ -199,7 +198,7 @@ impl ModelProfile {
         match (at.sliding_window_tokens, at.sliding_window_layer_fraction) {
             (None, None) => {}
             (Some(w), Some(f)) => {
-                c.at_least_one("attention.sliding_window_tokens", w);
+                c.count("attention.sliding_window_tokens", w, MODEL_TOKENS);
                 c.fraction("attention.sliding_window_layer_fraction", f);
             }
             _ => c.fail(
@@ -217,7 +216,7 @@ impl ModelProfile {
                 for (p, v) in mla_fields {
                     match v {
                         None => c.fail(p, "required when attention.kind = \"mla\""),
-                        Some(v) => c.at_least_one(p, v),
+                        Some(v) => c.count(p, v, MODEL_DIMENSION),
                     }
                 }
             }
@@ -231,10 +230,15 @@ impl ModelProfile {
         }
         let (dense_layers, moe_layers) = self.layer_split();
         if let Some(m) = &self.moe {
-            c.at_least_one("moe.experts", m.experts);
-            c.at_least_one("moe.active_experts", m.active_experts);
-            c.at_least_one("moe.expert_intermediate_size", m.expert_intermediate_size);
-            c.at_least_one("moe.layer_interval", m.layer_interval.into());
+            c.count("moe.experts", m.experts, MODEL_DIMENSION);
+            c.count("moe.active_experts", m.active_experts, MODEL_DIMENSION);
+            let width = m.expert_intermediate_size;
+            c.count("moe.expert_intermediate_size", width, MODEL_DIMENSION);
+            c.count(
+                "moe.layer_interval",
+                m.layer_interval.into(),
+                MODEL_DIMENSION,
+            );
             if m.active_experts > m.experts {
                 c.fail(
                     "moe.active_experts",
@@ -252,6 +256,16 @@ impl ModelProfile {
                         a.layers, m.first_dense_layers
                     ),
                 );
+            }
+            if m.shared_experts > MODEL_DIMENSION {
+                let n = m.shared_experts;
+                c.fail(
+                    "moe.shared_experts",
+                    format!("expected at most {MODEL_DIMENSION}, found {n}"),
+                );
+            }
+            if let Some(w) = m.shared_expert_intermediate_size {
+                c.count("moe.shared_expert_intermediate_size", w, MODEL_DIMENSION);
             }
             match (m.shared_experts, m.shared_expert_intermediate_size) {
                 (0, Some(_)) => c.fail(

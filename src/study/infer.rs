@@ -174,11 +174,24 @@ pub fn infer(
     published: f64,
     errors: &[f64],
 ) -> Result<Inference> {
-    if !(published.is_finite() && published > 0.0) {
+    // Published per-user speeds run from about 1 to a few thousand tokens/s.
+    if !(published.is_finite() && published > 0.0 && published <= 1e9) {
         return Err(Error::arg(
             "--tokens-per-s",
-            format!("expected a speed > 0, found {published}"),
+            format!("expected a speed > 0 and at most 1e9 tokens/s, found {published:e}"),
         ));
+    }
+    if let Condition::SingleStream { context } = cond {
+        let window = template.architecture.context_window_tokens;
+        if context >= window {
+            return Err(Error::arg(
+                "--context",
+                format!(
+                    "expected fewer than {window} tokens ({}'s context window), found {context}",
+                    template.name
+                ),
+            ));
+        }
     }
     // Check the fields up front: a bad --scale is bad input, not an unreachable speed.
     scaled(template, paths, 1.0)?;

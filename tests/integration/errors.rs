@@ -102,7 +102,7 @@ fn bad_power_and_price_are_rejected() {
         &[
             "invalid profile",
             "power.busy_w_per_device",
-            "expected a finite number > 0, found -1275",
+            "expected a finite number > 0 (from 1e0 to 1e6, a physical range), found -1275",
         ],
     );
     step_with_hardware(

@@ -3,6 +3,7 @@
 mod cli;
 mod energy;
 mod errors;
+mod inputs;
 mod kernels;
 mod outputs;
 mod profiles;

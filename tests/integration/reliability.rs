@@ -511,3 +511,95 @@ fn merge_accepts_whole_sweeps_only() {
         exits(&args, 2, &[needle]);
     }
 }
+
+#[test]
+fn absurd_but_finite_values_are_out_of_their_physical_range() {
+    let range = "a physical range";
+    let cases = [
+        (
+            "h100-sxm",
+            "hardware.gpu.hbm_bandwidth_bytes_per_s=1e-300",
+            ["1e3 to 1e18", range],
+        ),
+        (
+            "h100-sxm",
+            "hardware.gpu.interconnect.latency_s=1e300",
+            ["latency_s", range],
+        ),
+        (
+            "h100-sxm",
+            "hardware.gpu.peak_flops_per_s.bf16=1e300",
+            ["1e6 to 1e19", range],
+        ),
+        (
+            "h100-sxm",
+            "hardware.power.busy_w_per_device=1e308",
+            ["1e0 to 1e6", range],
+        ),
+        (
+            "h100-sxm",
+            "hardware.price.usd_per_device_hour=1e-300",
+            ["usd_per", range],
+        ),
+        (
+            "wse-3",
+            "hardware.wafer.fabric_bandwidth_bytes_per_s=1e300",
+            ["wafer.fabric", range],
+        ),
+        (
+            "wse-3",
+            "hardware.wafer.cores=100000000000",
+            ["wafer.cores", "at most"],
+        ),
+        (
+            "h100-sxm",
+            "model.architecture.hidden_size=1000000000000",
+            ["hidden_size", "at most"],
+        ),
+        (
+            "h100-sxm",
+            "model.attention.heads=1000000000000",
+            ["attention.heads", "at most"],
+        ),
+        (
+            "h100-sxm",
+            "model.architecture.context_window_tokens=100000000000",
+            ["context_window", "at most"],
+        ),
+    ];
+    for (hw, set, needles) in cases {
+        let args = [
+            "step",
+            "--hardware",
+            hw,
+            "--model",
+            "llama-3.2-1b",
+            "--set",
+            set,
+        ];
+        exits(&args, 2, &needles);
+    }
+    // Once a panic in the gamma sampler.
+    for cv in ["1e300", "1e-300"] {
+        let args = sim(&["--rate", "1", "--arrival", "gamma", "--burstiness", cv]);
+        exits(&refs(&args), 2, &["--burstiness", "0.001 to 1000"]);
+    }
+}
+
+#[test]
+fn infer_refuses_what_it_would_call_out_of_reach() {
+    let base = ["infer", "--hardware", "h100-sxm", "--model", "llama-3.1-8b"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    exits(
+        &with(&["--tokens-per-s", "1e300"]),
+        2,
+        &["--tokens-per-s", "at most 1e9"],
+    );
+    exits(
+        &with(&["--tokens-per-s", "100", "--context", "18446744073709551615"]),
+        2,
+        &["--context", "context window"],
+    );
+}
