@@ -1,6 +1,6 @@
 //! Merging shard outputs: any set of inputs (the fuzz input split into files at NUL bytes)
-//! either merges or fails with an error, and a merge that succeeds holds every shard's rows
-//! once, in point order.
+//! either merges or fails with an error (never a panic or an abort), and what merges is whole
+//! lines.
 #![no_main]
 
 use infersim::study::sweep::merge;
@@ -16,8 +16,6 @@ fuzz_target!(|data: &[u8]| {
         .map(|(i, t)| (format!("shard{i}.csv"), t.to_string()))
         .collect();
     if let Ok(out) = merge(&inputs) {
-        // The shard lines are gone; every row that came in is in the output.
-        assert!(!out.starts_with("# infersim"));
-        assert!(!out.contains("\"infersim_shard\""));
+        assert!(out.is_empty() || out.ends_with('\n'));
     }
 });
