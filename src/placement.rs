@@ -524,8 +524,8 @@ fn place_wafer(
                     model: model.name.clone(),
                     hardware: hw.name.clone(),
                     detail: format!(
-                        "weights need {:.1} GB: more than the SRAM of {} wafer(s) ({:.1} GB usable each) and more than the {:.1} GB of external memory",
-                        total / 1e9, w.wafers, usable / 1e9, w.external_memory.capacity_bytes / 1e9
+                        "weights need {:.1} GB: more than the SRAM of {} wafer{} ({:.1} GB usable each) and more than the {:.1} GB of external memory",
+                        total / 1e9, w.wafers, if w.wafers == 1 { "" } else { "s" }, usable / 1e9, w.external_memory.capacity_bytes / 1e9
                     ),
                 });
             }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::args::{reference_set, Common};
 use super::files::{check_output_path, write_file};
-use super::text::pretty;
+use super::text::{count, pretty, progress_spinner};
 use crate::error::{Error, Result};
 use crate::profile::catalog::profile_text;
 use crate::report::{num, Format, Table};
@@ -39,6 +39,9 @@ pub(super) struct CalibrateArgs {
     /// a fit of the same hardware and parameters is replaced), as reference/fits.toml holds them.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// No progress counter (it is shown only when stderr is a terminal).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -62,7 +65,15 @@ pub(super) fn run(a: &CalibrateArgs) -> Result<String> {
     // Start from the profile's own values.
     let (label, text) = profile_text("hardware", &a.hardware)?;
     let start = start_values(&params, &label, &text)?;
-    let c = calibrate::calibrate(&rows, &params, &start)?;
+    let bar = progress_spinner(a.quiet, "load runs and rows predicted");
+    bar.set_message(format!(
+        "(fitting {} to {}, then each held-out fold)",
+        count(params.len() as u64, "parameter"),
+        count(rows.len() as u64, "row")
+    ));
+    let c = calibrate::calibrate_with_progress(&rows, &params, &start, &|| bar.inc(1));
+    bar.finish_and_clear();
+    let c = c?;
     if let Some(out) = &a.write {
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let note = format!("fitted by infersim calibrate to rows {}", ids.join(", "));

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::args::Common;
 use super::files::{check_output_path, write_file};
-use super::text::{device_noun, devices_text, opt, pretty};
+use super::text::{count, device_noun, devices_text, opt, pretty};
 use crate::energy::EnergyCost;
 use crate::error::Result;
 use crate::limits::{check_count, MAX_REQUESTS, MAX_USERS};
@@ -205,8 +205,8 @@ fn text_output(
         None => "speed ratio Spark / full: not available until both rows are simulated (published: \"15x\")".into(),
     };
     format!(
-        "Flagship comparison: closed loop, {} users per replica x {} requests each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\n{}\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
-        load.users_per_replica, load.requests_per_user, load.prompt_median_tokens, load.output_median_tokens, load.sigma,
+        "Flagship comparison: closed loop, {} per replica x {} each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\n{}\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
+        count(u64::from(load.users_per_replica), "user"), count(u64::from(load.requests_per_user), "request"), load.prompt_median_tokens, load.output_median_tokens, load.sigma,
         rows_table(rows).render() + &warnings_text(rows),
         energy_assumptions(rows),
         rows.iter().filter(|r| !r.published_source.is_empty()).map(|r| format!("  {} on {}: {}\n", r.model, r.hardware, r.published_source)).collect::<String>(),

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 /// misspelt folder fails at once (exit code 2) rather than after a long run.
 pub(super) fn check_output_path(flag: &str, path: &Path) -> Result<()> {
     let bad = |what: &str| Error::arg(flag, format!("cannot write {}: {what}", path.display()));
-    if path.file_name().is_none() {
+    // `dir/.` and `dir/` name folders although `file_name` reads `dir` from them.
+    let text = path.as_os_str().to_string_lossy();
+    if path.file_name().is_none() || text.ends_with(['/', '\\']) || text.ends_with("/.") {
         return Err(bad("expected a file name"));
     }
     if path.is_dir() {

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::args::Common;
-use super::text::pretty;
+use super::text::{pretty, progress_spinner};
 use crate::error::Result;
 use crate::profile::{load_hardware, load_model, HardwareProfile, ModelProfile};
 use crate::report::{num, Format, Table};
@@ -35,6 +35,9 @@ pub(super) struct InferArgs {
     /// Single stream: cached tokens when the speed is measured.
     #[arg(long, default_value_t = 1024)]
     context: u64,
+    /// No progress counter (it is shown only when stderr is a terminal).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -56,8 +59,20 @@ pub(super) fn run(a: &InferArgs) -> Result<String> {
         InferCondition::SingleStream => infer::Condition::SingleStream { context: a.context },
         InferCondition::CompareLoad => infer::Condition::CompareLoad,
     };
-    let errors = reference_errors(&hw)?;
-    let inf = infer::infer(&hw, &template, &paths, cond, a.tokens_per_s, &errors)?;
+    let bar = progress_spinner(a.quiet, "steps");
+    bar.set_message(format!("(reference rows on {}, then model sizes)", hw.name));
+    let errors = reference_errors(&hw, &|| bar.inc(1))?;
+    let inf = infer::infer_with_progress(
+        &hw,
+        &template,
+        &paths,
+        cond,
+        a.tokens_per_s,
+        &errors,
+        &|| bar.inc(1),
+    );
+    bar.finish_and_clear();
+    let inf = inf?;
     match a.common.format {
         Format::Json => Ok(pretty(
             &json!({"scaled_fields": paths, "condition": cond, "reference_rows_used": errors.len(), "inference": inf}),
@@ -104,12 +119,12 @@ fn scaled_fields(a: &InferArgs, template: &ModelProfile) -> Vec<String> {
 
 /// The simulator's error on this hardware: ln(predicted / published) of the reference rows on
 /// it that nothing was fitted to.
-fn reference_errors(hw: &HardwareProfile) -> Result<Vec<f64>> {
+fn reference_errors(hw: &HardwareProfile, progress: &(dyn Fn() + Sync)) -> Result<Vec<f64>> {
     let fits = validate::Fits::shipped()?;
     let set = validate::ReferenceSet::shipped()?
         .filtered(|r| r.hardware == hw.name && !fits.fitted(&r.id));
     Ok(
-        validate::run(&set, &[], &validate::Ledger::default(), &fits)
+        validate::run_with_progress(&set, &[], &validate::Ledger::default(), &fits, progress)
             .iter()
             .map(|r| (r.predicted / r.published).ln())
             .filter(|e| e.is_finite())

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::args::Common;
 use super::files::{check_output_path, write_file, AtomicFile};
-use super::text::progress_bar;
+use super::text::{count, progress_bar};
 use crate::error::{Error, Result};
 use crate::limits::{check_count, MAX_JOBS};
 use crate::report::plot;
@@ -196,8 +196,9 @@ fn table_output(
     let failed = results.iter().filter(|r| r.outcome.is_err()).count();
     let mut out = t.render();
     out.push_str(&format!(
-        "\n{} points run on {jobs} thread(s){}; {failed} failed{}\n",
-        results.len(),
+        "\n{} run on {}{}; {failed} failed{}\n",
+        count(results.len() as u64, "point"),
+        count(jobs as u64, "thread"),
         shard.map_or(String::new(), |s| format!(
             " (shard {}/{} of {})",
             s.index,

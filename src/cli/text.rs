@@ -2,12 +2,18 @@
 //! optional numbers for tables.
 
 use crate::placement::{Objective, Placement, WeightHome};
+pub(super) use crate::report::count;
 use crate::report::num;
+
+/// Progress goes to stderr only when it is a terminal and not `quiet`.
+fn progress_shown(quiet: bool) -> bool {
+    use std::io::IsTerminal;
+    !quiet && std::io::stderr().is_terminal()
+}
 
 /// A bar over `n` units of work, shown on stderr only when it is a terminal and not `quiet`.
 pub(super) fn progress_bar(quiet: bool, n: usize, unit: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if quiet || !std::io::stderr().is_terminal() {
+    if !progress_shown(quiet) {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(n as u64);
@@ -22,9 +28,30 @@ pub(super) fn progress_bar(quiet: bool, n: usize, unit: &str) -> indicatif::Prog
     }
 }
 
+/// A counter for work of unknown length (a fit runs until it converges), shown on stderr only
+/// when it is a terminal and not `quiet`: elapsed time, a spinner, units done.
+pub(super) fn progress_spinner(quiet: bool, unit: &str) -> indicatif::ProgressBar {
+    if !progress_shown(quiet) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{elapsed_precise}} {{spinner}} {{pos}} {unit} {{msg}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(200));
+        b
+    }
+}
+
+/// A JSON document as indented text, its floats through [`crate::report::tidy`].
 pub(super) fn pretty(v: &serde_json::Value) -> String {
+    let mut v = v.clone();
+    crate::report::tidy_json(&mut v);
     let mut s =
-        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }
@@ -59,12 +86,12 @@ pub(super) fn placement_text(p: &Placement) -> String {
         None => "",
     };
     format!(
-        "tp={}{adp} pp={}, {} replica(s) of {} {d}(s) on {} {d}(s); weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}{why}",
+        "tp={}{adp} pp={}, {} of {} on {}; weights in {home}, {:.2} GB/{d}; KV room {:.2} GB/{d} = {} tokens/replica{spill}{why}",
         p.tp,
         p.pp,
-        p.replicas,
-        p.devices_per_replica,
-        p.devices_in_system,
+        count(u64::from(p.replicas), "replica"),
+        devices_text(p.devices_per_replica, d),
+        devices_text(p.devices_in_system, d),
         p.weight_bytes_per_device / 1e9,
         p.kv_capacity_bytes_per_device / 1e9,
         p.kv_capacity_tokens_per_replica
@@ -82,12 +109,7 @@ pub(super) fn device_noun(device: &str) -> &'static str {
 
 /// `1 GPU`, `72 GPUs`, `4 wafers`.
 pub(super) fn devices_text(n: u32, device: &str) -> String {
-    let d = device_noun(device);
-    if n == 1 {
-        format!("1 {d}")
-    } else {
-        format!("{n} {d}s")
-    }
+    count(u64::from(n), device_noun(device))
 }
 
 /// A table cell: the number scaled, or `-` when it is not available.

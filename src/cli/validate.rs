@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::args::{reference_set, Common};
 use super::files::{check_output_path, write_file};
-use super::text::{pretty, progress_bar};
+use super::text::{count, pretty, progress_bar};
 use crate::error::{Error, Result};
 use crate::report::{num, Format, Table};
 use crate::study::validate::{self, Accepted, Fits, Ledger, RowResult, ValidationSummary, Verdict};
@@ -229,14 +229,16 @@ fn fits_text(fits: &Fits) -> String {
         let p = f.params.len();
         let what = if f.exactly_determined() {
             format!(
-                "{p} parameter(s) from {} rows: exactly determined, its rows reproduce by construction and show no agreement",
-                f.rows.len()
+                "{} from {}: exactly determined, its rows reproduce by construction and show no agreement",
+                count(p as u64, "parameter"),
+                count(f.rows.len() as u64, "row")
             )
         } else {
             let held: Vec<f64> = f.held_out_error.values().map(|e| e.abs()).collect();
             format!(
-                "{p} parameter(s) from {} rows; median |held-out error| {}%",
-                f.rows.len(),
+                "{} from {}; median |held-out error| {}%",
+                count(p as u64, "parameter"),
+                count(f.rows.len() as u64, "row"),
                 num(100.0 * validate::median(held), 3)
             )
         };

@@ -108,6 +108,35 @@ pub fn csv_cell(c: &str) -> String {
     }
 }
 
+/// `x` as the shortest decimal within a relative 1e-12 of it: integers exactly, other values with
+/// at most 13 significant digits, so sums of decimal inputs print as `21.91667462` rather than
+/// `21.916674620000002`. No simulated quantity carries information at that depth.
+pub fn tidy(x: f64) -> f64 {
+    if !x.is_finite() || x == x.trunc() {
+        return x;
+    }
+    // 13 digits are always within 5e-13.
+    (1..=13)
+        .map(|digits| format!("{:.*e}", digits - 1, x).parse::<f64>().unwrap_or(x))
+        .find(|y| (y - x).abs() <= 1e-12 * x.abs())
+        .unwrap_or(x)
+}
+
+/// Every floating-point number of a JSON document through [`tidy`].
+pub fn tidy_json(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(t) = n.as_f64().map(tidy).and_then(serde_json::Number::from_f64) {
+                *n = t;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(tidy_json),
+        Value::Object(o) => o.values_mut().for_each(tidy_json),
+        _ => {}
+    }
+}
+
 /// A number with `sig` significant digits, without exponent for everyday magnitudes; `-` for NaN.
 pub fn num(x: f64, sig: usize) -> String {
     if !x.is_finite() {
@@ -122,6 +151,15 @@ pub fn num(x: f64, sig: usize) -> String {
     }
     let decimals = (sig as i32 - 1 - mag).max(0) as usize;
     format!("{x:.decimals$}")
+}
+
+/// A count with its noun in the right number: `1 point`, `7 points`, `1 replica`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Seconds shown in milliseconds with 4 significant digits.
@@ -175,6 +213,29 @@ mod tests {
         assert_eq!(num(0.012345, 3), "0.0123");
         assert_eq!(num(f64::NAN, 3), "-");
         assert_eq!(num(1.5e12, 3), "1.50e12");
+    }
+
+    #[test]
+    fn tidy_drops_summation_noise_only() {
+        assert_eq!(tidy(21.916674620000002).to_string(), "21.91667462");
+        assert_eq!(tidy(0.1 + 0.2).to_string(), "0.3");
+        assert_eq!(tidy(110002.39999999985).to_string(), "110002.4");
+        // Integers stay exact however many digits they have.
+        assert_eq!(tidy(10896480718848.0), 10896480718848.0);
+        // A value with more digits keeps as many as a relative 1e-12 needs (at most 13).
+        for x in [0.0031604088861130033, 2574.0471593354428, 1e-7 - 1e-23] {
+            let t = tidy(x);
+            assert!((t - x).abs() <= 1e-12 * x, "{x} -> {t}");
+            assert!(
+                t.to_string().trim_start_matches(['0', '.']).len() <= 14,
+                "{x} -> {t}"
+            );
+        }
+        assert_eq!(tidy(2574.0471593354428).to_string(), "2574.047159335");
+        assert!(tidy(f64::NAN).is_nan());
+        let mut v = serde_json::json!({"a": [0.30000000000000004, 7], "b": {"c": 2.0}});
+        tidy_json(&mut v);
+        assert_eq!(v.to_string(), r#"{"a":[0.3,7],"b":{"c":2.0}}"#);
     }
 
     #[test]

@@ -210,7 +210,8 @@ pub fn sweep_chart(sweep: &Sweep, results: &[PointResult], y: &str) -> Result<St
             .unwrap_or(0);
         let point = (
             x_of(&r.values[0], pos),
-            sweep::metric_values(s, r.energy.as_ref(), r.slo.as_ref(), r.max_rate_per_s)[col],
+            sweep::metric_values(s, r.energy.as_ref(), r.slo.as_ref(), r.max_rate_per_s)[col]
+                .as_f64(),
         );
         if !point.1.is_finite() {
             continue;

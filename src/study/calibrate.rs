@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::profile::Override;
-use crate::study::validate::{predict_rows, FitRecord, ReferenceRow};
+use crate::study::validate::{predict_rows_with_progress, FitRecord, ReferenceRow};
 
 /// A free parameter: a profile field and its physical range.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,15 +82,30 @@ fn overrides(params: &[Param], values: &[f64]) -> Result<Vec<Override>> {
 
 /// Predictions of `rows` with the parameters set to `values`.
 pub fn predictions(rows: &[ReferenceRow], params: &[Param], values: &[f64]) -> Result<Vec<f64>> {
+    predictions_with(rows, params, values, &|| {})
+}
+
+/// [`predictions`], calling `progress` once per unit of work (see `prediction_tasks`).
+fn predictions_with(
+    rows: &[ReferenceRow],
+    params: &[Param],
+    values: &[f64],
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<f64>> {
     let o = overrides(params, values)?;
-    predict_rows(rows, &o)
+    predict_rows_with_progress(rows, &o, progress)
         .into_iter()
         .map(|p| p.map(|p| p.value))
         .collect()
 }
 
-fn loss(rows: &[ReferenceRow], params: &[Param], values: &[f64]) -> f64 {
-    match predictions(rows, params, values) {
+fn loss(
+    rows: &[ReferenceRow],
+    params: &[Param],
+    values: &[f64],
+    progress: &(dyn Fn() + Sync),
+) -> f64 {
+    match predictions_with(rows, params, values, progress) {
         Ok(p) => p
             .iter()
             .zip(rows)
@@ -110,6 +125,16 @@ fn loss(rows: &[ReferenceRow], params: &[Param], values: &[f64]) -> f64 {
 
 /// Fit `params` to `rows` starting from `start`; returns the values and the final loss.
 pub fn fit(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> (Vec<f64>, f64) {
+    fit_with(rows, params, start, &|| {})
+}
+
+/// [`fit`], calling `progress` once per unit of prediction work.
+fn fit_with(
+    rows: &[ReferenceRow],
+    params: &[Param],
+    start: &[f64],
+    progress: &(dyn Fn() + Sync),
+) -> (Vec<f64>, f64) {
     const GOLDEN: f64 = 0.618_033_988_749_895;
     let mut u: Vec<f64> = params
         .iter()
@@ -118,13 +143,13 @@ pub fn fit(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> (Vec<f64>,
         .collect();
     let values =
         |u: &[f64]| -> Vec<f64> { params.iter().zip(u).map(|(p, &x)| p.value_at(x)).collect() };
-    let mut best = loss(rows, params, &values(&u));
+    let mut best = loss(rows, params, &values(&u), progress);
     for _round in 0..200 {
         let before = best;
         for j in 0..params.len() {
             let eval = |x: f64, u: &mut Vec<f64>| {
                 u[j] = x;
-                loss(rows, params, &values(u))
+                loss(rows, params, &values(u), progress)
             };
             let (mut a, mut b) = (0.0_f64, 1.0_f64);
             let mut trial = u.clone();
@@ -235,6 +260,17 @@ pub fn folds(rows: usize, params: usize) -> usize {
 /// Fit `params` to `rows` from `start`, then refit without each row (or each fold of rows, see
 /// [`folds`]) to predict it.
 pub fn calibrate(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> Result<Calibration> {
+    calibrate_with_progress(rows, params, start, &|| {})
+}
+
+/// [`calibrate`], calling `progress` once per unit of prediction work (the number of units is not
+/// known in advance: the searches stop when they converge).
+pub fn calibrate_with_progress(
+    rows: &[ReferenceRow],
+    params: &[Param],
+    start: &[f64],
+    progress: &(dyn Fn() + Sync),
+) -> Result<Calibration> {
     if rows.is_empty() || params.is_empty() {
         return Err(Error::arg(
             "calibrate",
@@ -251,7 +287,7 @@ pub fn calibrate(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> Resu
             ),
         ));
     }
-    let (values, _) = fit(rows, params, start);
+    let (values, _) = fit_with(rows, params, start, progress);
     let fitted = predictions(rows, params, &values)?;
     let k = folds(rows.len(), params.len());
     use rayon::prelude::*;
@@ -265,7 +301,7 @@ pub fn calibrate(rows: &[ReferenceRow], params: &[Param], start: &[f64]) -> Resu
                 .enumerate()
                 .partition(|(i, _)| i % k == f);
             let rest: Vec<ReferenceRow> = rest.into_iter().map(|(_, r)| r).collect();
-            let (v, _) = fit(&rest, params, &values);
+            let (v, _) = fit_with(&rest, params, &values, progress);
             let ids: Vec<usize> = inside.iter().map(|(i, _)| *i).collect();
             let held_rows: Vec<ReferenceRow> = inside.into_iter().map(|(_, r)| r).collect();
             let p =

@@ -15,6 +15,7 @@ use crate::limits::{check_count, MAX_REQUESTS, MAX_USERS};
 use crate::placement::ParallelRequest;
 use crate::profile::catalog::Target;
 use crate::profile::{load_hardware, load_model, Override};
+use crate::report::count;
 use crate::system::{ServeSettings, System};
 use crate::warning::Warnings;
 use crate::workload::{Arrivals, LengthDist, Workload};
@@ -205,12 +206,23 @@ fn run_row(
         model: s.model.into(),
         status: "ok".into(),
         placement: match p.device {
-            "wafer" => format!("{} wafers x{} replicas", p.pp, p.replicas),
-            _ if p.attention_dp => format!(
-                "tp={} (attention data-parallel) pp={} x{} replicas",
-                p.tp, p.pp, p.replicas
+            "wafer" => format!(
+                "{} x{}",
+                count(u64::from(p.pp), "wafer"),
+                count(u64::from(p.replicas), "replica")
             ),
-            _ => format!("tp={} pp={} x{} replicas", p.tp, p.pp, p.replicas),
+            _ if p.attention_dp => format!(
+                "tp={} (attention data-parallel) pp={} x{}",
+                p.tp,
+                p.pp,
+                count(u64::from(p.replicas), "replica")
+            ),
+            _ => format!(
+                "tp={} pp={} x{}",
+                p.tp,
+                p.pp,
+                count(u64::from(p.replicas), "replica")
+            ),
         },
         tokens_per_s_per_user: Some(sum.tokens_per_s_per_user.p50),
         ttft_s: Some(sum.ttft_s.p50),

@@ -118,8 +118,12 @@ fn solve(
     paths: &[String],
     cond: Condition,
     target: f64,
+    progress: &dyn Fn(),
 ) -> Result<Solution> {
-    let at = |s: f64| -> Result<Option<f64>> { Ok(speed(hw, &scaled(t, paths, s)?, cond)) };
+    let at = |s: f64| -> Result<Option<f64>> {
+        progress();
+        Ok(speed(hw, &scaled(t, paths, s)?, cond))
+    };
     let (mut lo, mut hi) = (1.0 / 64.0, 64.0);
     match at(lo)? {
         Some(v) if v >= target => {}
@@ -174,6 +178,19 @@ pub fn infer(
     published: f64,
     errors: &[f64],
 ) -> Result<Inference> {
+    infer_with_progress(hw, template, paths, cond, published, errors, &|| {})
+}
+
+/// [`infer`], calling `progress` once per model size tried (about 20 per case solved).
+pub fn infer_with_progress(
+    hw: &HardwareProfile,
+    template: &ModelProfile,
+    paths: &[String],
+    cond: Condition,
+    published: f64,
+    errors: &[f64],
+    progress: &dyn Fn(),
+) -> Result<Inference> {
     // Published per-user speeds run from about 1 to a few thousand tokens/s.
     if !(published.is_finite() && published > 0.0 && published <= 1e9) {
         return Err(Error::arg(
@@ -208,7 +225,7 @@ pub fn infer(
         Some((m, s)) => published * Normal::new(m, s).map_or(m.exp(), |n| n.inverse_cdf(q).exp()),
         None => published,
     };
-    let (uncorrected, note) = match solve(hw, template, paths, cond, published) {
+    let (uncorrected, note) = match solve(hw, template, paths, cond, published, progress) {
         Ok(s) => (Some(s), None),
         Err(e) => (
             None,
@@ -220,13 +237,13 @@ pub fn infer(
         ),
     };
     let central = match error_model {
-        Some((m, _)) => solve(hw, template, paths, cond, published * m.exp()).ok(),
+        Some((m, _)) => solve(hw, template, paths, cond, published * m.exp(), progress).ok(),
         None => uncorrected.clone(),
     };
     let (low, high) = match error_model {
         Some(_) => (
-            solve(hw, template, paths, cond, target(0.9)).ok(),
-            solve(hw, template, paths, cond, target(0.1)).ok(),
+            solve(hw, template, paths, cond, target(0.9), progress).ok(),
+            solve(hw, template, paths, cond, target(0.1), progress).ok(),
         ),
         None => (None, None),
     };

@@ -76,7 +76,7 @@ fn step_times_are_finite(sys: &System) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(super::cases(64))]
 
     /// A profile with one value replaced loads and gives finite step times, or is refused
     /// naming the file and the field.
@@ -257,7 +257,7 @@ fn shard_pair() -> &'static (String, String, String) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(super::cases(64))]
 
     /// A shard cut anywhere, or with a byte changed, never merges into a plausible file: the
     /// merge is refused naming the damaged shard, or (a change inside a cell's text) gives rows
@@ -299,8 +299,34 @@ proptest! {
     }
 }
 
+/// A path naming a folder by a trailing `/.` or `/` is refused before the run (exit 2), not
+/// found unwritable after it.
+#[test]
+fn folder_paths_are_refused_up_front() {
+    let d = super::scratch("inputs-folder-paths");
+    for tail in ["missing/.", "missing/", "."] {
+        let path = format!("{}/{tail}", d.display());
+        let out = infersim(&[
+            "simulate",
+            "--hardware",
+            "h100-sxm",
+            "--model",
+            "llama-3.2-1b",
+            "--rate",
+            "5",
+            "--requests",
+            "4",
+            "--requests-out",
+            &path,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {err}");
+        assert!(err.contains("--requests-out"), "{err}");
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(super::cases(12))]
 
     /// Any output path is written whole, or refused before the run naming the flag; no
     /// temporary file is ever left behind.

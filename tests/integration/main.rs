@@ -17,6 +17,16 @@ mod validate;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// Property-test settings: `cases` cases drawn from a fixed seed, so every run (and CI) tries
+/// the same inputs; a failure reproduces as is.
+pub fn cases(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1f_e5_17),
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 /// Run the built binary with `args`.
 pub fn infersim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_infersim"))

@@ -22,7 +22,7 @@ fn workload() -> impl Strategy<Value = Vec<RequestSpec>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(super::cases(96))]
 
     #[test]
     fn every_request_completes_once_with_causal_times(
@@ -122,7 +122,7 @@ fn batch(prefill: bool, n: u32, tokens: u64, window: Option<u64>) -> Batch {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(super::cases(64))]
 
     /// More HBM bandwidth, more FLOP/s or more interconnect bandwidth never makes a GPU step
     /// slower; a longer context never makes a decode step faster.
@@ -210,7 +210,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(super::cases(48))]
 
     /// The wafer's default layout maximises per-user speed over the layouts that hold the model,
     /// so more SRAM (which only adds layouts and KV room) never makes the same deployment slower.

@@ -75,7 +75,7 @@ fn same(a: &Outcome, b: &Outcome) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(super::cases(40))]
 
     #[test]
     fn skipping_iterations_equals_stepping_them(

@@ -371,7 +371,7 @@ fn sweeps_search_the_max_rate_per_point() {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            assert_eq!(v["slo_met"], 1.0, "{v}");
+            assert_eq!(v["slo_met"], true, "{v}");
             v["max_rate_per_s"].as_f64().unwrap()
         })
         .collect();

@@ -5,7 +5,7 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use super::{Report, SimulateArgs};
-use crate::cli::text::{device_noun, devices_text, placement_text, pretty};
+use crate::cli::text::{count, device_noun, devices_text, placement_text, pretty};
 use crate::energy::EnergyCost;
 use crate::metrics::{Dist, Summary};
 use crate::report::{key_values, num, Table};
@@ -160,12 +160,12 @@ fn head_lines(r: &Report) -> Vec<(&'static str, String)> {
         (
             "utilisation",
             format!(
-                "{}% busy; mean batch {} sequences / {} tokens; KV peak {}%; {} preemptions",
+                "{}% busy; mean batch {} sequences / {} tokens; KV peak {}%; {}",
                 num(100.0 * s.utilisation, 3),
                 num(s.mean_batch_sequences, 3),
                 num(s.mean_batch_tokens, 4),
                 num(100.0 * s.kv_peak_fraction, 3),
-                s.preemptions
+                count(s.preemptions, "preemption")
             ),
         ),
         ("serving", policy_text(&settings)),

@@ -48,7 +48,7 @@ pub use axis::{
     point_seed, value_short, value_text, Axis, AxisSpec, Combine, Point, Scale, MAX_POINTS,
 };
 pub use merge::merge;
-pub use output::{metric_values, RowFormat, Shard, METRIC_COLUMNS};
+pub use output::{metric_values, Cell, RowFormat, Shard, METRIC_COLUMNS};
 pub use run::{run, run_point, PointResult, RunOptions};
 pub use spec::{did_you_mean, BaseSpec, Seeds, SloSpec, Sweep, SweepSpec};
 

@@ -11,7 +11,7 @@ use super::spec::Sweep;
 use crate::energy::EnergyCost;
 use crate::error::{Error, Result};
 use crate::metrics::Summary;
-use crate::report::csv_cell;
+use crate::report::{csv_cell, tidy};
 use crate::study::slo::SloReport;
 
 fn value_json(v: &toml::Value) -> serde_json::Value {
@@ -87,20 +87,72 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "max_rate_per_s",
 ];
 
-/// The values of [`METRIC_COLUMNS`] for a summary and its energy and cost, as numbers (booleans
-/// as 0 / 1, NaN where a value is not available: an empty CSV cell, a JSON `null`).
+/// One metric cell of a sweep row, typed as `simulate`'s JSON types it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell {
+    /// A count.
+    Int(u64),
+    /// A measured or derived quantity.
+    Num(f64),
+    /// A yes/no verdict.
+    Bool(bool),
+    /// Not available for this point: an empty CSV cell, a JSON `null`.
+    Missing,
+}
+
+impl Cell {
+    /// A number from an optional value (NaN counts as missing).
+    fn num(x: Option<f64>) -> Cell {
+        match x {
+            Some(v) if !v.is_nan() => Cell::Num(v),
+            _ => Cell::Missing,
+        }
+    }
+
+    /// The value as a number for plots (booleans as 0 / 1, NaN when missing).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Cell::Int(i) => i as f64,
+            Cell::Num(x) => x,
+            Cell::Bool(b) => f64::from(u8::from(b)),
+            Cell::Missing => f64::NAN,
+        }
+    }
+
+    /// Text of a CSV cell (floats through [`tidy`]).
+    fn csv(self) -> String {
+        match self {
+            Cell::Int(i) => i.to_string(),
+            Cell::Num(x) => tidy(x).to_string(),
+            Cell::Bool(b) => b.to_string(),
+            Cell::Missing => String::new(),
+        }
+    }
+
+    /// A JSON value (floats through [`tidy`]).
+    fn json(self) -> serde_json::Value {
+        match self {
+            Cell::Int(i) => json!(i),
+            Cell::Num(x) => json!(tidy(x)),
+            Cell::Bool(b) => json!(b),
+            Cell::Missing => serde_json::Value::Null,
+        }
+    }
+}
+
+/// The values of [`METRIC_COLUMNS`] for a summary and its energy and cost.
 pub fn metric_values(
     s: &Summary,
     e: Option<&EnergyCost>,
     slo: Option<&SloReport>,
     max_rate_per_s: Option<f64>,
-) -> Vec<f64> {
+) -> Vec<Cell> {
     let mut v = vec![
-        s.requests as f64,
-        s.duration_s,
-        s.throughput_output_tokens_per_s,
-        s.throughput_input_tokens_per_s,
-        s.throughput_requests_per_s,
+        Cell::Int(s.requests as u64),
+        Cell::Num(s.duration_s),
+        Cell::Num(s.throughput_output_tokens_per_s),
+        Cell::Num(s.throughput_input_tokens_per_s),
+        Cell::Num(s.throughput_requests_per_s),
     ];
     for d in [
         s.ttft_s,
@@ -109,26 +161,24 @@ pub fn metric_values(
         s.e2e_s,
         s.tokens_per_s_per_user,
     ] {
-        v.extend([d.mean, d.p50, d.p90, d.p99]);
+        v.extend([d.mean, d.p50, d.p90, d.p99].map(|x| Cell::num(Some(x))));
     }
     v.extend([
-        s.utilisation,
-        s.mean_batch_sequences,
-        s.kv_peak_fraction,
-        s.preemptions as f64,
-        f64::from(u8::from(s.saturation.saturated)),
-        e.map_or(f64::NAN, |e| f64::from(e.usage.devices)),
-        e.and_then(EnergyCost::mean_power_w).unwrap_or(f64::NAN),
-        e.and_then(EnergyCost::j_per_output_token)
-            .unwrap_or(f64::NAN),
-        e.and_then(EnergyCost::usd_per_million_output_tokens)
-            .unwrap_or(f64::NAN),
-        s.prefix_cache_hit_fraction,
-        s.swapped_tokens as f64,
-        s.kv_transfers as f64,
-        slo.map_or(f64::NAN, |r| r.goodput_requests_per_s),
-        slo.map_or(f64::NAN, |r| f64::from(u8::from(r.met))),
-        max_rate_per_s.unwrap_or(f64::NAN),
+        Cell::Num(s.utilisation),
+        Cell::Num(s.mean_batch_sequences),
+        Cell::Num(s.kv_peak_fraction),
+        Cell::Int(s.preemptions),
+        Cell::Bool(s.saturation.saturated),
+        e.map_or(Cell::Missing, |e| Cell::Int(u64::from(e.usage.devices))),
+        Cell::num(e.and_then(EnergyCost::mean_power_w)),
+        Cell::num(e.and_then(EnergyCost::j_per_output_token)),
+        Cell::num(e.and_then(EnergyCost::usd_per_million_output_tokens)),
+        Cell::Num(s.prefix_cache_hit_fraction),
+        Cell::Int(s.swapped_tokens),
+        Cell::Int(s.kv_transfers),
+        Cell::num(slo.map(|r| r.goodput_requests_per_s)),
+        slo.map_or(Cell::Missing, |r| Cell::Bool(r.met)),
+        Cell::num(max_rate_per_s),
     ]);
     v
 }
@@ -141,15 +191,6 @@ fn warnings_cell(r: &PointResult) -> String {
         .map(|w| format!("{}:{}", w.kind, w.count))
         .collect::<Vec<_>>()
         .join(";")
-}
-
-/// A number as a CSV cell: empty when not available (NaN).
-fn number_cell(x: f64) -> String {
-    if x.is_nan() {
-        String::new()
-    } else {
-        x.to_string()
-    }
 }
 
 impl Sweep {
@@ -186,7 +227,7 @@ impl Sweep {
                         cells.extend(
                             metric_values(s, r.energy.as_ref(), r.slo.as_ref(), r.max_rate_per_s)
                                 .into_iter()
-                                .map(number_cell),
+                                .map(Cell::csv),
                         );
                     }
                     Err(e) => {
@@ -219,7 +260,7 @@ impl Sweep {
                             r.slo.as_ref(),
                             r.max_rate_per_s,
                         )) {
-                            m.insert((*k).to_string(), json!(v));
+                            m.insert((*k).to_string(), v.json());
                         }
                     }
                     Err(e) => {
