@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::limits::{check_count, MAX_REQUESTS, MAX_USERS};
 use crate::report::plot;
 use crate::report::{num, Format, Table};
-use crate::study::compare::{self, CompareLoad, CompareRow};
+use crate::study::compare::{self, CompareLoad, CompareRow, Curve};
 use crate::study::validate::{ReferenceRow, RowResult};
 
 #[derive(Debug, Args)]
@@ -34,6 +34,14 @@ pub(super) struct CompareArgs {
     /// Draw every row as system throughput against per-user speed (SVG).
     #[arg(long, value_name = "FILE.svg")]
     plot_out: Option<PathBuf>,
+    /// Also run every row at each --interactivity-users level and draw its interactivity curve:
+    /// output tokens/s per GPU or wafer against per-user speed (SVG; the JSON output gains the
+    /// curves).
+    #[arg(long, value_name = "FILE.svg")]
+    interactivity_out: Option<PathBuf>,
+    /// Users per replica of the interactivity curves, comma-separated.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_values_t = compare::INTERACTIVITY_USERS)]
+    interactivity_users: Vec<u32>,
     #[command(flatten)]
     common: Common,
 }
@@ -63,10 +71,35 @@ pub(super) fn run(a: &CompareArgs) -> Result<String> {
     if let Some(path) = &a.plot_out {
         check_output_path("--plot-out", path)?;
     }
+    if let Some(path) = &a.interactivity_out {
+        check_output_path("--interactivity-out", path)?;
+        for &u in &a.interactivity_users {
+            check_count("--interactivity-users", u.into(), MAX_USERS)?;
+        }
+    }
     let rows = compare::run(&load, &overrides, a.seed)?;
     if let Some(path) = &a.plot_out {
-        write_file(path, &plot::compare_chart(&rows)?)?;
+        let users = count(u64::from(load.users_per_replica), "user");
+        write_file(
+            path,
+            &plot::compare_chart(&rows, &run_text(&load, a.seed, &users))?,
+        )?;
     }
+    let curves = match &a.interactivity_out {
+        Some(path) => {
+            let curves = compare::interactivity(&load, &overrides, a.seed, &a.interactivity_users)?;
+            let users = a
+                .interactivity_users
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let run = run_text(&load, a.seed, &format!("{users} users"));
+            write_file(path, &plot::interactivity_chart(&curves, &run)?)?;
+            Some(curves)
+        }
+        None => None,
+    };
     let flagship = rows
         .iter()
         .find(|r| r.model == "gpt-5.3-codex")
@@ -78,7 +111,14 @@ pub(super) fn run(a: &CompareArgs) -> Result<String> {
     let ratio = flagship.zip(spark).map(|(f, s)| s / f);
     let references = compare::wafer_references(&overrides)?;
     match a.common.format {
-        Format::Json => Ok(json_output(a, &load, &rows, ratio, &references)),
+        Format::Json => Ok(json_output(
+            a,
+            &load,
+            &rows,
+            ratio,
+            &references,
+            curves.as_deref(),
+        )),
         Format::Csv => Ok(rows_table(&rows).csv()),
         Format::Table => Ok(text_output(&load, &rows, ratio, &references)),
     }
@@ -90,8 +130,9 @@ fn json_output(
     rows: &[CompareRow],
     ratio: Option<f64>,
     references: &[(RowResult, ReferenceRow)],
+    curves: Option<&[Curve]>,
 ) -> String {
-    let v = json!({
+    let mut v = json!({
         "load": load, "seed": a.seed,
         "rows": rows.iter().map(|r| json!({
             "hardware": r.hardware, "model": r.model, "status": r.status,
@@ -109,7 +150,21 @@ fn json_output(
         "published_speed_ratio": 15.0,
         "wafer_reference_rows": references.iter().map(|(r, _)| r).collect::<Vec<_>>(),
     });
+    if let (Some(c), Some(o)) = (curves, v.as_object_mut()) {
+        o.insert("interactivity".into(), json!(c));
+    }
     pretty(&v)
+}
+
+/// What a compare chart shows: the closed-loop load at `users` per replica, and the seed.
+fn run_text(load: &CompareLoad, seed: u64, users: &str) -> String {
+    format!(
+        "closed loop, {users} per replica x {} each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}; seed {seed}",
+        count(u64::from(load.requests_per_user), "request"),
+        load.prompt_median_tokens,
+        load.output_median_tokens,
+        load.sigma
+    )
 }
 
 /// One row per model and machine: the CSV output, and the first table of the text.

@@ -46,6 +46,13 @@ pub(super) struct SweepArgs {
         value_name = "COLUMN"
     )]
     plot_y: String,
+    /// Draw every point as throughput (--pareto-y) against median per-user speed with the Pareto
+    /// frontier joined and its points named (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pareto_out: Option<PathBuf>,
+    /// Throughput measure of the Pareto chart.
+    #[arg(long, value_enum, default_value_t = plot::ParetoY::PerDevice)]
+    pareto_y: plot::ParetoY,
     #[command(flatten)]
     common: Common,
 }
@@ -69,6 +76,9 @@ pub(super) fn run(a: &SweepArgs) -> Result<String> {
     if let Some(path) = &a.out {
         check_output_path("--out", path)?;
     }
+    if let Some(path) = &a.pareto_out {
+        check_output_path("--pareto-out", path)?;
+    }
     sweep.check_before_run(&sweep.shard(shard))?;
     let format = match (&a.out, a.common.format) {
         (Some(p), _) => RowFormat::of_path(p),
@@ -87,6 +97,9 @@ pub(super) fn run(a: &SweepArgs) -> Result<String> {
     bar.finish_and_clear();
     if let Some(path) = &a.plot_out {
         write_file(path, &plot::sweep_chart(&sweep, &results, &a.plot_y)?)?;
+    }
+    if let Some(path) = &a.pareto_out {
+        write_file(path, &plot::pareto_chart(&sweep, &results, a.pareto_y)?)?;
     }
     let out = if a.common.format == Format::Table {
         table_output(a, &sweep, &results, jobs, shard)

@@ -181,14 +181,9 @@ pub struct CompareRow {
     pub warnings: Warnings,
 }
 
-fn run_row(
-    s: &Scenario,
-    load: &CompareLoad,
-    overrides: &[Override],
-    seed: u64,
-) -> Result<CompareRow> {
-    // The row's own sizing first, so that the user's --set can still change it; a --set goes
-    // only to the machines that have its field.
+/// The system a row runs on: its own sizing first, so that the user's `--set` can still change
+/// it; a `--set` goes only to the machines that have its field.
+fn row_system(s: &Scenario, overrides: &[Override]) -> Result<System> {
     let mut sets = s
         .sets
         .iter()
@@ -198,32 +193,36 @@ fn run_row(
     sets.extend(overrides.iter().filter(|o| o.applies_to(&base)).cloned());
     let hw = load_hardware(s.hardware, &sets)?;
     let model = load_model(s.model, &sets)?;
-    let system = System::new(hw, model, ParallelRequest::default())?;
+    System::new(hw, model, ParallelRequest::default())
+}
+
+/// Placement summary, e.g. `tp=8 pp=1 x9 replicas`, `4 wafers x1 replica`.
+fn placement_text(system: &System) -> String {
     let p = &system.placement;
+    let replicas = count(u64::from(p.replicas), "replica");
+    match p.device {
+        "wafer" => format!("{} x{replicas}", count(u64::from(p.pp), "wafer")),
+        _ if p.attention_dp => format!(
+            "tp={} (attention data-parallel) pp={} x{replicas}",
+            p.tp, p.pp
+        ),
+        _ => format!("tp={} pp={} x{replicas}", p.tp, p.pp),
+    }
+}
+
+fn run_row(
+    s: &Scenario,
+    load: &CompareLoad,
+    overrides: &[Override],
+    seed: u64,
+) -> Result<CompareRow> {
+    let system = row_system(s, overrides)?;
     let (sum, warnings) = load.run(&system, seed)?;
     Ok(CompareRow {
         hardware: s.hardware.into(),
         model: s.model.into(),
         status: "ok".into(),
-        placement: match p.device {
-            "wafer" => format!(
-                "{} x{}",
-                count(u64::from(p.pp), "wafer"),
-                count(u64::from(p.replicas), "replica")
-            ),
-            _ if p.attention_dp => format!(
-                "tp={} (attention data-parallel) pp={} x{}",
-                p.tp,
-                p.pp,
-                count(u64::from(p.replicas), "replica")
-            ),
-            _ => format!(
-                "tp={} pp={} x{}",
-                p.tp,
-                p.pp,
-                count(u64::from(p.replicas), "replica")
-            ),
-        },
+        placement: placement_text(&system),
         tokens_per_s_per_user: Some(sum.tokens_per_s_per_user.p50),
         ttft_s: Some(sum.ttft_s.p50),
         itl_p50_s: Some(sum.itl_s.p50),
@@ -234,6 +233,82 @@ fn run_row(
         energy: Some(EnergyCost::of(&system, &sum)),
         warnings,
     })
+}
+
+/// Users per replica at which [`interactivity`] runs each row by default: 1 to 256, doubling.
+pub const INTERACTIVITY_USERS: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// One concurrency level of an interactivity curve.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CurvePoint {
+    /// Users per replica, each with one request in flight.
+    pub users_per_replica: u32,
+    /// Median per-user decode speed, tokens/s.
+    pub tokens_per_s_per_user: f64,
+    /// Output throughput per device in use (GPU or wafer), tokens/s.
+    pub tokens_per_s_per_device: f64,
+    /// Median time to first token, s.
+    pub ttft_s: f64,
+}
+
+/// A row's interactivity curve: per-device throughput against per-user speed as concurrency
+/// grows, the trade-off NVIDIA and SemiAnalysis publish for GB200.
+#[derive(Debug, Clone, Serialize)]
+pub struct Curve {
+    /// Hardware profile.
+    pub hardware: String,
+    /// Model profile.
+    pub model: String,
+    /// `gpu` or `wafer`.
+    pub device: &'static str,
+    /// Placement summary.
+    pub placement: String,
+    /// One point per level that ran, in order of concurrency.
+    pub points: Vec<CurvePoint>,
+}
+
+/// Run every row of the comparison at each of `levels` users per replica (the rest of `load`
+/// as given). Rows that cannot run are left out (the comparison table says why); so are levels
+/// past the bounds on users and requests.
+pub fn interactivity(
+    load: &CompareLoad,
+    overrides: &[Override],
+    seed: u64,
+    levels: &[u32],
+) -> Result<Vec<Curve>> {
+    use rayon::prelude::*;
+    check_overrides_apply(overrides)?;
+    Ok(SCENARIOS
+        .par_iter()
+        .filter_map(|s| {
+            let system = row_system(s, overrides).ok()?;
+            let p = &system.placement;
+            let devices = f64::from(p.replicas) * f64::from(p.devices_per_replica);
+            let points = levels
+                .par_iter()
+                .filter_map(|&users| {
+                    let l = CompareLoad {
+                        users_per_replica: users,
+                        ..*load
+                    };
+                    let (sum, _) = l.run(&system, seed).ok()?;
+                    Some(CurvePoint {
+                        users_per_replica: users,
+                        tokens_per_s_per_user: sum.tokens_per_s_per_user.p50,
+                        tokens_per_s_per_device: sum.throughput_output_tokens_per_s / devices,
+                        ttft_s: sum.ttft_s.p50,
+                    })
+                })
+                .collect();
+            Some(Curve {
+                hardware: s.hardware.into(),
+                model: s.model.into(),
+                device: p.device,
+                placement: placement_text(&system),
+                points,
+            })
+        })
+        .collect())
 }
 
 /// Refuse a `--set` that no row of the comparison can take: a field no machine has (a

@@ -207,6 +207,145 @@ fn sweep_plot_has_one_series_per_value_of_the_second_axis() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// Every `<text>` of an SVG, one string.
+fn svg_texts(doc: &roxmltree::Document) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect()
+}
+
+/// Tick labels read as people write numbers: no float dumps, no `log10(...)` axes.
+fn assert_human_ticks(texts: &[String]) {
+    for t in texts {
+        assert!(!t.contains("log10("), "{t}");
+        assert!(
+            !t.split_whitespace()
+                .any(|w| w.len() > 9 && w.parse::<f64>().is_ok()),
+            "a long number: {t}"
+        );
+    }
+}
+
+#[test]
+fn sweep_pareto_chart_joins_and_names_the_frontier() {
+    let d = dir("pareto");
+    let sp = spec(&d, "s.toml", SPEC_200);
+    let (svg, rows) = (d.join("p.svg"), d.join("rows.csv"));
+    ok(&[
+        "sweep",
+        s(&sp),
+        "--quiet",
+        "--out",
+        s(&rows),
+        "--pareto-out",
+        s(&svg),
+    ]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    let texts = svg_texts(&doc);
+    assert_human_ticks(&texts);
+    // The frontier from the rows themselves: a point is on it when no other point is at least as
+    // fast per user and higher in throughput per GPU.
+    let csv = std::fs::read_to_string(&rows).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
+    let (u, t, dev) = (
+        col("tokens_per_s_per_user_p50"),
+        col("throughput_output_tokens_per_s"),
+        col("devices"),
+    );
+    let pts: Vec<(f64, f64)> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .map(|c| {
+            let f = |i: usize| c[i].parse::<f64>().unwrap();
+            (f(u), f(t) / f(dev))
+        })
+        .collect();
+    let on = pts
+        .iter()
+        .filter(|p| !pts.iter().any(|q| q.0 >= p.0 && q.1 > p.1))
+        .count();
+    assert!(on >= 2, "a trade-off over 20 rates: {on}");
+    let named = texts
+        .iter()
+        .filter(|t| t.contains("tok/s per user") && t.contains("workload.rate_per_s="))
+        .count();
+    assert_eq!(named, on, "one legend line per frontier point: {texts:?}");
+    assert!(texts.iter().any(|t| t.contains("output tokens/s per GPU")));
+    assert!(texts
+        .iter()
+        .any(|t| t.starts_with("llama-3.2-1b on h100-sxm")));
+    // The frontier is one 2 px line; the other points are rings.
+    assert_eq!(
+        series_lines(&doc).count(),
+        2,
+        "the frontier and its legend key"
+    );
+    let rings = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle") && n.attribute("fill") == Some("none"))
+        .count();
+    assert_eq!(
+        rings,
+        pts.len() - on + 1,
+        "other points and their legend key"
+    );
+}
+
+#[test]
+fn compare_draws_interactivity_curves_per_row() {
+    let d = dir("interactivity");
+    let svg = d.join("i.svg");
+    let v = super::json(&[
+        "compare",
+        "--requests-per-user",
+        "1",
+        "--interactivity-out",
+        s(&svg),
+        "--interactivity-users",
+        "1,8,64",
+        "--format",
+        "json",
+    ]);
+    let curves = v["interactivity"].as_array().expect("curves in the JSON");
+    assert_eq!(curves.len(), 6, "every compare row");
+    for c in curves {
+        let pts = c["points"].as_array().unwrap();
+        assert_eq!(pts.len(), 3, "{c}");
+        // More users per replica: more throughput per device, less speed per user.
+        let f = |i: usize, k: &str| pts[i][k].as_f64().unwrap();
+        assert!(
+            f(2, "tokens_per_s_per_device") > f(0, "tokens_per_s_per_device"),
+            "{c}"
+        );
+        assert!(
+            f(2, "tokens_per_s_per_user") < f(0, "tokens_per_s_per_user"),
+            "{c}"
+        );
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    assert_eq!(
+        series_lines(&doc).count(),
+        2 * 6,
+        "six curves and their legend keys"
+    );
+    let texts = svg_texts(&doc);
+    assert_human_ticks(&texts);
+    for m in [
+        "gpt-5.3-codex on gb200-nvl72",
+        "gpt-5.3-codex-spark on wse-3",
+    ] {
+        assert!(texts.iter().any(|t| t.starts_with(m)), "{m} missing");
+    }
+    assert!(texts
+        .iter()
+        .any(|t| t.contains("1, 8, 64 users per replica")));
+}
+
 #[test]
 fn simulate_writes_a_trace_a_plot_and_request_records() {
     let d = dir("simulate");
