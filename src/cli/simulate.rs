@@ -253,10 +253,33 @@ pub(super) fn run(a: &SimulateArgs) -> Result<String> {
     }
 }
 
+/// The workload as asked, for chart titles: arrivals, requests and lengths.
+fn workload_text(a: &SimulateArgs, requests: usize) -> String {
+    let arrivals = match (&a.trace, a.rate, &a.rate_schedule, a.concurrency) {
+        (Some(t), ..) => format!("trace {}", t.display()),
+        (_, Some(r), ..) => format!("{r} requests/s"),
+        (_, _, Some(s), _) => format!("rate schedule {s}"),
+        (_, _, _, Some(c)) => format!("closed loop of {c} users"),
+        _ => String::new(),
+    };
+    let lengths = match (&a.lengths_from, &a.sample_lengths) {
+        _ if a.trace.is_some() => String::new(),
+        (Some(f), _) => format!(", lengths from {}", f.display()),
+        (_, Some(d)) => format!(", lengths sampled from {d}"),
+        _ => format!(", prompts {}, outputs {}", a.prompt_tokens, a.output_tokens),
+    };
+    format!("{arrivals}, {requests} requests{lengths}")
+}
+
 /// The files asked for with --trace-out, --plot-out and --requests-out.
 fn write_outputs(a: &SimulateArgs, run: &Run) -> Result<()> {
     let sys = &run.system;
-    let title = format!("{} on {}", sys.model.name, sys.hardware.name);
+    let title = format!(
+        "{} on {}: {}",
+        sys.model.name,
+        sys.hardware.name,
+        workload_text(a, run.summary.requests)
+    );
     if let Some(path) = &a.trace_out {
         let trace = perfetto::trace_json(&run.outcome, &title);
         write_file(path, &serde_json::to_string(&trace).unwrap_or_default())?;

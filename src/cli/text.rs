@@ -57,7 +57,7 @@ pub(super) fn pretty(v: &serde_json::Value) -> String {
 }
 
 pub(super) fn placement_text(p: &Placement) -> String {
-    let d = p.device;
+    let d = device_noun(p.device);
     let home = match p.weights_in {
         WeightHome::Hbm => "HBM",
         WeightHome::Sram => "SRAM",
@@ -90,8 +90,8 @@ pub(super) fn placement_text(p: &Placement) -> String {
         p.tp,
         p.pp,
         count(u64::from(p.replicas), "replica"),
-        devices_text(p.devices_per_replica, d),
-        devices_text(p.devices_in_system, d),
+        devices_text(p.devices_per_replica, p.device),
+        devices_text(p.devices_in_system, p.device),
         p.weight_bytes_per_device / 1e9,
         p.kv_capacity_bytes_per_device / 1e9,
         p.kv_capacity_tokens_per_replica

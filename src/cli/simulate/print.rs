@@ -8,7 +8,7 @@ use super::{Report, SimulateArgs};
 use crate::cli::text::{count, device_noun, devices_text, placement_text, pretty};
 use crate::energy::EnergyCost;
 use crate::metrics::{Dist, Summary};
-use crate::report::{key_values, num, Table};
+use crate::report::{key_values, num, tidy, Table};
 use crate::study::slo::{Slo, SloReport};
 use crate::system::ServeSettings;
 
@@ -66,14 +66,16 @@ pub(super) fn csv(r: &Report) -> String {
         sys.hardware.name.clone(),
         sys.model.name.clone(),
         s.requests.to_string(),
-        s.duration_s.to_string(),
-        s.throughput_output_tokens_per_s.to_string(),
-        s.throughput_input_tokens_per_s.to_string(),
-        s.utilisation.to_string(),
+        tidy(s.duration_s).to_string(),
+        tidy(s.throughput_output_tokens_per_s).to_string(),
+        tidy(s.throughput_input_tokens_per_s).to_string(),
+        tidy(s.utilisation).to_string(),
         s.saturation.saturated.to_string(),
-        s.prefix_cache_hit_fraction.to_string(),
-        slo_report.map_or(String::new(), |r| r.goodput_requests_per_s.to_string()),
-        max_rate.map_or(String::new(), |r| r.to_string()),
+        tidy(s.prefix_cache_hit_fraction).to_string(),
+        slo_report.map_or(String::new(), |r| {
+            tidy(r.goodput_requests_per_s).to_string()
+        }),
+        max_rate.map_or(String::new(), |r| tidy(r).to_string()),
         energy.usage.devices.to_string(),
         opt_cell(energy.mean_power_w()),
         opt_cell(energy.j_per_output_token()),
@@ -93,7 +95,7 @@ pub(super) fn csv(r: &Report) -> String {
             ("p99", d.p99),
         ] {
             headers.push(format!("{name}_{stat}"));
-            row.push(v.to_string());
+            row.push(tidy(v).to_string());
         }
     }
     let mut t = Table::new(headers);
@@ -295,7 +297,7 @@ fn value_name(v: impl ValueEnum) -> String {
 /// A CSV cell: the number, or empty when it is not available.
 fn opt_cell(x: Option<f64>) -> String {
     x.filter(|v| v.is_finite())
-        .map_or(String::new(), |v| v.to_string())
+        .map_or(String::new(), |v| tidy(v).to_string())
 }
 
 /// The energy line of a run: J per output token and what it rests on, or why it is missing.

@@ -366,7 +366,7 @@ mod tests {
             assert_eq!(si(x), t, "{x}");
         }
         assert_eq!(si_digits(35.85, 4), "35.85");
-        assert_eq!(tick_digits([35.8, 36.1].into_iter()), 4);
+        assert_eq!(tick_digits([35.8, 36.1].into_iter()), 5); // trailing zeros are dropped
         assert_eq!(tick_digits([10.0, 2000.0].into_iter()), 3);
     }
 
