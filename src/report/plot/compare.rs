@@ -3,7 +3,9 @@
 
 use plotters::prelude::*;
 
-use super::{canvas, color, draw_err, frame, line_chart, log_axis, log_span, Entry, Key, Series};
+use super::{
+    canvas, color, draw_err, frame, line_chart, log_axis, log_span, Entry, Key, Labels, Series,
+};
 use crate::error::Result;
 use crate::study::compare::{CompareRow, Curve};
 
@@ -31,29 +33,37 @@ pub fn compare_chart(rows: &[CompareRow], run: &str) -> Result<String> {
             key: Key::Dot,
         })
         .collect();
-    let (x0, x1) = log_span(points.iter().map(|p| p.1 .0));
-    let (y0, y1) = log_span(points.iter().map(|p| p.1 .1));
+    let series: Vec<Series> = points
+        .into_iter()
+        .map(|(name, p)| Series {
+            name,
+            points: vec![p],
+        })
+        .collect();
+    let labels = Labels {
+        title: "System throughput against per-user speed",
+        x: "per-user speed, median (tokens/s, log scale)",
+        y: "system output throughput (tokens/s, log scale)",
+    };
+    log_log(&series, &entries, run, &labels)
+}
+
+/// `series` on log-log axes with markers, `run` above and `entries` below.
+fn log_log(series: &[Series], entries: &[Entry], run: &str, labels: &Labels) -> Result<String> {
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) = log_span(all().map(|p| p.0));
+    let (y0, y1) = log_span(all().map(|p| p.1));
     let mut svg = String::new();
     {
         let root =
             SVGBackend::with_string(&mut svg, canvas(entries.len(), run)).into_drawing_area();
-        let area = frame(&root, run, &entries)?;
-        let series: Vec<Series> = points
-            .iter()
-            .map(|(name, p)| Series {
-                name: name.clone(),
-                points: vec![*p],
-            })
-            .collect();
+        let area = frame(&root, run, entries)?;
         line_chart(
             &area,
-            "System throughput against per-user speed",
-            "per-user speed, median (tokens/s, log scale)",
-            "system output throughput (tokens/s, log scale)",
-            &series,
+            labels,
+            series,
             true,
-            log_axis(x0, x1),
-            log_axis(y0, y1),
+            (log_axis(x0, x1), log_axis(y0, y1)),
         )?;
         root.present().map_err(draw_err)?;
     }
@@ -91,25 +101,10 @@ pub fn interactivity_chart(curves: &[Curve], run: &str) -> Result<String> {
             key: Key::Line,
         })
         .collect();
-    let all = || series.iter().flat_map(|s| s.points.iter());
-    let (x0, x1) = log_span(all().map(|p| p.0));
-    let (y0, y1) = log_span(all().map(|p| p.1));
-    let mut svg = String::new();
-    {
-        let root =
-            SVGBackend::with_string(&mut svg, canvas(entries.len(), run)).into_drawing_area();
-        let area = frame(&root, run, &entries)?;
-        line_chart(
-            &area,
-            "Throughput per device against per-user speed as concurrency grows",
-            "per-user speed, median (tokens/s, log scale)",
-            "output tokens/s per device (log scale)",
-            &series,
-            true,
-            log_axis(x0, x1),
-            log_axis(y0, y1),
-        )?;
-        root.present().map_err(draw_err)?;
-    }
-    Ok(svg)
+    let labels = Labels {
+        title: "Throughput per device against per-user speed as concurrency grows",
+        x: "per-user speed, median (tokens/s, log scale)",
+        y: "output tokens/s per device (log scale)",
+    };
+    log_log(&series, &entries, run, &labels)
 }

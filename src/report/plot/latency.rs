@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use super::{draw_err, line_chart, span, Series};
+use super::{draw_err, line_chart, span, Labels, Series};
 use crate::engine::Outcome;
 use crate::error::Result;
 
@@ -45,13 +45,14 @@ pub fn latency_cdfs(outcome: &Outcome, title: &str) -> Result<String> {
             let (x0, x1) = span(series[0].points.iter().map(|p| p.0));
             line_chart(
                 panel,
-                &format!("{name} CDF"),
-                &format!("{name} ({unit})"),
-                "fraction of requests",
+                &Labels {
+                    title: &format!("{name} CDF"),
+                    x: &format!("{name} ({unit})"),
+                    y: "fraction of requests",
+                },
                 &series,
                 false,
-                x0..x1,
-                0.0..1.05,
+                (x0..x1, 0.0..1.05),
             )?;
         }
         root.present().map_err(draw_err)?;

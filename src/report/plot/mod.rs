@@ -260,32 +260,34 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-/// A line chart with markers, one colour per series, over axes built from `x` and `y`
-/// (linear or log ranges), ticks in SI form; [`series_entries`] keys it in the legend strip.
-#[allow(clippy::too_many_arguments)]
-fn line_chart<X, Y>(
-    area: &DrawingArea<SVGBackend<'_>, Shift>,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    markers: bool,
-    x: X,
-    y: Y,
-) -> Result<()>
+/// A chart drawn on an SVG area, over axes `X` and `Y`.
+type Chart<'a, 'b, X, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>;
+
+/// A chart's title and axis labels.
+struct Labels<'s> {
+    title: &'s str,
+    x: &'s str,
+    y: &'s str,
+}
+
+/// A chart over axes built from `x` and `y` (linear or log ranges) with its mesh drawn: ticks in
+/// SI form with the digits `points` need to tell them apart.
+fn mesh<'a, 'b, X, Y>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    labels: &Labels,
+    (x, y): (X, Y),
+    points: &[(f64, f64)],
+) -> Result<Chart<'a, 'b, X::CoordDescType, Y::CoordDescType>>
 where
     X: AsRangedCoord<Value = f64>,
     Y: AsRangedCoord<Value = f64>,
     X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    let all = || series.iter().flat_map(|s| s.points.iter());
-    let (dx, dy) = (
-        tick_digits(all().map(|p| p.0)),
-        tick_digits(all().map(|p| p.1)),
-    );
+    let dx = tick_digits(points.iter().map(|p| p.0));
+    let dy = tick_digits(points.iter().map(|p| p.1));
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 18))
+        .caption(labels.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -293,12 +295,35 @@ where
         .map_err(draw_err)?;
     chart
         .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
+        .x_desc(labels.x)
+        .y_desc(labels.y)
         .x_label_formatter(&|v| si_digits(*v, dx))
         .y_label_formatter(&|v| si_digits(*v, dy))
         .draw()
         .map_err(draw_err)?;
+    Ok(chart)
+}
+
+/// A line chart with markers, one colour per series, over axes built from `x` and `y`;
+/// [`series_entries`] keys it in the legend strip.
+fn line_chart<X, Y>(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    labels: &Labels,
+    series: &[Series],
+    markers: bool,
+    axes: (X, Y),
+) -> Result<()>
+where
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let points: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
+    let mut chart = mesh(area, labels, axes, &points)?;
     for (i, s) in series.iter().enumerate() {
         let c = color(i);
         if markers && s.points.len() == 1 {

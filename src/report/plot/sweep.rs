@@ -5,8 +5,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    canvas, color, draw_err, frame, line_chart, log_axis, log_span, series_entries, si, si_digits,
-    span, tick_digits, Entry, Key, Series,
+    canvas, color, draw_err, frame, line_chart, log_axis, log_span, mesh, series_entries, si, span,
+    Entry, Key, Labels, Series,
 };
 use crate::error::{Error, Result};
 use crate::report::tidy;
@@ -101,6 +101,11 @@ pub fn sweep_chart(sweep: &Sweep, results: &[PointResult], y: &str) -> Result<St
     let y0 = if y0 > 0.0 && y0 < 0.5 * y1 { 0.0 } else { y0 };
     let entries = series_entries(&series, true);
     let title = format!("{y} against {}", first.path);
+    let labels = Labels {
+        title: &title,
+        x: &x_label,
+        y,
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, canvas(entries.len(), &run_text(sweep)))
@@ -108,19 +113,10 @@ pub fn sweep_chart(sweep: &Sweep, results: &[PointResult], y: &str) -> Result<St
         let area = frame(&root, &run_text(sweep), &entries)?;
         if log {
             let (x0, x1) = log_span(all().map(|p| p.0));
-            line_chart(
-                &area,
-                &title,
-                &x_label,
-                y,
-                &series,
-                true,
-                log_axis(x0, x1),
-                y0..y1,
-            )?;
+            line_chart(&area, &labels, &series, true, (log_axis(x0, x1), y0..y1))?;
         } else {
             let (x0, x1) = span(all().map(|p| p.0));
-            line_chart(&area, &title, &x_label, y, &series, true, x0..x1, y0..y1)?;
+            line_chart(&area, &labels, &series, true, (x0..x1, y0..y1))?;
         }
         root.present().map_err(draw_err)?;
     }
@@ -241,7 +237,11 @@ pub fn pareto_chart(sweep: &Sweep, results: &[PointResult], y: ParetoY) -> Resul
         hi / lo > 30.0
     };
     let title = format!("Pareto frontier: {y_label} against per-user speed");
-    let x_label = "per-user speed, median (tokens/s)";
+    let labels = Labels {
+        title: &title,
+        x: "per-user speed, median (tokens/s)",
+        y: &y_label,
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, canvas(entries.len(), &run_text(sweep)))
@@ -249,62 +249,21 @@ pub fn pareto_chart(sweep: &Sweep, results: &[PointResult], y: ParetoY) -> Resul
         let area = frame(&root, &run_text(sweep), &entries)?;
         let xs = || dots.iter().map(|d| d.at.0);
         let ys = || dots.iter().map(|d| d.at.1);
-        // Linear axes start at zero when the data sit well above it.
-        let lin = |(lo, hi): (f64, f64)| {
-            if lo > 0.0 && lo < 0.5 * hi {
-                0.0..hi
-            } else {
-                lo..hi
-            }
-        };
         let d = (&dots[..], &front[..]);
-        match (wide(|d| d.at.0), wide(|d| d.at.1)) {
-            (true, true) => {
-                let (a, b) = log_span(xs());
-                let (c, e) = log_span(ys());
-                dots_chart(
-                    &area,
-                    &title,
-                    x_label,
-                    &y_label,
-                    d,
-                    log_axis(a, b),
-                    log_axis(c, e),
-                )?
-            }
-            (true, false) => {
-                let (a, b) = log_span(xs());
-                dots_chart(
-                    &area,
-                    &title,
-                    x_label,
-                    &y_label,
-                    d,
-                    log_axis(a, b),
-                    lin(span(ys())),
-                )?
-            }
-            (false, true) => {
-                let (c, e) = log_span(ys());
-                dots_chart(
-                    &area,
-                    &title,
-                    x_label,
-                    &y_label,
-                    d,
-                    lin(span(xs())),
-                    log_axis(c, e),
-                )?
-            }
-            (false, false) => dots_chart(
-                &area,
-                &title,
-                x_label,
-                &y_label,
-                d,
-                lin(span(xs())),
-                lin(span(ys())),
-            )?,
+        if wide(|d| d.at.0) || wide(|d| d.at.1) {
+            let (a, b) = log_span(xs());
+            let (c, e) = log_span(ys());
+            dots_chart(&area, &labels, d, (log_axis(a, b), log_axis(c, e)))?;
+        } else {
+            // Linear axes start at zero when the data sit well above it.
+            let lin = |(lo, hi): (f64, f64)| {
+                if lo > 0.0 && lo < 0.5 * hi {
+                    0.0..hi
+                } else {
+                    lo..hi
+                }
+            };
+            dots_chart(&area, &labels, d, (lin(span(xs())), lin(span(ys()))))?;
         }
         root.present().map_err(draw_err)?;
     }
@@ -314,12 +273,9 @@ pub fn pareto_chart(sweep: &Sweep, results: &[PointResult], y: ParetoY) -> Resul
 /// Rings for every dot, the frontier as a numbered line of filled dots.
 fn dots_chart<X, Y>(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
+    labels: &Labels,
     (dots, front): (&[Dot], &[usize]),
-    x: X,
-    y: Y,
+    axes: (X, Y),
 ) -> Result<()>
 where
     X: AsRangedCoord<Value = f64>,
@@ -327,23 +283,8 @@ where
     X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x, y)
-        .map_err(draw_err)?;
-    let dx = tick_digits(dots.iter().map(|d| d.at.0));
-    let dy = tick_digits(dots.iter().map(|d| d.at.1));
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .x_label_formatter(&|v| si_digits(*v, dx))
-        .y_label_formatter(&|v| si_digits(*v, dy))
-        .draw()
-        .map_err(draw_err)?;
+    let points: Vec<(f64, f64)> = dots.iter().map(|d| d.at).collect();
+    let mut chart = mesh(area, labels, axes, &points)?;
     let grey = RGBColor(140, 140, 140);
     chart
         .draw_series(
