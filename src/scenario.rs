@@ -17,7 +17,9 @@ use crate::placement::{Objective, ParallelRequest};
 use crate::profile::{load_hardware, load_model, Override};
 use crate::system::{ServeSettings, Speculation, Split, System};
 use crate::warning::Warnings;
-use crate::workload::{read_trace, Arrivals, LengthDist, RequestSpec, SharedPrefixes, Workload};
+use crate::workload::{
+    read_trace, Arrivals, Drawn, LengthDist, RequestSource, RequestSpec, SharedPrefixes, Workload,
+};
 
 /// Arrival process of an open-loop workload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -541,9 +543,10 @@ impl Scenario {
         self.run_on(system)
     }
 
-    /// As [`Scenario::run`] on an already placed system.
+    /// As [`Scenario::run`] on an already placed system, the workload drawn as the run reaches
+    /// it.
     pub fn run_on(&self, system: System) -> Result<Run> {
-        let (requests, mode, warnings) = self.requests(&system)?;
+        let (requests, mode, warnings) = self.drawn(&system)?;
         self.serve_on(system, &requests, mode, warnings)
     }
 
@@ -557,11 +560,21 @@ impl Scenario {
         Ok((requests, mode, warnings))
     }
 
+    /// As [`Scenario::requests`], drawn on demand instead of held (the warnings from one pass
+    /// of drawing).
+    pub fn drawn(&self, system: &System) -> Result<(Drawn, Loop, Warnings)> {
+        let (workload, mode) = self.workload.build()?;
+        let mut warnings = system.warnings();
+        let requests = workload.drawn(self.workload.seed, system.context_limit().0)?;
+        warnings.extend(&requests.warnings());
+        Ok((requests, mode, warnings))
+    }
+
     /// Serve `requests` on `system` and aggregate; `warnings` are the adjustments made so far.
-    pub fn serve_on(
+    pub fn serve_on<R: RequestSource + ?Sized>(
         &self,
         system: System,
-        requests: &[RequestSpec],
+        requests: &R,
         mode: Loop,
         warnings: Warnings,
     ) -> Result<Run> {

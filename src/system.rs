@@ -16,7 +16,7 @@ use crate::metrics::{summarise, Summary};
 use crate::placement::{place_with_draft, Objective, ParallelRequest, Placement, WeightHome};
 use crate::profile::{HardwareKind, HardwareProfile, ModelProfile};
 use crate::warning::Warnings;
-use crate::workload::RequestSpec;
+use crate::workload::RequestSource;
 
 /// Cached tokens of the sequence a per-user-speed layout search prices, when no context limit
 /// is asked: the context of the published single-stream rows (reference/published.toml).
@@ -481,9 +481,9 @@ impl System {
     }
 
     /// Serve `requests` and aggregate the metrics.
-    pub fn simulate(
+    pub fn simulate<R: RequestSource + ?Sized>(
         &self,
-        requests: &[RequestSpec],
+        requests: &R,
         s: &ServeSettings,
         mode: Loop,
     ) -> Result<(Outcome, Summary)> {
@@ -491,16 +491,16 @@ impl System {
     }
 
     /// As [`System::simulate`], keeping every iteration in the outcome's timeline if `record`.
-    pub fn simulate_recorded(
+    pub fn simulate_recorded<R: RequestSource + ?Sized>(
         &self,
-        requests: &[RequestSpec],
+        requests: &R,
         s: &ServeSettings,
         mode: Loop,
         record: bool,
     ) -> Result<(Outcome, Summary)> {
         let (window, what) = self.context_limit();
         if let Some((i, r)) = requests
-            .iter()
+            .specs()
             .enumerate()
             .find(|(_, r)| u64::from(r.prompt_tokens) + u64::from(r.output_tokens) > window)
         {

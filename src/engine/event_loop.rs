@@ -9,6 +9,7 @@ use super::event::{ns_from_s, s_from_ns, EventQueue, SimTime};
 use super::instance::{Instance, Seq, UNSET};
 use super::kv_cache::BlockPool;
 use super::prefix_cache::PrefixCache;
+use super::upcoming::Upcoming;
 use super::{EngineConfig, Loop, Outcome, RequestRecord, HORIZON_S};
 use crate::cost::{Batch, CostModel};
 use crate::error::{Error, Result};
@@ -38,7 +39,8 @@ pub(super) enum Event {
 
 /// The state of one run: requests, instances and the event queue.
 pub(super) struct Engine<'a> {
-    pub(super) specs: &'a [RequestSpec],
+    /// Requests not arrived yet.
+    pub(super) upcoming: Upcoming<'a>,
     pub(super) cost: &'a dyn CostModel,
     pub(super) cfg: EngineConfig,
     /// Requests in flight, in reusable slots (indexed by slot, not by request).
@@ -130,10 +132,15 @@ fn block_pool(cfg: &EngineConfig) -> BlockPool {
 
 /// Requests the engine cannot serve: empty prompts or outputs, arrivals out of order or past the
 /// horizon, a request whose KV cache outgrows one instance.
-pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Loop) -> Result<()> {
+pub(super) fn check_requests(
+    specs: impl Iterator<Item = RequestSpec>,
+    cfg: &EngineConfig,
+    mode: Loop,
+) -> Result<()> {
     let pool = block_pool(cfg);
     let blocks = pool.total();
-    for (i, s) in specs.iter().enumerate() {
+    let mut previous = 0.0;
+    for (i, s) in specs.enumerate() {
         if s.output_tokens == 0 || s.prompt_tokens == 0 {
             return Err(Error::arg(
                 "workload",
@@ -152,7 +159,7 @@ pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Lo
                 ),
             ));
         }
-        if mode == Loop::Open && i > 0 && s.arrival_s < specs[i - 1].arrival_s {
+        if mode == Loop::Open && i > 0 && s.arrival_s < previous {
             return Err(Error::arg(
                 "workload",
                 format!("request {i} arrives before request {}", i - 1),
@@ -170,6 +177,7 @@ pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Lo
                 ),
             ));
         }
+        previous = s.arrival_s;
     }
     Ok(())
 }
@@ -177,7 +185,8 @@ pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Lo
 impl<'a> Engine<'a> {
     /// A fresh run: every instance idle with an empty cache, no request arrived.
     pub(super) fn new(
-        specs: &'a [RequestSpec],
+        specs: Box<dyn Iterator<Item = RequestSpec> + 'a>,
+        total: usize,
         cost: &'a dyn CostModel,
         cfg: EngineConfig,
         record: bool,
@@ -200,11 +209,13 @@ impl<'a> Engine<'a> {
             .collect();
         let out = Outcome {
             // Filled in as requests complete; a request that never does keeps NaN times.
-            requests: vec![UNFINISHED; specs.len()],
+            requests: vec![UNFINISHED; total],
             ..Outcome::default()
         };
+        // Iteration skipping looks one arrival per instance ahead.
+        let ahead = cfg.instances as usize + 1;
         Engine {
-            specs,
+            upcoming: Upcoming::new(specs, total, ahead),
             cost,
             cfg,
             seqs: Vec::new(),
@@ -231,7 +242,7 @@ impl<'a> Engine<'a> {
     pub(super) fn start(&mut self, mode: Loop) -> Result<()> {
         match mode {
             Loop::Open => {
-                if let Some(first) = self.specs.first() {
+                if let Some(first) = self.upcoming.get(0) {
                     self.queue
                         .push(ns_from_s(first.arrival_s), Event::Arrival(0));
                     self.next_arrival = Some(0);
@@ -244,7 +255,7 @@ impl<'a> Engine<'a> {
                         "expected at least 1 request in flight",
                     ));
                 }
-                let start = concurrency.min(self.specs.len() as u32);
+                let start = concurrency.min(self.upcoming.total() as u32);
                 for i in 0..start {
                     self.queue.push(0, Event::Arrival(i));
                 }
@@ -288,7 +299,7 @@ impl<'a> Engine<'a> {
                 self.enqueue(k, r as u32, false);
                 if mode == Loop::Open {
                     self.next_arrival = None;
-                    if let Some(next) = self.specs.get(i as usize + 1) {
+                    if let Some(next) = self.upcoming.get(i as usize + 1) {
                         self.queue
                             .push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
                         self.next_arrival = Some(i + 1);
@@ -309,7 +320,7 @@ impl<'a> Engine<'a> {
 
     /// A slot for request `i`, arriving at `now`: a free one or a new one.
     fn admit_slot(&mut self, i: u32, now: SimTime) -> usize {
-        let spec = &self.specs[i as usize];
+        let spec = self.upcoming.take(i as usize);
         let seq = Seq {
             req: i,
             prompt: spec.prompt_tokens,
@@ -362,7 +373,7 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|r| r.completion_s)
             .fold(0.0, f64::max);
-        if self.completed < self.specs.len() {
+        if self.completed < self.upcoming.total() {
             let i = out
                 .requests
                 .iter()

@@ -188,7 +188,7 @@ impl Engine<'_> {
         self.completed += 1;
         self.free_slots.push(r as u32);
         if let Some(next) = self.next_closed {
-            if (next as usize) < self.specs.len() {
+            if (next as usize) < self.upcoming.total() {
                 self.queue.push(now, Event::Arrival(next));
                 self.next_closed = Some(next + 1);
             }

@@ -1,7 +1,8 @@
 //! The discrete-event serving engine: requests arrive, are routed round-robin to instances, and
 //! each instance runs iterations of continuous batching with chunked prefill over a paged KV
 //! cache, each iteration lasting what the cost model says. Deterministic: no wall clock, no
-//! randomness (the workload is drawn before the run), ties broken by insertion order.
+//! randomness (the workload is drawn before the run, or in order as the run reaches it), ties
+//! broken by insertion order.
 //!
 //! Scheduling (vLLM-style, per iteration, within a token budget and a sequence limit): running
 //! sequences first, in admission order, each taking one decode token or its next prefill chunk;
@@ -29,13 +30,14 @@ pub mod prefix_cache;
 mod router;
 mod scheduler;
 mod skip;
+mod upcoming;
 
 use serde::Serialize;
 
 use crate::cost::CostModel;
 use crate::error::Result;
 use crate::sketch::Sketch;
-use crate::workload::RequestSpec;
+use crate::workload::RequestSource;
 pub use policy::{Disaggregation, PreemptionMode, Priority, Routing, ServingPolicy};
 
 /// Engine settings.
@@ -160,8 +162,8 @@ pub enum Loop {
 }
 
 /// Run the engine over `specs` (sorted by arrival) with `cost` timing every iteration.
-pub fn run(
-    specs: &[RequestSpec],
+pub fn run<R: RequestSource + ?Sized>(
+    specs: &R,
     cost: &dyn CostModel,
     cfg: EngineConfig,
     mode: Loop,
@@ -171,32 +173,40 @@ pub fn run(
 
 /// As [`run`], stepping every iteration one at a time (no iteration skipping): the reference
 /// that skipping is checked against.
-pub fn run_stepwise(
-    specs: &[RequestSpec],
+pub fn run_stepwise<R: RequestSource + ?Sized>(
+    specs: &R,
     cost: &dyn CostModel,
     cfg: EngineConfig,
     mode: Loop,
 ) -> Result<Outcome> {
-    event_loop::check_settings(&cfg)?;
-    event_loop::check_requests(specs, &cfg, mode)?;
-    let mut engine = event_loop::Engine::new(specs, cost, cfg, false, false);
-    engine.start(mode)?;
-    engine.run(mode)?;
-    engine.outcome()
+    run_with(specs, cost, cfg, mode, false, false)
 }
 
 /// As [`run`], keeping a [`StepRecord`] of every iteration in [`Outcome::timeline`] when
 /// `record` is set (for `--trace-out`).
-pub fn run_recorded(
-    specs: &[RequestSpec],
+pub fn run_recorded<R: RequestSource + ?Sized>(
+    specs: &R,
     cost: &dyn CostModel,
     cfg: EngineConfig,
     mode: Loop,
     record: bool,
 ) -> Result<Outcome> {
+    run_with(specs, cost, cfg, mode, record, true)
+}
+
+/// The run: the requests checked in one pass over `specs`, then served as a second pass draws
+/// them.
+fn run_with<R: RequestSource + ?Sized>(
+    specs: &R,
+    cost: &dyn CostModel,
+    cfg: EngineConfig,
+    mode: Loop,
+    record: bool,
+    skip: bool,
+) -> Result<Outcome> {
     event_loop::check_settings(&cfg)?;
-    event_loop::check_requests(specs, &cfg, mode)?;
-    let mut engine = event_loop::Engine::new(specs, cost, cfg, record, true);
+    event_loop::check_requests(specs.specs(), &cfg, mode)?;
+    let mut engine = event_loop::Engine::new(specs.specs(), specs.count(), cost, cfg, record, skip);
     engine.start(mode)?;
     engine.run(mode)?;
     engine.outcome()
