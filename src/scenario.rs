@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Loop, Outcome};
+use crate::engine::{Loop, Observe, OnComplete, Outcome, RequestRecord};
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
 use crate::lengths::{shipped_names, LengthSet};
@@ -515,6 +515,9 @@ pub struct Scenario {
     pub workload: WorkloadSpec,
     /// Keep every iteration in the outcome's timeline (for `--trace-out`).
     pub record_timeline: bool,
+    /// Keep every request's record in the outcome (for outputs that read them all: charts,
+    /// traces, SLO verdicts); without them a run's memory does not grow with its requests.
+    pub keep_records: bool,
 }
 
 /// What one scenario produced.
@@ -547,7 +550,17 @@ impl Scenario {
     /// it.
     pub fn run_on(&self, system: System) -> Result<Run> {
         let (requests, mode, warnings) = self.drawn(&system)?;
-        self.serve_on(system, &requests, mode, warnings)
+        self.serve_on(system, &requests, mode, warnings, None)
+    }
+
+    /// As [`Scenario::run`], handing each request's index and record to `on_complete` as it
+    /// completes (for records streamed to a file).
+    pub fn run_streamed(&self, on_complete: &mut dyn FnMut(u32, &RequestRecord)) -> Result<Run> {
+        let system = self
+            .serve
+            .system(&self.hardware, &self.model, &self.overrides)?;
+        let (requests, mode, warnings) = self.drawn(&system)?;
+        self.serve_on(system, &requests, mode, warnings, Some(on_complete))
     }
 
     /// The workload's requests as drawn for `system` (its context limit caps drawn lengths, and
@@ -570,17 +583,23 @@ impl Scenario {
         Ok((requests, mode, warnings))
     }
 
-    /// Serve `requests` on `system` and aggregate; `warnings` are the adjustments made so far.
+    /// Serve `requests` on `system` and aggregate; `warnings` are the adjustments made so far;
+    /// `on_complete`, if any, sees each request's record as it completes.
     pub fn serve_on<R: RequestSource + ?Sized>(
         &self,
         system: System,
         requests: &R,
         mode: Loop,
         warnings: Warnings,
+        on_complete: Option<OnComplete<'_>>,
     ) -> Result<Run> {
         let settings = self.serve.settings()?;
-        let (outcome, summary) =
-            system.simulate_recorded(requests, &settings, mode, self.record_timeline)?;
+        let observe = Observe {
+            timeline: self.record_timeline,
+            records: self.keep_records,
+            on_complete,
+        };
+        let (outcome, summary) = system.simulate_observed(requests, &settings, mode, observe)?;
         Ok(Run {
             system,
             settings,

@@ -10,7 +10,7 @@ use super::instance::{Instance, Seq, UNSET};
 use super::kv_cache::BlockPool;
 use super::prefix_cache::PrefixCache;
 use super::upcoming::Upcoming;
-use super::{EngineConfig, Loop, Outcome, RequestRecord, HORIZON_S};
+use super::{EngineConfig, Loop, Observe, Outcome, RequestRecord, HORIZON_S};
 use crate::cost::{Batch, CostModel};
 use crate::error::{Error, Result};
 use crate::workload::RequestSpec;
@@ -52,6 +52,12 @@ pub(super) struct Engine<'a> {
     pub(super) instances: Vec<Instance>,
     pub(super) queue: EventQueue<Event>,
     pub(super) out: Outcome,
+    /// Called with each completed request's record.
+    pub(super) on_complete: Option<super::OnComplete<'a>>,
+    /// Keep every request's record in the outcome.
+    pub(super) keep_records: bool,
+    /// When the last request arrived, once it has.
+    pub(super) last_arrival: Option<SimTime>,
     /// Closed loop: the next request to issue when one completes.
     pub(super) next_closed: Option<u32>,
     /// Keep a [`super::StepRecord`] per iteration.
@@ -189,7 +195,7 @@ impl<'a> Engine<'a> {
         total: usize,
         cost: &'a dyn CostModel,
         cfg: EngineConfig,
-        record: bool,
+        observe: Observe<'a>,
         skip: bool,
     ) -> Engine<'a> {
         let pool = block_pool(&cfg);
@@ -209,7 +215,11 @@ impl<'a> Engine<'a> {
             .collect();
         let out = Outcome {
             // Filled in as requests complete; a request that never does keeps NaN times.
-            requests: vec![UNFINISHED; total],
+            requests: if observe.records {
+                vec![UNFINISHED; total]
+            } else {
+                Vec::new()
+            },
             ..Outcome::default()
         };
         // Iteration skipping looks one arrival per instance ahead.
@@ -224,8 +234,11 @@ impl<'a> Engine<'a> {
             instances,
             queue: EventQueue::default(),
             out,
+            on_complete: observe.on_complete,
+            keep_records: observe.records,
+            last_arrival: None,
             next_closed: None,
-            record,
+            record: observe.timeline,
             turn: [0, 0],
             skip,
             open_loop: true,
@@ -294,6 +307,14 @@ impl<'a> Engine<'a> {
         match event {
             Event::Arrival(i) => {
                 let r = self.admit_slot(i, now);
+                if i as usize + 1 == self.upcoming.total() {
+                    self.last_arrival = Some(now);
+                    self.out.backlog_at_last_arrival = self
+                        .seqs
+                        .iter()
+                        .filter(|s| s.done == UNSET && s.first == UNSET)
+                        .count();
+                }
                 let k = self.route(r, false);
                 self.seqs[r].instance = k as u32;
                 self.enqueue(k, r as u32, false);
@@ -368,16 +389,14 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|i| f64::from(i.pool.peak_used()) / f64::from(i.pool.total().max(1)))
             .fold(0.0, f64::max);
-        out.end_s = out
-            .requests
-            .iter()
-            .map(|r| r.completion_s)
-            .fold(0.0, f64::max);
         if self.completed < self.upcoming.total() {
-            let i = out
-                .requests
+            // The first request arrived and not completed, or the first not arrived.
+            let i = self
+                .seqs
                 .iter()
-                .position(|r| r.completion_s.is_nan())
+                .filter(|s| s.done == UNSET)
+                .map(|s| s.req as usize)
+                .min()
                 .unwrap_or(self.completed);
             return Err(Error::Stall {
                 time_s: s_from_ns(self.queue.now()),
