@@ -1,8 +1,11 @@
 //! Metrics: aggregates of a run's per-request records (README "Metrics" defines each).
 //!
-//! Percentiles of per-request latencies use statrs' `quantile` (the R-8 / median-unbiased
-//! estimator, Hyndman & Fan 1996); those of inter-token gaps, one per token, come from a quantile
-//! sketch ([`crate::sketch`]) within half a percent.
+//! A run's summary is aggregated as requests complete ([`Collector`], in `stream`): latency
+//! percentiles (TTFT, TPOT, E2E, per-user speed, and inter-token gaps, one per token) come from
+//! quantile sketches ([`crate::sketch`]) within half a percent of the exact R-8 ones; means and
+//! totals are exact sums. The steady-state window and its confidence intervals read a run's kept
+//! records, with exact percentiles (statrs' `quantile`, the R-8 / median-unbiased estimator,
+//! Hyndman & Fan 1996).
 //! Saturation is judged over the whole run, two ways. At its end: requests that arrive late wait
 //! far longer for their first token than those that arrive early and a backlog is still waiting
 //! when the last request arrives. Anywhere in it ([`overload`]): the backlog (requests arrived
