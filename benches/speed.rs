@@ -1,6 +1,8 @@
 //! Speed of the cost model (iterations priced per second), of the engine on the reference
 //! workload (requests and token-steps simulated per second), of a cluster (64 GB200 NVL72
-//! racks), and of a parallel sweep.
+//! racks), and of a parallel sweep. Engine runs are served as `infersim simulate` serves them:
+//! the workload drawn as the run reaches it, metrics aggregated as requests complete, no
+//! per-request records kept.
 //!
 //! Reference workload: Llama 2 7B on one A100, tensor parallel 1, at most 128 sequences and
 //! 512-token chunks, Poisson arrivals at 4 requests/s, lengths in order from the conversation
@@ -13,12 +15,13 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use infersim::cost::Batch;
-use infersim::engine::Loop;
+use infersim::engine::{Loop, Observe};
+use infersim::metrics::Summary;
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model};
 use infersim::study::sweep::{self, RowFormat, RunOptions, Sweep};
 use infersim::system::{ServeSettings, System};
-use infersim::workload::{read_trace, Arrivals, LengthDist, RequestSpec, Workload};
+use infersim::workload::{read_trace, Arrivals, Drawn, LengthDist, RequestSource, Workload};
 use rayon::prelude::*;
 
 fn system(hw: &str, model: &str) -> System {
@@ -41,12 +44,19 @@ fn settings() -> ServeSettings {
 /// Arrival rate of the cluster workload, requests/s.
 const CLUSTER_RATE_PER_S: f64 = 15_000.0;
 
-fn reference_requests(n: usize, rate_per_s: f64) -> Vec<RequestSpec> {
+/// Serve `reqs` as `infersim simulate` does: no records, no timeline.
+fn serve(sys: &System, reqs: &Drawn, s: &ServeSettings) -> Summary {
+    sys.simulate_observed(reqs, s, Loop::Open, Observe::default())
+        .unwrap()
+        .1
+}
+
+fn reference_requests(n: usize, rate_per_s: f64) -> Drawn {
     trace_requests(n, rate_per_s, 4096)
 }
 
 /// `n` requests at `rate_per_s` with conversation-trace lengths cut to `context` tokens.
-fn trace_requests(n: usize, rate_per_s: f64, context: u64) -> Vec<RequestSpec> {
+fn trace_requests(n: usize, rate_per_s: f64, context: u64) -> Drawn {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/traces/splitwise_conv.csv");
     let rows = read_trace(std::path::Path::new(path)).unwrap();
     Workload {
@@ -56,9 +66,8 @@ fn trace_requests(n: usize, rate_per_s: f64, context: u64) -> Vec<RequestSpec> {
         output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
         prefixes: None,
     }
-    .generate(0, context)
+    .drawn(0, context)
     .unwrap()
-    .0
 }
 
 fn cost_decode_step(c: &mut Criterion) {
@@ -86,14 +95,7 @@ fn engine_reference(c: &mut Criterion) {
         let reqs = reference_requests(n, 4.0);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| {
-                black_box(
-                    sys.simulate(&reqs, &settings(), Loop::Open)
-                        .unwrap()
-                        .1
-                        .steps,
-                )
-            })
+            b.iter(|| black_box(serve(&sys, &reqs, &settings()).steps))
         });
     }
     g.finish();
@@ -102,19 +104,12 @@ fn engine_reference(c: &mut Criterion) {
     g.sample_size(10);
     let reqs = reference_requests(10_000, 4.0);
     let tokens: u64 = reqs
-        .iter()
+        .specs()
         .map(|r| u64::from(r.prompt_tokens + r.output_tokens))
         .sum();
     g.throughput(Throughput::Elements(tokens));
     g.bench_function("10000", |b| {
-        b.iter(|| {
-            black_box(
-                sys.simulate(&reqs, &settings(), Loop::Open)
-                    .unwrap()
-                    .1
-                    .steps,
-            )
-        })
+        b.iter(|| black_box(serve(&sys, &reqs, &settings()).steps))
     });
     g.finish();
 }
@@ -136,10 +131,7 @@ fn engine_cluster(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function("64xgb200-nvl72/llama-3.1-70b/1000000", |b| {
-        b.iter(|| {
-            let s = ServeSettings::default();
-            black_box(sys.simulate(&reqs, &s, Loop::Open).unwrap().1.steps)
-        })
+        b.iter(|| black_box(serve(&sys, &reqs, &ServeSettings::default()).steps))
     });
     g.finish();
 }
@@ -147,7 +139,7 @@ fn engine_cluster(c: &mut Criterion) {
 fn sweep_load(c: &mut Criterion) {
     // 16 load points of 2,000 requests each, run in parallel over the machine's cores.
     let sys = system("a100-sxm", "llama-2-7b");
-    let points: Vec<Vec<RequestSpec>> = (1..=16)
+    let points: Vec<Drawn> = (1..=16)
         .map(|i| reference_requests(2_000, 0.5 * f64::from(i)))
         .collect();
     let mut g = c.benchmark_group("sweep_load_points");
@@ -157,7 +149,7 @@ fn sweep_load(c: &mut Criterion) {
         b.iter(|| {
             let out: Vec<u64> = points
                 .par_iter()
-                .map(|reqs| sys.simulate(reqs, &settings(), Loop::Open).unwrap().1.steps)
+                .map(|reqs| serve(&sys, reqs, &settings()).steps)
                 .collect();
             black_box(out)
         })

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Loop, Outcome};
+use crate::engine::{Loop, Observe, OnComplete, Outcome, RequestRecord};
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
 use crate::lengths::{shipped_names, LengthSet};
@@ -17,7 +17,9 @@ use crate::placement::{Objective, ParallelRequest};
 use crate::profile::{load_hardware, load_model, Override};
 use crate::system::{ServeSettings, Speculation, Split, System};
 use crate::warning::Warnings;
-use crate::workload::{read_trace, Arrivals, LengthDist, RequestSpec, SharedPrefixes, Workload};
+use crate::workload::{
+    read_trace, Arrivals, Drawn, LengthDist, RequestSource, RequestSpec, SharedPrefixes, Workload,
+};
 
 /// Arrival process of an open-loop workload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -513,6 +515,9 @@ pub struct Scenario {
     pub workload: WorkloadSpec,
     /// Keep every iteration in the outcome's timeline (for `--trace-out`).
     pub record_timeline: bool,
+    /// Keep every request's record in the outcome (for outputs that read them all: charts,
+    /// traces, SLO verdicts); without them a run's memory does not grow with its requests.
+    pub keep_records: bool,
 }
 
 /// What one scenario produced.
@@ -541,10 +546,21 @@ impl Scenario {
         self.run_on(system)
     }
 
-    /// As [`Scenario::run`] on an already placed system.
+    /// As [`Scenario::run`] on an already placed system, the workload drawn as the run reaches
+    /// it.
     pub fn run_on(&self, system: System) -> Result<Run> {
-        let (requests, mode, warnings) = self.requests(&system)?;
-        self.serve_on(system, &requests, mode, warnings)
+        let (requests, mode, warnings) = self.drawn(&system)?;
+        self.serve_on(system, &requests, mode, warnings, None)
+    }
+
+    /// As [`Scenario::run`], handing each request's index and record to `on_complete` as it
+    /// completes (for records streamed to a file).
+    pub fn run_streamed(&self, on_complete: &mut dyn FnMut(u32, &RequestRecord)) -> Result<Run> {
+        let system = self
+            .serve
+            .system(&self.hardware, &self.model, &self.overrides)?;
+        let (requests, mode, warnings) = self.drawn(&system)?;
+        self.serve_on(system, &requests, mode, warnings, Some(on_complete))
     }
 
     /// The workload's requests as drawn for `system` (its context limit caps drawn lengths, and
@@ -557,17 +573,33 @@ impl Scenario {
         Ok((requests, mode, warnings))
     }
 
-    /// Serve `requests` on `system` and aggregate; `warnings` are the adjustments made so far.
-    pub fn serve_on(
+    /// As [`Scenario::requests`], drawn on demand instead of held (the warnings from one pass
+    /// of drawing).
+    pub fn drawn(&self, system: &System) -> Result<(Drawn, Loop, Warnings)> {
+        let (workload, mode) = self.workload.build()?;
+        let mut warnings = system.warnings();
+        let requests = workload.drawn(self.workload.seed, system.context_limit().0)?;
+        warnings.extend(&requests.warnings());
+        Ok((requests, mode, warnings))
+    }
+
+    /// Serve `requests` on `system` and aggregate; `warnings` are the adjustments made so far;
+    /// `on_complete`, if any, sees each request's record as it completes.
+    pub fn serve_on<R: RequestSource + ?Sized>(
         &self,
         system: System,
-        requests: &[RequestSpec],
+        requests: &R,
         mode: Loop,
         warnings: Warnings,
+        on_complete: Option<OnComplete<'_>>,
     ) -> Result<Run> {
         let settings = self.serve.settings()?;
-        let (outcome, summary) =
-            system.simulate_recorded(requests, &settings, mode, self.record_timeline)?;
+        let observe = Observe {
+            timeline: self.record_timeline,
+            records: self.keep_records,
+            on_complete,
+        };
+        let (outcome, summary) = system.simulate_observed(requests, &settings, mode, observe)?;
         Ok(Run {
             system,
             settings,

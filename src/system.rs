@@ -7,16 +7,17 @@ use serde::Serialize;
 use crate::cost::{
     expected_tokens_per_step, Batch, CostModel, GpuCost, SpeculativeCost, StepCost, WaferCost,
 };
+use crate::engine::event::{ns_from_s, s_from_ns};
 use crate::engine::{
-    self, Disaggregation, EngineConfig, Loop, Outcome, PreemptionMode, Priority, Routing,
-    ServingPolicy, SpecConfig,
+    self, Disaggregation, EngineConfig, Loop, Observe, Outcome, PreemptionMode, Priority,
+    RequestRecord, Routing, ServingPolicy, SpecConfig,
 };
 use crate::error::{Error, Result};
-use crate::metrics::{summarise, Summary};
+use crate::metrics::{summarise_collected, Collector, Summary};
 use crate::placement::{place_with_draft, Objective, ParallelRequest, Placement, WeightHome};
 use crate::profile::{HardwareKind, HardwareProfile, ModelProfile};
 use crate::warning::Warnings;
-use crate::workload::RequestSpec;
+use crate::workload::RequestSource;
 
 /// Cached tokens of the sequence a per-user-speed layout search prices, when no context limit
 /// is asked: the context of the published single-stream rows (reference/published.toml).
@@ -481,9 +482,9 @@ impl System {
     }
 
     /// Serve `requests` and aggregate the metrics.
-    pub fn simulate(
+    pub fn simulate<R: RequestSource + ?Sized>(
         &self,
-        requests: &[RequestSpec],
+        requests: &R,
         s: &ServeSettings,
         mode: Loop,
     ) -> Result<(Outcome, Summary)> {
@@ -491,30 +492,65 @@ impl System {
     }
 
     /// As [`System::simulate`], keeping every iteration in the outcome's timeline if `record`.
-    pub fn simulate_recorded(
+    pub fn simulate_recorded<R: RequestSource + ?Sized>(
         &self,
-        requests: &[RequestSpec],
+        requests: &R,
         s: &ServeSettings,
         mode: Loop,
         record: bool,
     ) -> Result<(Outcome, Summary)> {
+        let observe = Observe {
+            timeline: record,
+            records: true,
+            on_complete: None,
+        };
+        self.simulate_observed(requests, s, mode, observe)
+    }
+
+    /// Serve `requests`, keeping and reporting what `observe` asks for, and aggregate the
+    /// metrics as requests complete (in memory independent of the number of requests unless
+    /// records or a timeline are kept).
+    pub fn simulate_observed<R: RequestSource + ?Sized>(
+        &self,
+        requests: &R,
+        s: &ServeSettings,
+        mode: Loop,
+        observe: Observe<'_>,
+    ) -> Result<(Outcome, Summary)> {
         let (window, what) = self.context_limit();
-        if let Some((i, r)) = requests
-            .iter()
-            .enumerate()
-            .find(|(_, r)| u64::from(r.prompt_tokens) + u64::from(r.output_tokens) > window)
-        {
-            return Err(Error::arg(
-                "workload",
-                format!(
-                    "request {i} has {} prompt + {} output tokens, more than {what} of {window}",
-                    r.prompt_tokens, r.output_tokens
-                ),
-            ));
+        // One pass: every request fits the window; the first and last arrival, as the engine's
+        // clock holds them.
+        let clock = |x: f64| s_from_ns(ns_from_s(x));
+        let mut span: Option<(f64, f64)> = None;
+        for (i, r) in requests.specs().enumerate() {
+            if u64::from(r.prompt_tokens) + u64::from(r.output_tokens) > window {
+                return Err(Error::arg(
+                    "workload",
+                    format!(
+                        "request {i} has {} prompt + {} output tokens, more than {what} of {window}",
+                        r.prompt_tokens, r.output_tokens
+                    ),
+                ));
+            }
+            let a = clock(r.arrival_s);
+            span = Some(span.map_or((a, a), |(f, l)| (f.min(a), l.max(a))));
         }
-        let mut out =
-            engine::run_recorded(requests, &self.cost, self.engine_config(s)?, mode, record)?;
-        let summary = summarise(&mut out, mode == Loop::Open);
+        let open = mode == Loop::Open;
+        let mut collector = Collector::new(requests.count(), span.filter(|_| open));
+        let mut then = observe.on_complete;
+        let mut on_complete = |i: u32, r: &RequestRecord| {
+            collector.add(i, r);
+            if let Some(f) = then.as_mut() {
+                f(i, r);
+            }
+        };
+        let observe = Observe {
+            on_complete: Some(&mut on_complete),
+            ..observe
+        };
+        let out =
+            engine::run_observed(requests, &self.cost, self.engine_config(s)?, mode, observe)?;
+        let summary = summarise_collected(&out, &collector, open);
         Ok((out, summary))
     }
 }

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{Common, SystemArgs};
-use super::files::{check_output_path, write_file};
+use super::files::{check_output_path, write_file, AtomicFile};
 use crate::energy::EnergyCost;
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
-use crate::report::{perfetto, plot, requests_csv, Format};
+use crate::report::{perfetto, plot, requests_csv, requests_csv_row, Format, REQUESTS_CSV_HEADER};
 use crate::scenario::{ArrivalKind, LengthText, Run, Scenario, ServeSpec, WorkloadSpec};
 use crate::study::slo::{Slo, SloReport};
 use crate::system::ServeSettings;
@@ -186,6 +186,11 @@ impl SimulateArgs {
                 seed: self.seed,
             },
             record_timeline: self.trace_out.is_some(),
+            // Charts, traces and SLO verdicts read every record; --requests-out streams them.
+            keep_records: self.trace_out.is_some()
+                || self.plot_out.is_some()
+                || self.slo_ttft_s.is_some()
+                || self.slo_tpot_s.is_some(),
         })
     }
 
@@ -230,7 +235,10 @@ pub(super) fn run(a: &SimulateArgs) -> Result<String> {
             let (rate, run) = crate::study::slo::find_max_rate(&scenario, slo)?;
             (Some(rate), run)
         }
-        _ => (None, scenario.run()?),
+        _ => match &a.requests_out {
+            Some(path) => (None, run_writing_requests(&scenario, path)?),
+            None => (None, scenario.run()?),
+        },
     };
     // At the highest rate found, the verdict that found it: the run's steady state.
     let slo_report = slo.map(|x| match max_rate {
@@ -238,7 +246,8 @@ pub(super) fn run(a: &SimulateArgs) -> Result<String> {
         None => x.evaluate(&run.outcome, run.summary.duration_s),
     });
     let energy = EnergyCost::of(&run.system, &run.summary);
-    write_outputs(a, &run)?;
+    // Without --find-max-rate, records went to --requests-out as the run went.
+    write_outputs(a, &run, max_rate.is_none())?;
     let r = Report {
         run: &run,
         slo,
@@ -272,7 +281,7 @@ fn workload_text(a: &SimulateArgs, requests: usize) -> String {
 }
 
 /// The files asked for with --trace-out, --plot-out and --requests-out.
-fn write_outputs(a: &SimulateArgs, run: &Run) -> Result<()> {
+fn write_outputs(a: &SimulateArgs, run: &Run, streamed: bool) -> Result<()> {
     let sys = &run.system;
     let title = format!(
         "{} on {}: {}",
@@ -287,8 +296,26 @@ fn write_outputs(a: &SimulateArgs, run: &Run) -> Result<()> {
     if let Some(path) = &a.plot_out {
         write_file(path, &plot::latency_cdfs(&run.outcome, &title)?)?;
     }
-    if let Some(path) = &a.requests_out {
+    if let (Some(path), false) = (&a.requests_out, streamed) {
         write_file(path, &requests_csv(&run.outcome))?;
     }
     Ok(())
+}
+
+/// Run `scenario`, writing each request's CSV row to `path` as it completes (in completion
+/// order; the file appears whole once the run has ended, as every output does).
+fn run_writing_requests(scenario: &Scenario, path: &std::path::Path) -> Result<Run> {
+    use std::io::Write;
+    let mut file = AtomicFile::create(path)?;
+    let mut failed = file.write_all(REQUESTS_CSV_HEADER.as_bytes()).err();
+    let run = scenario.run_streamed(&mut |i, r| {
+        if failed.is_none() {
+            failed = file.write_all(requests_csv_row(i, r).as_bytes()).err();
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(file.error(e));
+    }
+    file.commit()?;
+    Ok(run)
 }

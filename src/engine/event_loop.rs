@@ -9,7 +9,8 @@ use super::event::{ns_from_s, s_from_ns, EventQueue, SimTime};
 use super::instance::{Instance, Seq, UNSET};
 use super::kv_cache::BlockPool;
 use super::prefix_cache::PrefixCache;
-use super::{EngineConfig, Loop, Outcome, RequestRecord, HORIZON_S};
+use super::upcoming::Upcoming;
+use super::{EngineConfig, Loop, Observe, Outcome, RequestRecord, HORIZON_S};
 use crate::cost::{Batch, CostModel};
 use crate::error::{Error, Result};
 use crate::workload::RequestSpec;
@@ -38,7 +39,8 @@ pub(super) enum Event {
 
 /// The state of one run: requests, instances and the event queue.
 pub(super) struct Engine<'a> {
-    pub(super) specs: &'a [RequestSpec],
+    /// Requests not arrived yet.
+    pub(super) upcoming: Upcoming<'a>,
     pub(super) cost: &'a dyn CostModel,
     pub(super) cfg: EngineConfig,
     /// Requests in flight, in reusable slots (indexed by slot, not by request).
@@ -50,6 +52,12 @@ pub(super) struct Engine<'a> {
     pub(super) instances: Vec<Instance>,
     pub(super) queue: EventQueue<Event>,
     pub(super) out: Outcome,
+    /// Called with each completed request's record.
+    pub(super) on_complete: Option<super::OnComplete<'a>>,
+    /// Keep every request's record in the outcome.
+    pub(super) keep_records: bool,
+    /// When the last request arrived, once it has.
+    pub(super) last_arrival: Option<SimTime>,
     /// Closed loop: the next request to issue when one completes.
     pub(super) next_closed: Option<u32>,
     /// Keep a [`super::StepRecord`] per iteration.
@@ -130,10 +138,15 @@ fn block_pool(cfg: &EngineConfig) -> BlockPool {
 
 /// Requests the engine cannot serve: empty prompts or outputs, arrivals out of order or past the
 /// horizon, a request whose KV cache outgrows one instance.
-pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Loop) -> Result<()> {
+pub(super) fn check_requests(
+    specs: impl Iterator<Item = RequestSpec>,
+    cfg: &EngineConfig,
+    mode: Loop,
+) -> Result<()> {
     let pool = block_pool(cfg);
     let blocks = pool.total();
-    for (i, s) in specs.iter().enumerate() {
+    let mut previous = 0.0;
+    for (i, s) in specs.enumerate() {
         if s.output_tokens == 0 || s.prompt_tokens == 0 {
             return Err(Error::arg(
                 "workload",
@@ -152,7 +165,7 @@ pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Lo
                 ),
             ));
         }
-        if mode == Loop::Open && i > 0 && s.arrival_s < specs[i - 1].arrival_s {
+        if mode == Loop::Open && i > 0 && s.arrival_s < previous {
             return Err(Error::arg(
                 "workload",
                 format!("request {i} arrives before request {}", i - 1),
@@ -170,6 +183,7 @@ pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Lo
                 ),
             ));
         }
+        previous = s.arrival_s;
     }
     Ok(())
 }
@@ -177,10 +191,11 @@ pub(super) fn check_requests(specs: &[RequestSpec], cfg: &EngineConfig, mode: Lo
 impl<'a> Engine<'a> {
     /// A fresh run: every instance idle with an empty cache, no request arrived.
     pub(super) fn new(
-        specs: &'a [RequestSpec],
+        specs: Box<dyn Iterator<Item = RequestSpec> + 'a>,
+        total: usize,
         cost: &'a dyn CostModel,
         cfg: EngineConfig,
-        record: bool,
+        observe: Observe<'a>,
         skip: bool,
     ) -> Engine<'a> {
         let pool = block_pool(&cfg);
@@ -200,11 +215,17 @@ impl<'a> Engine<'a> {
             .collect();
         let out = Outcome {
             // Filled in as requests complete; a request that never does keeps NaN times.
-            requests: vec![UNFINISHED; specs.len()],
+            requests: if observe.records {
+                vec![UNFINISHED; total]
+            } else {
+                Vec::new()
+            },
             ..Outcome::default()
         };
+        // Iteration skipping looks one arrival per instance ahead.
+        let ahead = cfg.instances as usize + 1;
         Engine {
-            specs,
+            upcoming: Upcoming::new(specs, total, ahead),
             cost,
             cfg,
             seqs: Vec::new(),
@@ -213,8 +234,11 @@ impl<'a> Engine<'a> {
             instances,
             queue: EventQueue::default(),
             out,
+            on_complete: observe.on_complete,
+            keep_records: observe.records,
+            last_arrival: None,
             next_closed: None,
-            record,
+            record: observe.timeline,
             turn: [0, 0],
             skip,
             open_loop: true,
@@ -231,7 +255,7 @@ impl<'a> Engine<'a> {
     pub(super) fn start(&mut self, mode: Loop) -> Result<()> {
         match mode {
             Loop::Open => {
-                if let Some(first) = self.specs.first() {
+                if let Some(first) = self.upcoming.get(0) {
                     self.queue
                         .push(ns_from_s(first.arrival_s), Event::Arrival(0));
                     self.next_arrival = Some(0);
@@ -244,7 +268,7 @@ impl<'a> Engine<'a> {
                         "expected at least 1 request in flight",
                     ));
                 }
-                let start = concurrency.min(self.specs.len() as u32);
+                let start = concurrency.min(self.upcoming.total() as u32);
                 for i in 0..start {
                     self.queue.push(0, Event::Arrival(i));
                 }
@@ -283,12 +307,20 @@ impl<'a> Engine<'a> {
         match event {
             Event::Arrival(i) => {
                 let r = self.admit_slot(i, now);
+                if i as usize + 1 == self.upcoming.total() {
+                    self.last_arrival = Some(now);
+                    self.out.backlog_at_last_arrival = self
+                        .seqs
+                        .iter()
+                        .filter(|s| s.done == UNSET && s.first == UNSET)
+                        .count();
+                }
                 let k = self.route(r, false);
                 self.seqs[r].instance = k as u32;
                 self.enqueue(k, r as u32, false);
                 if mode == Loop::Open {
                     self.next_arrival = None;
-                    if let Some(next) = self.specs.get(i as usize + 1) {
+                    if let Some(next) = self.upcoming.get(i as usize + 1) {
                         self.queue
                             .push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
                         self.next_arrival = Some(i + 1);
@@ -309,7 +341,7 @@ impl<'a> Engine<'a> {
 
     /// A slot for request `i`, arriving at `now`: a free one or a new one.
     fn admit_slot(&mut self, i: u32, now: SimTime) -> usize {
-        let spec = &self.specs[i as usize];
+        let spec = self.upcoming.take(i as usize);
         let seq = Seq {
             req: i,
             prompt: spec.prompt_tokens,
@@ -357,16 +389,14 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|i| f64::from(i.pool.peak_used()) / f64::from(i.pool.total().max(1)))
             .fold(0.0, f64::max);
-        out.end_s = out
-            .requests
-            .iter()
-            .map(|r| r.completion_s)
-            .fold(0.0, f64::max);
-        if self.completed < self.specs.len() {
-            let i = out
-                .requests
+        if self.completed < self.upcoming.total() {
+            // The first request arrived and not completed, or the first not arrived.
+            let i = self
+                .seqs
                 .iter()
-                .position(|r| r.completion_s.is_nan())
+                .filter(|s| s.done == UNSET)
+                .map(|s| s.req as usize)
+                .min()
                 .unwrap_or(self.completed);
             return Err(Error::Stall {
                 time_s: s_from_ns(self.queue.now()),

@@ -175,7 +175,7 @@ impl Engine<'_> {
     fn complete(&mut self, r: usize, now: SimTime) {
         let s = &mut self.seqs[r];
         s.done = now;
-        self.out.requests[s.req as usize] = RequestRecord {
+        let record = RequestRecord {
             arrival_s: s_from_ns(s.arrival),
             first_token_s: s_from_ns(s.first),
             completion_s: s_from_ns(now),
@@ -185,10 +185,18 @@ impl Engine<'_> {
             instance: s.instance,
             cached_prompt_tokens: s.cached_prompt,
         };
+        let i = s.req;
+        if self.keep_records {
+            self.out.requests[i as usize] = record;
+        }
+        if let Some(f) = self.on_complete.as_mut() {
+            f(i, &record);
+        }
+        self.out.end_s = self.out.end_s.max(record.completion_s);
         self.completed += 1;
         self.free_slots.push(r as u32);
         if let Some(next) = self.next_closed {
-            if (next as usize) < self.specs.len() {
+            if (next as usize) < self.upcoming.total() {
                 self.queue.push(now, Event::Arrival(next));
                 self.next_closed = Some(next + 1);
             }
@@ -213,6 +221,10 @@ impl Engine<'_> {
             let s = &mut self.seqs[r];
             if s.first == UNSET {
                 s.first = now;
+                if self.last_arrival == Some(now) {
+                    // A first token at the last arrival's instant does not count as waiting.
+                    self.out.backlog_at_last_arrival -= 1;
+                }
             } else {
                 // Tokens verified together arrive together; their gaps are spread evenly.
                 let gap = s_from_ns(now - s.last_token) / f64::from(yielded);

@@ -1,7 +1,8 @@
 //! The discrete-event serving engine: requests arrive, are routed round-robin to instances, and
 //! each instance runs iterations of continuous batching with chunked prefill over a paged KV
 //! cache, each iteration lasting what the cost model says. Deterministic: no wall clock, no
-//! randomness (the workload is drawn before the run), ties broken by insertion order.
+//! randomness (the workload is drawn before the run, or in order as the run reaches it), ties
+//! broken by insertion order.
 //!
 //! Scheduling (vLLM-style, per iteration, within a token budget and a sequence limit): running
 //! sequences first, in admission order, each taking one decode token or its next prefill chunk;
@@ -29,13 +30,14 @@ pub mod prefix_cache;
 mod router;
 mod scheduler;
 mod skip;
+mod upcoming;
 
 use serde::Serialize;
 
 use crate::cost::CostModel;
 use crate::error::Result;
 use crate::sketch::Sketch;
-use crate::workload::RequestSpec;
+use crate::workload::RequestSource;
 pub use policy::{Disaggregation, PreemptionMode, Priority, Routing, ServingPolicy};
 
 /// Engine settings.
@@ -90,8 +92,12 @@ pub struct RequestRecord {
 /// Everything a run produced, before aggregation.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
-    /// One record per request, in arrival order.
+    /// One record per request, in arrival order, when kept ([`Observe::records`]); empty
+    /// otherwise.
     pub requests: Vec<RequestRecord>,
+    /// Requests arrived and still without a first token just after the last request arrived
+    /// (the last arrival counted; first tokens at that instant not).
+    pub backlog_at_last_arrival: usize,
     /// Gaps between consecutive output tokens of a request, s, one per output token after the
     /// first, in a quantile sketch (a run's largest sample, kept in bounded memory).
     pub itl_s: Sketch,
@@ -159,9 +165,24 @@ pub enum Loop {
     },
 }
 
-/// Run the engine over `specs` (sorted by arrival) with `cost` timing every iteration.
-pub fn run(
-    specs: &[RequestSpec],
+/// Called with a request's index and record as it completes.
+pub type OnComplete<'o> = &'o mut dyn FnMut(u32, &RequestRecord);
+
+/// What a run keeps and reports besides its aggregates.
+#[derive(Default)]
+pub struct Observe<'o> {
+    /// Keep a [`StepRecord`] of every iteration in [`Outcome::timeline`] (for `--trace-out`).
+    pub timeline: bool,
+    /// Keep every request's record in [`Outcome::requests`] (memory grows with the run).
+    pub records: bool,
+    /// Called with each request's index and record as it completes, in completion order.
+    pub on_complete: Option<OnComplete<'o>>,
+}
+
+/// Run the engine over `specs` (sorted by arrival) with `cost` timing every iteration, keeping
+/// every request's record.
+pub fn run<R: RequestSource + ?Sized>(
+    specs: &R,
     cost: &dyn CostModel,
     cfg: EngineConfig,
     mode: Loop,
@@ -171,32 +192,61 @@ pub fn run(
 
 /// As [`run`], stepping every iteration one at a time (no iteration skipping): the reference
 /// that skipping is checked against.
-pub fn run_stepwise(
-    specs: &[RequestSpec],
+pub fn run_stepwise<R: RequestSource + ?Sized>(
+    specs: &R,
     cost: &dyn CostModel,
     cfg: EngineConfig,
     mode: Loop,
 ) -> Result<Outcome> {
-    event_loop::check_settings(&cfg)?;
-    event_loop::check_requests(specs, &cfg, mode)?;
-    let mut engine = event_loop::Engine::new(specs, cost, cfg, false, false);
-    engine.start(mode)?;
-    engine.run(mode)?;
-    engine.outcome()
+    let observe = Observe {
+        records: true,
+        ..Observe::default()
+    };
+    run_with(specs, cost, cfg, mode, observe, false)
 }
 
 /// As [`run`], keeping a [`StepRecord`] of every iteration in [`Outcome::timeline`] when
 /// `record` is set (for `--trace-out`).
-pub fn run_recorded(
-    specs: &[RequestSpec],
+pub fn run_recorded<R: RequestSource + ?Sized>(
+    specs: &R,
     cost: &dyn CostModel,
     cfg: EngineConfig,
     mode: Loop,
     record: bool,
 ) -> Result<Outcome> {
+    let observe = Observe {
+        timeline: record,
+        records: true,
+        on_complete: None,
+    };
+    run_with(specs, cost, cfg, mode, observe, true)
+}
+
+/// As [`run`], keeping and reporting what `observe` asks for.
+pub fn run_observed<'a, R: RequestSource + ?Sized>(
+    specs: &'a R,
+    cost: &'a dyn CostModel,
+    cfg: EngineConfig,
+    mode: Loop,
+    observe: Observe<'a>,
+) -> Result<Outcome> {
+    run_with(specs, cost, cfg, mode, observe, true)
+}
+
+/// The run: the requests checked in one pass over `specs`, then served as a second pass draws
+/// them.
+fn run_with<'a, R: RequestSource + ?Sized>(
+    specs: &'a R,
+    cost: &'a dyn CostModel,
+    cfg: EngineConfig,
+    mode: Loop,
+    observe: Observe<'a>,
+    skip: bool,
+) -> Result<Outcome> {
     event_loop::check_settings(&cfg)?;
-    event_loop::check_requests(specs, &cfg, mode)?;
-    let mut engine = event_loop::Engine::new(specs, cost, cfg, record, true);
+    event_loop::check_requests(specs.specs(), &cfg, mode)?;
+    let mut engine =
+        event_loop::Engine::new(specs.specs(), specs.count(), cost, cfg, observe, skip);
     engine.start(mode)?;
     engine.run(mode)?;
     engine.outcome()

@@ -32,7 +32,11 @@ impl Engine<'_> {
         let Some(next) = self.next_arrival else {
             return UNSET;
         };
-        let arrival = |i: usize| self.specs.get(i).map_or(UNSET, |s| ns_from_s(s.arrival_s));
+        let arrival = |i: usize| {
+            self.upcoming
+                .get(i)
+                .map_or(UNSET, |s| ns_from_s(s.arrival_s))
+        };
         let n = self.cfg.instances as usize;
         let turn = self.turn[0];
         match self.cfg.policy.routing {

@@ -1,6 +1,7 @@
 //! Engine tests: hand-computed runs under a constant cost model.
 
 use super::*;
+use crate::workload::RequestSpec;
 
 mod basics {
     use super::*;

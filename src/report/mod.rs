@@ -176,29 +176,35 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
         .collect()
 }
 
-/// Per-request records as CSV, one row per request in arrival order (times in seconds).
+/// Header of the per-request CSV.
+pub const REQUESTS_CSV_HEADER: &str = "request,instance,arrival_s,first_token_s,completion_s,prompt_tokens,output_tokens,ttft_s,tpot_s,e2e_s,preemptions\n";
+
+/// One row of the per-request CSV: request `i`'s record (times in seconds).
+pub fn requests_csv_row(i: u32, r: &crate::engine::RequestRecord) -> String {
+    let tpot = if r.output_tokens > 1 {
+        ((r.completion_s - r.first_token_s) / f64::from(r.output_tokens - 1)).to_string()
+    } else {
+        String::new()
+    };
+    format!(
+        "{i},{},{},{},{},{},{},{},{tpot},{},{}\n",
+        r.instance,
+        r.arrival_s,
+        r.first_token_s,
+        r.completion_s,
+        r.prompt_tokens,
+        r.output_tokens,
+        r.first_token_s - r.arrival_s,
+        r.completion_s - r.arrival_s,
+        r.preemptions
+    )
+}
+
+/// Kept per-request records as CSV, one row per request in arrival order.
 pub fn requests_csv(outcome: &crate::engine::Outcome) -> String {
-    let mut s = String::from(
-        "request,instance,arrival_s,first_token_s,completion_s,prompt_tokens,output_tokens,ttft_s,tpot_s,e2e_s,preemptions\n",
-    );
+    let mut s = String::from(REQUESTS_CSV_HEADER);
     for (i, r) in outcome.requests.iter().enumerate() {
-        let tpot = if r.output_tokens > 1 {
-            ((r.completion_s - r.first_token_s) / f64::from(r.output_tokens - 1)).to_string()
-        } else {
-            String::new()
-        };
-        s.push_str(&format!(
-            "{i},{},{},{},{},{},{},{},{tpot},{},{}\n",
-            r.instance,
-            r.arrival_s,
-            r.first_token_s,
-            r.completion_s,
-            r.prompt_tokens,
-            r.output_tokens,
-            r.first_token_s - r.arrival_s,
-            r.completion_s - r.arrival_s,
-            r.preemptions
-        ));
+        s.push_str(&requests_csv_row(i as u32, r));
     }
     s
 }

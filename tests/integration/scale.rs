@@ -1,14 +1,14 @@
 //! What lets a run scale changes nothing it reports. Iteration skipping: over random workloads
 //! on real cost models (compute and memory partly overlapping, sliding windows, speculative
 //! decoding, KV cache spilling to a wafer's external memory), a run equals the same run stepped
-//! one iteration at a time. Quantile sketches: on a real run's latencies, sketched percentiles
-//! are within 1% of exact ones.
+//! one iteration at a time. Streamed aggregates: on real runs, sketched percentiles are within
+//! 1% of exact ones and saturation reads as from every record; a lazily drawn workload is
+//! served as its list.
 
-use infersim::engine::{run, run_stepwise, Loop, Outcome, PreemptionMode, Routing};
-use infersim::metrics::{tpot_of, ttft_of, Dist};
+use infersim::engine::{run, run_stepwise, Loop, Outcome, PreemptionMode, RequestRecord, Routing};
+use infersim::metrics::{overload, tpot_of, ttft_of, Dist, OVERLOAD_SPANS};
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model, Override};
-use infersim::sketch::Sketch;
 use infersim::system::{ServeSettings, Speculation, System};
 use infersim::workload::{Arrivals, LengthDist, Workload};
 use infersim::workload::{PromptPrefix, RequestSpec};
@@ -123,12 +123,43 @@ proptest! {
     }
 }
 
+/// The backlog read as before streaming, from every record: at each of 21 evenly spaced
+/// instants from the first arrival to the last, arrivals up to it less first tokens up to it.
+fn backlog_of_records(r: &[RequestRecord]) -> Vec<(f64, usize)> {
+    let first = r.iter().map(|x| x.arrival_s).fold(f64::INFINITY, f64::min);
+    let last = r
+        .iter()
+        .map(|x| x.arrival_s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if last <= first {
+        return Vec::new();
+    }
+    let mut arrivals: Vec<f64> = r.iter().map(|x| x.arrival_s).collect();
+    let mut firsts: Vec<f64> = r.iter().map(|x| x.first_token_s).collect();
+    arrivals.sort_by(f64::total_cmp);
+    firsts.sort_by(f64::total_cmp);
+    (0..=OVERLOAD_SPANS)
+        .map(|j| {
+            let t = first + (last - first) * j as f64 / OVERLOAD_SPANS as f64;
+            let arrived = arrivals.partition_point(|&a| a <= t);
+            let served = firsts.partition_point(|&f| f <= t);
+            (t, arrived.saturating_sub(served))
+        })
+        .collect()
+}
+
+/// Latency distributions aggregated as requests complete (sketches) are within 1% of the exact
+/// percentiles of every record, with exact means; the saturation verdict read from streamed
+/// counts is the one read from every record; a workload drawn lazily is served as its list.
 #[test]
-fn sketched_percentiles_of_a_run_are_within_one_percent_of_exact() {
+fn streamed_metrics_match_the_records_they_replace() {
     let (sys, _) = system(0, 0.0, None);
-    let requests = Workload {
-        requests: 3_000,
-        arrivals: Arrivals::Poisson { rate_per_s: 3.0 },
+    let lengths = |n, rate| Workload {
+        requests: n,
+        arrivals: Arrivals::Gamma {
+            rate_per_s: rate,
+            cv: 2.0,
+        },
         prompt: LengthDist::LogNormal {
             median: 800.0,
             sigma: 0.8,
@@ -138,30 +169,70 @@ fn sketched_percentiles_of_a_run_are_within_one_percent_of_exact() {
             sigma: 0.8,
         },
         prefixes: None,
-    }
-    .generate(7, 4096)
-    .unwrap()
-    .0;
-    let (out, _) = sys
-        .simulate(&requests, &ServeSettings::default(), Loop::Open)
-        .unwrap();
-    let e2e = |r: &infersim::engine::RequestRecord| r.completion_s - r.arrival_s;
-    let tpot_records = out.requests.iter().filter(|r| r.output_tokens > 1);
-    let samples: [(&str, Vec<f64>); 3] = [
-        ("ttft", out.requests.iter().map(ttft_of).collect()),
-        ("e2e", out.requests.iter().map(e2e).collect()),
-        ("tpot", tpot_records.map(tpot_of).collect()),
-    ];
-    for (name, values) in samples {
-        let mut s = Sketch::new();
-        values.iter().for_each(|&v| s.add(v));
-        let (exact, sketched) = (Dist::of(values), Dist::of_sketch(&s));
-        for (a, b) in [
-            (exact.p50, sketched.p50),
-            (exact.p90, sketched.p90),
-            (exact.p99, sketched.p99),
-        ] {
-            assert!((a - b).abs() <= 0.01 * a, "{name}: exact {a}, sketched {b}");
+    };
+    // Below capacity, well above it (the queue grows), and a closed loop.
+    let mut overloaded = 0;
+    for (w, mode) in [
+        (lengths(3_000, 3.0), Loop::Open),
+        (lengths(2_000, 30.0), Loop::Open),
+        (lengths(2_000, 1.0), Loop::Closed { concurrency: 32 }),
+    ] {
+        let requests = w.generate(7, 4096).unwrap().0;
+        let (out, s) = sys
+            .simulate(&requests, &ServeSettings::default(), mode)
+            .unwrap();
+        let lazy = w.clone().drawn(7, 4096).unwrap();
+        let (lazy_out, lazy_s) = sys
+            .simulate(&lazy, &ServeSettings::default(), mode)
+            .unwrap();
+        assert_eq!(lazy_out.requests, out.requests);
+        assert_eq!(format!("{lazy_s:?}"), format!("{s:?}"));
+        let r = &out.requests;
+        let e2e = |r: &RequestRecord| r.completion_s - r.arrival_s;
+        let tpots: Vec<f64> = r
+            .iter()
+            .filter(|r| r.output_tokens > 1)
+            .map(tpot_of)
+            .collect();
+        let speeds = tpots
+            .iter()
+            .filter(|t| **t > 0.0)
+            .map(|t| 1.0 / t)
+            .collect();
+        let exact = [
+            ("ttft", Dist::of(r.iter().map(ttft_of).collect()), s.ttft_s),
+            ("e2e", Dist::of(r.iter().map(e2e).collect()), s.e2e_s),
+            ("tpot", Dist::of(tpots), s.tpot_s),
+            ("speed", Dist::of(speeds), s.tokens_per_s_per_user),
+        ];
+        for (name, exact, sketched) in exact {
+            assert!(
+                (exact.mean - sketched.mean).abs() <= 1e-9 * exact.mean,
+                "{name} mean"
+            );
+            for (a, b) in [
+                (exact.p50, sketched.p50),
+                (exact.p90, sketched.p90),
+                (exact.p99, sketched.p99),
+            ] {
+                assert!((a - b).abs() <= 0.01 * a, "{name}: exact {a}, sketched {b}");
+            }
+        }
+        let last = r.last().unwrap().arrival_s;
+        let backlog = r
+            .iter()
+            .filter(|x| x.arrival_s <= last && x.first_token_s > last)
+            .count();
+        assert_eq!(s.saturation.backlog_at_last_arrival, backlog);
+        if mode == Loop::Open {
+            let expected = overload(&backlog_of_records(r), r.len());
+            let found = s
+                .saturation
+                .overloaded_from_s
+                .zip(s.saturation.overloaded_to_s);
+            assert_eq!(found, expected);
+            overloaded += usize::from(found.is_some());
         }
     }
+    assert_eq!(overloaded, 1, "the run above capacity is found overloaded");
 }

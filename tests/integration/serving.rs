@@ -16,6 +16,7 @@ fn scenario(hw: &str, model: &str, serve: ServeSpec, workload: WorkloadSpec) -> 
         serve,
         workload,
         record_timeline: false,
+        keep_records: false,
     }
 }
 

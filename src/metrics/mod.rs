@@ -1,8 +1,11 @@
 //! Metrics: aggregates of a run's per-request records (README "Metrics" defines each).
 //!
-//! Percentiles of per-request latencies use statrs' `quantile` (the R-8 / median-unbiased
-//! estimator, Hyndman & Fan 1996); those of inter-token gaps, one per token, come from a quantile
-//! sketch ([`crate::sketch`]) within half a percent.
+//! A run's summary is aggregated as requests complete ([`Collector`], in `stream`): latency
+//! percentiles (TTFT, TPOT, E2E, per-user speed, and inter-token gaps, one per token) come from
+//! quantile sketches ([`crate::sketch`]) within half a percent of the exact R-8 ones; means and
+//! totals are exact sums. The steady-state window and its confidence intervals read a run's kept
+//! records, with exact percentiles (statrs' `quantile`, the R-8 / median-unbiased estimator,
+//! Hyndman & Fan 1996).
 //! Saturation is judged over the whole run, two ways. At its end: requests that arrive late wait
 //! far longer for their first token than those that arrive early and a backlog is still waiting
 //! when the last request arrives. Anywhere in it ([`overload`]): the backlog (requests arrived
@@ -21,6 +24,9 @@ use statrs::statistics::{Data, OrderStatistics};
 
 use crate::engine::{Outcome, RequestRecord};
 use crate::sketch::Sketch;
+
+mod stream;
+pub use stream::Collector;
 
 /// Mean and percentiles of a sample; NaN (JSON `null`) for an empty sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -87,34 +93,11 @@ pub struct Saturation {
 /// Spans the run is cut into to look for a growing queue.
 pub const OVERLOAD_SPANS: usize = 20;
 
-/// The first stretch of a run over which its queue grew (see the module docs): (from, to) in
-/// seconds of simulated time, or `None`.
-pub fn overload(r: &[RequestRecord]) -> Option<(f64, f64)> {
-    let n = r.len();
-    let first = r.iter().map(|x| x.arrival_s).fold(f64::INFINITY, f64::min);
-    let last = r
-        .iter()
-        .map(|x| x.arrival_s)
-        .fold(f64::NEG_INFINITY, f64::max);
-    if last.partial_cmp(&first) != Some(std::cmp::Ordering::Greater) {
-        return None;
-    }
-    let mut arrivals: Vec<f64> = r.iter().map(|x| x.arrival_s).collect();
-    let mut firsts: Vec<f64> = r.iter().map(|x| x.first_token_s).collect();
-    arrivals.sort_by(f64::total_cmp);
-    firsts.sort_by(f64::total_cmp);
-    let backlog = |t: f64| {
-        let arrived = arrivals.partition_point(|&a| a <= t);
-        let served = firsts.partition_point(|&f| f <= t);
-        arrived.saturating_sub(served)
-    };
-    let at: Vec<(f64, usize)> = (0..=OVERLOAD_SPANS)
-        .map(|j| {
-            let t = first + (last - first) * j as f64 / OVERLOAD_SPANS as f64;
-            (t, backlog(t))
-        })
-        .collect();
-    let floor = (n / 20).max(10);
+/// The first stretch of a run of `requests` requests over which its queue grew (see the module
+/// docs), from its backlog read at evenly spaced instants ([`Collector::backlog`]): (from, to)
+/// in seconds of simulated time, or `None`.
+pub fn overload(at: &[(f64, usize)], requests: usize) -> Option<(f64, f64)> {
+    let floor = (requests / 20).max(10);
     let rises = |j: usize| at[j].1 > at[j - 1].1;
     let mut start = 0;
     for j in 1..at.len() {
@@ -185,15 +168,6 @@ pub struct Summary {
     pub saturation: Saturation,
 }
 
-fn mean(xs: impl Iterator<Item = f64>) -> f64 {
-    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
-    if n == 0 {
-        f64::NAN
-    } else {
-        s / n as f64
-    }
-}
-
 /// TPOT of every request with more than one output token, and the per-user speeds (1 / TPOT)
 /// of those with a positive TPOT.
 fn tpots_and_speeds<'a>(
@@ -211,10 +185,34 @@ fn tpots_and_speeds<'a>(
     (tpots, speeds)
 }
 
-/// Aggregate a run's outcome; `open_loop` is false for closed-loop runs, which cannot saturate.
-pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
+/// The [`Collector`] of a run's kept records, fed in index order; `open_loop` as in
+/// [`summarise`].
+pub fn collect(out: &Outcome, open_loop: bool) -> Collector {
     let r = &out.requests;
-    let n = r.len();
+    let arrivals = open_loop.then(|| {
+        let first = r.iter().map(|x| x.arrival_s).fold(f64::INFINITY, f64::min);
+        let last = r
+            .iter()
+            .map(|x| x.arrival_s)
+            .fold(f64::NEG_INFINITY, f64::max);
+        (first, last)
+    });
+    let mut c = Collector::new(r.len(), arrivals);
+    for (i, x) in r.iter().enumerate() {
+        c.add(i as u32, x);
+    }
+    c
+}
+
+/// Aggregate a run's outcome from its kept records ([`collect`]); `open_loop` is false for
+/// closed-loop runs, which cannot saturate.
+pub fn summarise(out: &Outcome, open_loop: bool) -> Summary {
+    summarise_collected(out, &collect(out, open_loop), open_loop)
+}
+
+/// Aggregate a run's outcome and the [`Collector`] fed its records as they completed.
+pub fn summarise_collected(out: &Outcome, c: &Collector, open_loop: bool) -> Summary {
+    let n = c.completed;
     let duration = out.end_s;
     let per_s = |x: f64| {
         if duration > 0.0 {
@@ -223,24 +221,14 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
             f64::NAN
         }
     };
-    let out_count: u64 = r.iter().map(|x| u64::from(x.output_tokens)).sum();
-    let out_tokens = out_count as f64;
-    let in_tokens: f64 = r.iter().map(|x| f64::from(x.prompt_tokens)).sum();
-    let (tpots, speeds) = tpots_and_speeds(r.iter());
-
-    let last_arrival = r.last().map_or(0.0, |x| x.arrival_s);
-    let backlog = r
-        .iter()
-        .filter(|x| x.arrival_s <= last_arrival && x.first_token_s > last_arrival)
-        .count();
-    let q = n / 4;
-    let ttft = |x: &crate::engine::RequestRecord| x.first_token_s - x.arrival_s;
-    let growth = if q > 0 {
-        mean(r[n - q..].iter().map(ttft)) / mean(r[..q].iter().map(ttft))
+    let in_tokens = c.prompt_tokens as f64;
+    let backlog = out.backlog_at_last_arrival;
+    let growth = c.ttft_growth();
+    let overloaded = if open_loop {
+        overload(&c.backlog(), n)
     } else {
-        1.0
+        None
     };
-    let overloaded = if open_loop { overload(r) } else { None };
     let saturated =
         open_loop && (growth > 2.0 && backlog >= (n / 20).max(10) || overloaded.is_some());
 
@@ -248,15 +236,15 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
     Summary {
         requests: n,
         duration_s: duration,
-        output_tokens: out_count,
-        throughput_output_tokens_per_s: per_s(out_tokens),
+        output_tokens: c.output_tokens,
+        throughput_output_tokens_per_s: per_s(c.output_tokens as f64),
         throughput_input_tokens_per_s: per_s(in_tokens),
         throughput_requests_per_s: per_s(n as f64),
-        ttft_s: Dist::of(r.iter().map(ttft).collect()),
-        tpot_s: Dist::of(tpots),
+        ttft_s: Dist::of_sketch(&c.ttft_s),
+        tpot_s: Dist::of_sketch(&c.tpot_s),
         itl_s: Dist::of_sketch(&out.itl_s),
-        e2e_s: Dist::of(r.iter().map(|x| x.completion_s - x.arrival_s).collect()),
-        tokens_per_s_per_user: Dist::of(speeds),
+        e2e_s: Dist::of_sketch(&c.e2e_s),
+        tokens_per_s_per_user: Dist::of_sketch(&c.tokens_per_s_per_user),
         utilisation: if duration > 0.0 {
             out.busy_s.iter().sum::<f64>() / instances / duration
         } else {
@@ -265,12 +253,9 @@ pub fn summarise(out: &mut Outcome, open_loop: bool) -> Summary {
         mean_batch_sequences: out.batch_sequences_sum as f64 / out.steps.max(1) as f64,
         mean_batch_tokens: out.batch_tokens_sum as f64 / out.steps.max(1) as f64,
         kv_peak_fraction: out.kv_peak_fraction,
-        preemptions: r.iter().map(|x| u64::from(x.preemptions)).sum(),
+        preemptions: c.preemptions,
         prefix_cache_hit_fraction: if in_tokens > 0.0 {
-            r.iter()
-                .map(|x| f64::from(x.cached_prompt_tokens))
-                .sum::<f64>()
-                / in_tokens
+            c.cached_prompt_tokens as f64 / in_tokens
         } else {
             0.0
         },
@@ -546,10 +531,10 @@ mod tests {
 
     #[test]
     fn steady_window_skips_one_lifetime_at_each_end() {
-        let mut out = steady_run(1000, 0.5, 10.0, 0);
+        let out = steady_run(1000, 0.5, 10.0, 0);
         let w = SteadyWindow::of(&out.requests).unwrap();
         assert_eq!((w.from_s, w.to_s, w.requests), (10.0, 989.0, 980));
-        let whole = summarise(&mut out, true);
+        let whole = summarise(&out, true);
         let s = w.summarise(&out, &whole);
         // Completions from t = 10 to the last arrival (t = 999): requests 0 to 989, one a
         // second over 989 s, 11 tokens each.
@@ -565,8 +550,8 @@ mod tests {
     fn steady_window_leaves_out_the_warm_up() {
         // The first 20 requests wait ten times as long (a cold start), all before the window
         // opens at t = 40: the whole run's p99 TTFT sees them, the steady window does not.
-        let mut out = steady_run(1000, 0.5, 40.0, 20);
-        let whole = summarise(&mut out, true);
+        let out = steady_run(1000, 0.5, 40.0, 20);
+        let whole = summarise(&out, true);
         let w = SteadyWindow::of(&out.requests).unwrap();
         assert!(whole.ttft_s.p99 > 4.0, "{}", whole.ttft_s.p99);
         approx::assert_relative_eq!(w.summarise(&out, &whole).ttft_s.p99, 0.5);

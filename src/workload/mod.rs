@@ -7,12 +7,15 @@
 
 use std::path::Path;
 
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use statrs::distribution::{Gamma, LogNormal};
+use statrs::distribution::LogNormal;
 
 use crate::error::{Error, Result};
 use crate::warning::Warnings;
+
+mod draw;
+pub use draw::{Drawn, Draws, RequestSource};
 
 /// One request to serve.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -322,161 +325,21 @@ pub struct Workload {
 
 impl Workload {
     /// Draw the requests for a deployment serving at most `context_tokens` per sequence (prompt
-    /// plus output). Fixed lengths that do not fit are refused: they are what was asked. Lengths
-    /// drawn from a distribution, a dataset or a trace are cut to fit (the prompt to leave one
-    /// output token, the output to the room the prompt leaves), and every cut is counted in the
-    /// returned warnings.
+    /// plus output), all at once: [`Workload::drawn`] collected. Fixed lengths that do not fit
+    /// are refused: they are what was asked. Lengths drawn from a distribution, a dataset or a
+    /// trace are cut to fit (the prompt to leave one output token, the output to the room the
+    /// prompt leaves), and every cut is counted in the returned warnings.
     pub fn generate(&self, seed: u64, context_tokens: u64) -> Result<(Vec<RequestSpec>, Warnings)> {
-        match &self.arrivals {
-            Arrivals::Poisson { rate_per_s } | Arrivals::Gamma { rate_per_s, .. }
-                if !(rate_per_s.is_finite() && *rate_per_s > 0.0) =>
-            {
-                return Err(Error::arg(
-                    "--rate",
-                    format!("expected requests per second > 0, found {rate_per_s}"),
-                ))
-            }
-            // Beyond 1e-3 .. 1e3 the gamma shape 1/cv^2 leaves what its sampler handles.
-            Arrivals::Gamma { cv, .. } if !(1e-3..=1e3).contains(cv) => {
-                return Err(Error::arg(
-                    "--burstiness",
-                    format!("expected a coefficient of variation from 0.001 to 1000, found {cv:e}"),
-                ))
-            }
-            Arrivals::Trace(t) if t.is_empty() => {
-                return Err(Error::arg("--trace", "the trace has no rows"))
-            }
-            Arrivals::Schedule(pieces) => check_schedule(pieces)?,
-            _ => {}
-        }
-        crate::limits::check_count(
-            "requests (--requests)",
-            self.requests as u64,
-            crate::limits::MAX_REQUESTS,
-        )?;
-        let cap = u32::try_from(context_tokens).unwrap_or(u32::MAX).max(2);
-        if let (LengthDist::Fixed(p), LengthDist::Fixed(o)) = (&self.prompt, &self.output) {
-            if u64::from(*p) + u64::from(*o) > u64::from(cap) {
-                return Err(Error::arg(
-                    "prompt_tokens / output_tokens (--prompt-tokens, --output-tokens)",
-                    format!(
-                        "{p} prompt + {o} output tokens exceed the context limit of {cap} tokens (the model's window, or what fits one sequence here)"
-                    ),
-                ));
-            }
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut warnings = Warnings::default();
-        let (mut cut_prompts, mut cut_outputs) = (0u64, 0u64);
-        let mut t = 0.0_f64;
-        let gamma = match &self.arrivals {
-            Arrivals::Gamma { rate_per_s, cv } => {
-                // Gamma with mean 1/rate and CV cv: shape 1/cv^2, rate shape*rate_per_s.
-                let shape = 1.0 / (cv * cv);
-                Some(Gamma::new(shape, shape * rate_per_s).map_err(|e| {
-                    Error::arg(
-                        "--rate / --burstiness",
-                        format!("no gamma arrivals at rate {rate_per_s} with CV {cv}: {e}"),
-                    )
-                })?)
-            }
-            _ => None,
-        };
-        if let Some(p) = self.prefixes {
-            if p.groups == 0 || p.tokens == 0 {
-                return Err(Error::arg(
-                    "prefix_groups / prefix_tokens",
-                    format!(
-                        "expected at least 1 group and 1 token, found {} groups of {} tokens",
-                        p.groups, p.tokens
-                    ),
-                ));
-            }
-        }
-        // Groups come from their own stream, so adding prefixes leaves arrivals and lengths as
-        // they were for the seed; dataset indices from a third.
-        let mut group_rng = ChaCha8Rng::seed_from_u64(seed);
-        group_rng.set_stream(1);
-        let mut pick_rng = ChaCha8Rng::seed_from_u64(seed);
-        pick_rng.set_stream(2);
-        let picks = match (self.prompt.sampled_len(), self.output.sampled_len()) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(Error::arg(
-                    "lengths",
-                    format!("prompt and output datasets differ in size ({a} and {b} rows)"),
-                ))
-            }
-            (Some(0), _) | (_, Some(0)) => {
-                return Err(Error::arg("lengths", "the length dataset has no rows"))
-            }
-            (Some(n), _) | (_, Some(n)) => n,
-            (None, None) => 0,
-        };
-        let mut out = Vec::with_capacity(self.requests);
-        for i in 0..self.requests {
-            let arrival_s = match &self.arrivals {
-                Arrivals::Poisson { rate_per_s } => {
-                    // Inverse-CDF draw of an exponential gap.
-                    let u: f64 = rng.random();
-                    t += -(1.0 - u).ln() / rate_per_s;
-                    t
-                }
-                Arrivals::Gamma { .. } => {
-                    t += rng.sample(gamma.as_ref().expect("set for gamma"));
-                    t
-                }
-                Arrivals::Schedule(pieces) => {
-                    // An exponential gap of unit rate in the integrated intensity, inverted.
-                    let u: f64 = rng.random();
-                    t = schedule_advance(pieces, t, -(1.0 - u).ln());
-                    t
-                }
-                Arrivals::AllAtOnce => 0.0,
-                Arrivals::Trace(times) => {
-                    // Cycle the trace, shifting each pass by the trace's span.
-                    let span = times[times.len() - 1] - times[0];
-                    let pass = (i / times.len()) as f64;
-                    times[i % times.len()] - times[0] + pass * span
-                }
-            };
-            let pick = if picks > 0 {
-                pick_rng.random_range(0..picks)
-            } else {
-                0
-            };
-            let drawn_prompt = self.prompt.sample(i, pick, &mut rng);
-            let prompt = drawn_prompt.min(cap - 1);
-            let drawn_output = self.output.sample(i, pick, &mut rng);
-            let output = drawn_output.min(cap - prompt);
-            cut_prompts += u64::from(prompt < drawn_prompt);
-            cut_outputs += u64::from(output < drawn_output);
-            let prefix = self.prefixes.map(|p| PromptPrefix {
-                group: group_rng.random_range(0..p.groups),
-                tokens: p.tokens.min(prompt),
-            });
-            out.push(RequestSpec {
-                arrival_s,
-                prompt_tokens: prompt,
-                output_tokens: output,
-                prefix,
-            });
-        }
-        warnings.add(
-            self.prompt.cap_kind(false),
-            cut_prompts,
-            format!(
-                "prompts longer than the context limit of {cap} tokens were cut to {} tokens",
-                cap - 1
-            ),
-        );
-        warnings.add(
-            self.output.cap_kind(true),
-            cut_outputs,
-            format!(
-                "outputs were cut so that prompt + output fits the context limit of {cap} tokens"
-            ),
-        );
-        Ok((out, warnings))
+        let drawn = Drawn::new(self.clone(), seed, context_tokens)?;
+        let mut draws = drawn.draws();
+        let requests = draws.by_ref().collect();
+        Ok((requests, draws.warnings()))
+    }
+
+    /// The same requests as [`Workload::generate`], drawn one at a time as a run asks for them
+    /// (memory independent of the number of requests), after the same checks.
+    pub fn drawn(self, seed: u64, context_tokens: u64) -> Result<Drawn> {
+        Drawn::new(self, seed, context_tokens)
     }
 }
 
