@@ -24,10 +24,14 @@
 //! `N` (attention), a dispatch and combine across `N`, and half over an expert's `N / E`.
 //! Between wafers each pass adds a link latency and the block's activations over the link.
 //!
-//! Blocks of different sequences follow one another through the pipeline: an iteration costs
-//! the traversal of one block plus, for every further block, the occupancy of the busiest stage
-//! (its sync, reads or arithmetic, and attention; fabric latency overlaps the next block). Per-
-//! user speed is therefore bounded by the traversal, throughput by the busiest stage.
+//! Blocks follow one another through the pipeline: an iteration costs the traversal of one block
+//! plus, for every further block, the occupancy of the busiest stage (its sync, reads or
+//! arithmetic, and attention; fabric latency overlaps the next block). A block is either one
+//! sequence's new tokens together (weights read once for all of them) or a single token (the
+//! tokens of a prefill chunk or of a verification stream one behind another, every stage busy at
+//! once); the faster of the two is taken. Per-user speed is therefore bounded by the traversal,
+//! throughput by the busiest stage. A speculative-decoding draft is co-resident: it holds its
+//! share of every wafer's cores, by bytes, and pays its own layers' costs.
 //!
 //! Also: KV beyond the SRAM room is read from external memory, and weights that do not fit
 //! stream from external memory every iteration; host time per iteration and per sequence.
@@ -126,6 +130,10 @@ impl StageTime {
     fn occupancy_s(&self) -> f64 {
         self.sync_s + self.weights_s + self.attention_s
     }
+
+    fn total_s(&self) -> f64 {
+        self.occupancy_s() + self.hops_s
+    }
 }
 
 /// The slower of reading `bytes` at `read` bytes/s and `flops` at `flops_per_s`, and that part
@@ -145,8 +153,20 @@ struct Block {
 }
 
 impl WaferCost {
-    /// Precompute the constants of `model` placed by `placement` on `wafer`.
+    /// Precompute the constants of `model` placed by `placement` on `wafer`, alone on its cores.
     pub fn new(model: &ModelProfile, wafer: &WaferSystem, placement: &Placement) -> Self {
+        WaferCost::sharing(model, wafer, placement, 1.0)
+    }
+
+    /// Like [`WaferCost::new`] for a model holding `core_share` of every wafer's cores (a
+    /// speculative-decoding target and its co-resident draft split them by weight bytes, so
+    /// every core holds the same bytes and the draft's layers have small regions of their own).
+    pub fn sharing(
+        model: &ModelProfile,
+        wafer: &WaferSystem,
+        placement: &Placement,
+        core_share: f64,
+    ) -> Self {
         let d = model.dims();
         let p = &model.precision;
         let layers_n = model.architecture.layers.max(1);
@@ -166,7 +186,7 @@ impl WaferCost {
         let expert_layer_bytes = moe_share * experts * d.expert_params * eb;
         let layer_bytes = dense_layer_bytes + expert_layer_bytes;
         let head_bytes = d.lm_head_params * wb;
-        let cores = wafer.cores as f64;
+        let cores = wafer.cores as f64 * core_share.clamp(f64::MIN_POSITIVE, 1.0);
         // Layers spread as evenly as the count allows: `layers % pp` wafers hold one more; the
         // last wafer (one of the others) also holds the head.
         let lo = f64::from(layers_n / pp);
@@ -296,6 +316,26 @@ impl WaferCost {
         }
     }
 
+    /// `blocks` blocks like `block` through the pipeline: the first's traversal, then the others
+    /// one busiest-stage occupancy apart (their fabric latency overlaps); and the wafer-to-wafer
+    /// links' time: each boundary's latency once, and every block's activations.
+    fn schedule(&self, block: &Block, blocks: f64) -> (StageTime, f64) {
+        let (mut time, busiest) = self.pass(block);
+        let occupancy = StageTime {
+            hops_s: 0.0,
+            ..busiest
+        };
+        time.add(&occupancy, blocks - 1.0);
+        let link_s = if self.wafers > 1.0 {
+            (self.wafers - 1.0) * self.link_latency_s
+                + (self.wafers - 1.0 + blocks - 1.0) * block.tokens * self.act_bytes_per_token
+                    / self.link_bytes_per_s
+        } else {
+            0.0
+        };
+        (time, link_s)
+    }
+
     /// The traversal of one block through every stage, and the busiest stage's occupancy.
     fn pass(&self, block: &Block) -> (StageTime, StageTime) {
         let mut traversal = StageTime::default();
@@ -339,20 +379,38 @@ impl CostModel for WaferCost {
             (full_layers * full + self.window_layers * window) / self.layers / sequences
         };
         let verified = f64::from(b.gamma) + 1.0;
-        let block = Block {
-            tokens: t / sequences,
-            head_tokens: (f64::from(b.sampled) * verified / sequences).min(t / sequences),
-            pairs: per_layer(b.pairs_full, b.pairs_window),
-            kv_tokens: per_layer(b.kv_read_full, b.kv_read_window),
+        let head_tokens = (f64::from(b.sampled) * verified).min(t);
+        let (pairs, kv_tokens) = (
+            per_layer(b.pairs_full, b.pairs_window) * sequences,
+            per_layer(b.kv_read_full, b.kv_read_window) * sequences,
+        );
+        // Two ways through the pipeline, the faster taken: each sequence's new tokens as one
+        // block (its weights read once for all of them), or every token on its own, streaming
+        // one behind another (each read the weights again, but the stages work at once).
+        let blocked = self.schedule(
+            &Block {
+                tokens: t / sequences,
+                head_tokens: head_tokens / sequences,
+                pairs: pairs / sequences,
+                kv_tokens: kv_tokens / sequences,
+            },
+            sequences,
+        );
+        let streamed = self.schedule(
+            &Block {
+                tokens: 1.0,
+                head_tokens: head_tokens / t,
+                pairs: pairs / t,
+                kv_tokens: kv_tokens / t,
+            },
+            t,
+        );
+        let (time, link_s) = if streamed.0.total_s() + streamed.1 < blocked.0.total_s() + blocked.1
+        {
+            streamed
+        } else {
+            blocked
         };
-        let (mut time, busiest) = self.pass(&block);
-        // Further blocks follow the first through the pipeline, one busiest-stage occupancy
-        // apart (their fabric latency overlaps).
-        let occupancy = StageTime {
-            hops_s: 0.0,
-            ..busiest
-        };
-        time.add(&occupancy, sequences - 1.0);
 
         *c.op_mut(OpKind::LayerWeights) = OpCost {
             flops: 2.0 * self.active_params * t,
@@ -380,14 +438,9 @@ impl CostModel for WaferCost {
         fabric.interconnect_s = time.hops_s;
         fabric.overhead_s = time.sync_s;
         if self.wafers > 1.0 {
-            // Each block crosses every wafer boundary once: a link latency and its activations.
             let op = c.op_mut(OpKind::PipelineComm);
             op.bytes = (self.wafers - 1.0) * t * self.act_bytes_per_token;
-            op.interconnect_s = (self.wafers - 1.0)
-                * (self.link_latency_s
-                    + block.tokens * self.act_bytes_per_token / self.link_bytes_per_s)
-                + (sequences - 1.0) * block.tokens * self.act_bytes_per_token
-                    / self.link_bytes_per_s;
+            op.interconnect_s = link_s;
         }
         if self.stream_bytes_per_wafer > 0.0 {
             // Weights stream in over each wafer's external-memory link, in parallel across wafers.
