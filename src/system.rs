@@ -311,9 +311,16 @@ impl System {
     ) -> Result<System> {
         let draft = speculation.as_ref().map(|s| &s.draft);
         let placement = place_with_draft(&model, draft, &hardware, parallel)?;
+        // On a wafer a co-resident draft takes its share of the cores, by bytes.
+        let all_bytes = model.weight_bytes() + draft.map_or(0.0, |d| d.weight_bytes());
         let cost_of = |m: &ModelProfile| match hardware.kind() {
             Some(HardwareKind::Gpu(g)) => MachineCost::Gpu(GpuCost::new(m, g, &placement)),
-            Some(HardwareKind::Wafer(w)) => MachineCost::Wafer(WaferCost::new(m, w, &placement)),
+            Some(HardwareKind::Wafer(w)) => MachineCost::Wafer(WaferCost::sharing(
+                m,
+                w,
+                &placement,
+                m.weight_bytes() / all_bytes,
+            )),
             None => unreachable!("placement rejects a profile without a machine section"),
         };
         let target = cost_of(&model);

@@ -1,131 +1,367 @@
 //! Cost of one iteration on a wafer-scale replica whose weights sit in on-chip SRAM
-//! (DESIGN.md section 3).
+//! (DESIGN.md section 3), from per-core physics.
 //!
-//! The model is a pipeline of stages, one per layer plus the LM head, laid out over `pp` wafers.
-//! Each wafer's cores are shared among its stages in proportion to their work per token, so every
-//! stage on a wafer takes the same time per token: the wafer's active FLOPs per token over its
-//! achieved FLOP/s, or its active weight bytes over its SRAM bandwidth if that is longer. Tokens
-//! flow through the stages one behind another: an iteration over T new tokens costs the pipeline
-//! fill (N - 1 stages for the first token) plus T tokens through the slowest stage. Per-user speed
-//! is therefore bounded by the traversal time, throughput by the slowest stage.
+//! Layout. The model is a pipeline of layers (plus the LM head) over `pp` wafers, as evenly as
+//! the layer count allows (the last wafer also holds the head). On each wafer every stage gets a
+//! square region of cores in proportion to its weight bytes, and every core of a region holds a
+//! slice of each of the stage's matrices, so all cores hold the same bytes `b = W_wafer / cores`.
+//! A routed expert of an MoE layer lives on its own `N / E` cores of the layer's region `N`.
 //!
-//! Latency terms on top: fabric traversal in every stage (`phases x 2 sqrt(cores of the stage)`
-//! hops, a broadcast and a reduction across a square region per matrix phase), wafer-to-wafer
-//! hops, host time. Attention reads the KV cache from SRAM at the stage's share of the bandwidth;
-//! KV beyond the SRAM room is read from external memory, and weights that do not fit stream from
-//! external memory every iteration.
+//! One pass of a block of `k` tokens of one sequence (a decode token, `gamma + 1` tokens being
+//! verified, a prefill chunk) through one layer costs
 //!
-//! Ignored: congestion on the fabric, uneven core allocation between attention and projections,
-//! overlap of streamed weights with compute beyond one layer's double buffer.
+//! ```text
+//! t_layer = t_sync                                   software generation's sync/reduction
+//!         + sum over phase groups max(b_g / r, 2 k p_g / f)   weight reads vs arithmetic
+//!         + max(kv_layer / (N r), attn_flops / (N f))        KV-cache reads vs attention
+//!         + hops x cycles_per_hop / clock                    fabric traversal
+//! ```
+//!
+//! with `r` a core's SRAM read rate, `f` its dense FLOP/s, `b_g`/`p_g` the bytes/parameters a
+//! core holds of the phase group (attention and always-active weights; the routed experts),
+//! and hops per layer `2 sqrt(N)` per matrix phase (a broadcast along the rows, a reduction
+//! along the columns): dense layers have `phases` of them over `N`; MoE layers half of them over
+//! `N` (attention), a dispatch and combine across `N`, and half over an expert's `N / E`.
+//! Between wafers each pass adds a link latency and the block's activations over the link.
+//!
+//! Blocks follow one another through the pipeline: an iteration costs the traversal of one block
+//! plus, for every further block, the occupancy of the busiest stage (its sync, reads or
+//! arithmetic, and attention; fabric latency overlaps the next block). A block is either one
+//! sequence's new tokens together (weights read once for all of them) or a single token (the
+//! tokens of a prefill chunk or of a verification stream one behind another, every stage busy at
+//! once); the faster of the two is taken. Per-user speed is therefore bounded by the traversal,
+//! throughput by the busiest stage. A speculative-decoding draft is co-resident: it holds its
+//! share of every wafer's cores, by bytes, and pays its own layers' costs.
+//!
+//! Also: KV beyond the SRAM room is read from external memory, and weights that do not fit
+//! stream from external memory every iteration; host time per iteration and per sequence.
+//!
+//! Ignored: fabric congestion, the softmax reductions of attention, uneven expert loads beyond
+//! the expected tokens per touched expert, overlap of streamed weights with compute.
 
 use super::{Batch, CostModel, OpCost, OpKind, StepCost};
-use crate::error::{Error, Result};
 use crate::placement::{Placement, WeightHome};
 use crate::profile::{ModelProfile, WaferSystem};
+
+/// One kind of wafer of the pipeline: how many there are and what a core of it holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct WaferClass {
+    /// Wafers of this kind.
+    count: f64,
+    /// Layers on each.
+    layers: f64,
+    /// Whether it holds the LM head.
+    head: bool,
+    /// Bytes a core holds of one layer's always-active weights (attention, dense MLP, shared
+    /// experts, router).
+    core_dense_bytes: f64,
+    /// Bytes a core holds of one layer's routed-expert weights.
+    core_expert_bytes: f64,
+    /// Bytes a core of the head's region holds.
+    core_head_bytes: f64,
+    /// Cores of one layer's region.
+    layer_cores: f64,
+    /// Cores of the head's region.
+    head_cores: f64,
+}
 
 /// Per-replica constants of one placed model on one wafer cluster.
 #[derive(Debug, Clone)]
 pub struct WaferCost {
-    stages: f64,
+    classes: [WaferClass; 3],
     wafers: f64,
     layers: f64,
     window_layers: f64,
-    stages_per_wafer: f64,
-    flops_per_token_wafer: f64,
-    weight_bytes_per_token_wafer: f64,
+    dense_bytes_per_param: f64,
+    expert_bytes_per_param: f64,
+    experts: f64,
+    active_experts: f64,
+    hops_per_sqrt_layer_core: f64,
+    hops_per_sqrt_expert_core: f64,
     kv_bytes_per_token_layer: f64,
     kv_bytes_per_token: f64,
     attn_flops_per_pair_layer: f64,
     act_bytes_per_token: f64,
     window: Option<u64>,
+    read_bytes_per_s: f64,
     flops_per_s: f64,
-    sram_bytes_per_s: f64,
-    hop_s_per_stage: f64,
+    hop_s: f64,
+    sync_s: f64,
     link_bytes_per_s: f64,
     link_latency_s: f64,
     external_bytes_per_s: f64,
     stream_bytes_per_wafer: f64,
+    resident_bytes: f64,
     kv_sram_tokens: f64,
     iteration_s: f64,
     per_sequence_s: f64,
+    active_params: f64,
+}
+
+/// What one block costs in one stage (or summed over stages), by what bounds each part.
+#[derive(Debug, Clone, Copy, Default)]
+struct StageTime {
+    /// Weight reads at the SRAM port and their arithmetic, each phase group's slower one.
+    weights_s: f64,
+    /// Of `weights_s`, the part where arithmetic is the slower.
+    weights_compute_bound_s: f64,
+    /// KV-cache reads and attention arithmetic, the slower one.
+    attention_s: f64,
+    /// Of `attention_s`, the part where arithmetic is the slower.
+    attention_compute_bound_s: f64,
+    /// Fabric traversal, s.
+    hops_s: f64,
+    /// Synchronisation of the stages, s.
+    sync_s: f64,
+}
+
+impl StageTime {
+    fn add(&mut self, o: &StageTime, times: f64) {
+        self.weights_s += o.weights_s * times;
+        self.weights_compute_bound_s += o.weights_compute_bound_s * times;
+        self.attention_s += o.attention_s * times;
+        self.attention_compute_bound_s += o.attention_compute_bound_s * times;
+        self.hops_s += o.hops_s * times;
+        self.sync_s += o.sync_s * times;
+    }
+
+    /// Time the stage's cores are busy with the block (fabric latency excluded: it overlaps the
+    /// next block's work).
+    fn occupancy_s(&self) -> f64 {
+        self.sync_s + self.weights_s + self.attention_s
+    }
+
+    fn total_s(&self) -> f64 {
+        self.occupancy_s() + self.hops_s
+    }
+}
+
+/// The slower of reading `bytes` at `read` bytes/s and `flops` at `flops_per_s`, and that part
+/// again if arithmetic is the slower (else 0).
+fn roof(bytes: f64, read: f64, flops: f64, flops_per_s: f64) -> (f64, f64) {
+    let (m, c) = (bytes / read, flops / flops_per_s);
+    (m.max(c), if c > m { c } else { 0.0 })
+}
+
+/// One block's share of a batch: tokens, and per layer the attention pairs and KV tokens read.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    tokens: f64,
+    head_tokens: f64,
+    pairs: f64,
+    kv_tokens: f64,
 }
 
 impl WaferCost {
-    /// Precompute the constants of `model` placed by `placement` on `wafer`.
+    /// Precompute the constants of `model` placed by `placement` on `wafer`, alone on its cores.
     pub fn new(model: &ModelProfile, wafer: &WaferSystem, placement: &Placement) -> Self {
+        WaferCost::sharing(model, wafer, placement, 1.0)
+    }
+
+    /// Like [`WaferCost::new`] for a model holding `core_share` of every wafer's cores (a
+    /// speculative-decoding target and its co-resident draft split them by weight bytes, so
+    /// every core holds the same bytes and the draft's layers have small regions of their own).
+    pub fn sharing(
+        model: &ModelProfile,
+        wafer: &WaferSystem,
+        placement: &Placement,
+        core_share: f64,
+    ) -> Self {
         let d = model.dims();
         let p = &model.precision;
-        let wafers = placement.pp as f64;
-        let layers = model.architecture.layers as f64;
-        let layers_per_wafer = (layers / wafers).ceil();
+        let layers_n = model.architecture.layers.max(1);
+        let layers = layers_n as f64;
+        let pp = placement.pp.clamp(1, layers_n);
         let moe = model.moe.as_ref();
-        // Active work per token of one layer, averaged over dense and MoE layers.
-        let active_layer_params = d.attn_params_per_layer
-            + (d.dense_layers as f64 * d.dense_mlp_params_per_layer
+        let (wb, eb) = (p.weights.bytes(), model.expert_weight_precision().bytes());
+        let experts = moe.map_or(0.0, |m| m.experts as f64);
+        let active_experts = moe.map_or(0.0, |m| m.active_experts as f64);
+        let moe_share = d.moe_layers as f64 / layers;
+        // Always-active and routed-expert bytes of an average layer.
+        let dense_layer_bytes = d.attn_params_per_layer * wb
+            + (d.dense_layers as f64 * d.dense_mlp_params_per_layer * wb
                 + d.moe_layers as f64
-                    * (moe.map_or(0.0, |m| m.active_experts as f64) * d.expert_params
-                        + d.shared_expert_params_per_layer
-                        + d.router_params_per_layer))
+                    * (d.shared_expert_params_per_layer * eb + d.router_params_per_layer * wb))
                 / layers;
-        let layer_bytes = d.attn_params_per_layer * p.weights.bytes()
-            + (d.dense_layers as f64 * d.dense_mlp_params_per_layer * p.weights.bytes()
-                + d.moe_layers as f64
-                    * ((moe.map_or(0.0, |m| m.active_experts as f64) * d.expert_params
-                        + d.shared_expert_params_per_layer)
-                        * model.expert_weight_precision().bytes()
-                        + d.router_params_per_layer * p.weights.bytes()))
-                / layers;
-        // The last wafer carries the LM head as one more stage: the busiest wafer bounds the pipeline.
-        let head_flops = 2.0 * d.lm_head_params;
-        let flops_per_token_wafer = 2.0 * active_layer_params * layers_per_wafer + head_flops;
-        let weight_bytes_per_token_wafer =
-            layer_bytes * layers_per_wafer + d.lm_head_params * p.weights.bytes();
-        let stages_per_wafer = layers_per_wafer + 1.0;
-        let cores_per_stage = wafer.cores as f64 / stages_per_wafer;
-        let hop_s_per_stage = wafer.overheads.fabric_phases_per_layer
-            * 2.0
-            * cores_per_stage.sqrt()
-            * wafer.fabric_hop_latency_s;
+        let expert_layer_bytes = moe_share * experts * d.expert_params * eb;
+        let layer_bytes = dense_layer_bytes + expert_layer_bytes;
+        let head_bytes = d.lm_head_params * wb;
+        let cores = wafer.cores as f64 * core_share.clamp(f64::MIN_POSITIVE, 1.0);
+        // Layers spread as evenly as the count allows: `layers % pp` wafers hold one more; the
+        // last wafer (one of the others) also holds the head.
+        let lo = f64::from(layers_n / pp);
+        let hi_count = f64::from(layers_n % pp);
+        let class = |count: f64, n: f64, head: bool| {
+            let wafer_bytes = n * layer_bytes + if head { head_bytes } else { 0.0 };
+            // Regions in proportion to bytes: every core holds wafer_bytes / cores.
+            let cores_per_byte = cores / wafer_bytes;
+            let layer_cores = layer_bytes * cores_per_byte;
+            WaferClass {
+                count,
+                layers: n,
+                head,
+                core_dense_bytes: dense_layer_bytes / layer_cores,
+                core_expert_bytes: expert_layer_bytes / layer_cores,
+                core_head_bytes: wafer_bytes / cores,
+                layer_cores,
+                head_cores: head_bytes * cores_per_byte,
+            }
+        };
+        let classes = [
+            class(hi_count, lo + 1.0, false),
+            class(f64::from(pp) - hi_count - 1.0, lo, false),
+            class(1.0, lo, true),
+        ];
+        // Matrix phases: a dense layer has `phases`, each a broadcast and a reduction across its
+        // region (2 sqrt(N) hops); an MoE layer has half of them (attention) across N, a dispatch
+        // and combine across N, and half (the expert's up and down) across an expert's N / E.
+        let phases = wafer.overheads.fabric_phases_per_layer;
+        let hops_per_sqrt_layer_core =
+            (1.0 - moe_share) * 2.0 * phases + moe_share * (phases + 2.0);
+        let hops_per_sqrt_expert_core = moe_share * phases;
         let stream_bytes_per_wafer = if placement.weights_in == WeightHome::ExternalMemory {
             placement.weight_bytes_per_device
         } else {
             0.0
         };
         WaferCost {
-            stages: layers + 1.0,
-            wafers,
+            classes,
+            wafers: f64::from(pp),
             layers,
             window_layers: model
                 .attention
                 .sliding_window_layer_fraction
                 .map_or(0.0, |f| (f * layers).round()),
-            stages_per_wafer,
-            flops_per_token_wafer,
-            weight_bytes_per_token_wafer,
+            dense_bytes_per_param: wb,
+            expert_bytes_per_param: eb,
+            experts,
+            active_experts,
+            hops_per_sqrt_layer_core,
+            hops_per_sqrt_expert_core,
             kv_bytes_per_token_layer: d.kv_elements_per_token_per_layer * p.kv_cache.bytes(),
             kv_bytes_per_token: model.kv_bytes_per_token(),
             attn_flops_per_pair_layer: d.attn_flops_per_pair_per_layer,
             act_bytes_per_token: model.architecture.hidden_size as f64 * p.activations.bytes(),
             window: model.attention.sliding_window_tokens,
-            flops_per_s: wafer.peak_flops_per_s * wafer.efficiency.compute,
-            sram_bytes_per_s: wafer.sram_bandwidth_bytes_per_s,
-            hop_s_per_stage,
+            read_bytes_per_s: wafer.core_read_bytes_per_s()
+                * wafer.generation().map_or(1.0, |g| g.sram_read_fraction),
+            flops_per_s: wafer.core_flops_per_s(),
+            hop_s: wafer.hop_s(),
+            // A profile that passed validation has a generation.
+            sync_s: wafer.generation().map_or(0.0, |g| g.layer_sync_s),
             link_bytes_per_s: wafer.link.bandwidth_bytes_per_s,
             link_latency_s: wafer.link.latency_s,
             external_bytes_per_s: wafer.external_memory.bandwidth_bytes_per_s,
             stream_bytes_per_wafer,
+            resident_bytes: layers * layer_bytes + head_bytes,
             kv_sram_tokens: placement.kv_capacity_tokens_per_replica as f64,
             iteration_s: wafer.overheads.iteration_s,
             per_sequence_s: wafer.overheads.per_sequence_s,
+            active_params: d.active_params,
         }
     }
 
-    /// Time one token spends in the slowest stage for its weights (compute or SRAM), s.
-    fn stage_s(&self) -> (f64, f64) {
-        (
-            self.flops_per_token_wafer / self.flops_per_s,
-            self.weight_bytes_per_token_wafer / self.sram_bytes_per_s,
-        )
+    /// One layer of wafer class `c` for `block`.
+    fn layer(&self, c: &WaferClass, block: &Block) -> StageTime {
+        let (r, f) = (self.read_bytes_per_s, self.flops_per_s);
+        let k = block.tokens;
+        let dense_params = c.core_dense_bytes / self.dense_bytes_per_param;
+        let (dense_s, dense_c) = roof(c.core_dense_bytes, r, 2.0 * k * dense_params, f);
+        let (expert_s, expert_c) = if self.experts > 0.0 && c.core_expert_bytes > 0.0 {
+            // Tokens of the block routed to each expert it touches.
+            let touched =
+                self.experts * (1.0 - (1.0 - self.active_experts / self.experts).powf(k.max(1.0)));
+            let per_expert = k * self.active_experts / touched.max(1.0);
+            let params = c.core_expert_bytes / self.expert_bytes_per_param;
+            roof(c.core_expert_bytes, r, 2.0 * per_expert * params, f)
+        } else {
+            (0.0, 0.0)
+        };
+        // The layer's KV cache sits in the spare SRAM of its region's cores.
+        let n = c.layer_cores;
+        let (attention_s, attention_c) = roof(
+            block.kv_tokens * self.kv_bytes_per_token_layer / n,
+            r,
+            block.pairs * self.attn_flops_per_pair_layer / n,
+            f,
+        );
+        let expert_cores = n / self.experts.max(1.0);
+        let hops = self.hops_per_sqrt_layer_core * n.sqrt()
+            + self.hops_per_sqrt_expert_core * expert_cores.sqrt();
+        StageTime {
+            weights_s: dense_s + expert_s,
+            weights_compute_bound_s: dense_c + expert_c,
+            attention_s,
+            attention_compute_bound_s: attention_c,
+            hops_s: hops * self.hop_s,
+            sync_s: self.sync_s,
+        }
+    }
+
+    /// The LM head stage for `block`.
+    fn head(&self, c: &WaferClass, block: &Block) -> StageTime {
+        let params = c.core_head_bytes / self.dense_bytes_per_param;
+        let (weights_s, compute_s) = roof(
+            c.core_head_bytes,
+            self.read_bytes_per_s,
+            2.0 * block.head_tokens * params,
+            self.flops_per_s,
+        );
+        StageTime {
+            weights_s,
+            weights_compute_bound_s: compute_s,
+            hops_s: 2.0 * c.head_cores.sqrt() * self.hop_s,
+            sync_s: self.sync_s,
+            ..StageTime::default()
+        }
+    }
+
+    /// `blocks` blocks like `block` through the pipeline: the first's traversal, then the others
+    /// one busiest-stage occupancy apart (their fabric latency overlaps); and the wafer-to-wafer
+    /// links' time: each boundary's latency once, and every block's activations.
+    fn schedule(&self, block: &Block, blocks: f64) -> (StageTime, f64) {
+        let (mut time, busiest) = self.pass(block);
+        let occupancy = StageTime {
+            hops_s: 0.0,
+            ..busiest
+        };
+        time.add(&occupancy, blocks - 1.0);
+        let link_s = if self.wafers > 1.0 {
+            (self.wafers - 1.0) * self.link_latency_s
+                + (self.wafers - 1.0 + blocks - 1.0) * block.tokens * self.act_bytes_per_token
+                    / self.link_bytes_per_s
+        } else {
+            0.0
+        };
+        (time, link_s)
+    }
+
+    /// The traversal of one block through every stage, and the busiest stage's occupancy.
+    fn pass(&self, block: &Block) -> (StageTime, StageTime) {
+        let mut traversal = StageTime::default();
+        let mut busiest = StageTime::default();
+        for c in self
+            .classes
+            .iter()
+            .filter(|c| c.count > 0.0 && c.layers > 0.0)
+        {
+            let layer = self.layer(c, block);
+            traversal.add(&layer, c.count * c.layers);
+            if layer.occupancy_s() > busiest.occupancy_s() {
+                busiest = layer;
+            }
+        }
+        let last = self
+            .classes
+            .iter()
+            .find(|c| c.head)
+            .expect("one class holds the head");
+        let head = self.head(last, block);
+        traversal.add(&head, 1.0);
+        if head.occupancy_s() > busiest.occupancy_s() {
+            busiest = head;
+        }
+        (traversal, busiest)
     }
 }
 
@@ -136,52 +372,75 @@ impl CostModel for WaferCost {
             return c;
         }
         let t = b.tokens as f64;
-        let fill = self.stages - 1.0;
-        let (compute_s, memory_s) = self.stage_s();
-
-        // Attention of the whole batch in one layer's stage, which holds 1/stages_per_wafer of
-        // the wafer's cores and SRAM bandwidth.
+        let sequences = f64::from(b.sequences.max(1));
+        // One block per sequence, each the batch's average.
         let full_layers = self.layers - self.window_layers;
-        let pairs =
-            (full_layers * b.pairs_full + self.window_layers * b.pairs_window) / self.layers;
-        let kv_tokens =
-            (full_layers * b.kv_read_full + self.window_layers * b.kv_read_window) / self.layers;
-        let share = 1.0 / self.stages_per_wafer;
-        let attn_flops = pairs * self.attn_flops_per_pair_layer;
-        let attn_bytes = (kv_tokens + t) * self.kv_bytes_per_token_layer;
-        let attn_compute = attn_flops / (self.flops_per_s * share);
-        let attn_memory = attn_bytes / (self.sram_bytes_per_s * share);
-
-        // Weights: every token passes the slowest stage; the first also fills the pipeline.
-        let tokens_through = t + fill;
-        *c.op_mut(OpKind::LayerWeights) = OpCost {
-            flops: self.flops_per_token_wafer * self.wafers * t,
-            bytes: self.weight_bytes_per_token_wafer * self.wafers,
-            compute_s: tokens_through * compute_s,
-            memory_s: tokens_through * memory_s,
-            ..OpCost::default()
+        let per_layer = |full: f64, window: f64| {
+            (full_layers * full + self.window_layers * window) / self.layers / sequences
         };
-        // Attention: the last stage sees the whole batch's attention; the fill carries one
-        // token's average share per stage.
-        let attn_scale = 1.0 + fill / t;
+        let verified = f64::from(b.gamma) + 1.0;
+        let head_tokens = (f64::from(b.sampled) * verified).min(t);
+        let (pairs, kv_tokens) = (
+            per_layer(b.pairs_full, b.pairs_window) * sequences,
+            per_layer(b.kv_read_full, b.kv_read_window) * sequences,
+        );
+        // Two ways through the pipeline, the faster taken: each sequence's new tokens as one
+        // block (its weights read once for all of them), or every token on its own, streaming
+        // one behind another (each read the weights again, but the stages work at once).
+        let blocked = self.schedule(
+            &Block {
+                tokens: t / sequences,
+                head_tokens: head_tokens / sequences,
+                pairs: pairs / sequences,
+                kv_tokens: kv_tokens / sequences,
+            },
+            sequences,
+        );
+        let streamed = self.schedule(
+            &Block {
+                tokens: 1.0,
+                head_tokens: head_tokens / t,
+                pairs: pairs / t,
+                kv_tokens: kv_tokens / t,
+            },
+            t,
+        );
+        let (time, link_s) = if streamed.0.total_s() + streamed.1 < blocked.0.total_s() + blocked.1
+        {
+            streamed
+        } else {
+            blocked
+        };
+
+        *c.op_mut(OpKind::LayerWeights) = OpCost {
+            flops: 2.0 * self.active_params * t,
+            bytes: self.resident_bytes * sequences,
+            compute_s: time.weights_compute_bound_s,
+            memory_s: time.weights_s - time.weights_compute_bound_s,
+            ..OpCost::default()
+        }
+        .rooflined(time.weights_s);
         let external_kv = (b.kv_read_full - self.kv_sram_tokens).max(0.0) * self.kv_bytes_per_token;
         *c.op_mut(OpKind::Attention) = OpCost {
-            flops: attn_flops * self.layers,
-            bytes: attn_bytes * self.layers + external_kv,
-            compute_s: attn_compute * attn_scale,
-            memory_s: attn_memory * attn_scale,
-            exposed_s: 0.0,
+            flops: (full_layers * b.pairs_full + self.window_layers * b.pairs_window)
+                * self.attn_flops_per_pair_layer,
+            bytes: (full_layers * b.kv_read_full + self.window_layers * b.kv_read_window)
+                * self.kv_bytes_per_token_layer
+                + external_kv,
+            compute_s: time.attention_compute_bound_s,
+            memory_s: time.attention_s - time.attention_compute_bound_s,
             // KV spilled beyond SRAM is read over every wafer's external-memory link in parallel.
             interconnect_s: external_kv / (self.external_bytes_per_s * self.wafers),
-            overhead_s: 0.0,
-        };
-        // Fabric traversal in every stage (latency, paid once per iteration), and hops between wafers.
-        c.op_mut(OpKind::Fabric).interconnect_s = self.stages * self.hop_s_per_stage;
+            ..OpCost::default()
+        }
+        .rooflined(time.attention_s);
+        let fabric = c.op_mut(OpKind::Fabric);
+        fabric.interconnect_s = time.hops_s;
+        fabric.overhead_s = time.sync_s;
         if self.wafers > 1.0 {
             let op = c.op_mut(OpKind::PipelineComm);
             op.bytes = (self.wafers - 1.0) * t * self.act_bytes_per_token;
-            op.interconnect_s = (self.wafers - 1.0)
-                * (self.link_latency_s + t * self.act_bytes_per_token / self.link_bytes_per_s);
+            op.interconnect_s = link_s;
         }
         if self.stream_bytes_per_wafer > 0.0 {
             // Weights stream in over each wafer's external-memory link, in parallel across wafers.
@@ -199,59 +458,17 @@ impl CostModel for WaferCost {
     }
 }
 
-/// Solve for the two free latency parameters of a wafer profile, `efficiency.compute` and
-/// `fabric_hop_latency_s`, so that single-sequence decode speed matches two published figures.
-///
-/// Each row is (hardware, model, context tokens, published tokens/s per user). The decode time
-/// of one token is linear in `1 / (peak x efficiency)` and in the hop latency as long as stages
-/// are compute-bound, so two rows determine both exactly; the rows' cost models are probed to
-/// find the coefficients. Returns (efficiency, hop latency in s).
-pub fn fit_two_rows(rows: &[(crate::system::System, u64, f64); 2]) -> Result<(f64, f64)> {
-    use crate::profile::HardwareKind;
-    let mut a = [[0.0; 2]; 2];
-    let mut rhs = [0.0; 2];
-    for (i, (sys, context, tok_s)) in rows.iter().enumerate() {
-        let Some(HardwareKind::Wafer(w)) = sys.hardware.kind() else {
-            return Err(Error::arg(
-                "fit",
-                format!("{} is not a wafer profile", sys.hardware.name),
-            ));
-        };
-        let at = |eff: f64, hop: f64| {
-            let mut w = w.clone();
-            w.efficiency.compute = eff;
-            w.fabric_hop_latency_s = hop;
-            let cost = WaferCost::new(&sys.model, &w, &sys.placement);
-            cost.step_s(&Batch::decode(1, *context, cost.window()))
-        };
-        // Probe where stages are compute-bound: tiny efficiencies.
-        let (e1, e2, h) = (1e-3, 2e-3, 1e-9);
-        let (t1, t2, t3) = (at(e1, 0.0), at(e2, 0.0), at(e1, h));
-        let (x1, x2) = (
-            1.0 / (w.peak_flops_per_s * e1),
-            1.0 / (w.peak_flops_per_s * e2),
-        );
-        let slope_x = (t1 - t2) / (x1 - x2);
-        let slope_h = (t3 - t1) / h;
-        let constant = t1 - slope_x * x1;
-        a[i] = [slope_x, slope_h];
-        rhs[i] = 1.0 / tok_s - constant;
+impl OpCost {
+    /// Keep `compute_s` and `memory_s` such that their roofline is `roof`: the sums of per-phase
+    /// maxima are not the maximum of the sums, so the larger side carries the whole.
+    fn rooflined(mut self, roof: f64) -> OpCost {
+        if self.compute_s >= self.memory_s {
+            self.compute_s = roof;
+        } else {
+            self.memory_s = roof;
+        }
+        self
     }
-    let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
-    let x = (rhs[0] * a[1][1] - a[0][1] * rhs[1]) / det;
-    let h = (a[0][0] * rhs[1] - a[1][0] * rhs[0]) / det;
-    if !(det.abs() > 0.0 && x > 0.0 && h >= 0.0) {
-        return Err(Error::arg(
-            "fit",
-            format!("the two rows admit no physical solution (1/FLOP/s = {x:e}, hop = {h:e} s)"),
-        ));
-    }
-    let peak = rows[0]
-        .0
-        .hardware
-        .wafer()
-        .map_or(f64::NAN, |w| w.peak_flops_per_s);
-    Ok((1.0 / (x * peak), h))
 }
 
 #[cfg(test)]
@@ -271,33 +488,142 @@ mod tests {
         .unwrap()
     }
 
-    fn launch_rows() -> [(System, u64, f64); 2] {
-        [
-            (sys("llama-3.1-8b", &[]), 1024, 1800.0),
-            (
-                sys("llama-3.1-70b", &["hardware.wafer.wafers=4"]),
-                1024,
-                450.0,
-            ),
-        ]
-    }
-
     fn per_user(s: &System, batch: u32, context: u64) -> f64 {
         1.0 / s
             .step(&Batch::decode(batch, context, s.batch().window))
             .total_s()
     }
 
+    fn cost(s: &System) -> WaferCost {
+        WaferCost::new(&s.model, s.hardware.wafer().unwrap(), &s.placement)
+    }
+
     #[test]
-    fn wse3_fit_is_reproduced() {
-        let (eff, hop) = fit_two_rows(&launch_rows()).unwrap();
-        let w = load_hardware("wse-3", &[]).unwrap().wafer.unwrap();
-        approx::assert_relative_eq!(w.efficiency.compute, eff, max_relative = 1e-3);
-        approx::assert_relative_eq!(w.fabric_hop_latency_s, hop, max_relative = 1e-3);
-        // And with the shipped values the launch rows come out at their published speeds.
-        for (s, ctx, published) in launch_rows() {
-            approx::assert_relative_eq!(per_user(&s, 1, ctx), published, max_relative = 2e-3);
-        }
+    fn every_layer_pays_the_generation_sync_once_per_pass() {
+        // 126 layers on 40 wafers (6 wafers of 4 layers, 34 of 3): 126 layer syncs plus the
+        // head's, not 40 x ceil(126 / 40) = 160.
+        let s = sys(
+            "llama-3.1-405b",
+            &[
+                "hardware.wafer.wafers=64",
+                "hardware.wafer.software_generation=2024-10",
+            ],
+        );
+        let s = System::new(
+            s.hardware.clone(),
+            s.model.clone(),
+            ParallelRequest {
+                pp: Some(40),
+                ..ParallelRequest::default()
+            },
+        )
+        .unwrap();
+        let sync = s
+            .hardware
+            .wafer()
+            .unwrap()
+            .generation()
+            .unwrap()
+            .layer_sync_s;
+        let c = cost(&s).step(&Batch::decode(1, 1024, None));
+        approx::assert_relative_eq!(
+            c.op(OpKind::Fabric).overhead_s,
+            127.0 * sync,
+            max_relative = 1e-12
+        );
+        // Each block crosses the 39 wafer boundaries once.
+        let link = s.hardware.wafer().unwrap().link.latency_s;
+        assert!(c.op(OpKind::PipelineComm).interconnect_s > 39.0 * link);
+    }
+
+    #[test]
+    fn verifying_k_tokens_costs_what_the_cores_arithmetic_says() {
+        // 16-bit weights: one token's multiply-adds take 2 flops per 2 bytes a core reads, so a
+        // pass over k tokens costs k x (16 flops per cycle at the clock) where one token costs
+        // the read at the port rate.
+        let s = sys("llama-3.1-8b", &[]);
+        let w = s.hardware.wafer().unwrap();
+        let fraction = w.generation().unwrap().sram_read_fraction;
+        let c = cost(&s);
+        let layer = |k: f64| {
+            let block = Block {
+                tokens: k,
+                head_tokens: k,
+                pairs: 0.0,
+                kv_tokens: 0.0,
+            };
+            c.layer(&c.classes[2], &block).weights_s
+        };
+        let (one, five) = (layer(1.0), layer(5.0));
+        let per_byte_read = 1.0 / (w.core_read_bytes_per_s() * fraction);
+        let per_byte_compute = 1.0 / w.core_flops_per_s();
+        assert!(per_byte_read > per_byte_compute, "one token is read-bound");
+        approx::assert_relative_eq!(
+            five / one,
+            5.0 * per_byte_compute / per_byte_read,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn moe_fabric_crosses_an_expert_region_not_the_whole_layer_for_its_experts() {
+        let s = sys("qwen3-235b-a22b", &["hardware.wafer.wafers=64"]);
+        let c = cost(&s);
+        let w = s.hardware.wafer().unwrap();
+        let hops = c
+            .step(&Batch::decode(1, 1024, None))
+            .op(OpKind::Fabric)
+            .interconnect_s;
+        // A dense layout of the same regions: four phases of 2 sqrt(N) each.
+        let dense_hops: f64 = c
+            .classes
+            .iter()
+            .map(|k| {
+                k.count * k.layers * 8.0 * k.layer_cores.sqrt() * w.hop_s()
+                    + if k.head {
+                        2.0 * k.head_cores.sqrt() * w.hop_s()
+                    } else {
+                        0.0
+                    }
+            })
+            .sum();
+        assert!(hops < 0.8 * dense_hops, "{hops} against {dense_hops}");
+    }
+
+    #[test]
+    fn a_long_context_costs_attention_reads_and_arithmetic() {
+        let s = sys("llama-3.1-405b", &["hardware.wafer.wafers=64"]);
+        let (short, long) = (per_user(&s, 1, 1024), per_user(&s, 1, 100_000));
+        assert!(long < 0.9 * short, "{long} against {short}");
+    }
+
+    #[test]
+    fn a_small_draft_pays_its_own_layers_not_the_target_s() {
+        use crate::system::Speculation;
+        let o: Vec<Override> = ["hardware.wafer.wafers=4"]
+            .iter()
+            .map(|s| Override::parse(s).unwrap())
+            .collect();
+        let s = System::with_speculation(
+            load_hardware("wse-3", &o).unwrap(),
+            load_model("llama-3.1-70b", &o).unwrap(),
+            Some(Speculation::load("llama-3.2-1b", 3, 0.8).unwrap()),
+            ParallelRequest {
+                pp: Some(4),
+                ..ParallelRequest::default()
+            },
+        )
+        .unwrap();
+        let mut b = s.batch();
+        b.push_sequence(1, 1024, true, true);
+        let step = s.step(&b);
+        let draft_per_token = step.op(OpKind::DraftModel).time_s() / 3.0;
+        let target = sys("llama-3.1-70b", &["hardware.wafer.wafers=4"]);
+        let target_token = 1.0 / per_user(&target, 1, 1024);
+        assert!(
+            draft_per_token < 0.3 * target_token,
+            "{draft_per_token} against {target_token}"
+        );
     }
 
     #[test]
@@ -355,9 +681,19 @@ mod tests {
         let (one, many) = (per_user(&s, 1, 1024), per_user(&s, 64, 1024));
         assert!(many < one);
         assert!(64.0 * many > 10.0 * one, "pipelining raises throughput");
-        let c = WaferCost::new(&s.model, s.hardware.wafer().unwrap(), &s.placement);
-        let (compute_s, memory_s) = c.stage_s();
-        let ceiling = 1.0 / compute_s.max(memory_s);
-        assert!(4096.0 * per_user(&s, 4096, 16) < ceiling);
+        // Many sequences run one busiest-stage time apart: throughput approaches its inverse.
+        let c = cost(&s);
+        let (_, busiest) = c.pass(&Block {
+            tokens: 1.0,
+            head_tokens: 1.0,
+            pairs: 17.0,
+            kv_tokens: 17.0,
+        });
+        let ceiling = 1.0 / busiest.occupancy_s();
+        let throughput = 4096.0 * per_user(&s, 4096, 16);
+        assert!(
+            throughput < ceiling && throughput > 0.9 * ceiling,
+            "{throughput} against {ceiling}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! HBM) and a wafer cluster (wafer-scale engines holding weights in on-chip SRAM, pipelined over
 //! several wafers for large models). Deliberately ignored: clocks as such, power states, cache
 //! hierarchies and kernel-level detail: the cost models work from rooflines, measured efficiencies
-//! and overheads, and (for wafers) latency terms fitted to published speeds.
+//! and overheads; wafer clusters are described in [`super::wafer`].
 //!
 //! Optional `[power]` and `[price]` tables give the electrical power and the hourly price of one
 //! device (GPU or wafer) for the energy and cost estimates of [`crate::energy`]; a profile without
@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use super::curve::GemmCurves;
 use super::precision::ComputeClass;
 use super::validate::range::{
-    BANDWIDTH_BYTES_PER_S, CAPACITY_BYTES, CORES, FABRIC_PHASES, FLOPS_PER_S, POWER_W, TIME_S,
-    USD_PER_DEVICE_HOUR,
+    BANDWIDTH_BYTES_PER_S, CAPACITY_BYTES, FLOPS_PER_S, POWER_W, TIME_S, USD_PER_DEVICE_HOUR,
 };
 use super::validate::Checker;
+pub use super::wafer::{ExternalMemory, Generation, WaferOverheads, WaferSoftware, WaferSystem};
 use crate::error::Problem;
 use crate::limits::MAX_DEVICES;
 
@@ -135,68 +135,6 @@ pub enum HardwareKind<'a> {
     Gpu(&'a GpuSystem),
     /// Weights resident in on-chip SRAM.
     Wafer(&'a WaferSystem),
-}
-
-/// A cluster of wafer-scale engines (e.g. Cerebras CS-3 systems) joined by Ethernet links.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaferSystem {
-    /// Wafers (systems) in the cluster.
-    pub wafers: u32,
-    /// Compute cores per wafer.
-    pub cores: u64,
-    /// On-chip SRAM per wafer, bytes.
-    pub sram_capacity_bytes: f64,
-    /// Aggregate SRAM bandwidth per wafer, bytes/s.
-    pub sram_bandwidth_bytes_per_s: f64,
-    /// Peak 16-bit FLOP/s per wafer as published (the sparse/dense basis may be unstated; the
-    /// fitted `efficiency.compute` absorbs it).
-    pub peak_flops_per_s: f64,
-    /// Aggregate on-wafer fabric bandwidth, bytes/s.
-    pub fabric_bandwidth_bytes_per_s: f64,
-    /// Latency of one core-to-core hop on the fabric, s.
-    pub fabric_hop_latency_s: f64,
-    /// Wafer-to-wafer link of one wafer.
-    pub link: Interconnect,
-    /// Off-wafer memory (MemoryX-style) for weights or KV cache that do not fit in SRAM.
-    pub external_memory: ExternalMemory,
-    /// Achieved fraction of the peak compute.
-    pub efficiency: WaferEfficiency,
-    /// Costs outside the model of the pipeline.
-    pub overheads: WaferOverheads,
-}
-
-/// Off-chip memory reached through the system I/O.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExternalMemory {
-    /// Capacity of the whole cluster, bytes.
-    pub capacity_bytes: f64,
-    /// Bandwidth into one wafer, bytes/s.
-    pub bandwidth_bytes_per_s: f64,
-}
-
-/// Achieved fraction of a wafer's peak.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaferEfficiency {
-    /// Fraction of `peak_flops_per_s` reached by one token's matrix-vector work.
-    pub compute: f64,
-}
-
-/// Fixed costs of serving on wafers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaferOverheads {
-    /// Host time per iteration, s.
-    pub iteration_s: f64,
-    /// Host time per sequence per iteration, s.
-    pub per_sequence_s: f64,
-    /// SRAM per wafer kept from weights and KV cache (program, activations, buffers), bytes.
-    pub reserved_bytes: f64,
-    /// Fabric hops per layer per matrix phase are `2 sqrt(cores of the layer)`; this many phases
-    /// run per layer (broadcast and reduce around each projection group).
-    pub fabric_phases_per_layer: f64,
 }
 
 /// GPUs in one NVLink domain (one server, or one NVL72 rack).
@@ -464,73 +402,6 @@ impl GpuSystem {
                 format!(
                     "expected less than gpu.hbm_capacity_bytes ({:e}), found {:e}",
                     self.hbm_capacity_bytes, o.reserved_bytes
-                ),
-            );
-        }
-    }
-}
-
-impl WaferSystem {
-    fn check(&self, c: &mut Checker) {
-        c.count("wafer.wafers", u64::from(self.wafers), MAX_DEVICES);
-        c.count("wafer.cores", self.cores, CORES);
-        c.in_range(
-            "wafer.sram_capacity_bytes",
-            self.sram_capacity_bytes,
-            CAPACITY_BYTES,
-        );
-        for (path, bw) in [
-            (
-                "sram_bandwidth_bytes_per_s",
-                self.sram_bandwidth_bytes_per_s,
-            ),
-            (
-                "fabric_bandwidth_bytes_per_s",
-                self.fabric_bandwidth_bytes_per_s,
-            ),
-            (
-                "link.bandwidth_bytes_per_s",
-                self.link.bandwidth_bytes_per_s,
-            ),
-            (
-                "external_memory.bandwidth_bytes_per_s",
-                self.external_memory.bandwidth_bytes_per_s,
-            ),
-        ] {
-            c.in_range(&format!("wafer.{path}"), bw, BANDWIDTH_BYTES_PER_S);
-        }
-        c.in_range("wafer.peak_flops_per_s", self.peak_flops_per_s, FLOPS_PER_S);
-        c.in_range(
-            "wafer.fabric_hop_latency_s",
-            self.fabric_hop_latency_s,
-            TIME_S,
-        );
-        c.in_range("wafer.link.latency_s", self.link.latency_s, TIME_S);
-        let external = self.external_memory.capacity_bytes;
-        if external != 0.0 {
-            c.in_range(
-                "wafer.external_memory.capacity_bytes",
-                external,
-                CAPACITY_BYTES,
-            );
-        }
-        c.fraction("wafer.efficiency.compute", self.efficiency.compute);
-        let o = &self.overheads;
-        c.in_range("wafer.overheads.iteration_s", o.iteration_s, TIME_S);
-        c.in_range("wafer.overheads.per_sequence_s", o.per_sequence_s, TIME_S);
-        c.non_negative("wafer.overheads.reserved_bytes", o.reserved_bytes);
-        let phases = o.fabric_phases_per_layer;
-        c.in_range(
-            "wafer.overheads.fabric_phases_per_layer",
-            phases,
-            FABRIC_PHASES,
-        );
-        if o.reserved_bytes.is_finite() && o.reserved_bytes >= self.sram_capacity_bytes {
-            c.fail(
-                "wafer.overheads.reserved_bytes",
-                format!(
-                    "expected less than wafer.sram_capacity_bytes ({:e}), found {:e}",
-                    self.sram_capacity_bytes, o.reserved_bytes
                 ),
             );
         }

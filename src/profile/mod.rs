@@ -6,6 +6,7 @@ pub mod hardware;
 pub mod model;
 pub mod precision;
 mod validate;
+pub mod wafer;
 
 pub use catalog::{load_hardware, load_model, Override};
 pub use curve::{GemmCurve, GemmCurves};

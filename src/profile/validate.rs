@@ -101,6 +101,10 @@ pub mod range {
     pub const USD_PER_DEVICE_HOUR: (f64, f64) = (1e-4, 1e5);
     /// Cores per wafer: up to 1e9 (a WSE-3 has 9e5).
     pub const CORES: u64 = 1_000_000_000;
+    /// Clock of a core, Hz: from 1 MHz to 100 GHz (shipped cores run near 1 GHz).
+    pub const CLOCK_HZ: (f64, f64) = (1e6, 1e11);
+    /// Clock cycles of one elementary step (a fabric hop, FLOPs per cycle): 0 to 1e6.
+    pub const CYCLES: (f64, f64) = (0.0, 1e6);
     /// Matrix phases per layer crossing a wafer's fabric: up to 1,000 (the shipped value is 4).
     pub const FABRIC_PHASES: (f64, f64) = (0.0, 1e3);
     /// Model dimensions (layers, hidden and FFN widths, heads, head width, experts), each up to

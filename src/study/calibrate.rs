@@ -414,6 +414,7 @@ mod tests {
                 context_tokens: 1024,
             },
             speculative: None,
+            software: None,
             published,
             unit: "tokens/s".into(),
             uncertainty: None,
@@ -427,10 +428,10 @@ mod tests {
     fn recovers_known_parameters_from_synthetic_rows() {
         // Generate "published" speeds from known parameters, then fit from elsewhere.
         let params = vec![
-            Param::parse("hardware.wafer.efficiency.compute=0.001:0.5").unwrap(),
-            Param::parse("hardware.wafer.fabric_hop_latency_s=1e-10:1e-7").unwrap(),
+            Param::parse("hardware.wafer.software.2024-10.layer_sync_s=1e-8:1e-4").unwrap(),
+            Param::parse("hardware.wafer.link.latency_s=1e-8:1e-4").unwrap(),
         ];
-        let truth = [0.05, 3e-9];
+        let truth = [3e-6, 5e-6];
         let shape = [
             row("a", "llama-3.1-8b", 1, 1.0),
             row("b", "llama-3.1-70b", 4, 1.0),
@@ -446,7 +447,7 @@ mod tests {
                 ..r.clone()
             })
             .collect();
-        let c = calibrate(&rows, &params, &[0.01, 2e-8]).unwrap();
+        let c = calibrate(&rows, &params, &[1e-6, 1e-6]).unwrap();
         for (got, want) in c.values.iter().zip(truth) {
             approx::assert_relative_eq!(*got, want, max_relative = 1e-3);
         }

@@ -174,8 +174,9 @@ proptest! {
         prop_assert!(base.step(&longer).total_s() >= base.step(&Batch::decode(n, ctx, w)).total_s() * (1.0 - 1e-12));
     }
 
-    /// On a fixed wafer pipeline, more SRAM, SRAM bandwidth, FLOP/s or fabric bandwidth never
-    /// makes a step slower; a longer context never makes a decode step faster.
+    /// On a fixed wafer pipeline, more SRAM, SRAM bandwidth, arithmetic per cycle, clock or
+    /// fabric bandwidth never makes a step slower; a longer context never makes a decode step
+    /// faster.
     #[test]
     fn wafer_steps_are_monotone_in_resources_and_context(
         pick in 0usize..3,
@@ -183,6 +184,7 @@ proptest! {
         bw in 1.0f64..4.0,
         flops in 1.0f64..4.0,
         fabric in 1.0f64..4.0,
+        clock in 1.0f64..2.0,
         n in 1u32..33,
         ctx in 0u64..8_000,
         more_ctx in 0u64..8_000,
@@ -197,7 +199,8 @@ proptest! {
         sets.extend([
             format!("hardware.wafer.sram_capacity_bytes={}", wf.sram_capacity_bytes * sram),
             format!("hardware.wafer.sram_bandwidth_bytes_per_s={}", wf.sram_bandwidth_bytes_per_s * bw),
-            format!("hardware.wafer.peak_flops_per_s={}", wf.peak_flops_per_s * flops),
+            format!("hardware.wafer.dense_flops_per_core_per_cycle={}", wf.dense_flops_per_core_per_cycle * flops),
+            format!("hardware.wafer.clock_hz={}", wf.clock_hz * clock),
             format!("hardware.wafer.fabric_bandwidth_bytes_per_s={}", wf.fabric_bandwidth_bytes_per_s * fabric),
         ]);
         let more = placed("wse-3", model, &sets, fixed);

@@ -200,6 +200,9 @@ pub struct ReferenceRow {
     pub scenario: Scenario,
     /// Speculative decoding, if used.
     pub speculative: Option<RowSpeculation>,
+    /// Wafer rows: the serving-software generation of the row's date (a key of the profile's
+    /// `[wafer.software]`); absent: the profile's default, the newest.
+    pub software: Option<String>,
     /// The published value, in `unit`.
     pub published: f64,
     /// Unit of `published` (SI: tokens/s or s).

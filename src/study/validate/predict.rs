@@ -42,6 +42,11 @@ pub fn system_for(row: &ReferenceRow, overrides: &[Override]) -> Result<System> 
         .iter()
         .map(|s| Override::parse(s))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(g) = &row.software {
+        sets.push(Override::parse(&format!(
+            "hardware.wafer.software_generation={g}"
+        ))?);
+    }
     sets.extend_from_slice(overrides);
     let speculation = match &row.speculative {
         Some(s) => Some(Speculation::load(&s.draft, s.gamma, s.alpha)?),
