@@ -99,7 +99,11 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
              training rows (every other row outside the Llama 3.1 70B block); rms log error {}.\n\
              floor_s = {:.4e}\ncompute_efficiency = {:.4}\nhalf_rows = {:.4}\n\
              half_columns = {:.4}\nmemory_efficiency = {:.4}\n",
-            f.class.name(),
+            if f.format == kernels::BLOCK_FP8 {
+                kernels::BLOCK_FP8
+            } else {
+                f.class.name()
+            },
             file.display(),
             f.format,
             f.n,

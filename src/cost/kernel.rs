@@ -166,6 +166,31 @@ impl KernelPricer {
         }
     }
 
+    /// A GEMM in FP8 scaled per block, s: by the profile's `fp8_block` curve when it has one,
+    /// else as any FP8 GEMM ([`KernelPricer::gemm_s`]).
+    pub fn gemm_block_fp8_s(&self, m: u64, n: u64, k: u64) -> f64 {
+        let fp8 = Precision::Fp8;
+        let curves = self.gpu.gemm_curves.as_ref();
+        let (runs_on, peak) = self
+            .gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(fp8, fp8));
+        match curves.and_then(|c| c.fp8_block) {
+            Some(c) if runs_on == ComputeClass::Fp8 => {
+                let (flops, bytes) = gemm_work(m, n, k, fp8, fp8);
+                c.time_s(
+                    flops,
+                    bytes,
+                    m as f64,
+                    n as f64,
+                    peak,
+                    self.gpu.hbm_bandwidth_bytes_per_s,
+                )
+            }
+            _ => self.gemm_s(m, n, k, fp8, fp8),
+        }
+    }
+
     /// One layer's causal attention over `a.batch` prompts of `prompt` tokens each, nothing
     /// cached before, s.
     pub fn prefill_attention_s(&self, a: &AttentionShape, prompt: u64) -> f64 {
@@ -283,6 +308,39 @@ mod tests {
             KernelPricer::new(g).gemm_s(16, 4096, 4096, Precision::Bf16, Precision::Bf16),
             c.time_s(flops, bytes, 16.0, 4096.0, 989.4e12, 3.35e12),
             max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn block_fp8_gemms_take_their_own_curve_or_fall_back_to_fp8() {
+        let mut h = load_hardware("h100-sxm", &[]).unwrap();
+        let fp8 = Precision::Fp8;
+        let p = KernelPricer::new(h.gpu().unwrap());
+        let c = h
+            .gpu()
+            .unwrap()
+            .gemm_curves
+            .clone()
+            .unwrap()
+            .fp8_block
+            .unwrap();
+        let (flops, bytes) = gemm_work(64, 8192, 8192, fp8, fp8);
+        assert_relative_eq!(
+            p.gemm_block_fp8_s(64, 8192, 8192),
+            c.time_s(flops, bytes, 64.0, 8192.0, 1978.9e12, 3.35e12),
+            max_relative = 1e-12
+        );
+        h.gpu
+            .as_mut()
+            .unwrap()
+            .gemm_curves
+            .as_mut()
+            .unwrap()
+            .fp8_block = None;
+        let p = KernelPricer::new(h.gpu().unwrap());
+        assert_eq!(
+            p.gemm_block_fp8_s(64, 8192, 8192),
+            p.gemm_s(64, 8192, 8192, fp8, fp8)
         );
     }
 

@@ -195,7 +195,11 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
             op: KernelOp::Gemm,
             format: r.format,
             split,
-            predicted_s: pricer.gemm_s(r.m, r.n, r.k, r.weights, r.activations),
+            predicted_s: if r.format == BLOCK_FP8 {
+                pricer.gemm_block_fp8_s(r.m, r.n, r.k)
+            } else {
+                pricer.gemm_s(r.m, r.n, r.k, r.weights, r.activations)
+            },
             measured_s: r.latency_s,
         });
     }
@@ -319,6 +323,10 @@ pub const FIT_FORMATS: [(ComputeClass, &str); 3] = [
     (ComputeClass::Fp4, "nvfp4"),
 ];
 
+/// The published format of FP8 GEMMs scaled per block, fitted to a curve of its own
+/// (`gemm_curves.fp8_block`) on GPUs that run FP8 natively.
+pub const BLOCK_FP8: &str = "fp8_block";
+
 /// A curve fitted to one format's training rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassFit {
@@ -340,7 +348,8 @@ pub fn fit_curves(gpu: &GpuSystem, tables: &KernelTables) -> Vec<ClassFit> {
     let g = &tables.gemm;
     let split = splits(g, |r| MODEL_GEMMS.contains(&(r.n, r.k)));
     let mut out = Vec::new();
-    for (class, format) in FIT_FORMATS {
+    let block = (ComputeClass::Fp8, BLOCK_FP8);
+    for (class, format) in FIT_FORMATS.into_iter().chain([block]) {
         let (runs_on, peak) = gpu.peak_flops_per_s.resolve(class);
         if runs_on != class {
             continue;
@@ -378,6 +387,7 @@ pub fn with_curves(gpu: &GpuSystem, fits: &[ClassFit]) -> GpuSystem {
     let mut curves = GemmCurves::default();
     for f in fits {
         let slot = match f.class {
+            _ if f.format == BLOCK_FP8 => &mut curves.fp8_block,
             ComputeClass::Fp32 => &mut curves.fp32,
             ComputeClass::Bf16 => &mut curves.bf16,
             ComputeClass::Fp8 => &mut curves.fp8,
