@@ -1,8 +1,9 @@
 //! `infersim kernels`: the GPU cost model's price of single kernels against NVIDIA's measured
 //! latencies (`reference/kernels/`), per hardware profile, operator kind and split: shapes,
 //! median and 90th-percentile |relative error|, signed median (table, CSV or JSON). `--fit`
-//! first fits GEMM curves to the training half of each GPU's GEMM table and prints them as
-//! profile TOML; `--scalar` ignores the profiles' curves.
+//! first fits GEMM curves, attention curves (prefill, decode) and collective curves (NCCL and
+//! the engine's own all-reduce, NCCL all-to-all) to the training half of each GPU's tables and
+//! prints them as profile TOML; `--scalar` ignores the profiles' curves.
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use crate::cost::kernel::KernelPricer;
 use crate::error::{Error, Result};
 use crate::profile::load_hardware;
 use crate::report::{num, Format, Table};
+use crate::study::kernels::curves::{self, KernelFits};
 use crate::study::kernels::{self, table, ClassFit, Summary};
 
 #[derive(Debug, Args)]
@@ -25,19 +27,20 @@ pub(super) struct KernelsArgs {
     /// Directory of the kernel tables and their index.csv.
     #[arg(long, value_name = "DIR", default_value = "reference/kernels")]
     tables: PathBuf,
-    /// Fit GEMM curves (per tensor-core class) to the training half of each GPU's GEMM table,
+    /// Fit GEMM curves (per tensor-core class), attention curves and collective curves to the
+    /// training half of each GPU's tables,
     /// check with them, and print them as profile TOML.
     #[arg(long, conflicts_with = "scalar")]
     fit: bool,
-    /// Price GEMMs with the scalar efficiencies, ignoring the profiles' GEMM curves.
+    /// Price every kernel with the scalar efficiencies, ignoring the profiles' curves.
     #[arg(long)]
     scalar: bool,
     #[command(flatten)]
     common: Common,
 }
 
-/// The curves `--fit` made for one profile: its name, the table fitted and the fits.
-type Fitted = (String, PathBuf, Vec<ClassFit>);
+/// The curves `--fit` made for one profile: its name, the tables fitted and the fits.
+type Fitted = (String, PathBuf, Vec<ClassFit>, KernelFits);
 
 /// Every summary row of the check, profiles in index order, and the fits made with `--fit`.
 fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
@@ -71,9 +74,10 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
         let tables = table::load(dir)?;
         let pricer = if a.fit {
             let f = kernels::fit_curves(gpu, &tables);
-            let p = KernelPricer::new(&kernels::with_curves(gpu, &f));
-            fits.push((name.clone(), dir.join("gemm.csv"), f));
-            p
+            let k = curves::fit_kernel_curves(gpu, &tables);
+            let fitted = curves::with_kernel_curves(&kernels::with_curves(gpu, &f), &k);
+            fits.push((name.clone(), dir.clone(), f, k));
+            KernelPricer::new(&fitted)
         } else if a.scalar {
             KernelPricer::scalar(gpu)
         } else {
@@ -85,8 +89,9 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
 }
 
 /// The fitted curves of one profile as TOML to paste into it, with their provenance.
-fn curves_toml(hardware: &str, file: &std::path::Path, fits: &[ClassFit]) -> String {
+fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &KernelFits) -> String {
     let mut s = format!("# {hardware}\n");
+    let file = dir.join("gemm.csv");
     for f in fits {
         let c = &f.curve;
         s += &format!(
@@ -94,7 +99,11 @@ fn curves_toml(hardware: &str, file: &std::path::Path, fits: &[ClassFit]) -> Str
              training rows (every other row outside the Llama 3.1 70B block); rms log error {}.\n\
              floor_s = {:.4e}\ncompute_efficiency = {:.4}\nhalf_rows = {:.4}\n\
              half_columns = {:.4}\nmemory_efficiency = {:.4}\n",
-            f.class.name(),
+            if f.format == kernels::BLOCK_FP8 {
+                kernels::BLOCK_FP8
+            } else {
+                f.class.name()
+            },
             file.display(),
             f.format,
             f.n,
@@ -104,6 +113,47 @@ fn curves_toml(hardware: &str, file: &std::path::Path, fits: &[ClassFit]) -> Str
             c.half_rows,
             c.half_columns,
             c.memory_efficiency,
+        );
+    }
+    let source = |f: &str| format!("`infersim kernels --fit` on {}", dir.join(f).display());
+    for f in &k.attention {
+        let (name, file) = match f.op {
+            kernels::KernelOp::PrefillAttention => ("prefill", "context_attention.csv"),
+            _ => ("decode", "generation_attention.csv"),
+        };
+        let c = &f.curve;
+        s += &format!(
+            "[gpu.attention_curves.{name}]\n# Fit: {}, its {} training rows (every other row \
+             outside the Llama 3.1 70B block); rms log error {}.\nfloor_s = {:.4e}\n\
+             compute_efficiency = {:.4}\nmemory_efficiency = {:.4}\npad_tokens = {:.2}\n\
+             head_s = {:.4e}\n",
+            source(file),
+            f.n,
+            num(f.rms_log_error, 3),
+            c.floor_s,
+            c.compute_efficiency,
+            c.memory_efficiency,
+            c.pad_tokens,
+            c.head_s,
+        );
+    }
+    for f in &k.collectives {
+        let (name, rows) = match f.op {
+            kernels::KernelOp::AllReduceNccl => ("all_reduce", "NCCL all_reduce"),
+            kernels::KernelOp::AllReduceCustom => ("all_reduce_custom", "trtllm-custom all_reduce"),
+            _ => ("all_to_all", "NCCL alltoall"),
+        };
+        let c = &f.curve;
+        s += &format!(
+            "[gpu.collective_curves.{name}]\n# Fit: {}, {rows}, its {} training rows (every other \
+             row); rms log error {}.\nlatency_s = {:.4e}\nstep_latency_s = {:.4e}\n\
+             bandwidth_efficiency = {:.4}\n",
+            source("comm.csv"),
+            f.n,
+            num(f.rms_log_error, 3),
+            c.latency_s,
+            c.step_latency_s,
+            c.bandwidth_efficiency,
         );
     }
     s
@@ -142,17 +192,20 @@ fn render(rows: &[Summary]) -> Table {
 pub(super) fn run(a: &KernelsArgs) -> Result<String> {
     let (rows, fits) = summaries(a)?;
     let gemms = if a.fit {
-        "GEMMs priced by curves fitted here (5 coefficients a class, on the training half)"
+        "GEMMs, attention and collectives priced by curves fitted here on the training half \
+         (GEMM 5 coefficients a class, attention 5 a kind, collectives 3 a kind)"
     } else if a.scalar {
-        "GEMMs priced by the scalar efficiencies"
+        "every kernel priced by the scalar efficiencies"
     } else {
-        "GEMMs priced by the profiles' curves where they have them"
+        "kernels priced by the profiles' curves where they have them"
     };
     match a.common.format {
         Format::Json => {
             let fits: Vec<_> = fits
                 .iter()
-                .map(|(h, file, f)| json!({"hardware": h, "table": file, "curves": f}))
+                .map(|(h, dir, f, k)| {
+                    json!({"hardware": h, "tables": dir, "curves": f, "kernel_curves": k})
+                })
                 .collect();
             Ok(pretty(&json!({ "rows": rows, "fits": fits })))
         }
@@ -160,7 +213,7 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
         Format::Table => {
             let toml: String = fits
                 .iter()
-                .map(|(h, file, f)| curves_toml(h, file, f) + "\n")
+                .map(|(h, dir, f, k)| curves_toml(h, dir, f, k) + "\n")
                 .collect();
             Ok(format!(
                 "{toml}Kernel latencies predicted by the GPU cost model against NVIDIA's \

@@ -52,10 +52,13 @@ pub struct Share {
     pub pairs_window: f64,
     /// KV-cache tokens read under the sliding window.
     pub kv_read_window: f64,
+    /// Sequences.
+    pub sequences: f64,
 }
 
 impl Share {
     fn add(&mut self, o: &Share) {
+        self.sequences += o.sequences;
         self.tokens += o.tokens;
         self.pairs_full += o.pairs_full;
         self.kv_read_full += o.kv_read_full;
@@ -147,6 +150,7 @@ impl Batch {
             tokens: n as f64,
             pairs_full: (n * p) as f64 + (n * (n + 1)) as f64 / 2.0,
             kv_read_full: (p + n) as f64,
+            sequences: 1.0,
             ..Share::default()
         };
         if let Some(w) = self.window {
@@ -184,7 +188,34 @@ impl Batch {
                 chunks.kv_read_window,
                 big.kv_read_window,
             ),
+            sequences: part(f64::from(self.sequences), chunks.sequences, big.sequences),
         }
+    }
+
+    /// The busiest GPU's share ([`Batch::busiest_share`]) in two parts: its prefill chunks and
+    /// its other sequences (decodes, speculative verifications), which attention runs as
+    /// separate kernels. Each field of the chunks' part is the larger of the longest chunk's and
+    /// an even share of all chunks, as in the busiest share.
+    pub fn busiest_parts(&self, ways: f64) -> (Share, Share) {
+        let (big, ch) = (&self.largest, &self.chunks);
+        let f = |all: f64, c: f64, b: f64| (b.max(c / ways), (all - c) / ways);
+        let fields = [
+            f(self.tokens as f64, ch.tokens, big.tokens),
+            f(self.pairs_full, ch.pairs_full, big.pairs_full),
+            f(self.kv_read_full, ch.kv_read_full, big.kv_read_full),
+            f(self.pairs_window, ch.pairs_window, big.pairs_window),
+            f(self.kv_read_window, ch.kv_read_window, big.kv_read_window),
+            f(f64::from(self.sequences), ch.sequences, big.sequences),
+        ];
+        let share = |pick: fn((f64, f64)) -> f64| Share {
+            tokens: pick(fields[0]),
+            pairs_full: pick(fields[1]),
+            kv_read_full: pick(fields[2]),
+            pairs_window: pick(fields[3]),
+            kv_read_window: pick(fields[4]),
+            sequences: pick(fields[5]),
+        };
+        (share(|x| x.0), share(|x| x.1))
     }
 
     /// Speculative decoding: start a batch whose decoding sequences verify `gamma` draft tokens.
@@ -295,6 +326,11 @@ mod tests {
             Batch::prefill(16, 800, None).busiest_share(8.0).tokens,
             1600.0
         );
+        // Its parts: the chunk, and an eighth of the decodes.
+        let (chunk, rest) = b.busiest_parts(8.0);
+        assert_eq!((chunk.tokens, chunk.sequences), (800.0, 1.0));
+        assert_eq!((rest.tokens, rest.sequences), (8.0, 8.0));
+        approx::assert_relative_eq!(chunk.pairs_full + rest.pairs_full, pairs);
         // Under tensor parallelism (one way) the share is the whole batch.
         assert_eq!(b.busiest_share(1.0).tokens, b.tokens as f64);
         approx::assert_relative_eq!(b.busiest_share(1.0).pairs_full, b.pairs_full);

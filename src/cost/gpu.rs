@@ -21,16 +21,24 @@
 //! tokens and output width, a floor per GEMM kernel. MoE experts keep the scalars (their grouped
 //! GEMMs of a few tokens per expert are not what the dense curves were fitted to).
 //!
+//! A profile with attention curves prices GQA / MHA attention by them ([`super::attention`]):
+//! prefill chunks and decoding sequences as separate kernels per layer, each with its floor,
+//! per-head time and padded work; MLA attention keeps the scalars (the curves were fitted to
+//! GQA / MHA kernels). A profile with collective curves prices the all-reduces by the faster of
+//! its NCCL and engine all-reduce curves and the all-to-alls by its all-to-all curve, latency
+//! and launch included, in place of the interconnect's scalars.
+//!
 //! Ignored: overlap of communication with compute, kernel fusion beyond the kernel counts below,
 //! routing imbalance across experts (and across attention-data-parallel GPUs), and the reduced
 //! efficiency of very small GEMMs (the per-kernel overhead stands in for it).
 
+use super::attention::{AttentionPricing, Layers};
 use super::collective::{all_reduce_s, all_to_all_s, send_s};
 use super::gemm::{curve_op, GemmGroup, InnerDims};
 use super::{Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
-use crate::profile::{ComputeClass, GemmCurve, GpuSystem, ModelProfile};
+use crate::profile::{CollectiveCurves, ComputeClass, GemmCurve, GpuSystem, ModelProfile};
 
 /// Kernels per layer in each operator (fused norms counted with the GEMM they precede): the
 /// count a CUDA-graph decode step of vLLM / TensorRT-LLM launches, read off their model code.
@@ -85,6 +93,11 @@ pub struct GpuCost {
     /// The GEMM curve, when the profile has one for the class the model's dense GEMMs run on
     /// (boxed: the cost stays small for profiles without).
     curves: Option<Box<Curves>>,
+    /// Attention priced by the profile's attention curves, when it has any.
+    attention: Option<Box<AttentionPricing>>,
+    /// Collectives priced by the profile's collective curves, when it has any, with the raw
+    /// per-GPU link bandwidth, bytes/s.
+    collectives: Option<Box<(CollectiveCurves, f64)>>,
 }
 
 /// The GEMM curve of one placed model's dense GEMMs.
@@ -133,6 +146,32 @@ impl GpuCost {
             inner: InnerDims::of(model, tp),
             hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
         });
+        let kv_bytes_per_token_layer =
+            d.kv_elements_per_token_per_layer * p.kv_cache.bytes() / kv_split;
+        let attn_class = ComputeClass::of_gemm(p.kv_cache, p.activations);
+        // The attention curves were fitted to GQA / MHA kernels; MLA's (absorbed, tensor-core)
+        // decode kernels are another design, priced by the scalars.
+        let gqa = model.attention.kind == AttentionKind::Gqa;
+        let attention = gpu.attention_curves.as_ref().filter(|_| gqa).map(|a| {
+            Box::new(AttentionPricing {
+                prefill: a.prefill,
+                decode: a.decode,
+                heads: model.attention.heads as f64 / tp,
+                flops_per_pair: d.attn_flops_per_pair_per_layer / tp,
+                kv_bytes_per_token: kv_bytes_per_token_layer,
+                peak_flops_per_s: gpu.peak_flops_per_s.resolve(attn_class).1,
+                flops_per_s: peak(attn_class),
+                hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
+                mem_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s * eff.memory,
+                overlap: eff.overlap,
+                kernel_s: gpu.overheads.kernel_s,
+                kernels_per_layer: KERNELS_ATTN,
+            })
+        });
+        let collectives = gpu
+            .collective_curves
+            .as_ref()
+            .map(|c| Box::new((c.clone(), gpu.interconnect.bandwidth_bytes_per_s)));
         GpuCost {
             tp,
             dp,
@@ -155,8 +194,7 @@ impl GpuCost {
             lm_head_params: d.lm_head_params,
             weight_bytes: p.weights.bytes(),
             expert_bytes: model.expert_weight_precision().bytes(),
-            kv_bytes_per_token_layer: d.kv_elements_per_token_per_layer * p.kv_cache.bytes()
-                / kv_split,
+            kv_bytes_per_token_layer,
             attn_flops_per_pair_layer: d.attn_flops_per_pair_per_layer,
             window: model.attention.sliding_window_tokens,
             flops_gemm: peak(ComputeClass::of_gemm(p.weights, p.activations)),
@@ -173,6 +211,8 @@ impl GpuCost {
             iteration_s: gpu.overheads.iteration_s,
             per_sequence_s: gpu.overheads.per_sequence_s,
             curves: curves.map(Box::new),
+            attention,
+            collectives,
         }
     }
 
@@ -260,15 +300,28 @@ impl CostModel for GpuCost {
         // Attention: heads split over the tensor-parallel group, or sequences over the
         // data-parallel one.
         let full_layers = self.layers - self.window_layers;
-        let pairs = full_layers * share.pairs_full + self.window_layers * share.pairs_window;
-        let kv_tokens =
-            full_layers * share.kv_read_full + self.window_layers * share.kv_read_window;
-        *c.op_mut(OpKind::Attention) = self.roofline(
-            pairs * self.attn_flops_per_pair_layer / self.tp,
-            self.flops_attn,
-            (kv_tokens + self.layers * t) * self.kv_bytes_per_token_layer,
-            self.layers * KERNELS_ATTN,
-        );
+        *c.op_mut(OpKind::Attention) = match self.attention.as_deref() {
+            Some(a) => {
+                let (prefill, decode) = b.busiest_parts(self.dp);
+                let layers = Layers {
+                    full: full_layers,
+                    window: self.window_layers,
+                };
+                a.op(layers, &prefill, &decode)
+            }
+            None => {
+                let pairs =
+                    full_layers * share.pairs_full + self.window_layers * share.pairs_window;
+                let kv_tokens =
+                    full_layers * share.kv_read_full + self.window_layers * share.kv_read_window;
+                self.roofline(
+                    pairs * self.attn_flops_per_pair_layer / self.tp,
+                    self.flops_attn,
+                    (kv_tokens + self.layers * t) * self.kv_bytes_per_token_layer,
+                    self.layers * KERNELS_ATTN,
+                )
+            }
+        };
 
         if self.dense_layers > 0.0 {
             let params = self.dense_layers * self.dense_mlp_params / self.tp;
@@ -331,15 +384,25 @@ impl CostModel for GpuCost {
             // holds one of its k experts (expected ep (1 - (1 - 1/ep)^k) GPUs, its own among them).
             let peers = self.ep * (1.0 - (1.0 - 1.0 / self.ep).powf(self.active_experts));
             let sent = act * peers * (self.ep - 1.0) / self.ep;
-            let a2a = all_to_all_s(
-                self.tp_degree,
-                sent,
-                self.link_bytes_per_s,
-                self.link_latency_s,
-            );
+            let curve = self
+                .collectives
+                .as_deref()
+                .and_then(|(c, link)| c.all_to_all.map(|k| k.time_s(self.tp_degree, sent, *link)));
             let op = c.op_mut(OpKind::ExpertParallelComm);
-            op.interconnect_s = 2.0 * self.moe_layers * a2a;
-            op.overhead_s = 2.0 * self.moe_layers * self.kernel_s;
+            match curve {
+                // The curve's latency includes the launch.
+                Some(a2a) => op.interconnect_s = 2.0 * self.moe_layers * a2a,
+                None => {
+                    let a2a = all_to_all_s(
+                        self.tp_degree,
+                        sent,
+                        self.link_bytes_per_s,
+                        self.link_latency_s,
+                    );
+                    op.interconnect_s = 2.0 * self.moe_layers * a2a;
+                    op.overhead_s = 2.0 * self.moe_layers * self.kernel_s;
+                }
+            }
             op.bytes = 2.0 * self.moe_layers * sent;
         } else {
             self.all_reduces(&mut c, act);
@@ -365,18 +428,28 @@ impl CostModel for GpuCost {
 
 impl GpuCost {
     /// Two all-reduces of the hidden state per layer (after attention and after the MLP).
+    /// By the faster of the profile's all-reduce curves when it has one (its latency includes
+    /// the launch), else by the interconnect's scalars and a kernel launch each.
     fn all_reduces(&self, c: &mut StepCost, act: f64) {
-        let ar = all_reduce_s(
-            self.tp_degree,
-            act,
-            self.link_bytes_per_s,
-            self.link_latency_s,
-        );
+        let curve = self
+            .collectives
+            .as_deref()
+            .and_then(|(c, link)| c.all_reduce_s(self.tp_degree, act, *link));
+        let ar = curve.unwrap_or_else(|| {
+            all_reduce_s(
+                self.tp_degree,
+                act,
+                self.link_bytes_per_s,
+                self.link_latency_s,
+            )
+        });
         let op = c.op_mut(OpKind::TensorParallelComm);
         op.interconnect_s = 2.0 * self.layers * ar;
         if self.tp_degree > 1 {
             // Each all-reduce is a kernel launch of its own.
-            op.overhead_s = 2.0 * self.layers * self.kernel_s;
+            if curve.is_none() {
+                op.overhead_s = 2.0 * self.layers * self.kernel_s;
+            }
             op.bytes = 2.0 * self.layers * 2.0 * (self.tp - 1.0) / self.tp * act;
         }
     }
@@ -390,13 +463,16 @@ mod tests {
     use crate::profile::{load_hardware, load_model, HardwareProfile, Override};
     use approx::assert_relative_eq;
 
-    /// A shipped system with its GEMM curves removed: these tests check the scalar roofline;
-    /// `gemm_curves_price_the_projections_gemm_by_gemm` checks the curves.
+    /// A shipped system with its curves removed: these tests check the scalar roofline;
+    /// `gemm_curves_price_the_projections_gemm_by_gemm` and the kernel pricer's tests check
+    /// the curves.
     fn system(hw: &str, model: &str, sets: &[&str]) -> (HardwareProfile, ModelProfile, Placement) {
         let o: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
         let mut h = load_hardware(hw, &o).unwrap();
         if let Some(g) = h.gpu.as_mut() {
             g.gemm_curves = None;
+            g.attention_curves = None;
+            g.collective_curves = None;
         }
         let m = load_model(model, &o).unwrap();
         let p = place(&m, &h, ParallelRequest::default()).unwrap();
@@ -601,8 +677,7 @@ mod tests {
 
     #[test]
     fn attention_data_parallelism_splits_sequences_and_exchanges_tokens() {
-        let m = load_model("deepseek-v3", &[]).unwrap();
-        let h = load_hardware("gb200-nvl72", &[]).unwrap();
+        let (h, m, _) = system("gb200-nvl72", "deepseek-v3", &[]);
         let g = h.gpu().unwrap();
         let at = |attention_dp| {
             let req = ParallelRequest {

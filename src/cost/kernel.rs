@@ -7,11 +7,13 @@
 //!
 //! Mirrors `GpuCost`: compute at the peak of the operands' tensor-core class times its
 //! efficiency, memory at the HBM bandwidth times its efficiency, `max + (1 - overlap) min`, plus
-//! the per-kernel overhead for each kernel the step counts for that work.
+//! the per-kernel overhead for each kernel the step counts for that work; or, where the profile
+//! has them, by its GEMM, attention and collective curves, as the step does.
 
 use super::collective::{all_reduce_s, all_to_all_s};
 use super::gpu::KERNELS_ATTN;
-use crate::profile::{ComputeClass, GpuSystem, Precision};
+use crate::profile::kernel_curves::all_to_all_wire_bytes;
+use crate::profile::{AttentionCurve, AttentionWork, ComputeClass, GpuSystem, Precision};
 
 /// The constants of one GPU system that price single kernels.
 #[derive(Debug, Clone)]
@@ -38,6 +40,62 @@ pub struct AttentionShape {
     pub kv_cache: Precision,
 }
 
+/// The work of one attention kernel: `4 heads head_dim` FLOPs a (query, key) pair,
+/// `2 kv_heads head_dim` elements of KV cache a token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionKernel {
+    /// Pairs, queries, KV tokens read and written, sequences.
+    pub work: AttentionWork,
+    /// FLOPs per (query, key) pair.
+    pub flops_per_pair: f64,
+    /// KV-cache bytes per token.
+    pub kv_bytes_per_token: f64,
+}
+
+impl AttentionShape {
+    /// Per sequence: `pairs` (query, key) pairs, `kv` tokens of KV cache read, `new` tokens
+    /// written to it.
+    fn kernel(&self, pairs: f64, kv: f64, new: f64) -> AttentionKernel {
+        let b = self.batch as f64;
+        AttentionKernel {
+            work: AttentionWork {
+                pairs: b * pairs,
+                queries: b * new,
+                kv_tokens: b * (kv + new),
+                sequences: b,
+                sequence_heads: b * self.heads as f64,
+            },
+            flops_per_pair: 4.0 * (self.heads * self.head_dim) as f64,
+            kv_bytes_per_token: 2.0
+                * (self.kv_heads * self.head_dim) as f64
+                * self.kv_cache.bytes(),
+        }
+    }
+
+    /// Causal attention over `self.batch` prompts of `prompt` tokens each, nothing cached.
+    pub fn prefill(&self, prompt: u64) -> AttentionKernel {
+        let n = prompt as f64;
+        let (pairs, kv) = match self.window {
+            // Sum of min(i, w) for i in 1..=n.
+            Some(w) if (w as f64) < n => {
+                let w = w as f64;
+                (w * (w + 1.0) / 2.0 + (n - w) * w, w)
+            }
+            _ => (n * (n + 1.0) / 2.0, n),
+        };
+        self.kernel(pairs, kv, n)
+    }
+
+    /// One decode step of `self.batch` sequences with `cached` tokens each in the KV cache.
+    pub fn decode(&self, cached: u64) -> AttentionKernel {
+        let seen = match self.window {
+            Some(w) => (cached + 1).min(w),
+            None => cached + 1,
+        } as f64;
+        self.kernel(seen, seen, 1.0)
+    }
+}
+
 /// FLOPs and bytes of a GEMM of `m` tokens through an `n x k` weight, as the step model counts
 /// them: `2 m n k`; the weight read once, the input read and the output written at the
 /// activation precision.
@@ -55,10 +113,13 @@ impl KernelPricer {
         KernelPricer { gpu: gpu.clone() }
     }
 
-    /// Price kernels on `gpu` with its scalar efficiencies only, ignoring any GEMM curves.
+    /// Price kernels on `gpu` with its scalar efficiencies only, ignoring any GEMM, attention
+    /// and collective curves.
     pub fn scalar(gpu: &GpuSystem) -> Self {
         let mut gpu = gpu.clone();
         gpu.gemm_curves = None;
+        gpu.attention_curves = None;
+        gpu.collective_curves = None;
         KernelPricer { gpu }
     }
 
@@ -105,42 +166,70 @@ impl KernelPricer {
         }
     }
 
+    /// A GEMM in FP8 scaled per block, s: by the profile's `fp8_block` curve when it has one,
+    /// else as any FP8 GEMM ([`KernelPricer::gemm_s`]).
+    pub fn gemm_block_fp8_s(&self, m: u64, n: u64, k: u64) -> f64 {
+        let fp8 = Precision::Fp8;
+        let curves = self.gpu.gemm_curves.as_ref();
+        let (runs_on, peak) = self
+            .gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(fp8, fp8));
+        match curves.and_then(|c| c.fp8_block) {
+            Some(c) if runs_on == ComputeClass::Fp8 => {
+                let (flops, bytes) = gemm_work(m, n, k, fp8, fp8);
+                c.time_s(
+                    flops,
+                    bytes,
+                    m as f64,
+                    n as f64,
+                    peak,
+                    self.gpu.hbm_bandwidth_bytes_per_s,
+                )
+            }
+            _ => self.gemm_s(m, n, k, fp8, fp8),
+        }
+    }
+
     /// One layer's causal attention over `a.batch` prompts of `prompt` tokens each, nothing
     /// cached before, s.
     pub fn prefill_attention_s(&self, a: &AttentionShape, prompt: u64) -> f64 {
-        let n = prompt as f64;
-        let (pairs, kv) = match a.window {
-            // Sum of min(i, w) for i in 1..=n.
-            Some(w) if (w as f64) < n => {
-                let w = w as f64;
-                (w * (w + 1.0) / 2.0 + (n - w) * w, w)
-            }
-            _ => (n * (n + 1.0) / 2.0, n),
-        };
-        self.attention_s(a, pairs, kv, n)
+        let curve = self.gpu.attention_curves.as_ref().and_then(|c| c.prefill);
+        self.attention_s(a, &a.prefill(prompt), curve)
     }
 
     /// One decode step of one layer's attention for `a.batch` sequences with `cached` tokens
     /// each in the KV cache, s.
     pub fn decode_attention_s(&self, a: &AttentionShape, cached: u64) -> f64 {
-        let seen = match a.window {
-            Some(w) => (cached + 1).min(w),
-            None => cached + 1,
-        } as f64;
-        self.attention_s(a, seen, seen, 1.0)
+        let curve = self.gpu.attention_curves.as_ref().and_then(|c| c.decode);
+        self.attention_s(a, &a.decode(cached), curve)
     }
 
-    /// Per sequence: `pairs` (query, key) pairs, `kv` tokens of KV cache read, `new` tokens
-    /// written to it; `4 heads head_dim` FLOPs a pair, `2 kv_heads head_dim` elements a token.
-    fn attention_s(&self, a: &AttentionShape, pairs: f64, kv: f64, new: f64) -> f64 {
-        let b = a.batch as f64;
-        let flops = b * pairs * 4.0 * (a.heads * a.head_dim) as f64;
-        let kv_token_bytes = 2.0 * (a.kv_heads * a.head_dim) as f64 * a.kv_cache.bytes();
-        let bytes = b * (kv + new) * kv_token_bytes;
+    /// Raw peak FLOP/s of the tensor-core class attention of shape `a` runs on.
+    pub fn attention_peak_flops_per_s(&self, a: &AttentionShape) -> f64 {
+        self.gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(a.kv_cache, a.activations))
+            .1
+    }
+
+    /// By `curve` when there is one (its floor stands for the whole kernel, KV-cache write
+    /// included), else by the roofline and the step's attention kernel count.
+    fn attention_s(
+        &self,
+        a: &AttentionShape,
+        k: &AttentionKernel,
+        curve: Option<AttentionCurve>,
+    ) -> f64 {
+        let hbm = self.gpu.hbm_bandwidth_bytes_per_s;
+        if let Some(c) = curve {
+            let peak = self.attention_peak_flops_per_s(a);
+            return c.time_s(&k.work, k.flops_per_pair, k.kv_bytes_per_token, peak, hbm);
+        }
         self.roofline(
-            flops,
+            k.work.pairs * k.flops_per_pair,
             self.flops_per_s(a.kv_cache, a.activations),
-            bytes,
+            k.work.kv_tokens * k.kv_bytes_per_token,
             KERNELS_ATTN,
         )
     }
@@ -153,18 +242,41 @@ impl KernelPricer {
         )
     }
 
-    /// An all-reduce of `bytes` per GPU over `gpus` GPUs, s, with its kernel launch.
-    pub fn all_reduce_s(&self, gpus: u32, bytes: f64) -> f64 {
+    /// An all-reduce of `bytes` per GPU over `gpus` GPUs by NCCL (`custom`: by the serving
+    /// engine's own kernel), s: by that library's curve when the profile has one, else by the
+    /// interconnect's scalars with a kernel launch.
+    pub fn all_reduce_s(&self, gpus: u32, bytes: f64, custom: bool) -> f64 {
+        let curves = self.gpu.collective_curves.as_ref();
+        let curve = curves.and_then(|c| {
+            if custom {
+                c.all_reduce_custom
+            } else {
+                c.all_reduce
+            }
+        });
+        if let Some(c) = curve {
+            let wire = crate::profile::kernel_curves::all_reduce_wire_bytes(gpus, bytes);
+            return c.time_s(gpus, wire, self.gpu.interconnect.bandwidth_bytes_per_s);
+        }
         let (bw, lat) = self.link();
         all_reduce_s(gpus, bytes, bw, lat) + self.gpu.overheads.kernel_s
     }
 
     /// An all-to-all over `gpus` GPUs in which each GPU's buffer of `bytes` is spread evenly
-    /// over all of them (NCCL's `alltoall`: it sends `(gpus - 1) / gpus` of it), s.
+    /// over all of them (NCCL's `alltoall`: it sends `(gpus - 1) / gpus` of it), s: by the
+    /// profile's all-to-all curve when it has one, else by the interconnect's scalars.
     pub fn all_to_all_s(&self, gpus: u32, bytes: f64) -> f64 {
+        let wire = all_to_all_wire_bytes(gpus, bytes);
+        let curve = self
+            .gpu
+            .collective_curves
+            .as_ref()
+            .and_then(|c| c.all_to_all);
+        if let Some(c) = curve {
+            return c.time_s(gpus, wire, self.gpu.interconnect.bandwidth_bytes_per_s);
+        }
         let (bw, lat) = self.link();
-        let g = f64::from(gpus);
-        all_to_all_s(gpus, bytes * (g - 1.0) / g, bw, lat) + self.gpu.overheads.kernel_s
+        all_to_all_s(gpus, wire, bw, lat) + self.gpu.overheads.kernel_s
     }
 }
 
@@ -196,6 +308,39 @@ mod tests {
             KernelPricer::new(g).gemm_s(16, 4096, 4096, Precision::Bf16, Precision::Bf16),
             c.time_s(flops, bytes, 16.0, 4096.0, 989.4e12, 3.35e12),
             max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn block_fp8_gemms_take_their_own_curve_or_fall_back_to_fp8() {
+        let mut h = load_hardware("h100-sxm", &[]).unwrap();
+        let fp8 = Precision::Fp8;
+        let p = KernelPricer::new(h.gpu().unwrap());
+        let c = h
+            .gpu()
+            .unwrap()
+            .gemm_curves
+            .clone()
+            .unwrap()
+            .fp8_block
+            .unwrap();
+        let (flops, bytes) = gemm_work(64, 8192, 8192, fp8, fp8);
+        assert_relative_eq!(
+            p.gemm_block_fp8_s(64, 8192, 8192),
+            c.time_s(flops, bytes, 64.0, 8192.0, 1978.9e12, 3.35e12),
+            max_relative = 1e-12
+        );
+        h.gpu
+            .as_mut()
+            .unwrap()
+            .gemm_curves
+            .as_mut()
+            .unwrap()
+            .fp8_block = None;
+        let p = KernelPricer::new(h.gpu().unwrap());
+        assert_eq!(
+            p.gemm_block_fp8_s(64, 8192, 8192),
+            p.gemm_s(64, 8192, 8192, fp8, fp8)
         );
     }
 
@@ -241,7 +386,8 @@ mod tests {
     #[test]
     fn a_window_caps_what_a_prefill_sees() {
         let h = load_hardware("h100-sxm", &[]).unwrap();
-        let p = KernelPricer::new(h.gpu().unwrap());
+        // The scalar roofline: the pairs alone (a curve adds padding the window does not cap).
+        let p = KernelPricer::scalar(h.gpu().unwrap());
         let mut a = AttentionShape {
             batch: 1,
             heads: 32,

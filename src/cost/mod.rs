@@ -2,6 +2,7 @@
 //! by operator and by what bounds each (compute, memory, interconnect, fixed overhead).
 //! No state, no randomness.
 
+mod attention;
 pub mod batch;
 pub mod collective;
 pub mod constant;

@@ -100,6 +100,11 @@ pub struct GemmCurves {
     /// FP4 GEMMs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fp4: Option<GemmCurve>,
+    /// FP8 GEMMs scaled per block (1x128 activations, 128x128 weights), other kernels than the
+    /// per-tensor ones: used by the kernel check for that format. The step has no per-block
+    /// precision yet and prices FP8 GEMMs by `fp8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp8_block: Option<GemmCurve>,
 }
 
 impl GemmCurves {
@@ -119,6 +124,7 @@ impl GemmCurves {
             ("bf16", &self.bf16),
             ("fp8", &self.fp8),
             ("fp4", &self.fp4),
+            ("fp8_block", &self.fp8_block),
         ] {
             if let Some(curve) = curve {
                 curve.check(&format!("gpu.gemm_curves.{name}"), c);

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::curve::GemmCurves;
+use super::kernel_curves::{AttentionCurves, CollectiveCurves};
 use super::precision::ComputeClass;
 use super::validate::range::{
     BANDWIDTH_BYTES_PER_S, CAPACITY_BYTES, FLOPS_PER_S, POWER_W, TIME_S, USD_PER_DEVICE_HOUR,
@@ -163,6 +164,16 @@ pub struct GpuSystem {
     /// and the per-kernel overhead; without one, the scalars apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gemm_curves: Option<GemmCurves>,
+    /// Optional attention curves (prefill, decode), fitted to measured kernels
+    /// (`infersim kernels --fit`): the step's attention and the kernel check price attention by
+    /// them instead of `efficiency` and the per-kernel overhead; without one, the scalars apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_curves: Option<AttentionCurves>,
+    /// Optional collective curves (all-reduce, all-to-all), fitted to measured collectives
+    /// (`infersim kernels --fit`): they replace the interconnect's scalar latency and efficiency
+    /// for those collectives in the step and the kernel check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective_curves: Option<CollectiveCurves>,
     /// Fixed costs that no roofline shows.
     pub overheads: Overheads,
 }
@@ -389,6 +400,12 @@ impl GpuSystem {
         c.fraction("gpu.efficiency.interconnect", self.efficiency.interconnect);
         c.unit_interval("gpu.efficiency.overlap", self.efficiency.overlap);
         if let Some(curves) = &self.gemm_curves {
+            curves.check(c);
+        }
+        if let Some(curves) = &self.attention_curves {
+            curves.check(c);
+        }
+        if let Some(curves) = &self.collective_curves {
             curves.check(c);
         }
         let o = &self.overheads;

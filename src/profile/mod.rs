@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod curve;
 pub mod hardware;
+pub mod kernel_curves;
 pub mod model;
 pub mod precision;
 mod validate;
@@ -12,6 +13,9 @@ pub use catalog::{load_hardware, load_model, Override};
 pub use curve::{GemmCurve, GemmCurves};
 pub use hardware::{
     GpuSystem, HardwareKind, HardwareProfile, Power, PowerBoundary, Price, PriceBasis, WaferSystem,
+};
+pub use kernel_curves::{
+    AttentionCurve, AttentionCurves, AttentionWork, CollectiveCurve, CollectiveCurves,
 };
 pub use model::{ModelDims, ModelProfile};
 pub use precision::{ComputeClass, Precision};

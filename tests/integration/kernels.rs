@@ -63,7 +63,7 @@ fn kernels_names_the_bad_line_of_a_table() {
 }
 
 #[test]
-fn fitted_gemm_curves_beat_the_scalars_on_held_out_shapes() {
+fn fitted_curves_beat_the_scalars_on_held_out_shapes() {
     let gemm = |v: &serde_json::Value, split: &str| {
         v["rows"]
             .as_array()
@@ -85,6 +85,29 @@ fn fitted_gemm_curves_beat_the_scalars_on_held_out_shapes() {
             gemm(&scalar, split)
         );
     }
+    // Attention and collective curves fitted on the same training half.
+    let op = |v: &serde_json::Value, op: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["op"] == op && r["split"] == "held_out")
+            .unwrap()["median_abs_rel_error"]
+            .as_f64()
+            .unwrap()
+    };
+    for kind in [
+        "prefill_attention",
+        "decode_attention",
+        "all_reduce_nccl",
+        "all_to_all_nccl",
+    ] {
+        let (f, s) = (op(&fitted, kind), op(&scalar, kind));
+        assert!(f < 0.3 && f < s, "{kind}: fitted {f} scalar {s}");
+    }
+    let k = &fitted["fits"][0]["kernel_curves"];
+    assert_eq!(k["attention"].as_array().unwrap().len(), 2);
+    assert_eq!(k["collectives"].as_array().unwrap().len(), 3);
     let curves = &fitted["fits"][0]["curves"];
     assert_eq!(curves[0]["class"], "bf16");
     assert!(curves[0]["n"].as_u64().unwrap() > 100);

@@ -21,11 +21,11 @@ pub struct GemmPoint {
     pub latency_s: f64,
 }
 
-fn logistic(x: f64) -> f64 {
+pub(crate) fn logistic(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-fn logit(p: f64) -> f64 {
+pub(crate) fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
@@ -50,10 +50,10 @@ fn sum_sq(r: &[f64]) -> f64 {
     r.iter().map(|e| e * e).sum()
 }
 
-/// Solve the 5 x 5 system `a x = b` by Gaussian elimination with partial pivoting.
-fn solve(mut a: [[f64; 5]; 5], mut b: [f64; 5]) -> Option<[f64; 5]> {
-    for col in 0..5 {
-        let pivot = (col..5).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+/// Solve the `N x N` system `a x = b` by Gaussian elimination with partial pivoting.
+fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> Option<[f64; N]> {
+    for col in 0..N {
+        let pivot = (col..N).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
         if a[pivot][col].abs() < 1e-300 {
             return None;
         }
@@ -68,37 +68,42 @@ fn solve(mut a: [[f64; 5]; 5], mut b: [f64; 5]) -> Option<[f64; 5]> {
             *rb -= f * pivot_b;
         }
     }
-    let mut x = [0.0; 5];
-    for row in (0..5).rev() {
-        let s: f64 = (row + 1..5).map(|k| a[row][k] * x[k]).sum();
+    let mut x = [0.0; N];
+    for row in (0..N).rev() {
+        let s: f64 = (row + 1..N).map(|k| a[row][k] * x[k]).sum();
         x[row] = (b[row] - s) / a[row][row];
     }
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
-fn levenberg_marquardt(start: [f64; 5], pts: &[GemmPoint], peak: f64, hbm: f64) -> ([f64; 5], f64) {
+/// Levenberg-Marquardt from `start` on the residuals `res` (in the search coordinates): the
+/// coordinates reached and their sum of squared residuals.
+pub(crate) fn levenberg_marquardt<const N: usize>(
+    start: [f64; N],
+    res: impl Fn(&[f64; N]) -> Vec<f64>,
+) -> ([f64; N], f64) {
     let mut x = start;
-    let mut r = residuals(&x, pts, peak, hbm);
+    let mut r = res(&x);
     let mut loss = sum_sq(&r);
     let mut lambda = 1e-3;
     for _ in 0..300 {
         // Jacobian by forward differences, one column per coordinate.
-        let mut jac = [[0.0; 5]; 5]; // J^T J
-        let mut grad = [0.0; 5]; // J^T r
-        let cols: Vec<Vec<f64>> = (0..5)
+        let mut jac = [[0.0; N]; N]; // J^T J
+        let mut grad = [0.0; N]; // J^T r
+        let cols: Vec<Vec<f64>> = (0..N)
             .map(|j| {
                 let mut xh = x;
                 xh[j] += 1e-6;
-                residuals(&xh, pts, peak, hbm)
+                res(&xh)
                     .iter()
                     .zip(&r)
                     .map(|(a, b)| (a - b) / 1e-6)
                     .collect()
             })
             .collect();
-        for i in 0..5 {
+        for i in 0..N {
             grad[i] = cols[i].iter().zip(&r).map(|(a, b)| a * b).sum();
-            for k in 0..5 {
+            for k in 0..N {
                 jac[i][k] = cols[i].iter().zip(&cols[k]).map(|(a, b)| a * b).sum();
             }
         }
@@ -108,13 +113,12 @@ fn levenberg_marquardt(start: [f64; 5], pts: &[GemmPoint], peak: f64, hbm: f64) 
             for (i, row) in a.iter_mut().enumerate() {
                 row[i] += lambda * (jac[i][i] + 1e-12);
             }
-            let step = solve(a, grad.map(|g| -g));
-            if let Some(step) = step {
+            if let Some(step) = solve(a, grad.map(|g| -g)) {
                 let mut trial = x;
-                for i in 0..5 {
+                for i in 0..N {
                     trial[i] += step[i];
                 }
-                let tr = residuals(&trial, pts, peak, hbm);
+                let tr = res(&trial);
                 let tl = sum_sq(&tr);
                 if tl.is_finite() && tl < loss {
                     let gain = loss - tl;
@@ -155,7 +159,9 @@ pub fn fit_gemm(
         .iter()
         .map(|s| {
             let x = [s[0].ln(), logit(s[1]), s[2].ln(), s[3].ln(), logit(s[4])];
-            levenberg_marquardt(x, points, peak_flops_per_s, hbm_bytes_per_s)
+            levenberg_marquardt(x, |x| {
+                residuals(x, points, peak_flops_per_s, hbm_bytes_per_s)
+            })
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))?;
     Some((curve_of(&best.0), best.1 / points.len() as f64))

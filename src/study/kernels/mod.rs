@@ -9,6 +9,7 @@
 //! Collectives have no model block. Ignored: the MoE table (grouped GEMMs are not priced as such
 //! by the cost model), all-gather and reduce-scatter (the cost model has no such operators).
 
+pub mod curves;
 pub mod fit;
 pub mod table;
 
@@ -133,7 +134,7 @@ pub struct Summary {
 }
 
 /// Interleaved split of the `i`-th row of a table that is not in the model block.
-fn interleaved(i: usize) -> Split {
+pub(crate) fn interleaved(i: usize) -> Split {
     if i.is_multiple_of(2) {
         Split::Train
     } else {
@@ -142,7 +143,7 @@ fn interleaved(i: usize) -> Split {
 }
 
 /// Assign splits to rows in file order: the model block, then every other remaining row.
-fn splits<T>(rows: &[T], in_model: impl Fn(&T) -> bool) -> Vec<Split> {
+pub(crate) fn splits<T>(rows: &[T], in_model: impl Fn(&T) -> bool) -> Vec<Split> {
     let mut i = 0;
     rows.iter()
         .map(|r| {
@@ -156,7 +157,7 @@ fn splits<T>(rows: &[T], in_model: impl Fn(&T) -> bool) -> Vec<Split> {
         .collect()
 }
 
-fn attention_shape(r: &table::AttentionRow) -> AttentionShape {
+pub(crate) fn attention_shape(r: &table::AttentionRow) -> AttentionShape {
     AttentionShape {
         batch: r.batch,
         heads: r.heads,
@@ -168,8 +169,18 @@ fn attention_shape(r: &table::AttentionRow) -> AttentionShape {
     }
 }
 
-fn is_model_attention(r: &table::AttentionRow) -> bool {
+pub(crate) fn is_model_attention(r: &table::AttentionRow) -> bool {
     (r.heads, r.kv_heads, r.head_dim) == MODEL_ATTENTION
+}
+
+/// The operator kind a collective row is checked as, if any.
+pub(crate) fn comm_kind(r: &table::CommRow) -> Option<KernelOp> {
+    match (r.library.starts_with("nccl"), r.op.as_str()) {
+        (true, "all_reduce") => Some(KernelOp::AllReduceNccl),
+        (false, "all_reduce") => Some(KernelOp::AllReduceCustom),
+        (true, "alltoall") => Some(KernelOp::AllToAllNccl),
+        _ => None,
+    }
 }
 
 /// Every shape of `tables` priced by `pricer`.
@@ -184,7 +195,11 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
             op: KernelOp::Gemm,
             format: r.format,
             split,
-            predicted_s: pricer.gemm_s(r.m, r.n, r.k, r.weights, r.activations),
+            predicted_s: if r.format == BLOCK_FP8 {
+                pricer.gemm_block_fp8_s(r.m, r.n, r.k)
+            } else {
+                pricer.gemm_s(r.m, r.n, r.k, r.weights, r.activations)
+            },
             measured_s: r.latency_s,
         });
     }
@@ -209,17 +224,15 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
         });
     }
     let c = &tables.comm;
-    let kind = |r: &table::CommRow| match (r.library.starts_with("nccl"), r.op.as_str()) {
-        (true, "all_reduce") => Some(KernelOp::AllReduceNccl),
-        (false, "all_reduce") => Some(KernelOp::AllReduceCustom),
-        (true, "alltoall") => Some(KernelOp::AllToAllNccl),
-        _ => None,
-    };
-    let checked: Vec<_> = c.iter().filter_map(|r| kind(r).map(|k| (k, r))).collect();
+    let checked: Vec<_> = c
+        .iter()
+        .filter_map(|r| comm_kind(r).map(|k| (k, r)))
+        .collect();
     for (i, (op, r)) in checked.into_iter().enumerate() {
         let predicted_s = match op {
             KernelOp::AllToAllNccl => pricer.all_to_all_s(r.gpus, r.bytes),
-            _ => pricer.all_reduce_s(r.gpus, r.bytes),
+            KernelOp::AllReduceCustom => pricer.all_reduce_s(r.gpus, r.bytes, true),
+            _ => pricer.all_reduce_s(r.gpus, r.bytes, false),
         };
         out.push(Sample {
             op,
@@ -310,6 +323,10 @@ pub const FIT_FORMATS: [(ComputeClass, &str); 3] = [
     (ComputeClass::Fp4, "nvfp4"),
 ];
 
+/// The published format of FP8 GEMMs scaled per block, fitted to a curve of its own
+/// (`gemm_curves.fp8_block`) on GPUs that run FP8 natively.
+pub const BLOCK_FP8: &str = "fp8_block";
+
 /// A curve fitted to one format's training rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassFit {
@@ -331,7 +348,8 @@ pub fn fit_curves(gpu: &GpuSystem, tables: &KernelTables) -> Vec<ClassFit> {
     let g = &tables.gemm;
     let split = splits(g, |r| MODEL_GEMMS.contains(&(r.n, r.k)));
     let mut out = Vec::new();
-    for (class, format) in FIT_FORMATS {
+    let block = (ComputeClass::Fp8, BLOCK_FP8);
+    for (class, format) in FIT_FORMATS.into_iter().chain([block]) {
         let (runs_on, peak) = gpu.peak_flops_per_s.resolve(class);
         if runs_on != class {
             continue;
@@ -369,6 +387,7 @@ pub fn with_curves(gpu: &GpuSystem, fits: &[ClassFit]) -> GpuSystem {
     let mut curves = GemmCurves::default();
     for f in fits {
         let slot = match f.class {
+            _ if f.format == BLOCK_FP8 => &mut curves.fp8_block,
             ComputeClass::Fp32 => &mut curves.fp32,
             ComputeClass::Bf16 => &mut curves.bf16,
             ComputeClass::Fp8 => &mut curves.fp8,

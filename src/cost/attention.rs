@@ -1,0 +1,109 @@
+//! The GPU step's attention priced by a profile's attention curves
+//! ([`crate::profile::AttentionCurve`]) instead of the scalar efficiencies.
+//!
+//! A step's prefill chunks and its decoding sequences (speculative verifications among them)
+//! run as separate kernels, one of each per layer, as TensorRT-LLM and vLLM launch context and
+//! generation attention: each part is priced by its own curve (or, without one, by the scalar
+//! roofline and the per-kernel overhead), and the parts' times add. The curve's floor stands for
+//! the whole kernel, KV-cache write included (the measured kernels include it), so a curve
+//! replaces the step's per-kernel overheads of attention. Layers are summed before the curve's
+//! max of compute and memory is taken (layers under a sliding window and under full attention
+//! differ in work, not in which bound they hit).
+
+use super::batch::Share;
+use super::OpCost;
+use crate::profile::{AttentionCurve, AttentionWork};
+
+/// The constants of one placed model's attention, per device.
+#[derive(Debug, Clone)]
+pub(crate) struct AttentionPricing {
+    /// Prefill (context) curve, if the profile has one.
+    pub prefill: Option<AttentionCurve>,
+    /// Decode (generation) curve, if the profile has one.
+    pub decode: Option<AttentionCurve>,
+    /// Query heads per layer on one device.
+    pub heads: f64,
+    /// FLOPs per (query, key) pair per layer on one device.
+    pub flops_per_pair: f64,
+    /// KV-cache bytes per token per layer on one device.
+    pub kv_bytes_per_token: f64,
+    /// Raw peak FLOP/s of the class attention runs on.
+    pub peak_flops_per_s: f64,
+    /// Scalar-efficient FLOP/s, for a part without a curve.
+    pub flops_per_s: f64,
+    /// Raw HBM bandwidth, bytes/s.
+    pub hbm_bytes_per_s: f64,
+    /// Scalar-efficient HBM bandwidth, bytes/s, for a part without a curve.
+    pub mem_bytes_per_s: f64,
+    /// Scalar compute-memory overlap, for a part without a curve.
+    pub overlap: f64,
+    /// Per-kernel overhead, s, for a part without a curve.
+    pub kernel_s: f64,
+    /// Attention kernels per layer counted by the scalar model.
+    pub kernels_per_layer: f64,
+}
+
+/// Layers of each kind of one placed model.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layers {
+    /// Layers under full attention.
+    pub full: f64,
+    /// Layers under the sliding window.
+    pub window: f64,
+}
+
+impl AttentionPricing {
+    /// The attention operator over `layers` for the busiest GPU's prefill chunks `prefill` and
+    /// other sequences `decode`.
+    pub(crate) fn op(&self, layers: Layers, prefill: &Share, decode: &Share) -> OpCost {
+        let all = layers.full + layers.window;
+        let mut op = OpCost::default();
+        let (mut compute_s, mut memory_s, mut roof_s) = (0.0, 0.0, 0.0);
+        for (part, curve) in [(prefill, self.prefill), (decode, self.decode)] {
+            if part.tokens <= 0.0 {
+                continue;
+            }
+            let work = AttentionWork {
+                pairs: layers.full * part.pairs_full + layers.window * part.pairs_window,
+                queries: all * part.tokens,
+                kv_tokens: layers.full * part.kv_read_full
+                    + layers.window * part.kv_read_window
+                    + all * part.tokens,
+                sequences: all * part.sequences,
+                sequence_heads: all * part.sequences * self.heads,
+            };
+            let flops = work.pairs * self.flops_per_pair;
+            let bytes = work.kv_tokens * self.kv_bytes_per_token;
+            op.flops += flops;
+            op.bytes += bytes;
+            let (c, m, exposed) = match curve {
+                Some(k) => {
+                    op.overhead_s += all * k.floor_s + k.heads_s(&work);
+                    (
+                        k.compute_s(&work, self.flops_per_pair, self.peak_flops_per_s),
+                        k.memory_s(&work, self.kv_bytes_per_token, self.hbm_bytes_per_s),
+                        0.0,
+                    )
+                }
+                None => {
+                    op.overhead_s += all * self.kernels_per_layer * self.kernel_s;
+                    let (c, m) = (flops / self.flops_per_s, bytes / self.mem_bytes_per_s);
+                    (c, m, (1.0 - self.overlap) * c.min(m))
+                }
+            };
+            compute_s += c;
+            memory_s += m;
+            roof_s += c.max(m) + exposed;
+        }
+        // The parts run one after the other: their roofline times add, kept on the side of the
+        // larger sum.
+        if compute_s >= memory_s {
+            op.compute_s = roof_s;
+            op.memory_s = memory_s;
+        } else {
+            op.compute_s = compute_s;
+            op.memory_s = roof_s;
+        }
+        op
+    }
+}

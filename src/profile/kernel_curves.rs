@@ -1,0 +1,313 @@
+//! Attention and collective curves: the time of one attention kernel or one collective as a
+//! smooth function of its work, in place of the scalar efficiencies and the per-kernel overhead,
+//! fitted per GPU to measured kernels by `infersim kernels --fit` (`reference/kernels/`).
+//!
+//! Attention (prefill and decode each have their own curve; five coefficients):
+//!
+//! ```text
+//! time = floor_s + sequence_heads head_s
+//!      + max((pairs + queries pad_tokens) flops_per_pair / (peak * compute_efficiency),
+//!            (kv_tokens + sequences pad_tokens) kv_bytes_per_token / (hbm * memory_efficiency))
+//! ```
+//!
+//! `pairs` are the causal (query, key) pairs, `queries` the new tokens, `kv_tokens` the KV-cache
+//! tokens read and written, `sequences` the sequences of the batch, `sequence_heads` the
+//! sequences times the query heads (a thread block each: its set-up and final reduction cost
+//! `head_s` whatever the context). `pad_tokens` is the work no
+//! roofline counts, as keys each query (compute) or each sequence (memory) is padded by: query
+//! tiles filled by short prompts, per-sequence blocks of a decode kernel. Decode kernels reach
+//! a few per cent of the tensor-core peak on their FLOPs (much of their math runs on CUDA cores),
+//! which the fit shows as a low compute efficiency. Ignored: the kernel variant the engine picks
+//! per shape (split-KV, tensor-core or CUDA-core decode), which shows as scatter.
+//!
+//! Collectives (all-reduce and all-to-all each have their own; three coefficients):
+//!
+//! ```text
+//! time = latency_s + step_latency_s log2(gpus) + wire_bytes / (link_bandwidth * bandwidth_efficiency)
+//! ```
+//!
+//! with `wire_bytes = 2 (g - 1) / g bytes` for an all-reduce (ring bus bytes, NCCL's definition)
+//! and `(g - 1) / g bytes` for an all-to-all. Ignored: protocol switches inside the library
+//! (the ramp from latency- to bandwidth-bound shows as scatter around the curve).
+
+use serde::{Deserialize, Serialize};
+
+use super::validate::Checker;
+
+/// One attention curve; see the module documentation for its formula.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionCurve {
+    /// Time below which no attention kernel runs, s.
+    pub floor_s: f64,
+    /// Fraction of the class's peak FLOP/s reached on the padded pairs, in (0, 1].
+    pub compute_efficiency: f64,
+    /// Fraction of peak HBM bandwidth reached on the padded KV tokens, in (0, 1].
+    pub memory_efficiency: f64,
+    /// Keys each query (compute) and KV tokens each sequence (memory) are padded by, tokens.
+    pub pad_tokens: f64,
+    /// Time per sequence and query head (one thread block's set-up and reduction), s.
+    pub head_s: f64,
+}
+
+/// The work of one attention kernel (or of several, summed over layers) as a curve prices it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AttentionWork {
+    /// Causal (query, key) pairs.
+    pub pairs: f64,
+    /// New tokens (queries).
+    pub queries: f64,
+    /// KV-cache tokens read and written.
+    pub kv_tokens: f64,
+    /// Sequences.
+    pub sequences: f64,
+    /// Sequences times query heads (on this device).
+    pub sequence_heads: f64,
+}
+
+impl AttentionCurve {
+    /// Coefficients in the curve.
+    pub const COEFFICIENTS: usize = 5;
+
+    /// Compute-bound part of `w` at `flops_per_pair` and `peak_flops_per_s`, s (no floor).
+    pub fn compute_s(&self, w: &AttentionWork, flops_per_pair: f64, peak_flops_per_s: f64) -> f64 {
+        (w.pairs + w.queries * self.pad_tokens) * flops_per_pair
+            / (peak_flops_per_s * self.compute_efficiency)
+    }
+
+    /// Memory-bound part of `w` at `kv_bytes_per_token` and `hbm_bytes_per_s`, s (no floor).
+    pub fn memory_s(
+        &self,
+        w: &AttentionWork,
+        kv_bytes_per_token: f64,
+        hbm_bytes_per_s: f64,
+    ) -> f64 {
+        (w.kv_tokens + w.sequences * self.pad_tokens) * kv_bytes_per_token
+            / (hbm_bytes_per_s * self.memory_efficiency)
+    }
+
+    /// Time of one kernel doing `w`, s.
+    pub fn time_s(
+        &self,
+        w: &AttentionWork,
+        flops_per_pair: f64,
+        kv_bytes_per_token: f64,
+        peak_flops_per_s: f64,
+        hbm_bytes_per_s: f64,
+    ) -> f64 {
+        self.floor_s
+            + self.heads_s(w)
+            + self
+                .compute_s(w, flops_per_pair, peak_flops_per_s)
+                .max(self.memory_s(w, kv_bytes_per_token, hbm_bytes_per_s))
+    }
+
+    /// Per-head part of `w`, s.
+    pub fn heads_s(&self, w: &AttentionWork) -> f64 {
+        w.sequence_heads * self.head_s
+    }
+
+    fn check(&self, path: &str, c: &mut Checker) {
+        c.non_negative(&format!("{path}.floor_s"), self.floor_s);
+        c.fraction(
+            &format!("{path}.compute_efficiency"),
+            self.compute_efficiency,
+        );
+        c.fraction(&format!("{path}.memory_efficiency"), self.memory_efficiency);
+        c.non_negative(&format!("{path}.pad_tokens"), self.pad_tokens);
+        c.non_negative(&format!("{path}.head_s"), self.head_s);
+    }
+}
+
+/// Attention curves of a GPU; a kind without one uses the scalar efficiencies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionCurves {
+    /// Causal attention over prompt chunks (context attention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<AttentionCurve>,
+    /// One decode step's attention (generation attention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<AttentionCurve>,
+}
+
+impl AttentionCurves {
+    pub(super) fn check(&self, c: &mut Checker) {
+        for (name, curve) in [("prefill", &self.prefill), ("decode", &self.decode)] {
+            if let Some(curve) = curve {
+                curve.check(&format!("gpu.attention_curves.{name}"), c);
+            }
+        }
+    }
+}
+
+/// One collective curve; see the module documentation for its formula.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectiveCurve {
+    /// Fixed latency of one collective, s.
+    pub latency_s: f64,
+    /// Latency added per doubling of the GPUs taking part, s.
+    pub step_latency_s: f64,
+    /// Fraction of the interconnect's per-GPU bandwidth reached on the wire bytes, in (0, 1].
+    pub bandwidth_efficiency: f64,
+}
+
+impl CollectiveCurve {
+    /// Coefficients in the curve.
+    pub const COEFFICIENTS: usize = 3;
+
+    /// Time of a collective over `gpus` GPUs putting `wire_bytes` per GPU on links of
+    /// `link_bytes_per_s`, s; nothing to do alone.
+    pub fn time_s(&self, gpus: u32, wire_bytes: f64, link_bytes_per_s: f64) -> f64 {
+        if gpus <= 1 {
+            return 0.0;
+        }
+        self.latency_s
+            + self.step_latency_s * f64::from(gpus).log2()
+            + wire_bytes / (link_bytes_per_s * self.bandwidth_efficiency)
+    }
+
+    fn check(&self, path: &str, c: &mut Checker) {
+        c.non_negative(&format!("{path}.latency_s"), self.latency_s);
+        c.non_negative(&format!("{path}.step_latency_s"), self.step_latency_s);
+        c.fraction(
+            &format!("{path}.bandwidth_efficiency"),
+            self.bandwidth_efficiency,
+        );
+    }
+}
+
+/// Bytes each GPU puts on the wire in an all-reduce of `bytes` over `gpus` GPUs (ring).
+pub fn all_reduce_wire_bytes(gpus: u32, bytes: f64) -> f64 {
+    let g = f64::from(gpus);
+    2.0 * (g - 1.0) / g * bytes
+}
+
+/// Bytes each GPU sends in an all-to-all of a buffer of `bytes` spread over `gpus` GPUs.
+pub fn all_to_all_wire_bytes(gpus: u32, bytes: f64) -> f64 {
+    let g = f64::from(gpus);
+    (g - 1.0) / g * bytes
+}
+
+/// Collective curves of a GPU system; a collective without one uses the interconnect's scalar
+/// latency and efficiency.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectiveCurves {
+    /// NCCL all-reduce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_reduce: Option<CollectiveCurve>,
+    /// The serving engine's own all-reduce kernel (TensorRT-LLM's custom all-reduce); the step
+    /// takes the faster of it and NCCL's at each message size, as the engine's automatic choice
+    /// does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_reduce_custom: Option<CollectiveCurve>,
+    /// NCCL all-to-all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_to_all: Option<CollectiveCurve>,
+}
+
+impl CollectiveCurves {
+    /// Time of an all-reduce of `bytes` per GPU over `gpus` GPUs by the faster curve, s; `None`
+    /// without an all-reduce curve.
+    pub fn all_reduce_s(&self, gpus: u32, bytes: f64, link_bytes_per_s: f64) -> Option<f64> {
+        let wire = all_reduce_wire_bytes(gpus, bytes);
+        [self.all_reduce, self.all_reduce_custom]
+            .iter()
+            .flatten()
+            .map(|c| c.time_s(gpus, wire, link_bytes_per_s))
+            .min_by(f64::total_cmp)
+    }
+
+    pub(super) fn check(&self, c: &mut Checker) {
+        for (name, curve) in [
+            ("all_reduce", &self.all_reduce),
+            ("all_reduce_custom", &self.all_reduce_custom),
+            ("all_to_all", &self.all_to_all),
+        ] {
+            if let Some(curve) = curve {
+                curve.check(&format!("gpu.collective_curves.{name}"), c);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn attention_pads_queries_in_compute_and_sequences_in_memory() {
+        let c = AttentionCurve {
+            floor_s: 5e-6,
+            compute_efficiency: 0.5,
+            memory_efficiency: 0.8,
+            pad_tokens: 100.0,
+            head_s: 1e-9,
+        };
+        // One 1000-token prompt over 32 heads: (500500 + 1000 * 100) pairs of 4096 FLOPs at
+        // 0.5 PFLOP/s, 32 head blocks.
+        let w = AttentionWork {
+            pairs: 500_500.0,
+            queries: 1000.0,
+            kv_tokens: 2000.0,
+            sequences: 1.0,
+            sequence_heads: 32.0,
+        };
+        assert_relative_eq!(
+            c.time_s(&w, 4096.0, 256.0, 1e15, 1e12),
+            5e-6 + 32e-9 + 600_500.0 * 4096.0 / 0.5e15,
+            max_relative = 1e-12
+        );
+        // 64 decoding sequences of 2000 tokens: memory-bound, each padded by 100 tokens.
+        let w = AttentionWork {
+            pairs: 64.0 * 2000.0,
+            queries: 64.0,
+            kv_tokens: 64.0 * 2000.0,
+            sequences: 64.0,
+            sequence_heads: 64.0 * 32.0,
+        };
+        assert_relative_eq!(
+            c.time_s(&w, 4096.0, 4096.0, 1e15, 1e12),
+            5e-6 + 64.0 * 32e-9 + 64.0 * 2100.0 * 4096.0 / 0.8e12,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn the_faster_all_reduce_is_taken() {
+        let slow_start = CollectiveCurve {
+            latency_s: 10e-6,
+            step_latency_s: 2e-6,
+            bandwidth_efficiency: 0.8,
+        };
+        let quick_start = CollectiveCurve {
+            latency_s: 2e-6,
+            step_latency_s: 1e-6,
+            bandwidth_efficiency: 0.2,
+        };
+        let c = CollectiveCurves {
+            all_reduce: Some(slow_start),
+            all_reduce_custom: Some(quick_start),
+            all_to_all: None,
+        };
+        // 8 GPUs, 1 KB: 2 + 3 us + 1750 B / 20 GB/s beats 10 + 6 us.
+        assert_relative_eq!(
+            c.all_reduce_s(8, 1e3, 1e11).unwrap(),
+            5e-6 + 1750.0 / 0.2e11,
+            max_relative = 1e-12
+        );
+        // 8 GPUs, 100 MB: the bandwidth wins.
+        assert_relative_eq!(
+            c.all_reduce_s(8, 1e8, 1e11).unwrap(),
+            16e-6 + 1.75e8 / 0.8e11,
+            max_relative = 1e-12
+        );
+        assert_eq!(slow_start.time_s(1, 1e8, 1e11), 0.0);
+        assert!(CollectiveCurves::default()
+            .all_reduce_s(8, 1e3, 1e11)
+            .is_none());
+    }
+}

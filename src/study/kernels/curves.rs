@@ -1,0 +1,256 @@
+//! Fitting attention and collective curves ([`AttentionCurve`], [`CollectiveCurve`]) to the
+//! training half of a GPU's kernel tables, by the same Levenberg-Marquardt on log error as the
+//! GEMM curves ([`super::fit`]), from fixed starting points (the best kept). Floors, latencies
+//! and pads are searched as logarithms, efficiencies as logits.
+
+use serde::Serialize;
+
+use super::fit::{levenberg_marquardt, logistic, logit};
+use super::table::{AttentionRow, CommRow, KernelTables};
+use super::{attention_shape, comm_kind, interleaved, is_model_attention, splits, KernelOp, Split};
+use crate::cost::kernel::{AttentionKernel, KernelPricer};
+use crate::profile::kernel_curves::{all_reduce_wire_bytes, all_to_all_wire_bytes};
+use crate::profile::{
+    AttentionCurve, AttentionCurves, CollectiveCurve, CollectiveCurves, GpuSystem,
+};
+
+/// A curve fitted to one table's training rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurveFit<C> {
+    /// Operator kind fitted (`prefill_attention`, `decode_attention`, `all_reduce_nccl`, ...).
+    pub op: KernelOp,
+    /// Training rows used.
+    pub n: usize,
+    /// Root mean squared log error on them.
+    pub rms_log_error: f64,
+    /// The fitted curve.
+    pub curve: C,
+}
+
+/// Attention and collective curves fitted for one GPU.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KernelFits {
+    /// Prefill and decode attention.
+    pub attention: Vec<CurveFit<AttentionCurve>>,
+    /// NCCL all-reduce, the engine's own all-reduce, NCCL all-to-all.
+    pub collectives: Vec<CurveFit<CollectiveCurve>>,
+}
+
+fn attention_curve_of(x: &[f64; 5]) -> AttentionCurve {
+    AttentionCurve {
+        floor_s: x[0].exp(),
+        compute_efficiency: logistic(x[1]),
+        memory_efficiency: logistic(x[2]),
+        pad_tokens: x[3].exp(),
+        head_s: x[4].exp(),
+    }
+}
+
+fn collective_curve_of(x: &[f64; 3]) -> CollectiveCurve {
+    CollectiveCurve {
+        latency_s: x[0].exp(),
+        step_latency_s: x[1].exp(),
+        bandwidth_efficiency: logistic(x[2]),
+    }
+}
+
+/// Best of the fits from `starts` (natural coordinates mapped by `to_x`) of `res`.
+fn best<const N: usize>(
+    starts: &[[f64; N]],
+    to_x: impl Fn(&[f64; N]) -> [f64; N],
+    res: impl Fn(&[f64; N]) -> Vec<f64> + Copy,
+) -> ([f64; N], f64) {
+    starts
+        .iter()
+        .map(|s| levenberg_marquardt(to_x(s), res))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("starting points are given")
+}
+
+/// One attention row as the fit sees it: its work, raw peak, and measured latency.
+type AttentionPoint = (AttentionKernel, f64, f64);
+
+fn fit_attention(
+    op: KernelOp,
+    pts: &[AttentionPoint],
+    hbm: f64,
+) -> Option<CurveFit<AttentionCurve>> {
+    if pts.len() < 8 {
+        return None;
+    }
+    let res = |x: &[f64; 5]| -> Vec<f64> {
+        let c = attention_curve_of(x);
+        pts.iter()
+            .map(|(k, peak, t)| {
+                (c.time_s(&k.work, k.flops_per_pair, k.kv_bytes_per_token, *peak, hbm) / t).ln()
+            })
+            .collect()
+    };
+    let starts = [
+        [5e-6, 0.5, 0.7, 64.0, 1e-9],
+        [10e-6, 0.3, 0.5, 512.0, 1e-8],
+        [3e-6, 0.7, 0.8, 8.0, 1e-10],
+    ];
+    let to_x = |s: &[f64; 5]| [s[0].ln(), logit(s[1]), logit(s[2]), s[3].ln(), s[4].ln()];
+    let (x, loss) = best(&starts, to_x, res);
+    Some(CurveFit {
+        op,
+        n: pts.len(),
+        rms_log_error: (loss / pts.len() as f64).sqrt(),
+        curve: attention_curve_of(&x),
+    })
+}
+
+fn fit_collective(
+    op: KernelOp,
+    rows: &[&CommRow],
+    link: f64,
+    wire: fn(u32, f64) -> f64,
+) -> Option<CurveFit<CollectiveCurve>> {
+    if rows.len() < 4 {
+        return None;
+    }
+    let res = |x: &[f64; 3]| -> Vec<f64> {
+        let c = collective_curve_of(x);
+        rows.iter()
+            .map(|r| (c.time_s(r.gpus, wire(r.gpus, r.bytes), link) / r.latency_s).ln())
+            .collect()
+    };
+    let starts = [[5e-6, 2e-6, 0.7], [15e-6, 1e-6, 0.5], [2e-6, 0.5e-6, 0.3]];
+    let to_x = |s: &[f64; 3]| [s[0].ln(), s[1].ln(), logit(s[2])];
+    let (x, loss) = best(&starts, to_x, res);
+    Some(CurveFit {
+        op,
+        n: rows.len(),
+        rms_log_error: (loss / rows.len() as f64).sqrt(),
+        curve: collective_curve_of(&x),
+    })
+}
+
+/// The training rows of an attention table as fit points.
+fn attention_points(
+    pricer: &KernelPricer,
+    rows: &[AttentionRow],
+    kernel: impl Fn(&AttentionRow) -> AttentionKernel,
+) -> Vec<AttentionPoint> {
+    rows.iter()
+        .zip(splits(rows, is_model_attention))
+        .filter(|(_, s)| *s == Split::Train)
+        .map(|(r, _)| {
+            let peak = pricer.attention_peak_flops_per_s(&attention_shape(r));
+            (kernel(r), peak, r.latency_s)
+        })
+        .collect()
+}
+
+/// Attention and collective curves of `gpu` fitted to the training half of `tables`.
+pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables) -> KernelFits {
+    let pricer = KernelPricer::new(gpu);
+    let hbm = gpu.hbm_bandwidth_bytes_per_s;
+    let prefill = attention_points(&pricer, &tables.prefill, |r| {
+        attention_shape(r).prefill(r.tokens)
+    });
+    let decode = attention_points(&pricer, &tables.decode, |r| {
+        attention_shape(r).decode(r.tokens)
+    });
+    let attention = [
+        fit_attention(KernelOp::PrefillAttention, &prefill, hbm),
+        fit_attention(KernelOp::DecodeAttention, &decode, hbm),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let checked: Vec<(KernelOp, &CommRow)> = tables
+        .comm
+        .iter()
+        .filter_map(|r| comm_kind(r).map(|k| (k, r)))
+        .collect();
+    let link = gpu.interconnect.bandwidth_bytes_per_s;
+    let collectives = [
+        (
+            KernelOp::AllReduceNccl,
+            all_reduce_wire_bytes as fn(u32, f64) -> f64,
+        ),
+        (KernelOp::AllReduceCustom, all_reduce_wire_bytes),
+        (KernelOp::AllToAllNccl, all_to_all_wire_bytes),
+    ]
+    .into_iter()
+    .filter_map(|(op, wire)| {
+        let train: Vec<&CommRow> = checked
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| *k == op && interleaved(*i) == Split::Train)
+            .map(|(_, (_, r))| *r)
+            .collect();
+        fit_collective(op, &train, link, wire)
+    })
+    .collect();
+    KernelFits {
+        attention,
+        collectives,
+    }
+}
+
+/// `gpu` with the fitted attention and collective curves in place of any it had.
+pub fn with_kernel_curves(gpu: &GpuSystem, fits: &KernelFits) -> GpuSystem {
+    let mut a = AttentionCurves::default();
+    for f in &fits.attention {
+        match f.op {
+            KernelOp::PrefillAttention => a.prefill = Some(f.curve),
+            _ => a.decode = Some(f.curve),
+        }
+    }
+    let mut c = CollectiveCurves::default();
+    for f in &fits.collectives {
+        match f.op {
+            KernelOp::AllReduceNccl => c.all_reduce = Some(f.curve),
+            KernelOp::AllReduceCustom => c.all_reduce_custom = Some(f.curve),
+            _ => c.all_to_all = Some(f.curve),
+        }
+    }
+    let mut g = gpu.clone();
+    g.attention_curves = Some(a);
+    g.collective_curves = Some(c);
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn a_collective_fit_recovers_the_curve_a_synthetic_table_was_made_with() {
+        let truth = CollectiveCurve {
+            latency_s: 8e-6,
+            step_latency_s: 1.5e-6,
+            bandwidth_efficiency: 0.7,
+        };
+        let link = 450e9;
+        let rows: Vec<CommRow> = [2u32, 4, 8]
+            .iter()
+            .flat_map(|&g| {
+                (8..30).map(move |p| {
+                    let bytes = f64::from(1u32 << p);
+                    CommRow {
+                        library: "nccl".into(),
+                        op: "all_reduce".into(),
+                        gpus: g,
+                        bytes,
+                        latency_s: truth.time_s(g, all_reduce_wire_bytes(g, bytes), link),
+                    }
+                })
+            })
+            .collect();
+        let refs: Vec<&CommRow> = rows.iter().collect();
+        let f =
+            fit_collective(KernelOp::AllReduceNccl, &refs, link, all_reduce_wire_bytes).unwrap();
+        assert!(f.rms_log_error < 1e-5, "{}", f.rms_log_error);
+        assert_relative_eq!(f.curve.latency_s, truth.latency_s, max_relative = 1e-3);
+        assert_relative_eq!(
+            f.curve.bandwidth_efficiency,
+            truth.bandwidth_efficiency,
+            max_relative = 1e-3
+        );
+    }
+}
