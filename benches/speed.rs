@@ -11,7 +11,7 @@
 //! Cluster workload: Llama 3.1 70B on 64 GB200 NVL72 racks (4,608 GPUs, 1,152 replicas of
 //! tensor parallel 4), default serving settings, 1,000,000 requests with lengths in order from
 //! the conversation trace, Poisson arrivals at [`CLUSTER_RATE_PER_S`] (about 80% of the
-//! cluster's capacity, see the README), seed 0.
+//! cluster's capacity, see docs/sweeps-and-scale-out.md), seed 0.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use infersim::cost::Batch;

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::args::{Common, SystemArgs};
 use super::files::{check_output_path, write_file, AtomicFile};
+use super::text::LateProgress;
 use crate::energy::EnergyCost;
 use crate::engine::{PreemptionMode, Priority, Routing};
 use crate::error::{Error, Result};
@@ -134,6 +135,9 @@ pub(super) struct SimulateArgs {
     /// Write one CSV row per request: arrival, first token, completion (s), lengths, latencies.
     #[arg(long, value_name = "FILE.csv")]
     requests_out: Option<PathBuf>,
+    /// No progress counter (shown on a terminal once a run has taken a second).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -235,10 +239,12 @@ pub(super) fn run(a: &SimulateArgs) -> Result<String> {
             let (rate, run) = crate::study::slo::find_max_rate(&scenario, slo)?;
             (Some(rate), run)
         }
-        _ => match &a.requests_out {
-            Some(path) => (None, run_writing_requests(&scenario, path)?),
-            None => (None, scenario.run()?),
-        },
+        _ => {
+            let bar = LateProgress::new(a.quiet, "requests completed");
+            let run = run_writing_requests(&scenario, a.requests_out.as_deref(), &bar);
+            bar.finish();
+            (None, run?)
+        }
     };
     // At the highest rate found, the verdict that found it: the run's steady state.
     let slo_report = slo.map(|x| match max_rate {
@@ -302,13 +308,22 @@ fn write_outputs(a: &SimulateArgs, run: &Run, streamed: bool) -> Result<()> {
     Ok(())
 }
 
-/// Run `scenario`, writing each request's CSV row to `path` as it completes (in completion
-/// order; the file appears whole once the run has ended, as every output does).
-fn run_writing_requests(scenario: &Scenario, path: &std::path::Path) -> Result<Run> {
+/// Run `scenario`, counting requests as they complete on `bar` and, with `path`, writing each
+/// one's CSV row there (in completion order; the file appears whole once the run has ended, as
+/// every output does).
+fn run_writing_requests(
+    scenario: &Scenario,
+    path: Option<&std::path::Path>,
+    bar: &LateProgress,
+) -> Result<Run> {
     use std::io::Write;
+    let Some(path) = path else {
+        return scenario.run_streamed(&mut |_, _| bar.inc());
+    };
     let mut file = AtomicFile::create(path)?;
     let mut failed = file.write_all(REQUESTS_CSV_HEADER.as_bytes()).err();
     let run = scenario.run_streamed(&mut |i, r| {
+        bar.inc();
         if failed.is_none() {
             failed = file.write_all(requests_csv_row(i, r).as_bytes()).err();
         }

@@ -19,7 +19,7 @@ use crate::study::sweep::{self, PointResult, RowFormat, RunOptions, Shard, Sweep
 #[derive(Debug, Args)]
 pub(super) struct SweepArgs {
     /// Sweep spec (TOML): a [base] scenario and [[axis]] tables over hardware.*, model.*,
-    /// workload.* or serve.* paths (see examples/ and the README).
+    /// workload.* or serve.* paths (see examples/ and docs/sweeps-and-scale-out.md).
     #[arg(value_name = "SPEC.toml")]
     spec: PathBuf,
     /// Threads running points [default: every core].

@@ -46,6 +46,50 @@ pub(super) fn progress_spinner(quiet: bool, unit: &str) -> indicatif::ProgressBa
     }
 }
 
+/// A counter for a run of unknown length that appears on stderr (a terminal, not `quiet`) only
+/// once the run has taken a second, so that short runs print nothing extra.
+pub(super) struct LateProgress {
+    bar: indicatif::ProgressBar,
+    shown: bool,
+    start: std::time::Instant,
+    visible: std::cell::Cell<bool>,
+}
+
+impl LateProgress {
+    pub(super) fn new(quiet: bool, unit: &str) -> LateProgress {
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{elapsed_precise}} {{spinner}} {{human_pos}} {unit}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        LateProgress {
+            bar,
+            shown: progress_shown(quiet),
+            start: std::time::Instant::now(),
+            visible: std::cell::Cell::new(false),
+        }
+    }
+
+    /// One more unit done.
+    pub(super) fn inc(&self) {
+        self.bar.inc(1);
+        if self.shown && !self.visible.get() && self.start.elapsed().as_secs_f64() >= 1.0 {
+            self.visible.set(true);
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.bar
+                .enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Clear the counter.
+    pub(super) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// A JSON document as indented text, its floats through [`crate::report::tidy`].
 pub(super) fn pretty(v: &serde_json::Value) -> String {
     let mut v = v.clone();

@@ -1,4 +1,4 @@
-//! Metrics: aggregates of a run's per-request records (README "Metrics" defines each).
+//! Metrics: aggregates of a run's per-request records (docs/outputs.md, "Metrics", defines each).
 //!
 //! A run's summary is aggregated as requests complete ([`Collector`], in `stream`): latency
 //! percentiles (TTFT, TPOT, E2E, per-user speed, and inter-token gaps, one per token) come from

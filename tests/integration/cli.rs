@@ -462,7 +462,7 @@ fn speculative_decoding_changes_decode_speed_by_its_expected_tokens() {
 
 #[test]
 fn reference_workload_is_identical_run_to_run() {
-    // The 100,000-request reference workload of the README's speed section.
+    // The 100,000-request reference workload of docs/sweeps-and-scale-out.md (Speed).
     let args = [
         "simulate",
         "--hardware",

@@ -315,16 +315,21 @@ fn compare_draws_interactivity_curves_per_row() {
     for c in curves {
         let pts = c["points"].as_array().unwrap();
         assert_eq!(pts.len(), 3, "{c}");
-        // More users per replica: more throughput per device, less speed per user.
+        // One user alone is the fastest per user. On GPUs more users per replica also give more
+        // throughput per device; a wafer whose SRAM cannot hold their KV cache may give less.
         let f = |i: usize, k: &str| pts[i][k].as_f64().unwrap();
-        assert!(
-            f(2, "tokens_per_s_per_device") > f(0, "tokens_per_s_per_device"),
-            "{c}"
-        );
-        assert!(
-            f(2, "tokens_per_s_per_user") < f(0, "tokens_per_s_per_user"),
-            "{c}"
-        );
+        for i in 1..3 {
+            assert!(
+                f(i, "tokens_per_s_per_user") < f(0, "tokens_per_s_per_user"),
+                "{c}"
+            );
+        }
+        if c["device"] == "gpu" {
+            assert!(
+                f(2, "tokens_per_s_per_device") > f(0, "tokens_per_s_per_device"),
+                "{c}"
+            );
+        }
     }
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
