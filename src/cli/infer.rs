@@ -25,8 +25,11 @@ pub(super) struct InferArgs {
     /// Published per-user speed, tokens/s.
     #[arg(long = "tokens-per-s", value_name = "TOK_PER_S")]
     tokens_per_s: f64,
-    /// Width fields of the template to scale together [default: moe.expert_intermediate_size
-    /// for MoE models, architecture.intermediate_size for dense ones].
+    /// Whole-number fields of the template to scale together (rounded to the nearest whole
+    /// number, at least 1), e.g. architecture.layers or moe.expert_intermediate_size [default:
+    /// architecture.layers on a wafer, whose per-token time is set mostly by layer count;
+    /// moe.expert_intermediate_size for MoE models on GPUs, architecture.intermediate_size for
+    /// dense ones].
     #[arg(long = "scale", value_name = "FIELD")]
     scale: Vec<String>,
     /// How the speed was measured: one stream after --context tokens, or the `compare` load.
@@ -54,7 +57,7 @@ pub(super) fn run(a: &InferArgs) -> Result<String> {
     let overrides = a.common.overrides()?;
     let hw = load_hardware(&a.hardware, &overrides)?;
     let template = load_model(&a.model, &overrides)?;
-    let paths = scaled_fields(a, &template);
+    let paths = scaled_fields(a, &hw, &template);
     let cond = match a.condition {
         InferCondition::SingleStream => infer::Condition::SingleStream { context: a.context },
         InferCondition::CompareLoad => infer::Condition::CompareLoad,
@@ -101,10 +104,15 @@ pub(super) fn run(a: &InferArgs) -> Result<String> {
     }
 }
 
-/// The --scale fields without their `model.` prefix, or the template's default width field.
-fn scaled_fields(a: &InferArgs, template: &ModelProfile) -> Vec<String> {
+/// The --scale fields without their `model.` prefix, or the default: the layer count on a wafer
+/// (a token's time there is a per-layer sync plus each core's reads, nearly independent of
+/// width: docs/calibration-and-inference.md), else the expert or FFN width, which sets the bytes
+/// a GPU streams per token.
+fn scaled_fields(a: &InferArgs, hw: &HardwareProfile, template: &ModelProfile) -> Vec<String> {
     if a.scale.is_empty() {
-        vec![if template.moe.is_some() {
+        vec![if hw.wafer.is_some() {
+            "architecture.layers".to_string()
+        } else if template.moe.is_some() {
             "moe.expert_intermediate_size".to_string()
         } else {
             "architecture.intermediate_size".to_string()
@@ -138,6 +146,7 @@ fn solutions_table(inf: &infer::Inference) -> Table {
         "case",
         "target_tok/s",
         "scale",
+        "scaled_to",
         "total_params_b",
         "active_params_b",
         "weights_gb",
@@ -148,6 +157,11 @@ fn solutions_table(inf: &infer::Inference) -> Table {
             name.to_string(),
             num(s.target_tokens_per_s, 4),
             num(s.scale, 4),
+            s.fields
+                .iter()
+                .map(|(p, v)| format!("{}={v}", p.rsplit('.').next().unwrap_or(p)))
+                .collect::<Vec<_>>()
+                .join(" "),
             num(s.total_params / 1e9, 4),
             num(s.active_params / 1e9, 4),
             num(s.weight_bytes / 1e9, 4),
@@ -171,7 +185,7 @@ fn solutions_table(inf: &infer::Inference) -> Table {
         ("bias-corrected", inf.central.is_none()),
     ] {
         if missing {
-            t.row([case, "out of reach", "-", "-", "-", "-", "-"]);
+            t.row([case, "out of reach", "-", "-", "-", "-", "-", "-"]);
         }
     }
     t

@@ -1,8 +1,10 @@
 //! The inverse problem: which model sizes are consistent with a published speed?
 //!
 //! A template profile (what is known of the model: dense or MoE, attention, precision, context) is
-//! scaled along chosen width fields by a factor `s`; the factor whose predicted per-user speed
-//! equals the published one is found by bisection (speed falls as the model grows). The
+//! scaled along chosen fields (widths, or the layer count) by a factor `s`; the factor whose
+//! predicted per-user speed equals the published one is found by bisection (speed falls as the
+//! model grows). Whole-number fields are rounded, so speed is a step function of `s`: the answer
+//! is the largest size at least as fast as the target, whose next step up is slower. The
 //! simulator's own error on the hardware family, the spread of `ln(predicted / published)` over
 //! the reference rows not fitted to (a normal fit, statrs), turns into a range: the true model is
 //! the one whose prediction would be the published speed times that error.
@@ -60,6 +62,21 @@ pub fn scaled(template: &ModelProfile, paths: &[String], s: f64) -> Result<Model
     Ok(m)
 }
 
+/// The values of `paths` in `model` (whole-number fields, as [`scaled`] requires).
+fn field_values(model: &ModelProfile, paths: &[String]) -> Result<Vec<(String, i64)>> {
+    let v = toml::Value::try_from(model).map_err(|e| Error::arg("infer", e.to_string()))?;
+    paths
+        .iter()
+        .map(|p| {
+            p.split('.')
+                .try_fold(&v, |cur, k| cur.get(k))
+                .and_then(toml::Value::as_integer)
+                .map(|x| (p.clone(), x))
+                .ok_or_else(|| Error::arg("--scale", format!("{p} is not a whole-number field")))
+        })
+        .collect()
+}
+
 /// Predicted per-user speed of `model` on `hw`, or None if it does not fit.
 pub fn speed(hw: &HardwareProfile, model: &ModelProfile, cond: Condition) -> Option<f64> {
     let sys = System::new(hw.clone(), model.clone(), ParallelRequest::default()).ok()?;
@@ -81,8 +98,10 @@ pub fn speed(hw: &HardwareProfile, model: &ModelProfile, cond: Condition) -> Opt
 pub struct Solution {
     /// Target per-user speed the model was solved for, tokens/s.
     pub target_tokens_per_s: f64,
-    /// Scale factor on the template's widths.
+    /// Scale factor on the template's scaled fields.
     pub scale: f64,
+    /// The scaled fields' values at that factor (rounded), e.g. `("architecture.layers", 96)`.
+    pub fields: Vec<(String, i64)>,
     /// Total parameters.
     pub total_params: f64,
     /// Parameters active per token.
@@ -145,22 +164,35 @@ fn solve(
         }
     }
     let m = scaled(t, paths, lo)?;
-    // A bisection that ended where the model stops fitting found a boundary, not a solution.
+    // A solution is bracketed: `lo` at least as fast as the target and `hi` slower, by no more
+    // than one step of the scaled fields can explain (2%, or the square of the largest ratio of a
+    // rounded field's values across the bracket, e.g. 45/44 layers). A bisection that ended where
+    // the model stops fitting, or starts streaming its weights (a wafer's speed collapses by
+    // orders of magnitude there), found a boundary instead.
     let reached = speed(hw, &m, cond).unwrap_or(0.0);
-    if (reached / target - 1.0).abs() > 0.02 {
-        return Err(Error::arg(
-            "infer",
-            format!(
-                "no model of this family runs at {target:.1} tokens/s here: the largest that fits (scale {lo:.3}, {:.3e} parameters) still runs at {reached:.1}",
-                m.dims().total_params
-            ),
-        ));
+    let field_step = field_values(&m, paths)?
+        .iter()
+        .zip(field_values(&scaled(t, paths, hi)?, paths)?)
+        .map(|((_, a), (_, b))| b as f64 / (*a).max(1) as f64)
+        .fold(1.0, f64::max);
+    match at(hi)? {
+        Some(v) if v < target && reached / v <= field_step.powi(2).max(1.02) => {}
+        _ => {
+            return Err(Error::arg(
+                "infer",
+                format!(
+                    "no model of this family runs at {target:.1} tokens/s here: the largest that fits (scale {lo:.3}, {:.3e} parameters) still runs at {reached:.1}",
+                    m.dims().total_params
+                ),
+            ))
+        }
     }
     let sys = System::new(hw.clone(), m.clone(), ParallelRequest::default())?;
     let d = m.dims();
     Ok(Solution {
         target_tokens_per_s: target,
         scale: lo,
+        fields: field_values(&m, paths)?,
         total_params: d.total_params,
         active_params: d.active_params,
         weight_bytes: m.weight_bytes(),
@@ -283,6 +315,28 @@ mod tests {
             inf.uncorrected.as_ref().unwrap().total_params,
             truth.dims().total_params,
             max_relative = 2e-3
+        );
+    }
+
+    #[test]
+    fn recovers_a_known_depth_to_the_layer() {
+        let o = vec![Override::parse("hardware.wafer.wafers=64").unwrap()];
+        let hw = load_hardware("wse-3", &o).unwrap();
+        let template = load_model("gpt-oss-120b", &[]).unwrap();
+        let paths = vec!["architecture.layers".to_string()];
+        let cond = Condition::SingleStream { context: 1024 };
+        // "Truth": 60 layers where the template has 36; rounding makes speed a step function of
+        // the scale, and the answer must land on the step, not 2% away from it.
+        let truth = scaled(&template, &paths, 60.0 / 36.0).unwrap();
+        assert_eq!(truth.architecture.layers, 60);
+        let published = speed(&hw, &truth, cond).unwrap();
+        let inf = infer(&hw, &template, &paths, cond, published, &[]).unwrap();
+        let s = inf.uncorrected.unwrap();
+        assert_eq!(s.fields, vec![("architecture.layers".to_string(), 60)]);
+        approx::assert_relative_eq!(
+            s.total_params,
+            truth.dims().total_params,
+            max_relative = 1e-9
         );
     }
 
