@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use crate::cost::{
-    expected_tokens_per_step, Batch, CostModel, GpuCost, SpeculativeCost, StepCost, WaferCost,
+    expected_tokens_per_step, Batch, CostModel, GpuCost, OpKind, SpeculativeCost, StepCost,
+    WaferCost,
 };
 use crate::engine::event::{ns_from_s, s_from_ns};
 use crate::engine::{
@@ -197,6 +198,13 @@ impl CostModel for MachineCost {
             MachineCost::Wafer(c) => c.window(),
         }
     }
+
+    fn priced_by(&self, op: OpKind) -> &'static str {
+        match self {
+            MachineCost::Gpu(c) => c.priced_by(op),
+            MachineCost::Wafer(c) => c.priced_by(op),
+        }
+    }
 }
 
 impl System {
@@ -356,6 +364,11 @@ impl System {
     /// Cost of one iteration of one replica.
     pub fn step(&self, batch: &Batch) -> StepCost {
         self.cost.step(batch)
+    }
+
+    /// What prices operator `op` of a step (see [`CostModel::priced_by`]).
+    pub fn priced_by(&self, op: OpKind) -> &'static str {
+        self.cost.priced_by(op)
     }
 
     /// Time to move one token's KV cache between two replicas, s, and the fixed time of one

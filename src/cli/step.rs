@@ -88,7 +88,7 @@ pub(super) fn run(a: &StepArgs) -> Result<String> {
     };
     match a.common.format {
         Format::Json => Ok(pretty(&json_output(a, &sys, &t))),
-        Format::Csv => Ok(breakdown_table(&t.cost).csv()),
+        Format::Csv => Ok(breakdown_table(&sys, &t.cost).csv()),
         Format::Table => Ok(table_output(a, &sys, &t)),
     }
 }
@@ -196,7 +196,7 @@ fn json_output(a: &StepArgs, sys: &System, t: &Timed) -> serde_json::Value {
                 "op": k.name(), "time_s": o.time_s(), "bound": o.bound(),
                 "compute_s": o.compute_s, "memory_s": o.memory_s,
                 "exposed_s": o.exposed_s, "interconnect_s": o.interconnect_s, "overhead_s": o.overhead_s,
-                "flops": o.flops, "bytes": o.bytes,
+                "flops": o.flops, "bytes": o.bytes, "priced_by": sys.priced_by(*k),
             })
         })
         .collect();
@@ -258,11 +258,11 @@ fn table_output(a: &StepArgs, sys: &System, t: &Timed) -> String {
     format!(
         "{head}{}\n{}",
         t.warnings.lines(),
-        breakdown_table(&t.cost).render()
+        breakdown_table(sys, &t.cost).render()
     )
 }
 
-fn breakdown_table(c: &StepCost) -> Table {
+fn breakdown_table(sys: &System, c: &StepCost) -> Table {
     let mut t = Table::new([
         "operator",
         "time_ms",
@@ -275,6 +275,7 @@ fn breakdown_table(c: &StepCost) -> Table {
         "overhead_ms",
         "gflop",
         "gbytes",
+        "priced_by",
     ]);
     let total = c.total_s();
     for k in OpKind::ALL {
@@ -294,6 +295,7 @@ fn breakdown_table(c: &StepCost) -> Table {
             ms(o.overhead_s),
             num(o.flops / 1e9, 4),
             num(o.bytes / 1e9, 4),
+            sys.priced_by(k).to_string(),
         ]);
     }
     t.row([
@@ -308,6 +310,7 @@ fn breakdown_table(c: &StepCost) -> Table {
         String::new(),
         num(c.ops.iter().map(|o| o.flops).sum::<f64>() / 1e9, 4),
         num(c.ops.iter().map(|o| o.bytes).sum::<f64>() / 1e9, 4),
+        String::new(),
     ]);
     t
 }

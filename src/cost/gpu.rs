@@ -262,6 +262,46 @@ impl GpuCost {
 }
 
 impl CostModel for GpuCost {
+    fn priced_by(&self, op: OpKind) -> &'static str {
+        let collective = |f: fn(&CollectiveCurves) -> bool| {
+            self.collectives.as_deref().is_some_and(|(c, _)| f(c))
+        };
+        match op {
+            OpKind::AttentionProjections | OpKind::Mlp | OpKind::LmHead => {
+                if self.curves.is_some() {
+                    "GEMM curve"
+                } else {
+                    "roofline (scalar efficiencies)"
+                }
+            }
+            OpKind::Attention => {
+                if self.attention.is_some() {
+                    "attention curves"
+                } else {
+                    "roofline (scalar efficiencies)"
+                }
+            }
+            OpKind::Embedding | OpKind::Experts => "roofline (scalar efficiencies)",
+            OpKind::TensorParallelComm if self.dp <= 1.0 => {
+                if collective(|c| c.all_reduce.is_some() || c.all_reduce_custom.is_some()) {
+                    "all-reduce curves"
+                } else {
+                    "link bandwidth and latency"
+                }
+            }
+            OpKind::ExpertParallelComm if self.dp > 1.0 => {
+                if collective(|c| c.all_to_all.is_some()) {
+                    "all-to-all curve"
+                } else {
+                    "link bandwidth and latency"
+                }
+            }
+            OpKind::PipelineComm => "link bandwidth and latency",
+            OpKind::Host => "host overheads",
+            _ => "-",
+        }
+    }
+
     fn step(&self, b: &Batch) -> StepCost {
         let mut c = StepCost::default();
         if b.tokens == 0 {

@@ -248,4 +248,11 @@ pub trait CostModel: Sync {
 
     /// The model's sliding window, to shape batches.
     fn window(&self) -> Option<u64>;
+
+    /// What prices `op`'s time: a curve fitted to measured kernels, the scalar roofline, a
+    /// link's bandwidth and latency, ... (the step breakdown's `priced_by` column).
+    fn priced_by(&self, op: OpKind) -> &'static str {
+        let _ = op;
+        "-"
+    }
 }

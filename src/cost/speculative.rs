@@ -62,4 +62,11 @@ impl<C: CostModel> CostModel for SpeculativeCost<C> {
     fn window(&self) -> Option<u64> {
         self.target.window()
     }
+
+    fn priced_by(&self, op: OpKind) -> &'static str {
+        match op {
+            OpKind::DraftModel => "the draft model's steps (its own cost model)",
+            _ => self.target.priced_by(op),
+        }
+    }
 }

@@ -366,6 +366,18 @@ impl WaferCost {
 }
 
 impl CostModel for WaferCost {
+    fn priced_by(&self, op: OpKind) -> &'static str {
+        match op {
+            OpKind::LayerWeights => "SRAM reads and arithmetic per core, layer sync",
+            OpKind::Attention => "KV reads and arithmetic per core",
+            OpKind::Fabric => "fabric hops",
+            OpKind::PipelineComm => "wafer-to-wafer link",
+            OpKind::WeightStreaming => "external memory bandwidth",
+            OpKind::Host => "host overheads",
+            _ => "-",
+        }
+    }
+
     fn step(&self, b: &Batch) -> StepCost {
         let mut c = StepCost::default();
         if b.tokens == 0 {

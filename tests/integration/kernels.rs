@@ -1,5 +1,6 @@
 //! `infersim kernels` on the shipped kernel tables: every indexed GPU and operator kind is
-//! reported in the documented JSON shape, and a malformed table fails with its file and line.
+//! reported in the documented JSON shape, and a malformed table fails with its file and line;
+//! the step breakdown names the curve or term behind each operator.
 
 use super::{infersim, json, scratch};
 
@@ -112,4 +113,46 @@ fn fitted_curves_beat_the_scalars_on_held_out_shapes() {
     assert_eq!(curves[0]["class"], "bf16");
     assert!(curves[0]["n"].as_u64().unwrap() > 100);
     assert!(curves[0]["curve"]["floor_s"].as_f64().unwrap() > 0.0);
+}
+
+/// The step breakdown names what priced each operator: the fitted curves where the profile has
+/// them and they apply, the scalar roofline where none does (MLA attention, MoE experts).
+#[test]
+fn step_breakdown_names_the_curve_or_term_behind_each_operator() {
+    let priced = |args: &[&str]| -> std::collections::HashMap<String, String> {
+        let mut all = vec!["step", "--format", "json"];
+        all.extend_from_slice(args);
+        super::json(&all)["breakdown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let s = |k: &str| o[k].as_str().unwrap().to_string();
+                (s("op"), s("priced_by"))
+            })
+            .collect()
+    };
+    let dense = priced(&[
+        "--hardware",
+        "h100-hgx",
+        "--model",
+        "llama-3.1-70b",
+        "--tp",
+        "4",
+    ]);
+    assert_eq!(dense["mlp"], "GEMM curve");
+    assert_eq!(dense["attention"], "attention curves");
+    assert_eq!(dense["tensor_parallel_comm"], "all-reduce curves");
+    let mla = priced(&[
+        "--hardware",
+        "gb200-nvl72",
+        "--model",
+        "deepseek-v3",
+        "--tp",
+        "8",
+    ]);
+    assert_eq!(mla["attention"], "roofline (scalar efficiencies)");
+    assert_eq!(mla["experts"], "roofline (scalar efficiencies)");
+    let wafer = priced(&["--hardware", "wse-3", "--model", "llama-3.1-8b"]);
+    assert_eq!(wafer["fabric"], "fabric hops");
 }
