@@ -11,8 +11,9 @@ use super::args::{Common, SystemArgs};
 use super::files::{check_output_path, write_file, AtomicFile};
 use super::text::LateProgress;
 use crate::energy::EnergyCost;
-use crate::engine::{PreemptionMode, Priority, Routing};
+use crate::engine::{PreemptionMode, Priority, RequestRecord, Routing};
 use crate::error::{Error, Result};
+use crate::metrics::Tally;
 use crate::report::{perfetto, plot, requests_csv, requests_csv_row, Format, REQUESTS_CSV_HEADER};
 use crate::scenario::{ArrivalKind, LengthText, Run, Scenario, ServeSpec, WorkloadSpec};
 use crate::study::slo::{Slo, SloReport};
@@ -190,11 +191,12 @@ impl SimulateArgs {
                 seed: self.seed,
             },
             record_timeline: self.trace_out.is_some(),
-            // Charts, traces and SLO verdicts read every record; --requests-out streams them.
+            // Charts and traces read every record, and so does --requests-out under
+            // --find-max-rate (the chosen run's); otherwise --requests-out streams them and SLO
+            // verdicts count them as they complete.
             keep_records: self.trace_out.is_some()
                 || self.plot_out.is_some()
-                || self.slo_ttft_s.is_some()
-                || self.slo_tpot_s.is_some(),
+                || (self.find_max_rate && self.requests_out.is_some()),
         })
     }
 
@@ -234,23 +236,28 @@ pub(super) fn run(a: &SimulateArgs) -> Result<String> {
     }
     let slo = a.slo()?;
     let scenario = a.scenario()?;
-    let (max_rate, run) = match (&slo, a.find_max_rate) {
+    let (max_rate, run, slo_report) = match (&slo, a.find_max_rate) {
         (Some(slo), true) => {
-            let (rate, run) = crate::study::slo::find_max_rate(&scenario, slo)?;
-            (Some(rate), run)
+            let (rate, run, windowed) = crate::study::slo::find_max_rate(&scenario, slo)?;
+            // At the highest rate found, the verdict that found it: the run's steady state.
+            let report = slo.evaluate_windowed(&windowed, run.summary.duration_s);
+            (Some(rate), run, Some(report))
         }
         _ => {
             let bar = LateProgress::new(a.quiet, "requests completed");
-            let run = run_writing_requests(&scenario, a.requests_out.as_deref(), &bar);
+            let limits = slo.map(|x| x.limits());
+            let mut tally = Tally::default();
+            let run = run_writing_requests(&scenario, a.requests_out.as_deref(), &bar, |r| {
+                if let Some(l) = &limits {
+                    tally.add(l, r);
+                }
+            });
             bar.finish();
-            (None, run?)
+            let run = run?;
+            let report = slo.map(|x| x.report(&tally, run.summary.duration_s));
+            (None, run, report)
         }
     };
-    // At the highest rate found, the verdict that found it: the run's steady state.
-    let slo_report = slo.map(|x| match max_rate {
-        Some(_) => x.evaluate_steady(&run.outcome, run.summary.duration_s),
-        None => x.evaluate(&run.outcome, run.summary.duration_s),
-    });
     let energy = EnergyCost::of(&run.system, &run.summary);
     // Without --find-max-rate, records went to --requests-out as the run went.
     write_outputs(a, &run, max_rate.is_none())?;
@@ -315,15 +322,20 @@ fn run_writing_requests(
     scenario: &Scenario,
     path: Option<&std::path::Path>,
     bar: &LateProgress,
+    mut each: impl FnMut(&RequestRecord),
 ) -> Result<Run> {
     use std::io::Write;
     let Some(path) = path else {
-        return scenario.run_streamed(&mut |_, _| bar.inc());
+        return scenario.run_streamed(&mut |_, r| {
+            bar.inc();
+            each(r);
+        });
     };
     let mut file = AtomicFile::create(path)?;
     let mut failed = file.write_all(REQUESTS_CSV_HEADER.as_bytes()).err();
     let run = scenario.run_streamed(&mut |i, r| {
         bar.inc();
+        each(r);
         if failed.is_none() {
             failed = file.write_all(requests_csv_row(i, r).as_bytes()).err();
         }

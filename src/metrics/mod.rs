@@ -3,9 +3,11 @@
 //! A run's summary is aggregated as requests complete ([`Collector`], in `stream`): latency
 //! percentiles (TTFT, TPOT, E2E, per-user speed, and inter-token gaps, one per token) come from
 //! quantile sketches ([`crate::sketch`]) within half a percent of the exact R-8 ones; means and
-//! totals are exact sums. The steady-state window and its confidence intervals read a run's kept
-//! records, with exact percentiles (statrs' `quantile`, the R-8 / median-unbiased estimator,
-//! Hyndman & Fan 1996).
+//! totals are exact sums. The steady-state window, its confidence intervals and the shares within
+//! latency limits come from per-arrival-time buckets of such aggregates ([`Windowed`], in
+//! `steady`, which states the window edge's error); from kept records ([`SteadyWindow`]) they are
+//! exact (statrs' `quantile`, the R-8 / median-unbiased estimator, Hyndman & Fan 1996), the
+//! reference the streamed figures are tested against.
 //! Saturation is judged over the whole run, two ways. At its end: requests that arrive late wait
 //! far longer for their first token than those that arrive early and a backlog is still waiting
 //! when the last request arrives. Anywhere in it ([`overload`]): the backlog (requests arrived
@@ -25,7 +27,9 @@ use statrs::statistics::{Data, OrderStatistics};
 use crate::engine::{Outcome, RequestRecord};
 use crate::sketch::Sketch;
 
+mod steady;
 mod stream;
+pub use steady::{Limits, Tally, Windowed, WINDOW_BUCKETS};
 pub use stream::Collector;
 
 /// Mean and percentiles of a sample; NaN (JSON `null`) for an empty sample.

@@ -8,9 +8,9 @@ use statrs::statistics::{Data, OrderStatistics};
 use crate::engine::Loop;
 use crate::engine::{Outcome, RequestRecord};
 use crate::error::{Error, Result};
-use crate::metrics::{tpot_of as tpot, ttft_of as ttft, SteadyWindow};
+use crate::metrics::{tpot_of as tpot, ttft_of as ttft, Limits, SteadyWindow, Tally, Windowed};
 use crate::scenario::{Run, Scenario, DEFAULT_REQUESTS};
-use crate::study::load_test::{requests_for, run_until_steady, SteadyRun, RULE};
+use crate::study::load_test::{requests_for, run_until_steady, simulate_windowed, SteadyRun, RULE};
 use crate::warning::Warnings;
 
 /// Latency limits; an absent limit is not checked.
@@ -63,6 +63,53 @@ impl Slo {
             ));
         }
         Ok(())
+    }
+
+    /// The limits, to count against as requests complete.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            ttft_s: self.ttft_s,
+            tpot_s: self.tpot_s,
+        }
+    }
+
+    /// Goodput and percentiles of a run's streamed aggregates ([`Windowed`], fed with
+    /// [`Slo::limits`]): over its steady window when it has one (as [`Slo::evaluate_steady`]),
+    /// else over the whole run lasting `duration_s` (as [`Slo::evaluate`]); percentiles within
+    /// the sketch's error, the window's edges as [`Windowed`] states.
+    pub fn evaluate_windowed(&self, w: &Windowed, duration_s: f64) -> SloReport {
+        match w.window() {
+            Some((win, r)) => self.report(&w.tally(r), win.to_s - win.from_s),
+            None => self.report(&w.tally_all(), duration_s),
+        }
+    }
+
+    /// Goodput and percentiles of a run's streamed aggregates over the whole run lasting
+    /// `duration_s` (as [`Slo::evaluate`]).
+    pub fn evaluate_whole(&self, w: &Windowed, duration_s: f64) -> SloReport {
+        self.report(&w.tally_all(), duration_s)
+    }
+
+    /// Goodput and percentiles of a tally over `duration_s` (percentiles within the sketch's
+    /// error of [`Slo::evaluate_records`]').
+    pub fn report(&self, t: &Tally, duration_s: f64) -> SloReport {
+        let q = self.percentile / 100.0;
+        let (t1, t2) = (t.ttft_s.quantile(q), t.tpot_s.quantile(q));
+        SloReport {
+            goodput_requests_per_s: if duration_s > 0.0 {
+                t.met as f64 / duration_s
+            } else {
+                f64::NAN
+            },
+            met_fraction: if t.requests == 0 {
+                f64::NAN
+            } else {
+                t.met as f64 / t.requests as f64
+            },
+            ttft_at_percentile_s: t1,
+            tpot_at_percentile_s: t2,
+            met: self.ttft_s.is_none_or(|l| t1 <= l) && self.tpot_s.is_none_or(|l| t2 <= l),
+        }
     }
 
     fn meets(&self, r: &RequestRecord) -> bool {
@@ -179,7 +226,7 @@ pub fn max_rate<T>(
 /// with that rate. Each probe is a load test under the shared stopping rule ([`RULE`]) of the
 /// workload's requests or ten minutes of arrivals at its rate, whichever is more
 /// ([`requests_for`]), so the rate found does not hang on the number of requests asked for.
-pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
+pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run, Windowed)> {
     let system = scenario
         .serve
         .system(&scenario.hardware, &scenario.model, &scenario.overrides)?;
@@ -196,7 +243,15 @@ pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
         let s = at(rate, requests_for(rate, asked));
         let (requests, mode, warnings) = s.requests(&system)?;
         let run = run_until_steady(&requests, Some(slo), RULE, |r| {
-            system.simulate_recorded(r, &settings, mode, s.record_timeline)
+            simulate_windowed(
+                &system,
+                r,
+                &settings,
+                mode,
+                s.record_timeline,
+                s.keep_records,
+                slo.limits(),
+            )
         })?;
         Ok((run.met == Some(true), (run, mode, warnings)))
     };
@@ -223,6 +278,7 @@ pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run)> {
             summary: t.whole,
             warnings,
         },
+        t.windowed,
     ))
 }
 

@@ -12,8 +12,9 @@ use super::axis::Point;
 use super::output::{RowFormat, Shard};
 use super::spec::Sweep;
 use crate::energy::EnergyCost;
+use crate::engine::RequestRecord;
 use crate::error::{Error, Result};
-use crate::metrics::Summary;
+use crate::metrics::{Summary, Tally};
 use crate::study::slo::SloReport;
 use crate::warning::Warnings;
 
@@ -81,22 +82,33 @@ pub fn run_point(sweep: &Sweep, point: &Point) -> PointResult {
         };
     let p = &system.placement;
     r.placement = Some((p.tp, p.pp, p.replicas));
+    // The SLO counts every request as it completes, over the whole run.
     let ran = match sweep.spec.base.slo {
         Some(slo) if slo.find_max_rate => crate::study::slo::find_max_rate(&scenario, &slo.slo())
-            .map(|(rate, run)| {
+            .map(|(rate, run, windowed)| {
                 r.max_rate_per_s = Some(rate);
-                run
+                let report = slo.slo().evaluate_whole(&windowed, run.summary.duration_s);
+                (run, Some(report))
             }),
-        _ => scenario.run_on(system),
+        Some(slo) => {
+            let (limits, mut tally) = (slo.slo().limits(), Tally::default());
+            scenario
+                .drawn(&system)
+                .and_then(|(requests, mode, warnings)| {
+                    let mut add = |_: u32, x: &RequestRecord| tally.add(&limits, x);
+                    scenario.serve_on(system, &requests, mode, warnings, Some(&mut add))
+                })
+                .map(|run| {
+                    let report = slo.slo().report(&tally, run.summary.duration_s);
+                    (run, Some(report))
+                })
+        }
+        None => scenario.run_on(system).map(|run| (run, None)),
     };
     match ran {
-        Ok(run) => {
+        Ok((run, slo_report)) => {
             r.energy = Some(EnergyCost::of(&run.system, &run.summary));
-            r.slo = sweep
-                .spec
-                .base
-                .slo
-                .map(|x| x.slo().evaluate(&run.outcome, run.summary.duration_s));
+            r.slo = slo_report;
             r.warnings = run.warnings;
             r.outcome = Ok(run.summary);
         }

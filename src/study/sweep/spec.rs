@@ -334,8 +334,8 @@ impl Sweep {
                 serve,
                 workload: workload_spec,
                 record_timeline: false,
-                // Goodput counts the requests meeting the limits from their records.
-                keep_records: self.spec.base.slo.is_some(),
+                // Goodput counts the requests meeting the limits as they complete.
+                keep_records: false,
             },
             seed,
         ))

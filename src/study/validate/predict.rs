@@ -3,13 +3,13 @@
 //! stopping rule of [`crate::study::load_test`]), and each figure with its 95% confidence
 //! interval.
 
-use crate::engine::{Loop, Outcome};
+use crate::engine::Loop;
 use crate::error::{Error, Result};
 use crate::lengths::LengthSet;
 use crate::metrics::{SteadyCi, Summary};
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
-use crate::study::load_test::{run_until_steady, SteadyRun, RULE};
+use crate::study::load_test::{run_until_steady, simulate_windowed, SteadyRun, RULE};
 use crate::study::slo::{max_rate, Slo};
 use crate::system::{ServeSettings, Speculation, System};
 use crate::workload::{Arrivals, LengthDist, RequestSpec, Workload};
@@ -196,9 +196,9 @@ pub fn predict(row: &ReferenceRow, sys: &System) -> Result<Prediction> {
 /// a length dataset, so its output-token count is a sample mean with relative 95% half-width
 /// 1.96 CV / sqrt(n) (CV of the output lengths drawn); fixed lengths give none. (Batch means do
 /// not apply: an offline run fills, runs and drains once.)
-fn offline_ci(out: &Outcome, s: &Summary) -> Option<SteadyCi> {
-    let n = out.requests.len() as f64;
-    let outputs = out.requests.iter().map(|r| f64::from(r.output_tokens));
+fn offline_ci(requests: &[RequestSpec], s: &Summary) -> Option<SteadyCi> {
+    let n = requests.len() as f64;
+    let outputs = requests.iter().map(|r| f64::from(r.output_tokens));
     let mean = outputs.clone().sum::<f64>() / n;
     let var = outputs.map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     if var.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
@@ -235,8 +235,9 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<RunFigures> {
             let lengths = row_lengths(&row.id, *prompt_tokens, *output_tokens, lengths.as_deref())?;
             let w = workload(&lengths, *requests, Arrivals::AllAtOnce);
             let reqs = draw(row, &w, window)?;
-            let (out, s) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
-            let ci = offline_ci(&out, &s);
+            let observe = crate::engine::Observe::default();
+            let (_, s) = sys.simulate_observed(&reqs, &settings(row), Loop::Open, observe)?;
+            let ci = offline_ci(&reqs, &s);
             Ok((s, ci))
         }
         Scenario::Server {
@@ -258,7 +259,8 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<RunFigures> {
                 let w = workload(&lengths, *requests, Arrivals::Poisson { rate_per_s: rate });
                 let reqs = draw(row, &w, window)?;
                 let t = run_until_steady(&reqs, Some(&slo), RULE, |r| {
-                    sys.simulate(r, &settings(row), Loop::Open)
+                    let limits = slo.limits();
+                    simulate_windowed(sys, r, &settings(row), Loop::Open, false, false, limits)
                 })?;
                 Ok((t.met == Some(true), t))
             };
@@ -298,15 +300,8 @@ fn run_scenario(row: &ReferenceRow, sys: &System) -> Result<RunFigures> {
 /// with the sampling error of the mean output (1.96 CV / sqrt(n)) makes its interval. Latencies
 /// are the steady window's, their intervals by batch means.
 fn server_figures(rate: f64, missed: f64, t: SteadyRun) -> RunFigures {
-    let outputs: Vec<f64> = t
-        .outcome
-        .requests
-        .iter()
-        .map(|r| f64::from(r.output_tokens))
-        .collect();
-    let n = outputs.len() as f64;
-    let mean = outputs.iter().sum::<f64>() / n;
-    let sd = (outputs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+    let n = t.requests as f64;
+    let (mean, sd) = (t.output_mean_tokens, t.output_sd_tokens);
     let mut s = t.steady;
     s.throughput_output_tokens_per_s = rate * mean;
     // The bracket [rate, missed] is one-sided above the estimate; its width counts in full.
