@@ -203,25 +203,23 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
             measured_s: r.latency_s,
         });
     }
-    let p = &tables.prefill;
-    for (r, split) in p.iter().zip(splits(p, is_model_attention)) {
-        out.push(Sample {
-            op: KernelOp::PrefillAttention,
-            format: "",
-            split,
-            predicted_s: pricer.prefill_attention_s(&attention_shape(r), r.tokens),
-            measured_s: r.latency_s,
-        });
-    }
-    let d = &tables.decode;
-    for (r, split) in d.iter().zip(splits(d, is_model_attention)) {
-        out.push(Sample {
-            op: KernelOp::DecodeAttention,
-            format: "",
-            split,
-            predicted_s: pricer.decode_attention_s(&attention_shape(r), r.tokens),
-            measured_s: r.latency_s,
-        });
+    for (rows, op) in [
+        (&tables.prefill, KernelOp::PrefillAttention),
+        (&tables.decode, KernelOp::DecodeAttention),
+    ] {
+        for (r, split) in rows.iter().zip(splits(rows, is_model_attention)) {
+            let shape = attention_shape(r);
+            out.push(Sample {
+                op,
+                format: "",
+                split,
+                predicted_s: match op {
+                    KernelOp::PrefillAttention => pricer.prefill_attention_s(&shape, r.tokens),
+                    _ => pricer.decode_attention_s(&shape, r.tokens),
+                },
+                measured_s: r.latency_s,
+            });
+        }
     }
     let c = &tables.comm;
     let checked: Vec<_> = c
