@@ -65,6 +65,7 @@ fn trace_requests(n: usize, rate_per_s: f64, context: u64) -> Drawn {
         prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
         output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
         prefixes: None,
+        sessions: None,
     }
     .drawn(0, context)
     .unwrap()

@@ -275,6 +275,7 @@ mod tests {
             prompt: LengthDist::Fixed(256),
             output: LengthDist::Fixed(64),
             prefixes: None,
+            sessions: None,
         };
         let (reqs, _) = w.generate(0, 131_072).unwrap();
         let (_, s) = sys

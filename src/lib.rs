@@ -41,6 +41,7 @@
 //!     prompt: LengthDist::Fixed(512),
 //!     output: LengthDist::Fixed(128),
 //!     prefixes: None,
+//!     sessions: None,
 //! };
 //! let (requests, warnings) = workload.generate(42, sys.context_limit().0)?;
 //! assert!(warnings.is_empty()); // no length had to be cut to fit

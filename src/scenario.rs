@@ -18,7 +18,8 @@ use crate::profile::{load_hardware, load_model, Override};
 use crate::system::{ServeSettings, Speculation, Split, System};
 use crate::warning::Warnings;
 use crate::workload::{
-    read_trace, Arrivals, Drawn, LengthDist, RequestSource, RequestSpec, SharedPrefixes, Workload,
+    read_sessions, read_trace, Arrivals, Drawn, LengthDist, RequestSource, RequestSpec,
+    SessionShape, Sessions, SharedPrefixes, Workload,
 };
 
 /// Arrival process of an open-loop workload.
@@ -91,6 +92,24 @@ pub struct WorkloadSpec {
     /// Shared prompt prefixes: tokens at the start of each prompt shared within its group
     /// (capped at the prompt's length).
     pub prefix_tokens: Option<u32>,
+    /// Agentic sessions: how many to draw. The arrival process (`rate_per_s` or
+    /// `rate_schedule`) then starts sessions, `prompt_tokens` gives each first turn's prompt and
+    /// `output_tokens` every turn's output; each later turn's prompt is the whole context so far
+    /// plus `turn_input_tokens`, sent `think_s` after the previous turn's last token.
+    pub sessions: Option<usize>,
+    /// Agentic sessions: turns per session (a distribution, like lengths) [default: 20].
+    #[serde(default = "default_session_turns")]
+    pub session_turns: LengthText,
+    /// Agentic sessions: new tokens each later turn adds to the context (tool results, a user
+    /// message) [default: 2000].
+    #[serde(default = "default_turn_input")]
+    pub turn_input_tokens: LengthText,
+    /// Agentic sessions: time from a turn's last token to the next turn being sent (the client
+    /// running its tools), s [default: 5].
+    #[serde(default = "default_think_s")]
+    pub think_s: f64,
+    /// Agentic sessions read from a JSONL file, one session per line (see docs/workloads-and-serving.md).
+    pub session_file: Option<PathBuf>,
     /// Random seed for arrivals and lengths.
     #[serde(default)]
     pub seed: u64,
@@ -111,6 +130,11 @@ pub const WORKLOAD_FIELDS: &[&str] = &[
     "sample_lengths",
     "prefix_groups",
     "prefix_tokens",
+    "sessions",
+    "session_turns",
+    "turn_input_tokens",
+    "think_s",
+    "session_file",
     "seed",
 ];
 
@@ -122,6 +146,15 @@ fn default_prompt() -> LengthText {
 }
 fn default_output() -> LengthText {
     LengthText::Tokens(256)
+}
+fn default_session_turns() -> LengthText {
+    LengthText::Tokens(20)
+}
+fn default_turn_input() -> LengthText {
+    LengthText::Tokens(2000)
+}
+fn default_think_s() -> f64 {
+    5.0
 }
 
 impl Default for WorkloadSpec {
@@ -140,6 +173,11 @@ impl Default for WorkloadSpec {
             sample_lengths: None,
             prefix_groups: None,
             prefix_tokens: None,
+            sessions: None,
+            session_turns: default_session_turns(),
+            turn_input_tokens: default_turn_input(),
+            think_s: default_think_s(),
+            session_file: None,
             seed: 0,
         }
     }
@@ -148,9 +186,13 @@ impl Default for WorkloadSpec {
 impl WorkloadSpec {
     /// Resolve relative trace and length-file paths against `dir` (a sweep spec's folder).
     pub fn resolve_paths(&mut self, dir: &Path) {
-        for p in [&mut self.trace, &mut self.lengths_from]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.trace,
+            &mut self.lengths_from,
+            &mut self.session_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = dir.join(&*p);
@@ -181,8 +223,74 @@ impl WorkloadSpec {
         }
     }
 
+    /// Agentic sessions, if asked for: drawn or read, and how many.
+    fn sessions(&self) -> Result<Option<(Sessions, usize)>> {
+        let field = "sessions / session_file (--sessions, --session-file)";
+        let (sessions, n) = match (self.sessions, &self.session_file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(Error::arg(
+                    field,
+                    "give a number of sessions to draw or a file to read, not both",
+                ))
+            }
+            (Some(n), None) => {
+                check_count("sessions (--sessions)", n as u64, MAX_REQUESTS)?;
+                if !(self.think_s.is_finite() && self.think_s >= 0.0) {
+                    return Err(Error::arg(
+                        "think_s (--think-s)",
+                        format!("expected a time >= 0 s, found {}", self.think_s),
+                    ));
+                }
+                let shape = SessionShape {
+                    turns: self
+                        .session_turns
+                        .parse("session_turns (--session-turns)")?,
+                    turn_input: self
+                        .turn_input_tokens
+                        .parse("turn_input_tokens (--turn-input-tokens)")?,
+                    think_s: self.think_s,
+                };
+                (Sessions::Drawn(shape), n)
+            }
+            (None, Some(path)) => {
+                let rows = read_sessions(path)?;
+                let n = rows.len();
+                (Sessions::File(rows), n)
+            }
+        };
+        if self.trace.is_some()
+            || self.concurrency.is_some()
+            || self.requests.is_some()
+            || self.prefix_groups.is_some()
+        {
+            return Err(Error::arg(
+                field,
+                "sessions pace their own turns and share their own context; drop trace, concurrency, requests and prefix_groups",
+            ));
+        }
+        Ok(Some((sessions, n)))
+    }
+
     /// The workload and whether it runs open or closed loop.
     pub fn build(&self) -> Result<(Workload, Loop)> {
+        if let Some((sessions, n)) = self.sessions()? {
+            // Sessions whose file gives every start need no arrival process.
+            let timed = matches!(&sessions, Sessions::File(rows) if rows[0].start_s.is_some());
+            let mut spec = self.clone();
+            spec.sessions = None;
+            spec.session_file = None;
+            spec.requests = Some(n);
+            if timed && spec.rate_per_s.is_none() && spec.rate_schedule.is_none() {
+                spec.rate_per_s = Some(1.0);
+            }
+            let (mut w, mode) = spec.build()?;
+            if timed {
+                w.arrivals = Arrivals::AllAtOnce;
+            }
+            w.sessions = Some(sessions);
+            return Ok((w, mode));
+        }
         let prefixes = self.prefixes()?;
         if let Some(path) = &self.trace {
             if self.rate_per_s.is_some()
@@ -205,6 +313,7 @@ impl WorkloadSpec {
                 prompt: LengthDist::Trace(rows.iter().map(|r| r.prompt_tokens).collect()),
                 output: LengthDist::Trace(rows.iter().map(|r| r.output_tokens).collect()),
                 prefixes,
+                sessions: None,
             };
             return Ok((w, Loop::Open));
         }
@@ -284,6 +393,7 @@ impl WorkloadSpec {
                 prompt,
                 output,
                 prefixes,
+                sessions: None,
             },
             mode,
         ))
@@ -329,6 +439,10 @@ pub struct ServeSpec {
     /// Wafers: let KV cache spill to external memory.
     #[serde(default)]
     pub kv_spill: bool,
+    /// Move cached prefixes (idle sessions' contexts) evicted from HBM or SRAM to host or
+    /// Grace memory (GPUs) or external memory (wafers), and load them back when needed.
+    #[serde(default)]
+    pub kv_offload: bool,
     /// Request routing across replicas.
     #[serde(default)]
     pub routing: Routing,
@@ -360,6 +474,7 @@ pub const SERVE_FIELDS: &[&str] = &[
     "max_batched_tokens",
     "block_tokens",
     "kv_spill",
+    "kv_offload",
     "routing",
     "priority",
     "preemption",
@@ -400,6 +515,7 @@ impl Default for ServeSpec {
             max_batched_tokens: default_max_batched_tokens(),
             block_tokens: default_block_tokens(),
             kv_spill: false,
+            kv_offload: false,
             routing: Routing::default(),
             priority: Priority::default(),
             preemption: PreemptionMode::default(),
@@ -436,6 +552,7 @@ impl ServeSpec {
             max_batched_tokens: self.max_batched_tokens,
             block_tokens: self.block_tokens,
             kv_spill: self.kv_spill,
+            kv_offload: self.kv_offload,
             routing: self.routing,
             priority: self.priority,
             preemption: self.preemption,
@@ -625,9 +742,12 @@ mod tests {
                 "disaggregate" => toml::Value::String("1p1d".into()),
                 "objective" => toml::Value::String("throughput".into()),
                 "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "sample_lengths"
-                | "draft" | "rate_schedule" => toml::Value::String("x".into()),
-                "kv_spill" | "prefix_caching" | "attention_dp" => toml::Value::Boolean(true),
-                "rate_per_s" | "burstiness" | "alpha" => toml::Value::Float(0.5),
+                | "draft" | "rate_schedule" | "session_turns" | "turn_input_tokens"
+                | "session_file" => toml::Value::String("x".into()),
+                "kv_spill" | "kv_offload" | "prefix_caching" | "attention_dp" => {
+                    toml::Value::Boolean(true)
+                }
+                "rate_per_s" | "burstiness" | "alpha" | "think_s" => toml::Value::Float(0.5),
                 _ => toml::Value::Integer(1),
             };
             let mut t = toml::Table::new();

@@ -10,8 +10,8 @@ use crate::cost::{
 };
 use crate::engine::event::{ns_from_s, s_from_ns};
 use crate::engine::{
-    self, Disaggregation, EngineConfig, Loop, Observe, Outcome, PreemptionMode, Priority,
-    RequestRecord, Routing, ServingPolicy, SpecConfig,
+    self, Disaggregation, EngineConfig, KvTier, Loop, Observe, Outcome, PreemptionMode, Priority,
+    RequestRecord, Routing, ServingPolicy, SpecConfig, MAX_TIERS,
 };
 use crate::error::{Error, Result};
 use crate::metrics::{summarise_collected, Collector, Summary};
@@ -46,6 +46,9 @@ pub struct ServeSettings {
     pub prefix_caching: bool,
     /// Prefill and decode on separate replicas: (prefill replicas, decode replicas).
     pub disaggregate: Option<Split>,
+    /// Move cached prefixes evicted from HBM or SRAM to the tier below (host or Grace memory,
+    /// external memory) and load them back when needed, instead of dropping them.
+    pub kv_offload: bool,
 }
 
 /// A disaggregated split of replicas, written `XpYd` (e.g. `1p3d`: one prefill replica, three
@@ -104,6 +107,7 @@ impl Default for ServeSettings {
             preemption: PreemptionMode::Recompute,
             prefix_caching: true,
             disaggregate: None,
+            kv_offload: false,
         }
     }
 }
@@ -391,14 +395,20 @@ impl System {
     /// Time to copy one token's KV cache to or from host memory, s: each device over its own
     /// host link (GPUs: `gpu.host_bandwidth_bytes_per_s`; wafers: the external memory).
     pub fn swap_s_per_token(&self) -> Result<f64> {
+        self.host_s_per_token("preemption = swap", "use recompute")
+    }
+
+    /// As [`System::swap_s_per_token`]; `setting` names what needs it in errors, `instead`
+    /// what to do without it.
+    fn host_s_per_token(&self, setting: &str, instead: &str) -> Result<f64> {
         let bytes = self.placement.kv_bytes_per_token_per_device;
         match self.hardware.kind() {
             Some(HardwareKind::Gpu(g)) => match g.host_bandwidth_bytes_per_s {
                 Some(bw) => Ok(bytes / bw),
                 None => Err(Error::arg(
-                    "preemption = swap",
+                    setting,
                     format!(
-                        "{} has no gpu.host_bandwidth_bytes_per_s (GPU to host memory, bytes/s); add it to the profile or use recompute",
+                        "{} has no gpu.host_bandwidth_bytes_per_s (GPU to host memory, bytes/s); add it to the profile or {instead}",
                         self.hardware.name
                     ),
                 )),
@@ -443,6 +453,49 @@ impl System {
             );
         }
         w
+    }
+
+    /// The KV tiers of `--kv-offload`, as one instance sees them: host memory (GPUs: each GPU's
+    /// `gpu.host_memory_bytes` holds its share of every token, over its own host link) or the
+    /// external memory (wafers: the share of it KV may use, as `--kv-spill` counts it).
+    fn kv_tiers(&self, s: &ServeSettings) -> Result<[Option<KvTier>; MAX_TIERS]> {
+        if !s.kv_offload {
+            return Ok([None; MAX_TIERS]);
+        }
+        let p = &self.placement;
+        let s_per_token =
+            self.host_s_per_token("kv_offload (--kv-offload)", "drop --kv-offload")?;
+        let tokens_per_replica = match self.hardware.kind() {
+            Some(HardwareKind::Gpu(g)) => {
+                let bytes = g.host_memory_bytes.ok_or_else(|| {
+                    Error::arg(
+                        "kv_offload (--kv-offload)",
+                        format!(
+                            "{} has no gpu.host_memory_bytes (host memory per GPU for KV offload, bytes); add it to the profile or drop --kv-offload",
+                            self.hardware.name
+                        ),
+                    )
+                })?;
+                // Under attention data parallelism each GPU holds whole sequences.
+                let holders = if p.attention_dp { p.tp } else { 1 };
+                (bytes / p.kv_bytes_per_token_per_device).floor() as u64 * u64::from(holders)
+            }
+            Some(HardwareKind::Wafer(_)) if s.kv_spill => {
+                return Err(Error::arg(
+                    "kv_offload (--kv-offload)",
+                    "offload and --kv-spill would both use the external memory; choose one",
+                ))
+            }
+            Some(HardwareKind::Wafer(_)) => p.kv_spill_tokens_per_replica,
+            None => 0,
+        };
+        Ok([
+            Some(KvTier {
+                capacity_tokens: tokens_per_replica / u64::from(p.lanes),
+                s_per_token,
+            }),
+            None,
+        ])
     }
 
     /// Engine settings for this placement: one instance per replica and pipeline lane.
@@ -497,6 +550,7 @@ impl System {
                 swap_s_per_token,
                 prefix_caching: s.prefix_caching,
                 disaggregation,
+                kv_tiers: self.kv_tiers(s)?,
             },
         })
     }

@@ -74,6 +74,37 @@ pub(super) struct SimulateArgs {
     /// Shared prompt prefixes: tokens at the start of each prompt shared within its group.
     #[arg(long, value_name = "TOKENS", requires = "prefix_groups")]
     prefix_tokens: Option<u32>,
+    /// Agentic sessions: how many to draw. --rate (or --rate-schedule) then starts sessions,
+    /// --prompt-tokens is each first turn's prompt and --output-tokens every turn's output; a
+    /// later turn's prompt is the whole context so far plus --turn-input-tokens, sent --think-s
+    /// after the previous turn's last token.
+    #[arg(long, value_name = "N", conflicts_with_all = ["trace", "concurrency", "requests", "prefix_groups", "session_file"])]
+    sessions: Option<usize>,
+    /// Agentic sessions: turns per session: N, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA.
+    #[arg(long, default_value = "20", value_name = "DIST")]
+    session_turns: String,
+    /// Agentic sessions: new tokens each later turn adds (tool results, a user message): N,
+    /// uniform:MIN:MAX or lognormal:MEDIAN:SIGMA.
+    #[arg(long, default_value = "2000", value_name = "DIST")]
+    turn_input_tokens: String,
+    /// Agentic sessions: time from a turn's last token to the next turn (tools running), s.
+    #[arg(
+        long,
+        default_value_t = 5.0,
+        value_name = "S",
+        allow_negative_numbers = true
+    )]
+    think_s: f64,
+    /// Agentic sessions from a JSONL file, one session per line: {"start_s": S, "turns":
+    /// [{"input_tokens": N, "output_tokens": M, "think_s": S}, ...]} (start_s and think_s
+    /// optional).
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["trace", "concurrency", "requests", "prefix_groups"])]
+    session_file: Option<PathBuf>,
+    /// Keep idle sessions' KV cache in the tiers below HBM or SRAM (host or Grace memory on
+    /// GPUs, external memory on wafers) when it is evicted, and reload it on the session's next
+    /// turn over the tier's link instead of recomputing it.
+    #[arg(long)]
+    kv_offload: bool,
     /// Random seed (arrivals and lengths).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -168,6 +199,7 @@ impl SimulateArgs {
                 max_batched_tokens: self.max_batched_tokens,
                 block_tokens: self.block_tokens,
                 kv_spill: self.kv_spill,
+                kv_offload: self.kv_offload,
                 routing: self.routing,
                 priority: self.priority,
                 preemption: self.preemption,
@@ -188,6 +220,11 @@ impl SimulateArgs {
                 sample_lengths: self.sample_lengths.clone(),
                 prefix_groups: self.prefix_groups,
                 prefix_tokens: self.prefix_tokens,
+                sessions: self.sessions,
+                session_turns: LengthText::Text(self.session_turns.clone()),
+                turn_input_tokens: LengthText::Text(self.turn_input_tokens.clone()),
+                think_s: self.think_s,
+                session_file: self.session_file.clone(),
                 seed: self.seed,
             },
             record_timeline: self.trace_out.is_some(),

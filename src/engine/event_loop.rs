@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use super::event::{ns_from_s, s_from_ns, EventQueue, SimTime};
 use super::instance::{Instance, Seq, UNSET};
 use super::kv_cache::BlockPool;
+use super::kv_tiers::{TierStats, TierStore};
 use super::prefix_cache::PrefixCache;
 use super::upcoming::Upcoming;
 use super::{EngineConfig, Loop, Observe, Outcome, RequestRecord, HORIZON_S};
@@ -35,6 +36,8 @@ pub(super) enum Event {
     StepDone(u32),
     /// A request's KV cache reached the decode pool.
     Transferred(u32),
+    /// A request's prefix was loaded back from a tier below the KV cache (slot).
+    Reloaded(u32),
 }
 
 /// The state of one run: requests, instances and the event queue.
@@ -58,6 +61,10 @@ pub(super) struct Engine<'a> {
     pub(super) keep_records: bool,
     /// When the last request arrived, once it has.
     pub(super) last_arrival: Option<SimTime>,
+    /// Requests arrived so far.
+    pub(super) arrived: usize,
+    /// The workload has session turns, sent as their predecessors complete.
+    pub(super) sessions: bool,
     /// Closed loop: the next request to issue when one completes.
     pub(super) next_closed: Option<u32>,
     /// Keep a [`super::StepRecord`] per iteration.
@@ -137,16 +144,37 @@ fn block_pool(cfg: &EngineConfig) -> BlockPool {
 }
 
 /// Requests the engine cannot serve: empty prompts or outputs, arrivals out of order or past the
-/// horizon, a request whose KV cache outgrows one instance.
+/// horizon, a request whose KV cache outgrows one instance, session turns in a closed loop or
+/// linked to a turn that is not a later one. True if the workload has sessions.
 pub(super) fn check_requests(
     specs: impl Iterator<Item = RequestSpec>,
     cfg: &EngineConfig,
     mode: Loop,
-) -> Result<()> {
+) -> Result<bool> {
     let pool = block_pool(cfg);
     let blocks = pool.total();
     let mut previous = 0.0;
+    let mut sessions = false;
+    let mut links: Vec<(usize, u32)> = Vec::new();
+    let mut follows: Vec<bool> = Vec::new();
     for (i, s) in specs.enumerate() {
+        let turn = s.session;
+        if let Some(t) = turn {
+            sessions = true;
+            if mode != Loop::Open {
+                return Err(Error::arg(
+                    "workload",
+                    "session turns are sent as their predecessors complete: give an open loop (a rate starting sessions), not a concurrency",
+                ));
+            }
+            if let Some(n) = t.next {
+                links.push((i, n));
+            }
+        }
+        if sessions {
+            follows.resize(i, false);
+            follows.push(turn.is_some_and(|t| t.follows));
+        }
         if s.output_tokens == 0 || s.prompt_tokens == 0 {
             return Err(Error::arg(
                 "workload",
@@ -165,7 +193,9 @@ pub(super) fn check_requests(
                 ),
             ));
         }
-        if mode == Loop::Open && i > 0 && s.arrival_s < previous {
+        // A later turn's time is only the earliest it may be sent: it keeps no order.
+        let later = turn.is_some_and(|t| t.follows);
+        if mode == Loop::Open && i > 0 && s.arrival_s < previous && !later {
             return Err(Error::arg(
                 "workload",
                 format!("request {i} arrives before request {}", i - 1),
@@ -183,9 +213,19 @@ pub(super) fn check_requests(
                 ),
             ));
         }
-        previous = s.arrival_s;
+        if !later {
+            previous = s.arrival_s;
+        }
     }
-    Ok(())
+    for (i, n) in links {
+        if !follows.get(n as usize).copied().unwrap_or(false) {
+            return Err(Error::arg(
+                "workload",
+                format!("request {i}: its session's next turn, request {n}, is not a later turn of the workload"),
+            ));
+        }
+    }
+    Ok(sessions)
 }
 
 impl<'a> Engine<'a> {
@@ -197,6 +237,7 @@ impl<'a> Engine<'a> {
         cfg: EngineConfig,
         observe: Observe<'a>,
         skip: bool,
+        sessions: bool,
     ) -> Engine<'a> {
         let pool = block_pool(&cfg);
         let instances = (0..cfg.instances)
@@ -206,6 +247,13 @@ impl<'a> Engine<'a> {
                 waiting_tokens: 0,
                 pool: pool.clone(),
                 prefix: PrefixCache::default(),
+                tiers: cfg
+                    .policy
+                    .kv_tiers
+                    .iter()
+                    .flatten()
+                    .map(|t| TierStore::new(*t))
+                    .collect(),
                 step: Vec::new(),
                 swap_tokens: 0,
                 sending: 0,
@@ -222,8 +270,13 @@ impl<'a> Engine<'a> {
             },
             ..Outcome::default()
         };
-        // Iteration skipping looks one arrival per instance ahead.
-        let ahead = cfg.instances as usize + 1;
+        // Iteration skipping looks one arrival per instance ahead; session turns are taken in
+        // the order their sessions reach them.
+        let ahead = if sessions {
+            total
+        } else {
+            cfg.instances as usize + 1
+        };
         Engine {
             upcoming: Upcoming::new(specs, total, ahead),
             cost,
@@ -237,6 +290,8 @@ impl<'a> Engine<'a> {
             on_complete: observe.on_complete,
             keep_records: observe.records,
             last_arrival: None,
+            arrived: 0,
+            sessions,
             next_closed: None,
             record: observe.timeline,
             turn: [0, 0],
@@ -307,7 +362,8 @@ impl<'a> Engine<'a> {
         match event {
             Event::Arrival(i) => {
                 let r = self.admit_slot(i, now);
-                if i as usize + 1 == self.upcoming.total() {
+                self.arrived += 1;
+                if self.arrived == self.upcoming.total() {
                     self.last_arrival = Some(now);
                     self.out.backlog_at_last_arrival = self
                         .seqs
@@ -317,10 +373,14 @@ impl<'a> Engine<'a> {
                 }
                 let k = self.route(r, false);
                 self.seqs[r].instance = k as u32;
-                self.enqueue(k, r as u32, false);
-                if mode == Loop::Open {
+                if !self.reload(k, r, now) {
+                    self.enqueue(k, r as u32, false);
+                }
+                // The open loop's next arrival (a session's later turns are sent on completions).
+                if mode == Loop::Open && !self.seqs[r].follows {
                     self.next_arrival = None;
-                    if let Some(next) = self.upcoming.get(i as usize + 1) {
+                    let next = self.upcoming.get(i as usize + 1);
+                    if let Some(next) = next.filter(|n| !n.session.is_some_and(|t| t.follows)) {
                         self.queue
                             .push(ns_from_s(next.arrival_s), Event::Arrival(i + 1));
                         self.next_arrival = Some(i + 1);
@@ -336,6 +396,7 @@ impl<'a> Engine<'a> {
                 touched.push(self.seqs[r as usize].instance as usize);
                 touched.push(self.arrive_decoded(r as usize));
             }
+            Event::Reloaded(r) => touched.push(self.reloaded(r as usize)),
         }
     }
 
@@ -362,6 +423,10 @@ impl<'a> Engine<'a> {
             cached_prompt: 0,
             admitted: false,
             credit: 0.0,
+            next: spec.session.and_then(|t| t.next),
+            loaded: 0,
+            requeue_front: false,
+            follows: spec.session.is_some_and(|t| t.follows),
         };
         match self.free_slots.pop() {
             Some(r) => {
@@ -379,6 +444,21 @@ impl<'a> Engine<'a> {
     pub(super) fn outcome(self) -> Result<Outcome> {
         let mut out = self.out;
         out.prefix_evictions = self.instances.iter().map(|i| i.prefix.evictions()).sum();
+        let tiers = self.instances.first().map_or(0, |i| i.tiers.len());
+        out.kv_tiers = (0..tiers)
+            .map(|t| {
+                self.instances.iter().fold(TierStats::default(), |a, i| {
+                    let b = i.tiers[t].stats;
+                    TierStats {
+                        hits: a.hits + b.hits,
+                        tokens_in: a.tokens_in + b.tokens_in,
+                        tokens_out: a.tokens_out + b.tokens_out,
+                        load_s: a.load_s + b.load_s,
+                        evictions: a.evictions + b.evictions,
+                    }
+                })
+            })
+            .collect();
         out.busy_s = self
             .instances
             .iter()

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use super::event::{ns_from_s, s_from_ns, SimTime};
 use super::event_loop::{Engine, Event};
 use super::kv_cache::BlockPool;
+use super::kv_tiers::TierStore;
 use super::policy::Priority;
 use super::prefix_cache::PrefixCache;
 use super::scheduler::cacheable;
@@ -49,9 +50,17 @@ pub(super) struct Seq {
     pub(super) arrival: SimTime,
     /// The shared prefix its prompt starts with, if any.
     pub(super) prefix: Option<PromptPrefix>,
+    /// Its session's next turn (a workload index), sent when it completes.
+    pub(super) next: Option<u32>,
+    /// Tokens of its prefix being loaded back from a tier below the KV cache.
+    pub(super) loaded: u32,
+    /// Once loaded back, it rejoins its queue at the head (it had reached it).
+    pub(super) requeue_front: bool,
     /// Its KV cache sits in host memory (swap preemption).
     pub(super) swapped: bool,
     pub(super) admitted: bool,
+    /// A session's later turn (sent on its predecessor's completion).
+    pub(super) follows: bool,
 }
 
 /// A time not reached yet (a request not started, not finished).
@@ -66,6 +75,8 @@ pub(super) struct Instance {
     pub(super) waiting_tokens: u64,
     pub(super) pool: BlockPool,
     pub(super) prefix: PrefixCache,
+    /// The tiers below its KV cache, first (fastest) first.
+    pub(super) tiers: Vec<TierStore>,
     /// The iteration in flight: (request, tokens computed, speculative decode).
     pub(super) step: Vec<(u32, u32, bool)>,
     /// Tokens to copy to or from host memory before the next iteration (swap preemption).
@@ -195,6 +206,16 @@ impl Engine<'_> {
         self.out.end_s = self.out.end_s.max(record.completion_s);
         self.completed += 1;
         self.free_slots.push(r as u32);
+        if let Some(next) = self.seqs[r].next {
+            // The session's next turn, once the client has thought.
+            let spec = self
+                .upcoming
+                .get(next as usize)
+                .expect("a session's turns are held until sent");
+            let think = spec.session.map_or(0.0, |t| t.think_s);
+            let at = (now + ns_from_s(think)).max(ns_from_s(spec.arrival_s));
+            self.queue.push(at, Event::Arrival(next));
+        }
         if let Some(next) = self.next_closed {
             if (next as usize) < self.upcoming.total() {
                 self.queue.push(now, Event::Arrival(next));
@@ -233,6 +254,7 @@ impl Engine<'_> {
             s.generated += yielded;
             s.last_token = now;
             if s.generated == s.output {
+                self.keep_context(k, r);
                 self.release(k, r);
                 self.complete(r, now);
                 left = true;

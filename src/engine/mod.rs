@@ -25,6 +25,7 @@ pub mod event;
 mod event_loop;
 mod instance;
 pub mod kv_cache;
+pub mod kv_tiers;
 pub mod policy;
 pub mod prefix_cache;
 mod router;
@@ -38,6 +39,7 @@ use crate::cost::CostModel;
 use crate::error::Result;
 use crate::sketch::Sketch;
 use crate::workload::RequestSource;
+pub use kv_tiers::{KvTier, TierStats, MAX_TIERS};
 pub use policy::{Disaggregation, PreemptionMode, Priority, Routing, ServingPolicy};
 
 /// Engine settings.
@@ -123,6 +125,8 @@ pub struct Outcome {
     pub kv_transfers: u64,
     /// Time spent in those transfers, summed over requests, s.
     pub kv_transfer_s: f64,
+    /// What each KV tier below the cache did (one entry per tier, none without tiers).
+    pub kv_tiers: Vec<TierStats>,
     /// Every iteration, when recorded ([`run_recorded`]); empty otherwise.
     pub timeline: Vec<StepRecord>,
 }
@@ -244,9 +248,16 @@ fn run_with<'a, R: RequestSource + ?Sized>(
     skip: bool,
 ) -> Result<Outcome> {
     event_loop::check_settings(&cfg)?;
-    event_loop::check_requests(specs.specs(), &cfg, mode)?;
-    let mut engine =
-        event_loop::Engine::new(specs.specs(), specs.count(), cost, cfg, observe, skip);
+    let sessions = event_loop::check_requests(specs.specs(), &cfg, mode)?;
+    let mut engine = event_loop::Engine::new(
+        specs.specs(),
+        specs.count(),
+        cost,
+        cfg,
+        observe,
+        skip,
+        sessions,
+    );
     engine.start(mode)?;
     engine.run(mode)?;
     engine.outcome()

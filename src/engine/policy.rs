@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::kv_tiers::{KvTier, MAX_TIERS};
+
 /// How a request picks its instance among those of its pool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -16,8 +18,9 @@ pub enum Routing {
     /// The instance with the fewest KV-cache tokens in use or queued for (ties: lowest index).
     LeastKv,
     /// Requests of one prefix group go to the same instance (a hash of the group), so their
-    /// shared prefix is cached once; to the least outstanding when loads are out of balance
-    /// (over 64 requests apart and 1.5 times, SGLang's router thresholds) or without a prefix.
+    /// shared prefix is cached once; a session's later turn to the instance keeping its
+    /// context, if one does; to the least outstanding when loads are out of balance (over 64
+    /// requests apart and 1.5 times, SGLang's router thresholds) or without a prefix.
     PrefixAffinity,
 }
 
@@ -78,6 +81,8 @@ pub struct ServingPolicy {
     pub prefix_caching: bool,
     /// Separate prefill and decode pools, if set.
     pub disaggregation: Option<Disaggregation>,
+    /// Tiers below the KV cache that evicted prefixes move down to (none: they are dropped).
+    pub kv_tiers: [Option<KvTier>; MAX_TIERS],
 }
 
 impl Default for ServingPolicy {
@@ -90,6 +95,7 @@ impl Default for ServingPolicy {
             swap_s_per_token: 0.0,
             prefix_caching: true,
             disaggregation: None,
+            kv_tiers: [None; MAX_TIERS],
         }
     }
 }

@@ -62,16 +62,31 @@ impl PrefixCache {
         );
     }
 
+    /// Remove `group`'s entry if no request references it (to be replaced); its blocks.
+    pub fn remove_unused(&mut self, group: u32) -> Option<u32> {
+        match self.entries.get(&group) {
+            Some(e) if e.refs == 0 => self.entries.remove(&group).map(|e| e.blocks),
+            _ => None,
+        }
+    }
+
     /// Evict the least recently used entry that no request references; its blocks, or `None`
     /// if every entry is in use.
     pub fn evict_one(&mut self) -> Option<u32> {
+        self.evict_entry().map(|(_, blocks, _)| blocks)
+    }
+
+    /// As [`evict_one`](Self::evict_one): the entry's group, blocks and tokens.
+    pub fn evict_entry(&mut self) -> Option<(u32, u32, u32)> {
         let (&group, _) = self
             .entries
             .iter()
             .filter(|(_, e)| e.refs == 0)
             .min_by_key(|(&g, e)| (e.last_use, g))?;
         self.evictions += 1;
-        self.entries.remove(&group).map(|e| e.blocks)
+        self.entries
+            .remove(&group)
+            .map(|e| (group, e.blocks, e.tokens))
     }
 
     /// Entries evicted so far.

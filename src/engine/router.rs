@@ -28,6 +28,12 @@ impl Engine<'_> {
             + i.waiting_tokens
     }
 
+    /// Whether instance `k` keeps `group`'s cached prefix, in its KV cache or a tier below.
+    fn holds(&self, k: usize, group: u32) -> bool {
+        let i = &self.instances[k];
+        i.prefix.contains(group) || i.tiers.iter().any(|t| t.contains(group))
+    }
+
     /// The instance request `r` joins, among the arrival pool or the decode pool.
     pub(super) fn route(&mut self, r: usize, decode: bool) -> usize {
         let pool = self.pool(decode);
@@ -50,7 +56,13 @@ impl Engine<'_> {
                 let (lo, hi) = loads.fold((usize::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
                 match self.seqs[r].prefix {
                     Some(p) if !decode && !policy::imbalanced(hi, lo) => {
-                        pool.start + policy::affinity(p.group, pool.len() as u32) as usize
+                        let home =
+                            pool.start + policy::affinity(p.group, pool.len() as u32) as usize;
+                        // A session's later turn goes where its context is kept, if anywhere.
+                        let held = self.seqs[r]
+                            .follows
+                            .then(|| pool.clone().find(|&k| self.holds(k, p.group)));
+                        held.flatten().unwrap_or(home)
                     }
                     _ => least(&|k| self.outstanding(k) as u64),
                 }

@@ -48,12 +48,62 @@ impl Engine<'_> {
         }
     }
 
-    /// Free blocks by evicting unused cached prefixes until `want` are free; false if they cannot.
-    fn make_room(&mut self, k: usize, want: u32) -> bool {
+    /// A session turn that completes on instance `k` with a next turn to come leaves its whole
+    /// context (whole blocks of it) cached for that turn, in place of the shorter context it
+    /// started from: the blocks it holds stay where they are. Kept only where prefixes are
+    /// cached and the next turn can be routed (not on a decode-only instance).
+    pub(super) fn keep_context(&mut self, k: usize, r: usize) {
+        let s = self.seqs[r];
+        let decode_only = self
+            .cfg
+            .policy
+            .disaggregation
+            .is_some_and(|d| k >= d.prefill_instances as usize);
+        let (Some(_), Some(p)) = (s.next, s.prefix) else {
+            return;
+        };
+        if !self.cfg.policy.prefix_caching || decode_only {
+            return;
+        }
+        let bt = self.cfg.block_tokens;
+        let tokens = s.kv / bt * bt;
+        let blocks = tokens / bt;
+        if blocks == 0 || blocks > s.blocks + s.shared_blocks {
+            return;
+        }
+        self.release(k, r);
+        let inst = &mut self.instances[k];
+        if let Some(b) = inst.prefix.remove_unused(p.group) {
+            inst.pool.release(b);
+        }
+        if inst.prefix.contains(p.group) {
+            // Another request reads the older context: it stays, the longer one is dropped.
+            return;
+        }
+        inst.pool.allocate(blocks);
+        inst.prefix.insert(p.group, blocks, tokens);
+        inst.prefix.release(p.group);
+    }
+
+    /// Free blocks by evicting unused cached prefixes until `want` are free (each moving down to
+    /// the tiers below, if any); false if they cannot.
+    pub(super) fn make_room(&mut self, k: usize, want: u32) -> bool {
         let inst = &mut self.instances[k];
         while inst.pool.free() < want {
-            match inst.prefix.evict_one() {
-                Some(b) => inst.pool.release(b),
+            match inst.prefix.evict_entry() {
+                Some((group, blocks, tokens)) => {
+                    inst.pool.release(blocks);
+                    if inst.tiers.is_empty() {
+                        continue;
+                    }
+                    let mut down = vec![(group, tokens)];
+                    for tier in &mut inst.tiers {
+                        down = down
+                            .into_iter()
+                            .flat_map(|(g, t)| tier.insert(g, t))
+                            .collect();
+                    }
+                }
                 None => return false,
             }
         }
@@ -224,6 +274,15 @@ impl Engine<'_> {
     /// Admit request `r`, at the head of instance `k`'s queue, and put its first work in the
     /// batch; false (and the queue unchanged) if its blocks cannot be found.
     fn admit(&mut self, k: usize, r: usize, batch: &mut Batch, budget: &mut u32) -> bool {
+        if self.reload(k, r, self.queue.now()) {
+            // Its prefix was moved down while it waited: it leaves the queue until loaded back.
+            let known = u64::from(self.known(r));
+            let inst = &mut self.instances[k];
+            inst.waiting.pop_front();
+            inst.waiting_tokens -= known;
+            self.seqs[r].requeue_front = true;
+            return true;
+        }
         let hit = self.acquire_prefix(k, r);
         let (n, speculative, _) = self.next_work(r, *budget);
         let s = self.seqs[r];

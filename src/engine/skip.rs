@@ -24,9 +24,14 @@ impl Engine<'_> {
     /// or, conservatively, any event of a closed loop or of disaggregated serving) may touch it;
     /// `others` is the earliest end of an iteration other instances start at this instant.
     fn quiet_until(&self, k: usize, others: SimTime) -> SimTime {
-        if !self.open_loop || self.cfg.policy.disaggregation.is_some() {
-            // Completions (which issue a closed loop's next request) and finished prefills
-            // (which send their KV) happen only when an iteration ends.
+        if !self.open_loop
+            || self.sessions
+            || self.cfg.policy.disaggregation.is_some()
+            || self.cfg.policy.kv_tiers[0].is_some()
+        {
+            // Completions (which issue a closed loop's next request or a session's next turn),
+            // finished prefills (which send their KV) and reloads from a tier are events of
+            // the queue.
             return self.queue.peek_time().unwrap_or(UNSET).min(others);
         }
         let Some(next) = self.next_arrival else {

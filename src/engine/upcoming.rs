@@ -1,6 +1,7 @@
 //! The requests not yet arrived, read from their source in order as the run reaches them: the
 //! next few are held (iteration skipping looks up to one arrival per instance ahead), the rest
-//! are not drawn yet.
+//! are not drawn yet. A session workload, whose later turns arrive in an order only the run
+//! knows, is held whole and taken in any order.
 
 use std::collections::VecDeque;
 
@@ -9,7 +10,8 @@ use crate::workload::RequestSpec;
 /// Requests from index `base` on: `held` ahead of the source.
 pub(super) struct Upcoming<'a> {
     source: Box<dyn Iterator<Item = RequestSpec> + 'a>,
-    held: VecDeque<RequestSpec>,
+    /// Requests from `base` on; `None` once taken.
+    held: VecDeque<Option<RequestSpec>>,
     /// Index of the first held request.
     base: usize,
     /// Requests in all.
@@ -39,7 +41,7 @@ impl<'a> Upcoming<'a> {
     fn fill(&mut self) {
         while self.held.len() < self.ahead {
             match self.source.next() {
-                Some(s) => self.held.push_back(s),
+                Some(s) => self.held.push_back(Some(s)),
                 None => break,
             }
         }
@@ -50,19 +52,22 @@ impl<'a> Upcoming<'a> {
         self.total
     }
 
-    /// Request `i`, if it is held (not taken yet and at most `ahead` past the next).
+    /// Request `i`, if it is held (not taken yet and at most `ahead` past the first not taken).
     pub(super) fn get(&self, i: usize) -> Option<&RequestSpec> {
-        i.checked_sub(self.base).and_then(|k| self.held.get(k))
+        i.checked_sub(self.base)
+            .and_then(|k| self.held.get(k))
+            .and_then(Option::as_ref)
     }
 
-    /// Take request `i`, the next one: requests are taken in index order.
+    /// Take request `i`, a held one (the next in index order unless every request is held).
     pub(super) fn take(&mut self, i: usize) -> RequestSpec {
-        debug_assert_eq!(i, self.base, "requests are taken in order");
-        let s = self
-            .held
-            .pop_front()
-            .expect("a request past the last is never taken");
-        self.base += 1;
+        let s = self.held[i - self.base]
+            .take()
+            .expect("a request is taken once, while held");
+        while let Some(None) = self.held.front() {
+            self.held.pop_front();
+            self.base += 1;
+        }
         self.fill();
         s
     }

@@ -166,6 +166,8 @@ pub struct Summary {
     pub kv_transfers: u64,
     /// Mean time of one such transfer, s (NaN without transfers).
     pub kv_transfer_mean_s: f64,
+    /// What each KV tier below the cache did (`--kv-offload`; empty without tiers).
+    pub kv_tiers: Vec<crate::engine::TierStats>,
     /// Iterations run.
     pub steps: u64,
     /// Saturation verdict.
@@ -270,6 +272,7 @@ pub fn summarise_collected(out: &Outcome, c: &Collector, open_loop: bool) -> Sum
         } else {
             f64::NAN
         },
+        kv_tiers: out.kv_tiers.clone(),
         steps: out.steps,
         saturation: Saturation {
             saturated,

@@ -156,6 +156,11 @@ pub struct GpuSystem {
     /// on Grace-Blackwell); used to price swapping KV cache out on preemption. Optional: without
     /// it, swap preemption is refused.
     pub host_bandwidth_bytes_per_s: Option<f64>,
+    /// Host memory per GPU that KV offload may use, bytes (Grace LPDDR5X on Grace-Blackwell,
+    /// the server's DRAM shared by its GPUs elsewhere), reached at `host_bandwidth_bytes_per_s`.
+    /// Optional: without it, `--kv-offload` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_memory_bytes: Option<f64>,
     /// Achieved fraction of each peak.
     pub efficiency: Efficiency,
     /// Optional GEMM efficiency curves by tensor-core class, fitted to measured kernels
@@ -382,6 +387,9 @@ impl GpuSystem {
         c.in_range("gpu.interconnect.latency_s", link.latency_s, TIME_S);
         if let Some(bw) = self.host_bandwidth_bytes_per_s {
             c.in_range("gpu.host_bandwidth_bytes_per_s", bw, BANDWIDTH_BYTES_PER_S);
+        }
+        if let Some(b) = self.host_memory_bytes {
+            c.in_range("gpu.host_memory_bytes", b, CAPACITY_BYTES);
         }
         c.fraction("gpu.efficiency.compute", self.efficiency.compute);
         if let Some(b) = &self.efficiency.compute_by_precision {

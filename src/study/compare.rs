@@ -138,6 +138,7 @@ impl CompareLoad {
                 sigma: self.sigma,
             },
             prefixes: None,
+            sessions: None,
         };
         let mut warnings = system.warnings();
         let (requests, cut) = workload.generate(seed, system.context_limit().0)?;

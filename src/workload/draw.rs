@@ -4,12 +4,15 @@
 //! [`Workload::generate`] makes, in the same order from the same seeded streams, so a lazily
 //! drawn run is the run of the materialised list.
 
+use std::sync::Arc;
+
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use statrs::distribution::Gamma;
 
 use super::{
-    check_schedule, schedule_advance, Arrivals, LengthDist, PromptPrefix, RequestSpec, Workload,
+    check_schedule, schedule_advance, session, Arrivals, LengthDist, PromptPrefix, RequestSpec,
+    Sessions, Workload,
 };
 use crate::error::{Error, Result};
 use crate::warning::Warnings;
@@ -61,6 +64,9 @@ pub struct Drawn {
     gamma: Option<Gamma>,
     /// Rows of the length dataset (0 without one).
     picks: usize,
+    /// A session workload's turns, drawn whole (later turns are sent as the run goes, in an
+    /// order only the run knows), and the turns it dropped or cut.
+    turns: Option<(Arc<Vec<RequestSpec>>, Warnings)>,
 }
 
 impl Drawn {
@@ -142,13 +148,38 @@ impl Drawn {
             (Some(n), _) | (_, Some(n)) => n,
             (None, None) => 0,
         };
-        Ok(Drawn {
+        let mut drawn = Drawn {
             workload,
             seed,
             cap,
             gamma,
             picks,
-        })
+            turns: None,
+        };
+        if let Some(sessions) = &drawn.workload.sessions {
+            if drawn.workload.prefixes.is_some() {
+                return Err(Error::arg(
+                    "prefix_groups / sessions",
+                    "a session's turns share its own context; drop prefix_groups and prefix_tokens",
+                ));
+            }
+            let first: Vec<RequestSpec> = drawn.draws().collect();
+            let (rows, think_s) = match sessions {
+                Sessions::Drawn(shape) => (
+                    session::draw(shape, &drawn.workload.output, &first, seed),
+                    shape.think_s,
+                ),
+                Sessions::File(rows) => (rows.clone(), 0.0),
+            };
+            let starts: Vec<f64> = rows
+                .iter()
+                .zip(&first)
+                .map(|(r, f)| r.start_s.unwrap_or(f.arrival_s))
+                .collect();
+            let (turns, warnings) = session::expand(&rows, &starts, cap, think_s);
+            drawn.turns = Some((Arc::new(turns), warnings));
+        }
+        Ok(drawn)
     }
 
     /// The requests, drawn in order; the iterator counts the lengths it cut.
@@ -171,8 +202,12 @@ impl Drawn {
         }
     }
 
-    /// The lengths cut to fit the context, over all the requests (one pass of drawing).
+    /// The lengths cut to fit the context, over all the requests (one pass of drawing), or the
+    /// session turns dropped or cut.
     pub fn warnings(&self) -> Warnings {
+        if let Some((_, w)) = &self.turns {
+            return w.clone();
+        }
         let mut draws = self.draws();
         draws.by_ref().for_each(drop);
         draws.warnings()
@@ -181,10 +216,16 @@ impl Drawn {
 
 impl RequestSource for Drawn {
     fn count(&self) -> usize {
-        self.workload.requests
+        match &self.turns {
+            Some((t, _)) => t.len(),
+            None => self.workload.requests,
+        }
     }
     fn specs(&self) -> Box<dyn Iterator<Item = RequestSpec> + '_> {
-        Box::new(self.draws())
+        match &self.turns {
+            Some((t, _)) => Box::new(t.iter().copied()),
+            None => Box::new(self.draws()),
+        }
     }
 }
 
@@ -285,6 +326,7 @@ impl Iterator for Draws<'_> {
             prompt_tokens: prompt,
             output_tokens: output,
             prefix,
+            session: None,
         })
     }
 
@@ -351,6 +393,7 @@ mod tests {
                 prompt_tokens: prompt,
                 output_tokens: output,
                 prefix,
+                session: None,
             });
         }
         out
@@ -409,6 +452,7 @@ mod tests {
                 prompt,
                 output,
                 prefixes: prefixes.map(|(groups, tokens)| SharedPrefixes { groups, tokens }),
+                sessions: None,
             };
             let Ok(drawn) = Drawn::new(w.clone(), seed, context) else {
                 // Refused settings are refused by both.

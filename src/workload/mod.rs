@@ -15,7 +15,11 @@ use crate::error::{Error, Result};
 use crate::warning::Warnings;
 
 mod draw;
+mod session;
 pub use draw::{Drawn, Draws, RequestSource};
+pub use session::{
+    parse_sessions, read_sessions, SessionRow, SessionShape, Sessions, Turn, TurnRow,
+};
 
 /// One request to serve.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +32,8 @@ pub struct RequestSpec {
     pub output_tokens: u32,
     /// The shared prefix its prompt starts with, if any.
     pub prefix: Option<PromptPrefix>,
+    /// Its place in an agentic session, if it is a session's turn.
+    pub session: Option<Turn>,
 }
 
 impl RequestSpec {
@@ -38,6 +44,7 @@ impl RequestSpec {
             prompt_tokens,
             output_tokens,
             prefix: None,
+            session: None,
         }
     }
 }
@@ -308,10 +315,11 @@ impl LengthDist {
     }
 }
 
-/// A workload: arrivals and lengths for `requests` requests.
+/// A workload: arrivals and lengths for `requests` requests, or for `requests` sessions of
+/// several turns each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
-    /// Number of requests.
+    /// Number of requests (of sessions, when `sessions` is set).
     pub requests: usize,
     /// Arrival process.
     pub arrivals: Arrivals,
@@ -321,6 +329,9 @@ pub struct Workload {
     pub output: LengthDist,
     /// Shared prompt prefixes, if any.
     pub prefixes: Option<SharedPrefixes>,
+    /// Agentic sessions: the arrivals start sessions, `prompt` gives their first turns' prompts
+    /// and `output` every turn's output (see [`Sessions`]).
+    pub sessions: Option<Sessions>,
 }
 
 impl Workload {
@@ -331,9 +342,7 @@ impl Workload {
     /// prompt leaves), and every cut is counted in the returned warnings.
     pub fn generate(&self, seed: u64, context_tokens: u64) -> Result<(Vec<RequestSpec>, Warnings)> {
         let drawn = Drawn::new(self.clone(), seed, context_tokens)?;
-        let mut draws = drawn.draws();
-        let requests = draws.by_ref().collect();
-        Ok((requests, draws.warnings()))
+        Ok((drawn.specs().collect(), drawn.warnings()))
     }
 
     /// The same requests as [`Workload::generate`], drawn one at a time as a run asks for them
@@ -436,6 +445,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Vec<TraceRow>> {
             prompt_tokens: tokens(1, "num_prefill_tokens", 1)?,
             output_tokens: tokens(2, "num_decode_tokens", 1)?,
             prefix: None,
+            session: None,
         });
     }
     if rows.is_empty() {
@@ -455,6 +465,7 @@ mod tests {
             prompt: LengthDist::Fixed(100),
             output: LengthDist::Fixed(10),
             prefixes: None,
+            sessions: None,
         }
     }
 
@@ -569,6 +580,7 @@ mod tests {
             prompt: LengthDist::Fixed(10),
             output: LengthDist::Fixed(10),
             prefixes: None,
+            sessions: None,
         };
         let (r, _) = w.generate(7, 4096).unwrap();
         let count = |a: f64, b: f64| {

@@ -12,6 +12,7 @@ mod properties;
 mod reliability;
 mod scale;
 mod serving;
+mod sessions;
 mod trust;
 mod validate;
 

@@ -3,8 +3,8 @@
 
 use infersim::cost::{expected_tokens_per_step, Batch, ConstantCost, CostModel};
 use infersim::engine::{
-    run, Disaggregation, EngineConfig, Loop, PreemptionMode, Priority, Routing, ServingPolicy,
-    SpecConfig,
+    run, Disaggregation, EngineConfig, KvTier, Loop, PreemptionMode, Priority, Routing,
+    ServingPolicy, SpecConfig,
 };
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model, Override};
@@ -35,6 +35,7 @@ proptest! {
         speculative in prop::option::of((1u32..6, 0.0f64..=1.0)),
         (routing, prefill_first, preemption, caching, split) in (0usize..4, any::<bool>(), 0usize..3, any::<bool>(), any::<bool>()),
         prefixes in prop::option::of((1u32..4, 1u32..2000)),
+        tier_tokens in prop::option::of(0u64..8000),
     ) {
         let mut specs = specs;
         if let Some((groups, tokens)) = prefixes {
@@ -53,6 +54,7 @@ proptest! {
                 transfer_s_per_token: 1e-6,
                 transfer_latency_s: 1e-4,
             }),
+            kv_tiers: [tier_tokens.map(|capacity_tokens| KvTier { capacity_tokens, s_per_token: 1e-6 }), None],
         };
         let cost = ConstantCost { per_step_s: 0.005, per_token_s: per_token_us * 1e-6 };
         let gamma = speculative.map_or(0, |(g, _)| u64::from(g));

@@ -169,6 +169,7 @@ fn streamed_metrics_match_the_records_they_replace() {
             sigma: 0.8,
         },
         prefixes: None,
+        sessions: None,
     };
     // Below capacity, well above it (the queue grows), and a closed loop.
     let mut overloaded = 0;

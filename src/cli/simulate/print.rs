@@ -33,7 +33,7 @@ pub(super) fn json(a: &SimulateArgs, r: &Report) -> String {
         "preemptions": s.preemptions, "steps": s.steps, "saturation": s.saturation,
         "prefix_cache_hit_fraction": s.prefix_cache_hit_fraction,
         "swapped_tokens": s.swapped_tokens, "kv_transfers": s.kv_transfers,
-        "kv_transfer_mean_s": s.kv_transfer_mean_s,
+        "kv_transfer_mean_s": s.kv_transfer_mean_s, "kv_tiers": s.kv_tiers,
         "slo": slo, "slo_report": slo_report, "max_rate_per_s": max_rate,
         "energy_j_per_output_token": energy.j_per_output_token(),
         "cost_usd_per_million_output_tokens": energy.usd_per_million_output_tokens(),
@@ -185,11 +185,26 @@ fn head_lines(r: &Report) -> Vec<(&'static str, String)> {
                 }
             ),
         ),
+    ]
+    .into_iter()
+    .chain(s.kv_tiers.iter().map(|t| {
+        (
+            "kv offload",
+            format!(
+                "{} of {} tokens, {} s waiting on loads; {} tokens moved down, {} for room",
+                count(t.hits, "reload"),
+                t.tokens_out,
+                num(t.load_s, 4),
+                t.tokens_in,
+                count(t.evictions, "eviction")
+            ),
+        )
+    }))
+    .chain([
         ("saturated", sat),
         ("energy", energy_text(&r.energy)),
         ("cost", cost_text(&r.energy)),
-    ]
-    .into_iter()
+    ])
     .chain(r.run.warnings.iter().map(|w| {
         (
             "warning",
@@ -273,6 +288,9 @@ fn policy_text(s: &ServeSettings) -> String {
         value_name(s.preemption),
         if s.prefix_caching { "on" } else { "off" }
     );
+    if s.kv_offload {
+        t.push_str(", KV offload on");
+    }
     match s.disaggregate {
         Some(d) => t.push_str(&format!(", disaggregated {d}")),
         None => t.push_str(", colocated"),

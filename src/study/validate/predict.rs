@@ -134,6 +134,7 @@ fn workload(lengths: &(LengthDist, LengthDist), requests: usize, arrivals: Arriv
         prompt: lengths.0.clone(),
         output: lengths.1.clone(),
         prefixes: None,
+        sessions: None,
     }
 }
 
