@@ -109,3 +109,80 @@ fn grace_memory_offload_saves_the_recompute_at_the_link_s_bandwidth() {
     assert!(on.summary.throughput_output_tokens_per_s > off.summary.throughput_output_tokens_per_s);
     approx::assert_relative_eq!(out_tokens(&on), out_tokens(&off), max_relative = 1e-9);
 }
+
+#[test]
+fn a_turn_is_sent_its_think_time_after_the_last_token_and_reuses_the_context() {
+    // Two sessions of three turns on one replica; the second starts while the first thinks.
+    let file = sessions_file(
+        "turns.jsonl",
+        &[
+            session(0.0, &[(5000, 40, 0.0), (700, 30, 2.5), (900, 20, 1.0)]),
+            session(0.5, &[(3000, 10, 0.0), (100, 10, 4.0)]),
+        ],
+    );
+    let r = run(&file, false, true);
+    let q = &r.outcome.requests;
+    // Order: first turns (0, 1), then session 0's later turns (2, 3), then session 1's (4).
+    assert_eq!(
+        q.iter().map(|x| x.prompt_tokens).collect::<Vec<_>>(),
+        [5000, 3000, 5740, 6670, 3110]
+    );
+    for (turn, previous, think) in [(2, 0, 2.5), (3, 2, 1.0), (4, 1, 4.0)] {
+        approx::assert_abs_diff_eq!(
+            q[turn].arrival_s,
+            q[previous].completion_s + think,
+            epsilon = 1e-9
+        );
+        // The previous context's whole 16-token blocks come from the cache: its prompt and
+        // outputs but the last output token, whose KV was never computed.
+        let context = q[previous].prompt_tokens + q[previous].output_tokens - 1;
+        assert_eq!(
+            q[turn].cached_prompt_tokens,
+            context / 16 * 16,
+            "turn {turn}"
+        );
+    }
+    assert_eq!(q[0].cached_prompt_tokens + q[1].cached_prompt_tokens, 0);
+}
+
+#[test]
+fn generated_sessions_grow_to_the_context_limit_and_say_so() {
+    let s = Scenario {
+        hardware: "gb200-nvl72".into(),
+        model: "gpt-5.3-codex".into(),
+        overrides: Vec::new(),
+        serve: ServeSpec {
+            routing: Routing::PrefixAffinity,
+            kv_offload: true,
+            ..ServeSpec::default()
+        },
+        workload: WorkloadSpec {
+            rate_per_s: Some(0.05),
+            sessions: Some(4),
+            prompt_tokens: infersim::scenario::LengthText::Tokens(60_000),
+            output_tokens: infersim::scenario::LengthText::Tokens(500),
+            session_turns: infersim::scenario::LengthText::Tokens(80),
+            turn_input_tokens: infersim::scenario::LengthText::Tokens(6_000),
+            ..WorkloadSpec::default()
+        },
+        record_timeline: false,
+        keep_records: true,
+    };
+    let r = s.run().unwrap();
+    // 60,000 + 6,500 per turn: the 54th turn would pass 400,000 tokens.
+    let longest = r
+        .outcome
+        .requests
+        .iter()
+        .map(|q| q.prompt_tokens)
+        .max()
+        .unwrap();
+    assert!(longest > 390_000 && longest <= 400_000, "{longest}");
+    assert_eq!(r.summary.requests, 4 * 53);
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == "session_turns_dropped")
+        .unwrap();
+    assert_eq!(w.count, 4 * (80 - 53));
+}
