@@ -29,6 +29,31 @@ pub fn cases(cases: u32) -> proptest::test_runner::Config {
     }
 }
 
+/// Make `specs` (sorted by arrival) the turns of `m` sessions (none for 0): the first `m`
+/// requests start them; request i >= m is a later turn of session i % m, sent 0 to 20 ms after
+/// request i - m completes, its prompt starting with that one's context.
+pub fn as_sessions(specs: &mut [infersim::workload::RequestSpec], m: usize) {
+    use infersim::workload::{PromptPrefix, Turn};
+    for i in (0..specs.len()).filter(|_| m > 0) {
+        let next = (i + m < specs.len()).then_some((i + m) as u32);
+        let context = if i >= m {
+            specs[i - m].prompt_tokens + specs[i - m].output_tokens
+        } else {
+            0
+        };
+        let s = &mut specs[i];
+        s.prefix = Some(PromptPrefix {
+            group: (i % m) as u32,
+            tokens: context.min(s.prompt_tokens),
+        });
+        s.session = Some(Turn {
+            next,
+            think_s: 0.01 * (i % 3) as f64,
+            follows: i >= m,
+        });
+    }
+}
+
 /// Run the built binary with `args`.
 pub fn infersim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_infersim"))

@@ -34,8 +34,11 @@ proptest! {
         per_token_us in 0.0f64..50.0,
         speculative in prop::option::of((1u32..6, 0.0f64..=1.0)),
         (routing, prefill_first, preemption, caching, split) in (0usize..4, any::<bool>(), 0usize..3, any::<bool>(), any::<bool>()),
-        prefixes in prop::option::of((1u32..4, 1u32..2000)),
-        tier_tokens in prop::option::of(0u64..8000),
+        (prefixes, tier_tokens, sessions) in (
+            prop::option::of((1u32..4, 1u32..2000)),
+            prop::option::of(0u64..8000),
+            prop::option::of(1usize..6),
+        ),
     ) {
         let mut specs = specs;
         if let Some((groups, tokens)) = prefixes {
@@ -43,6 +46,8 @@ proptest! {
                 s.prefix = Some(PromptPrefix { group: i as u32 % groups, tokens: tokens.min(s.prompt_tokens) });
             }
         }
+        let m = sessions.map_or(0, |m| m.min(specs.len()));
+        super::as_sessions(&mut specs, m);
         let policy = ServingPolicy {
             routing: [Routing::RoundRobin, Routing::LeastOutstanding, Routing::LeastKv, Routing::PrefixAffinity][routing],
             priority: if prefill_first { Priority::Prefill } else { Priority::Decode },
@@ -73,6 +78,12 @@ proptest! {
         };
         let out = run(&specs, &cost as &dyn CostModel, cfg, Loop::Open).unwrap();
         prop_assert_eq!(out.requests.len(), specs.len());
+        for i in (m..specs.len()).filter(|_| m > 0) {
+            let (q, p) = (&out.requests[i], &out.requests[i - m]);
+            let think = specs[i].session.unwrap().think_s;
+            prop_assert!(q.arrival_s >= p.completion_s + think - 1e-9);
+            prop_assert!(q.arrival_s >= specs[i].arrival_s - 1e-9);
+        }
         for (r, s) in out.requests.iter().zip(&specs) {
             prop_assert!(r.arrival_s <= r.first_token_s + 1e-9);
             prop_assert!(r.first_token_s <= r.completion_s);

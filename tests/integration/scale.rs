@@ -5,7 +5,9 @@
 //! 1% of exact ones and saturation reads as from every record; a lazily drawn workload is
 //! served as its list.
 
-use infersim::engine::{run, run_stepwise, Loop, Outcome, PreemptionMode, RequestRecord, Routing};
+use infersim::engine::{
+    run, run_stepwise, KvTier, Loop, Outcome, PreemptionMode, RequestRecord, Routing,
+};
 use infersim::metrics::{overload, tpot_of, ttft_of, Dist, OVERLOAD_SPANS};
 use infersim::placement::ParallelRequest;
 use infersim::profile::{load_hardware, load_model, Override};
@@ -71,6 +73,7 @@ fn same(a: &Outcome, b: &Outcome) -> Result<(), TestCaseError> {
     prop_assert_eq!(a.end_s, b.end_s);
     prop_assert_eq!(a.swapped_tokens, b.swapped_tokens);
     prop_assert_eq!(a.prefix_evictions, b.prefix_evictions);
+    prop_assert_eq!(&a.kv_tiers, &b.kv_tiers);
     Ok(())
 }
 
@@ -84,7 +87,8 @@ proptest! {
         speculative in prop::option::of((1u32..5, 0.1f64..0.95)),
         lengths in prop::collection::vec((0.0f64..3.0, 1u32..3000, 1u32..400), 1..60),
         (instances, max_batch, budget) in (1u32..4, 1u32..48, 64u32..4096),
-        (routing, preemption, closed, prefixes) in (0usize..3, 0usize..3, any::<bool>(), any::<bool>()),
+        (routing, preemption, closed, prefixes) in (0usize..4, 0usize..3, any::<bool>(), 0usize..3),
+        tier_tokens in prop::option::of(0u64..20_000),
     ) {
         let (sys, spill) = system(pick, overlap, speculative);
         let mut specs: Vec<RequestSpec> = {
@@ -92,16 +96,21 @@ proptest! {
             v.sort_by(|a, b| a.0.total_cmp(&b.0));
             v.into_iter().map(|(t, p, o)| RequestSpec::new(t, p, o)).collect()
         };
-        if prefixes {
+        // Shared prefixes (1) or sessions of several turns (2).
+        if prefixes == 1 {
             for (i, s) in specs.iter_mut().enumerate() {
                 s.prefix = Some(PromptPrefix { group: i as u32 % 3, tokens: 700.min(s.prompt_tokens) });
             }
+        }
+        if prefixes == 2 {
+            let m = 3.min(specs.len());
+            super::as_sessions(&mut specs, m);
         }
         let settings = ServeSettings {
             max_batch,
             max_batched_tokens: budget,
             kv_spill: spill,
-            routing: [Routing::RoundRobin, Routing::LeastOutstanding, Routing::LeastKv][routing],
+            routing: [Routing::RoundRobin, Routing::LeastOutstanding, Routing::LeastKv, Routing::PrefixAffinity][routing],
             preemption: [PreemptionMode::Recompute, PreemptionMode::Swap, PreemptionMode::Never][preemption],
             ..ServeSettings::default()
         };
@@ -109,6 +118,7 @@ proptest! {
         cfg.instances = instances;
         // A small cache, so that blocks run out and sequences are preempted now and then.
         cfg.kv_tokens_per_instance = cfg.kv_tokens_per_instance.min(12_000);
+        cfg.policy.kv_tiers[0] = tier_tokens.map(|capacity_tokens| KvTier { capacity_tokens, s_per_token: 1e-6 });
         let mode = if closed { Loop::Closed { concurrency: max_batch.min(8) } } else { Loop::Open };
         let skipped = run(&specs, sys.cost_model(), cfg, mode);
         let stepped = run_stepwise(&specs, sys.cost_model(), cfg, mode);
