@@ -373,9 +373,7 @@ impl<'a> Engine<'a> {
                 }
                 let k = self.route(r, false);
                 self.seqs[r].instance = k as u32;
-                if !self.reload(k, r, now) {
-                    self.enqueue(k, r as u32, false);
-                }
+                self.enqueue(k, r as u32, false);
                 // The open loop's next arrival (a session's later turns are sent on completions).
                 if mode == Loop::Open && !self.seqs[r].follows {
                     self.next_arrival = None;
@@ -424,8 +422,7 @@ impl<'a> Engine<'a> {
             admitted: false,
             credit: 0.0,
             next: spec.session.and_then(|t| t.next),
-            loaded: 0,
-            requeue_front: false,
+            pinned: false,
             follows: spec.session.is_some_and(|t| t.follows),
         };
         match self.free_slots.pop() {

@@ -52,10 +52,8 @@ pub(super) struct Seq {
     pub(super) prefix: Option<PromptPrefix>,
     /// Its session's next turn (a workload index), sent when it completes.
     pub(super) next: Option<u32>,
-    /// Tokens of its prefix being loaded back from a tier below the KV cache.
-    pub(super) loaded: u32,
-    /// Once loaded back, it rejoins its queue at the head (it had reached it).
-    pub(super) requeue_front: bool,
+    /// It holds a reference to its prefix, loaded back from a tier, until admitted.
+    pub(super) pinned: bool,
     /// Its KV cache sits in host memory (swap preemption).
     pub(super) swapped: bool,
     pub(super) admitted: bool,

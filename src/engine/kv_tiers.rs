@@ -1,10 +1,12 @@
 //! KV-cache tiers below HBM or SRAM (host or Grace memory on GPUs, external memory on wafers):
 //! a cached prefix evicted from an instance's KV cache (an idle session's context, least
 //! recently used first) moves down to the first tier, and from a full tier, least recently used
-//! first, to the next; past the last it is dropped. A request whose prefix sits in a tier loads
-//! it back before it queues, over the tier's link at the tier's time per token, one load at a
-//! time per link (loads of one instance queue behind each other), while the instance goes on
-//! computing (as LMCache and NVIDIA Dynamo's KV block manager overlap loads with compute).
+//! first, to the next; past the last it is dropped. A request whose prefix sits in a tier, on
+//! reaching the head of its queue, takes the blocks for it and loads it back over the tier's
+//! link at the tier's time per token, one load at a time per link (loads of one instance queue
+//! behind each other), while the instance goes on computing (as vLLM with LMCache and NVIDIA
+//! Dynamo's KV block manager load at scheduling time, overlapped with compute); then it is
+//! admitted as a cache hit.
 //! Moving an entry down is written through without stalling the instance (its bytes are
 //! counted, its time not); an entry lives in one tier at a time.
 
@@ -104,6 +106,11 @@ impl TierStore {
         out
     }
 
+    /// Tokens of `group`'s entry, if held.
+    pub(super) fn held(&self, group: u32) -> Option<u32> {
+        self.entries.get(&group).map(|&(t, _)| t)
+    }
+
     /// Take `group`'s entry out to load it back; its tokens.
     pub(super) fn take(&mut self, group: u32) -> Option<u32> {
         let (t, _) = self.entries.remove(&group)?;
@@ -113,9 +120,10 @@ impl TierStore {
 }
 
 impl Engine<'_> {
-    /// Request `r` on instance `k` at `now` (just routed there, or reaching the head of its
-    /// queue): if its prefix is in a tier below the cache (and not in the cache), start loading
-    /// it back and return true (it queues once loaded); false otherwise.
+    /// Request `r`, at the head of instance `k`'s queue at `now`: if its prefix is in a tier
+    /// below the cache (and not in the cache) and blocks can be found for it, the blocks are
+    /// taken, the load starts and true is returned: the request leaves the queue and rejoins
+    /// its head once loaded, the blocks held for it meanwhile. False otherwise.
     pub(super) fn reload(&mut self, k: usize, r: usize, now: SimTime) -> bool {
         let bt = self.cfg.block_tokens;
         let s = &self.seqs[r];
@@ -125,43 +133,42 @@ impl Engine<'_> {
         let Some((group, tokens)) = cacheable(s.prompt, s.prefix, bt) else {
             return false;
         };
-        let inst = &mut self.instances[k];
+        let inst = &self.instances[k];
         if inst.prefix.contains(group) {
             return false;
         }
         let Some(t) = inst.tiers.iter().position(|x| x.contains(group)) else {
             return false;
         };
-        let tier = &mut inst.tiers[t];
-        let held = tier.take(group).expect("found above");
+        let held = inst.tiers[t].held(group).expect("found above");
         let load = held.min(tokens) / bt * bt;
+        let blocks = load / bt;
+        if !self.make_room(k, blocks) || !self.instances[k].tiers[t].contains(group) {
+            // No room (or making it pushed the entry out of the tier): the prompt is computed.
+            return false;
+        }
+        let inst = &mut self.instances[k];
+        inst.tiers[t].take(group);
+        inst.pool.allocate(blocks);
+        // The request's reference keeps the blocks until it is admitted.
+        inst.prefix.insert(group, blocks, load);
+        let tier = &mut inst.tiers[t];
         let start = now.max(tier.link_free);
         let end = start + ns_from_s(f64::from(load) * tier.tier().s_per_token);
         tier.link_free = end;
         tier.stats.hits += 1;
         tier.stats.tokens_out += u64::from(load);
         tier.stats.load_s += s_from_ns(end - now);
-        self.seqs[r].loaded = load;
+        self.seqs[r].pinned = true;
         self.queue.push(end, Event::Reloaded(r as u32));
         true
     }
 
-    /// Request `r`'s prefix has been loaded back: it goes into its instance's cache (room made
-    /// as for any block; without room it is lost and the prompt computed) and the request
-    /// queues. The instance.
+    /// Request `r`'s prefix has been loaded back into its instance's cache: it rejoins the head
+    /// of its queue. The instance.
     pub(super) fn reloaded(&mut self, r: usize) -> usize {
         let k = self.seqs[r].instance as usize;
-        let tokens = std::mem::take(&mut self.seqs[r].loaded);
-        let group = self.seqs[r].prefix.expect("reloads are of prefixes").group;
-        let blocks = tokens / self.cfg.block_tokens;
-        if !self.instances[k].prefix.contains(group) && self.make_room(k, blocks) {
-            let inst = &mut self.instances[k];
-            inst.pool.allocate(blocks);
-            inst.prefix.insert(group, blocks, tokens);
-            inst.prefix.release(group);
-        }
-        let front = std::mem::take(&mut self.seqs[r].requeue_front);
-        self.enqueue(k, r as u32, front);
+        self.enqueue(k, r as u32, true);
         k
     }
 }

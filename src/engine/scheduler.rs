@@ -251,6 +251,10 @@ impl Engine<'_> {
         let s = &self.seqs[r];
         let (g, tokens) = cacheable(s.prompt, s.prefix, self.cfg.block_tokens)?;
         let cached = self.instances[k].prefix.acquire(g)?;
+        if std::mem::take(&mut self.seqs[r].pinned) {
+            // The reference its reload took becomes this one.
+            self.instances[k].prefix.release(g);
+        }
         let t = tokens.min(cached);
         self.seqs[r].kv = t;
         self.seqs[r].shared_blocks = t / self.cfg.block_tokens;
@@ -275,12 +279,11 @@ impl Engine<'_> {
     /// batch; false (and the queue unchanged) if its blocks cannot be found.
     fn admit(&mut self, k: usize, r: usize, batch: &mut Batch, budget: &mut u32) -> bool {
         if self.reload(k, r, self.queue.now()) {
-            // Its prefix was moved down while it waited: it leaves the queue until loaded back.
+            // Its prefix is in a tier below: it leaves the queue until loaded back.
             let known = u64::from(self.known(r));
             let inst = &mut self.instances[k];
             inst.waiting.pop_front();
             inst.waiting_tokens -= known;
-            self.seqs[r].requeue_front = true;
             return true;
         }
         let hit = self.acquire_prefix(k, r);
