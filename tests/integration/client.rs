@@ -94,6 +94,26 @@ fn simulate_reports_both_views_in_every_format() {
         "{csv}"
     );
 
+    // Per-request records gain the client columns, each row's TTFT the one above.
+    let path = std::env::temp_dir().join(format!("infersim-client-{}.csv", std::process::id()));
+    let mut with_records = args.to_vec();
+    with_records.extend(["--requests-out", path.to_str().unwrap()]);
+    ok(&with_records);
+    let records = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    let mut lines = records.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header
+        .iter()
+        .position(|h| *h == "client_ttft_s")
+        .expect("client columns");
+    approx::assert_relative_eq!(
+        row[at].parse::<f64>().unwrap(),
+        expected,
+        max_relative = 1e-9
+    );
+
     // Persistent: no connection round trips, through --set.
     let mut persistent = with_json.clone();
     persistent.extend(["--set", "hardware.frontend.persistent_connection=true"]);

@@ -217,7 +217,9 @@ fn predict_single(row: &ReferenceRow, sys: &System, context_tokens: u64) -> Resu
         other => {
             return Err(Error::arg(
                 format!("row {}", row.id),
-                format!("a single_stream scenario measures per-user speed or TPOT, not {other:?}"),
+                format!(
+                    "a single_stream scenario measures per-user speed, TPOT or client TTFT, not {other:?}"
+                ),
             ))
         }
     };
