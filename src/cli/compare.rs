@@ -15,6 +15,7 @@ use super::text::{count, device_noun, devices_text, opt, pretty};
 use crate::energy::EnergyCost;
 use crate::error::Result;
 use crate::limits::{check_count, MAX_REQUESTS, MAX_USERS};
+use crate::metrics::FrontendScale;
 use crate::report::plot;
 use crate::report::{num, Format, Table};
 use crate::study::compare::{self, CompareLoad, CompareRow, Curve};
@@ -42,6 +43,11 @@ pub(super) struct CompareArgs {
     /// Users per replica of the interactivity curves, comma-separated.
     #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_values_t = compare::INTERACTIVITY_USERS)]
     interactivity_users: Vec<u32>,
+    /// What-if on each hardware profile's [frontend] (the network and API stack in front of the
+    /// deployment): factors on the per-roundtrip overhead and on the per-token overhead, e.g.
+    /// roundtrip=0.2,token=0.7; moves only the client-side TTFT.
+    #[arg(long, value_name = "roundtrip=F,token=F")]
+    frontend_scale: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -77,7 +83,18 @@ pub(super) fn run(a: &CompareArgs) -> Result<String> {
             check_count("--interactivity-users", u.into(), MAX_USERS)?;
         }
     }
-    let rows = compare::run(&load, &overrides, a.seed)?;
+    let scale = a
+        .frontend_scale
+        .as_deref()
+        .map(|t| FrontendScale::parse("--frontend-scale", t))
+        .transpose()?;
+    let rows = compare::run(&load, &overrides, a.seed, scale)?;
+    if scale.is_some() && rows.iter().all(|r| r.client_ttft_s.is_none()) {
+        return Err(crate::error::Error::arg(
+            "--frontend-scale",
+            "expected hardware profiles with a [frontend] table to scale; no row of the comparison has one",
+        ));
+    }
     if let Some(path) = &a.plot_out {
         let users = count(u64::from(load.users_per_replica), "user");
         write_file(
@@ -119,7 +136,7 @@ pub(super) fn run(a: &CompareArgs) -> Result<String> {
             &references,
             curves.as_deref(),
         )),
-        Format::Csv => Ok(rows_table(&rows).csv()),
+        Format::Csv => Ok(csv_table(&rows).csv()),
         Format::Table => Ok(text_output(&load, &rows, ratio, &references)),
     }
 }
@@ -138,6 +155,7 @@ fn json_output(
             "hardware": r.hardware, "model": r.model, "status": r.status,
             "placement": r.placement,
             "tokens_per_s_per_user": r.tokens_per_s_per_user, "ttft_s": r.ttft_s,
+            "client_ttft_s": r.client_ttft_s,
             "itl_p50_s": r.itl_p50_s, "itl_p99_s": r.itl_p99_s,
             "throughput_output_tokens_per_s": r.throughput_output_tokens_per_s,
             "published_tokens_per_s_per_user": r.published_tokens_per_s_per_user,
@@ -206,6 +224,39 @@ fn rows_table(rows: &[CompareRow]) -> Table {
     t
 }
 
+/// The CSV of the rows: the text table's columns and the client-side median TTFT.
+fn csv_table(rows: &[CompareRow]) -> Table {
+    let mut t = rows_table(rows);
+    t.headers.push("client_ttft_p50_ms".into());
+    for (cells, r) in t.rows.iter_mut().zip(rows) {
+        cells.push(opt(r.client_ttft_s, 1e3, 4));
+    }
+    t
+}
+
+/// The client-side median TTFT of each row that has a [frontend], beside the server-side one.
+fn client_text(rows: &[CompareRow]) -> String {
+    let seen: Vec<_> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.client_ttft_s?, r.ttft_s?)))
+        .collect();
+    if seen.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Time to first token seen by the client (median; the hardware profile's [frontend]: network round trip, connection and API time per request, time per streamed token), against the server-side one from arrival at the engine:\n");
+    for (r, client, server) in seen {
+        out.push_str(&format!(
+            "  {} on {}: {} ms at the client, {} ms at the server ({}x)\n",
+            r.model,
+            r.hardware,
+            num(1e3 * client, 4),
+            num(1e3 * server, 4),
+            num(client / server, 3)
+        ));
+    }
+    out + "\n"
+}
+
 /// A line per row and kind of adjustment made to run it (none when nothing was adjusted).
 fn warnings_text(rows: &[CompareRow]) -> String {
     rows.iter()
@@ -260,9 +311,10 @@ fn text_output(
         None => "speed ratio Spark / full: not available until both rows are simulated (published: \"15x\")".into(),
     };
     format!(
-        "Flagship comparison: closed loop, {} per replica x {} each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\n{}\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
+        "Flagship comparison: closed loop, {} per replica x {} each; prompts lognormal(median {} tokens), outputs lognormal(median {} tokens), sigma {}.\nPer-user speed and latencies are medians over requests; published figures are per-user decode speeds.\n\n{}\n{ratio_text}\n\n{}{}\nSources of published figures:\n{}\nWafer reference rows: one sequence decoding after 1024 tokens on wse-3, 16-bit unless the model profile says otherwise; the fitted rows set the profile's two free parameters, the others are predictions.\n\n{}",
         count(u64::from(load.users_per_replica), "user"), count(u64::from(load.requests_per_user), "request"), load.prompt_median_tokens, load.output_median_tokens, load.sigma,
         rows_table(rows).render() + &warnings_text(rows),
+        client_text(rows),
         energy_assumptions(rows),
         rows.iter().filter(|r| !r.published_source.is_empty()).map(|r| format!("  {} on {}: {}\n", r.model, r.hardware, r.published_source)).collect::<String>(),
         references_table(references).render()

@@ -13,8 +13,9 @@ use super::text::LateProgress;
 use crate::energy::EnergyCost;
 use crate::engine::{PreemptionMode, Priority, RequestRecord, Routing};
 use crate::error::{Error, Result};
-use crate::metrics::Tally;
-use crate::report::{perfetto, plot, requests_csv, requests_csv_row, Format, REQUESTS_CSV_HEADER};
+use crate::metrics::{ClientCollector, ClientModel, ClientSummary, FrontendScale, Tally};
+use crate::profile::load_hardware;
+use crate::report::{perfetto, plot, requests_csv, requests_csv_header, requests_csv_row, Format};
 use crate::scenario::{ArrivalKind, LengthText, Run, Scenario, ServeSpec, WorkloadSpec};
 use crate::study::slo::{Slo, SloReport};
 use crate::system::ServeSettings;
@@ -167,6 +168,11 @@ pub(super) struct SimulateArgs {
     /// Write one CSV row per request: arrival, first token, completion (s), lengths, latencies.
     #[arg(long, value_name = "FILE.csv")]
     requests_out: Option<PathBuf>,
+    /// What-if on the hardware profile's [frontend] (the network and API stack in front of the
+    /// deployment): factors on the per-roundtrip overhead (connection round trips and
+    /// per-request API time) and on the per-token overhead, e.g. roundtrip=0.2,token=0.7.
+    #[arg(long, value_name = "roundtrip=F,token=F")]
+    frontend_scale: Option<String>,
     /// No progress counter (shown on a terminal once a run has taken a second).
     #[arg(long, short)]
     quiet: bool,
@@ -259,6 +265,8 @@ struct Report<'a> {
     /// The highest rate meeting the SLO, under --find-max-rate.
     max_rate: Option<f64>,
     energy: EnergyCost,
+    /// Client-side latencies, when the hardware profile has a [frontend].
+    client: Option<ClientSummary>,
 }
 
 pub(super) fn run(a: &SimulateArgs) -> Result<String> {
@@ -272,43 +280,75 @@ pub(super) fn run(a: &SimulateArgs) -> Result<String> {
         }
     }
     let slo = a.slo()?;
-    let scenario = a.scenario()?;
-    let (max_rate, run, slo_report) = match (&slo, a.find_max_rate) {
+    let mut scenario = a.scenario()?;
+    let model = client_model(a, &scenario)?;
+    // Under --find-max-rate the chosen run's records give its client view.
+    scenario.keep_records |= a.find_max_rate && model.is_some();
+    let (max_rate, run, slo_report, client) = match (&slo, a.find_max_rate) {
         (Some(slo), true) => {
             let (rate, run, windowed) = crate::study::slo::find_max_rate(&scenario, slo)?;
             // At the highest rate found, the verdict that found it: the run's steady state.
             let report = slo.evaluate_windowed(&windowed, run.summary.duration_s);
-            (Some(rate), run, Some(report))
+            let client = model.map(|m| ClientSummary::of(m, &run.outcome.requests));
+            (Some(rate), run, Some(report), client)
         }
         _ => {
             let bar = LateProgress::new(a.quiet, "requests completed");
             let limits = slo.map(|x| x.limits());
             let mut tally = Tally::default();
-            let run = run_writing_requests(&scenario, a.requests_out.as_deref(), &bar, |r| {
+            let mut client = model.map(ClientCollector::new);
+            let path = a.requests_out.as_deref();
+            let run = run_writing_requests(&scenario, path, model.as_ref(), &bar, |r| {
                 if let Some(l) = &limits {
                     tally.add(l, r);
+                }
+                if let Some(c) = client.as_mut() {
+                    c.add(r);
                 }
             });
             bar.finish();
             let run = run?;
             let report = slo.map(|x| x.report(&tally, run.summary.duration_s));
-            (None, run, report)
+            (None, run, report, client.map(|c| c.summary()))
         }
     };
     let energy = EnergyCost::of(&run.system, &run.summary);
     // Without --find-max-rate, records went to --requests-out as the run went.
-    write_outputs(a, &run, max_rate.is_none())?;
+    write_outputs(a, &run, model.as_ref(), max_rate.is_none())?;
     let r = Report {
         run: &run,
         slo,
         slo_report,
         max_rate,
         energy,
+        client,
     };
     match a.common.format {
         Format::Json => Ok(print::json(a, &r)),
         Format::Csv => Ok(print::csv(&r)),
         Format::Table => Ok(print::table(&r)),
+    }
+}
+
+/// The client model of the hardware profile's [frontend] under --frontend-scale, or `None`
+/// without a [frontend]; a scale without one to apply it to is an error.
+fn client_model(a: &SimulateArgs, scenario: &Scenario) -> Result<Option<ClientModel>> {
+    let scale = a
+        .frontend_scale
+        .as_deref()
+        .map(|t| FrontendScale::parse("--frontend-scale", t))
+        .transpose()?;
+    let hw = load_hardware(&scenario.hardware, &scenario.overrides)?;
+    match (&hw.frontend, scale) {
+        (Some(f), scale) => Ok(Some(ClientModel::new(f, scale.unwrap_or_default()))),
+        (None, Some(_)) => Err(crate::error::Error::arg(
+            "--frontend-scale",
+            format!(
+                "expected a hardware profile with a [frontend] table to scale; {} has none (see docs/profiles.md, or give its fields with --set hardware.frontend.FIELD=VALUE)",
+                hw.name
+            ),
+        )),
+        (None, None) => Ok(None),
     }
 }
 
@@ -331,7 +371,12 @@ fn workload_text(a: &SimulateArgs, requests: usize) -> String {
 }
 
 /// The files asked for with --trace-out, --plot-out and --requests-out.
-fn write_outputs(a: &SimulateArgs, run: &Run, streamed: bool) -> Result<()> {
+fn write_outputs(
+    a: &SimulateArgs,
+    run: &Run,
+    client: Option<&ClientModel>,
+    streamed: bool,
+) -> Result<()> {
     let sys = &run.system;
     let title = format!(
         "{} on {}: {}",
@@ -347,17 +392,18 @@ fn write_outputs(a: &SimulateArgs, run: &Run, streamed: bool) -> Result<()> {
         write_file(path, &plot::latency_cdfs(&run.outcome, &title)?)?;
     }
     if let (Some(path), false) = (&a.requests_out, streamed) {
-        write_file(path, &requests_csv(&run.outcome))?;
+        write_file(path, &requests_csv(&run.outcome, client))?;
     }
     Ok(())
 }
 
 /// Run `scenario`, counting requests as they complete on `bar` and, with `path`, writing each
-/// one's CSV row there (in completion order; the file appears whole once the run has ended, as
-/// every output does).
+/// one's CSV row there (in completion order, with client columns under `client`; the file
+/// appears whole once the run has ended, as every output does).
 fn run_writing_requests(
     scenario: &Scenario,
     path: Option<&std::path::Path>,
+    client: Option<&ClientModel>,
     bar: &LateProgress,
     mut each: impl FnMut(&RequestRecord),
 ) -> Result<Run> {
@@ -369,12 +415,15 @@ fn run_writing_requests(
         });
     };
     let mut file = AtomicFile::create(path)?;
-    let mut failed = file.write_all(REQUESTS_CSV_HEADER.as_bytes()).err();
+    let header = requests_csv_header(client.is_some());
+    let mut failed = file.write_all(header.as_bytes()).err();
     let run = scenario.run_streamed(&mut |i, r| {
         bar.inc();
         each(r);
         if failed.is_none() {
-            failed = file.write_all(requests_csv_row(i, r).as_bytes()).err();
+            failed = file
+                .write_all(requests_csv_row(i, r, client).as_bytes())
+                .err();
         }
     })?;
     if let Some(e) = failed {

@@ -124,6 +124,15 @@ pub(super) fn check_settings(cfg: &EngineConfig) -> Result<()> {
             ));
         }
     }
+    if !(cfg.policy.turn_gap_s >= 0.0 && cfg.policy.turn_gap_s.is_finite()) {
+        return Err(Error::arg(
+            "sessions",
+            format!(
+                "expected a finite, non-negative gap between turns, found {} s",
+                cfg.policy.turn_gap_s
+            ),
+        ));
+    }
     if !(cfg.policy.swap_s_per_token >= 0.0 && cfg.policy.swap_s_per_token.is_finite()) {
         return Err(Error::arg(
             "preemption",

@@ -205,12 +205,13 @@ impl Engine<'_> {
         self.completed += 1;
         self.free_slots.push(r as u32);
         if let Some(next) = self.seqs[r].next {
-            // The session's next turn, once the client has thought.
+            // The session's next turn, once the client has seen this one's last token, thought,
+            // and sent it through the network and API stack.
             let spec = self
                 .upcoming
                 .get(next as usize)
                 .expect("a session's turns are held until sent");
-            let think = spec.session.map_or(0.0, |t| t.think_s);
+            let think = spec.session.map_or(0.0, |t| t.think_s) + self.cfg.policy.turn_gap_s;
             let at = (now + ns_from_s(think)).max(ns_from_s(spec.arrival_s));
             self.queue.push(at, Event::Arrival(next));
         }

@@ -83,6 +83,9 @@ pub struct ServingPolicy {
     pub disaggregation: Option<Disaggregation>,
     /// Tiers below the KV cache that evicted prefixes move down to (none: they are dropped).
     pub kv_tiers: [Option<KvTier>; MAX_TIERS],
+    /// Time between a session turn's last token leaving the engine and the client's next turn
+    /// reaching it, beyond the client's think time: the network and API stack both ways, s.
+    pub turn_gap_s: f64,
 }
 
 impl Default for ServingPolicy {
@@ -96,6 +99,7 @@ impl Default for ServingPolicy {
             prefix_caching: true,
             disaggregation: None,
             kv_tiers: [None; MAX_TIERS],
+            turn_gap_s: 0.0,
         }
     }
 }

@@ -27,8 +27,10 @@ use statrs::statistics::{Data, OrderStatistics};
 use crate::engine::{Outcome, RequestRecord};
 use crate::sketch::Sketch;
 
+pub mod client;
 mod steady;
 mod stream;
+pub use client::{ClientCollector, ClientModel, ClientSummary, FrontendScale};
 pub use steady::{Limits, Tally, Windowed, WINDOW_BUCKETS};
 pub use stream::Collector;
 

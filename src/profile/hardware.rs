@@ -40,6 +40,10 @@ pub struct HardwareProfile {
     pub power: Option<Power>,
     /// Price per device-hour, if known.
     pub price: Option<Price>,
+    /// The network and API stack between a client and the deployment, for client-side
+    /// latencies ([`super::frontend`]); without it only server-side latencies are reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<super::frontend::Frontend>,
 }
 
 /// Where a power figure draws its line around the device.
@@ -336,6 +340,9 @@ impl HardwareProfile {
         if let Some(p) = &self.price {
             let usd = p.usd_per_device_hour;
             c.in_range("price.usd_per_device_hour", usd, USD_PER_DEVICE_HOUR);
+        }
+        if let Some(f) = &self.frontend {
+            f.check(&mut c);
         }
         c.problems
     }

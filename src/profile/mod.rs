@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod curve;
+pub mod frontend;
 pub mod hardware;
 pub mod kernel_curves;
 pub mod model;
@@ -11,6 +12,7 @@ pub mod wafer;
 
 pub use catalog::{load_hardware, load_model, Override};
 pub use curve::{GemmCurve, GemmCurves};
+pub use frontend::Frontend;
 pub use hardware::{
     GpuSystem, HardwareKind, HardwareProfile, Power, PowerBoundary, Price, PriceBasis, WaferSystem,
 };

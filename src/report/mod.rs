@@ -179,15 +179,38 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
 /// Header of the per-request CSV.
 pub const REQUESTS_CSV_HEADER: &str = "request,instance,arrival_s,first_token_s,completion_s,prompt_tokens,output_tokens,ttft_s,tpot_s,e2e_s,preemptions\n";
 
-/// One row of the per-request CSV: request `i`'s record (times in seconds).
-pub fn requests_csv_row(i: u32, r: &crate::engine::RequestRecord) -> String {
+/// Columns the per-request CSV gains when the hardware profile has a `[frontend]`: the client's
+/// TTFT, ITL (mean gap between tokens received) and end-to-end latency, s.
+pub const CLIENT_CSV_COLUMNS: &str = "client_ttft_s,client_itl_s,client_e2e_s";
+
+/// Header of the per-request CSV, with the client columns when `client`.
+pub fn requests_csv_header(client: bool) -> String {
+    if client {
+        format!("{},{CLIENT_CSV_COLUMNS}\n", REQUESTS_CSV_HEADER.trim_end())
+    } else {
+        REQUESTS_CSV_HEADER.to_string()
+    }
+}
+
+/// One row of the per-request CSV: request `i`'s record (times in seconds), and its client-side
+/// latencies under `client`.
+pub fn requests_csv_row(
+    i: u32,
+    r: &crate::engine::RequestRecord,
+    client: Option<&crate::metrics::ClientModel>,
+) -> String {
     let tpot = if r.output_tokens > 1 {
         ((r.completion_s - r.first_token_s) / f64::from(r.output_tokens - 1)).to_string()
     } else {
         String::new()
     };
+    let client = client.map_or(String::new(), |m| {
+        let c = m.latency(r);
+        let itl = c.itl_s.map_or(String::new(), |x| x.to_string());
+        format!(",{},{itl},{}", c.ttft_s, c.e2e_s)
+    });
     format!(
-        "{i},{},{},{},{},{},{},{},{tpot},{},{}\n",
+        "{i},{},{},{},{},{},{},{},{tpot},{},{}{client}\n",
         r.instance,
         r.arrival_s,
         r.first_token_s,
@@ -200,11 +223,15 @@ pub fn requests_csv_row(i: u32, r: &crate::engine::RequestRecord) -> String {
     )
 }
 
-/// Kept per-request records as CSV, one row per request in arrival order.
-pub fn requests_csv(outcome: &crate::engine::Outcome) -> String {
-    let mut s = String::from(REQUESTS_CSV_HEADER);
+/// Kept per-request records as CSV, one row per request in arrival order, with client columns
+/// under `client`.
+pub fn requests_csv(
+    outcome: &crate::engine::Outcome,
+    client: Option<&crate::metrics::ClientModel>,
+) -> String {
+    let mut s = requests_csv_header(client.is_some());
     for (i, r) in outcome.requests.iter().enumerate() {
-        s.push_str(&requests_csv_row(i as u32, r));
+        s.push_str(&requests_csv_row(i as u32, r, client));
     }
     s
 }

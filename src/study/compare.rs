@@ -12,6 +12,7 @@ use crate::energy::EnergyCost;
 use crate::engine::Loop;
 use crate::error::{Error, Result};
 use crate::limits::{check_count, MAX_REQUESTS, MAX_USERS};
+use crate::metrics::{ClientModel, ClientSummary, FrontendScale};
 use crate::placement::ParallelRequest;
 use crate::profile::catalog::Target;
 use crate::profile::{load_hardware, load_model, Override};
@@ -115,6 +116,18 @@ impl CompareLoad {
     /// Serve this load on `system`: users per replica (and pipeline lane) in a closed loop. The
     /// warnings count what was adjusted (a context limit, lengths cut to fit it).
     pub fn run(&self, system: &System, seed: u64) -> Result<(crate::metrics::Summary, Warnings)> {
+        self.run_seen(system, seed, None)
+            .map(|(summary, _, warnings)| (summary, warnings))
+    }
+
+    /// As [`CompareLoad::run`], with the client-side latencies of the hardware profile's
+    /// `[frontend]` under `scale` (`None` without a `[frontend]`).
+    pub fn run_seen(
+        &self,
+        system: &System,
+        seed: u64,
+        scale: Option<FrontendScale>,
+    ) -> Result<(crate::metrics::Summary, Option<ClientSummary>, Warnings)> {
         let p = &system.placement;
         // In 64 bits: the product of four 32-bit counts, checked against the bounds below.
         let users = u64::from(self.users_per_replica) * u64::from(p.replicas) * u64::from(p.lanes);
@@ -143,12 +156,18 @@ impl CompareLoad {
         let mut warnings = system.warnings();
         let (requests, cut) = workload.generate(seed, system.context_limit().0)?;
         warnings.extend(&cut);
-        let (_, summary) = system.simulate(
+        let (out, summary) = system.simulate(
             &requests,
             &ServeSettings::default(),
             Loop::Closed { concurrency: users },
         )?;
-        Ok((summary, warnings))
+        let client = system.hardware.frontend.as_ref().map(|f| {
+            ClientSummary::of(
+                ClientModel::new(f, scale.unwrap_or_default()),
+                &out.requests,
+            )
+        });
+        Ok((summary, client, warnings))
     }
 }
 
@@ -167,6 +186,9 @@ pub struct CompareRow {
     pub tokens_per_s_per_user: Option<f64>,
     /// Median time to first token, s.
     pub ttft_s: Option<f64>,
+    /// Median time to first token seen by the client (the hardware profile's `[frontend]`
+    /// added), s; `None` without a `[frontend]`.
+    pub client_ttft_s: Option<f64>,
     /// Median inter-token latency, s.
     pub itl_p50_s: Option<f64>,
     /// 99th-percentile inter-token latency, s.
@@ -217,9 +239,10 @@ fn run_row(
     load: &CompareLoad,
     overrides: &[Override],
     seed: u64,
+    scale: Option<FrontendScale>,
 ) -> Result<CompareRow> {
     let system = row_system(s, overrides)?;
-    let (sum, warnings) = load.run(&system, seed)?;
+    let (sum, client, warnings) = load.run_seen(&system, seed, scale)?;
     Ok(CompareRow {
         hardware: s.hardware.into(),
         model: s.model.into(),
@@ -227,6 +250,7 @@ fn run_row(
         placement: placement_text(&system),
         tokens_per_s_per_user: Some(sum.tokens_per_s_per_user.p50),
         ttft_s: Some(sum.ttft_s.p50),
+        client_ttft_s: client.map(|c| c.ttft_s.p50),
         itl_p50_s: Some(sum.itl_s.p50),
         itl_p99_s: Some(sum.itl_s.p99),
         throughput_output_tokens_per_s: Some(sum.throughput_output_tokens_per_s),
@@ -364,15 +388,20 @@ fn one_line(text: &str) -> String {
         .join("; ")
 }
 
-/// Run every scenario. A row that cannot be simulated (e.g. a `--set` that makes the model not
-/// fit) reports why in one line instead of failing the whole comparison; a `--set` that no
-/// machine has is an error.
-pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Result<Vec<CompareRow>> {
+/// Run every scenario, client-side latencies under `scale`. A row that cannot be simulated
+/// (e.g. a `--set` that makes the model not fit) reports why in one line instead of failing the
+/// whole comparison; a `--set` that no machine has is an error.
+pub fn run(
+    load: &CompareLoad,
+    overrides: &[Override],
+    seed: u64,
+    scale: Option<FrontendScale>,
+) -> Result<Vec<CompareRow>> {
     check_overrides_apply(overrides)?;
     Ok(SCENARIOS
         .iter()
         .map(|s| {
-            run_row(s, load, overrides, seed).unwrap_or_else(|e| CompareRow {
+            run_row(s, load, overrides, seed, scale).unwrap_or_else(|e| CompareRow {
                 hardware: s.hardware.into(),
                 model: s.model.into(),
                 status: match e {
@@ -384,6 +413,7 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Result<Vec<
                 placement: String::new(),
                 tokens_per_s_per_user: None,
                 ttft_s: None,
+                client_ttft_s: None,
                 itl_p50_s: None,
                 itl_p99_s: None,
                 throughput_output_tokens_per_s: None,
@@ -396,7 +426,7 @@ pub fn run(load: &CompareLoad, overrides: &[Override], seed: u64) -> Result<Vec<
         .collect())
 }
 
-/// The reference rows measured on wafers (`reference/published.toml`), predicted: the rows
+/// The per-user speed rows measured on wafers (`reference/published.toml`), predicted: the rows
 /// `hardware/wse-3.toml` was fitted to and the predictions beside them.
 pub fn wafer_references(
     overrides: &[Override],
@@ -407,7 +437,9 @@ pub fn wafer_references(
     )>,
 > {
     use crate::study::validate::{run, Fits, Ledger, ReferenceSet};
-    let set = ReferenceSet::shipped()?.filtered(|r| r.hardware == "wse-3");
+    let set = ReferenceSet::shipped()?.filtered(|r| {
+        r.hardware == "wse-3" && r.metric == crate::study::validate::Metric::TokensPerSPerUser
+    });
     let wafer = load_hardware("wse-3", &[])?;
     let overrides: Vec<Override> = overrides
         .iter()

@@ -1,6 +1,7 @@
 //! Integration tests: the CLI contract, bad-input handling and engine invariants.
 
 mod cli;
+mod client;
 mod docs;
 mod energy;
 mod errors;

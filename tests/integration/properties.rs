@@ -60,6 +60,7 @@ proptest! {
                 transfer_latency_s: 1e-4,
             }),
             kv_tiers: [tier_tokens.map(|capacity_tokens| KvTier { capacity_tokens, s_per_token: 1e-6 }), None],
+            turn_gap_s: 0.0,
         };
         let cost = ConstantCost { per_step_s: 0.005, per_token_s: per_token_us * 1e-6 };
         let gamma = speculative.map_or(0, |(g, _)| u64::from(g));

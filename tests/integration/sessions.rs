@@ -111,7 +111,8 @@ fn grace_memory_offload_saves_the_recompute_at_the_link_s_bandwidth() {
 }
 
 #[test]
-fn a_turn_is_sent_its_think_time_after_the_last_token_and_reuses_the_context() {
+fn a_turn_reaches_the_engine_its_think_time_and_the_stack_after_the_last_token_and_reuses_the_context(
+) {
     // Two sessions of three turns on one replica; the second starts while the first thinks.
     let file = sessions_file(
         "turns.jsonl",
@@ -127,11 +128,17 @@ fn a_turn_is_sent_its_think_time_after_the_last_token_and_reuses_the_context() {
         q.iter().map(|x| x.prompt_tokens).collect::<Vec<_>>(),
         [5000, 3000, 5740, 6670, 3110]
     );
+    // Between a turn's last token and the next turn's arrival at the engine: the think time,
+    // and the profile's network and API stack both ways (GB200 NVL72's [frontend]: a 50 ms
+    // round trip, 100 ms of connection round trips and 50 ms of API time, 0.357 ms per token).
+    let f = r.system.hardware.frontend.as_ref().unwrap();
+    let stack = f.network_rtt_s * 3.0 + f.request_overhead_s + f.token_overhead_s;
+    approx::assert_abs_diff_eq!(stack, 0.200357, epsilon = 1e-9);
     for (turn, previous, think) in [(2, 0, 2.5), (3, 2, 1.0), (4, 1, 4.0)] {
         approx::assert_abs_diff_eq!(
             q[turn].arrival_s,
-            q[previous].completion_s + think,
-            epsilon = 1e-9
+            q[previous].completion_s + think + stack,
+            epsilon = 1e-8
         );
         // The previous context's whole 16-token blocks come from the cache: its prompt and
         // outputs but the last output token, whose KV was never computed.

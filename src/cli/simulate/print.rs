@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Report, SimulateArgs};
 use crate::cli::text::{count, device_noun, devices_text, placement_text, pretty};
 use crate::energy::EnergyCost;
-use crate::metrics::{Dist, Summary};
+use crate::metrics::{ClientModel, Dist, Summary};
 use crate::report::{key_values, num, tidy, Table};
 use crate::study::slo::{Slo, SloReport};
 use crate::system::ServeSettings;
@@ -39,6 +39,17 @@ pub(super) fn json(a: &SimulateArgs, r: &Report) -> String {
         "cost_usd_per_million_output_tokens": energy.usd_per_million_output_tokens(),
         "energy": energy,
     });
+    let mut v = v;
+    if let (Some(c), Some(o)) = (&r.client, v.as_object_mut()) {
+        o.insert(
+            "client".into(),
+            json!({
+                "frontend": c.model,
+                "ttft_s": dist_json(&c.ttft_s), "itl_s": dist_json(&c.itl_s),
+                "e2e_s": dist_json(&c.e2e_s),
+            }),
+        );
+    }
     pretty(&v)
 }
 
@@ -81,13 +92,21 @@ pub(super) fn csv(r: &Report) -> String {
         opt_cell(energy.j_per_output_token()),
         opt_cell(energy.usd_per_million_output_tokens()),
     ];
-    for (name, d) in [
+    let mut dists = vec![
         ("ttft_s", s.ttft_s),
         ("tpot_s", s.tpot_s),
         ("itl_s", s.itl_s),
         ("e2e_s", s.e2e_s),
         ("tokens_per_s_per_user", s.tokens_per_s_per_user),
-    ] {
+    ];
+    if let Some(c) = &r.client {
+        dists.extend([
+            ("client_ttft_s", c.ttft_s),
+            ("client_itl_s", c.itl_s),
+            ("client_e2e_s", c.e2e_s),
+        ]);
+    }
+    for (name, d) in dists {
         for (stat, v) in [
             ("mean", d.mean),
             ("p50", d.p50),
@@ -110,7 +129,15 @@ pub(super) fn table(r: &Report) -> String {
     }
     let head = key_values(&lines);
     let mut t = Table::new(["metric", "unit", "mean", "p50", "p90", "p99"]);
-    for (name, unit, d, scale) in summary_rows(&r.run.summary) {
+    let mut rows = summary_rows(&r.run.summary);
+    if let Some(c) = &r.client {
+        rows.extend([
+            ("client ttft", "ms", c.ttft_s, 1e3),
+            ("client itl", "ms", c.itl_s, 1e3),
+            ("client e2e", "s", c.e2e_s, 1.0),
+        ]);
+    }
+    for (name, unit, d, scale) in rows {
         t.row([
             name.to_string(),
             unit.to_string(),
@@ -205,6 +232,7 @@ fn head_lines(r: &Report) -> Vec<(&'static str, String)> {
         ("energy", energy_text(&r.energy)),
         ("cost", cost_text(&r.energy)),
     ])
+    .chain(r.client.map(|c| ("client view", client_text(&c.model))))
     .chain(r.run.warnings.iter().map(|w| {
         (
             "warning",
@@ -212,6 +240,26 @@ fn head_lines(r: &Report) -> Vec<(&'static str, String)> {
         )
     }))
     .collect()
+}
+
+/// What the client-side rows add to the server-side ones.
+fn client_text(m: &ClientModel) -> String {
+    let scale = &m.scale;
+    let what_if = if scale.roundtrip != 1.0 || scale.token != 1.0 {
+        format!(
+            " (what-if: x{} per request, x{} per token)",
+            num(scale.roundtrip, 3),
+            num(scale.token, 3)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "rows \"client ...\" are measured at the client, the others from arrival at the engine: + {} ms network round trip, + {} ms per request (connection and API), + {} ms per streamed token{what_if}",
+        num(1e3 * m.network_rtt_s, 4),
+        num(1e3 * m.roundtrip_overhead_s, 4),
+        num(1e3 * m.token_overhead_s, 4)
+    )
 }
 
 /// The most tokens one sequence may hold, and why.

@@ -69,11 +69,12 @@ pub struct ToleranceClass {
 }
 
 /// The class names, in the order [`class_of`] assigns them.
-pub const CLASSES: [&str; 4] = [
+pub const CLASSES: [&str; 5] = [
     "single_stream_speed",
     "load_throughput",
     "load_mean_tpot",
     "load_mean_ttft",
+    "client_ttft",
 ];
 
 /// What a row measures.
@@ -90,6 +91,9 @@ pub enum Metric {
     TtftMeanS,
     /// Median time per output token, s.
     TpotP50S,
+    /// Mean time to first token measured at the client: the server's with the hardware
+    /// profile's `[frontend]` (network and API stack) added, s.
+    ClientTtftMeanS,
 }
 
 impl Metric {
@@ -101,6 +105,7 @@ impl Metric {
             Metric::TpotMeanS => "tpot_mean_s",
             Metric::TtftMeanS => "ttft_mean_s",
             Metric::TpotP50S => "tpot_p50_s",
+            Metric::ClientTtftMeanS => "client_ttft_mean_s",
         }
     }
 }
@@ -109,7 +114,8 @@ impl Metric {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Scenario {
-    /// One sequence decoding after `context_tokens` cached tokens.
+    /// One sequence decoding after `context_tokens` cached tokens (for `client_ttft_mean_s`:
+    /// one request with a prompt of `context_tokens` on an idle system).
     SingleStream {
         /// Tokens in the KV cache when the measured token is produced.
         context_tokens: u64,
@@ -218,10 +224,12 @@ pub struct ReferenceRow {
     pub notes: String,
 }
 
-/// The tolerance class of a row, set by what it measures: a single stream's speed, or under
-/// load the throughput, the mean (or median) TPOT, the mean TTFT.
+/// The tolerance class of a row, set by what it measures: a TTFT measured at the client, a
+/// single stream's speed, or under load the throughput, the mean (or median) TPOT, the mean
+/// TTFT.
 pub fn class_of(row: &ReferenceRow) -> &'static str {
     match (&row.scenario, row.metric) {
+        (_, Metric::ClientTtftMeanS) => CLASSES[4],
         (Scenario::SingleStream { .. }, _) => CLASSES[0],
         (_, Metric::ThroughputOutputTokensPerS | Metric::TokensPerSPerUser) => CLASSES[1],
         (_, Metric::TpotMeanS | Metric::TpotP50S) => CLASSES[2],

@@ -6,7 +6,7 @@
 use crate::engine::Loop;
 use crate::error::{Error, Result};
 use crate::lengths::LengthSet;
-use crate::metrics::{SteadyCi, Summary};
+use crate::metrics::{ClientModel, ClientSummary, FrontendScale, SteadyCi, Summary};
 use crate::placement::ParallelRequest;
 use crate::profile::{load_hardware, load_model, Override};
 use crate::study::load_test::{run_until_steady, simulate_windowed, SteadyRun, RULE};
@@ -149,6 +149,8 @@ fn pick(metric: Metric, s: &Summary, ci: Option<&SteadyCi>) -> Prediction {
         Metric::TpotMeanS => (s.tpot_s.mean, ci.map(|c| c.tpot_mean_s)),
         Metric::TtftMeanS => (s.ttft_s.mean, ci.map(|c| c.ttft_mean_s)),
         Metric::TpotP50S => (s.tpot_s.p50, ci.map(|c| c.tpot_p50_s)),
+        // Load runs have no client view: such rows are single-stream ones.
+        Metric::ClientTtftMeanS => (f64::NAN, None),
     };
     Prediction {
         value,
@@ -156,8 +158,52 @@ fn pick(metric: Metric, s: &Summary, ci: Option<&SteadyCi>) -> Prediction {
     }
 }
 
+/// Output tokens of the request a client-TTFT row sends: Artificial Analysis' standard workload
+/// ("1k input token workload: Approximately 1,000 input tokens, 1,000 output tokens", its
+/// performance benchmarking methodology); the output does not change the TTFT.
+const CLIENT_OUTPUT_TOKENS: u32 = 1000;
+
+/// Predict a client-TTFT row on `sys`: one request with a `prompt_tokens` prompt served alone,
+/// its TTFT seen through the hardware profile's `[frontend]` (no sampling error: one run of a
+/// deterministic engine).
+fn predict_client_ttft(row: &ReferenceRow, sys: &System, prompt_tokens: u64) -> Result<Prediction> {
+    let frontend = sys.hardware.frontend.as_ref().ok_or_else(|| {
+        Error::arg(
+            format!("row {}", row.id),
+            format!(
+                "client_ttft_mean_s needs a [frontend] table in hardware profile {}",
+                row.hardware
+            ),
+        )
+    })?;
+    let prompt = u32::try_from(prompt_tokens).map_err(|_| {
+        Error::arg(
+            format!("row {}", row.id),
+            format!("context_tokens = {prompt_tokens} is too long a prompt"),
+        )
+    })?;
+    let lengths = (
+        LengthDist::Fixed(prompt),
+        LengthDist::Fixed(CLIENT_OUTPUT_TOKENS),
+    );
+    let reqs = draw(
+        row,
+        &workload(&lengths, 1, Arrivals::AllAtOnce),
+        sys.context_limit().0,
+    )?;
+    let (out, _) = sys.simulate(&reqs, &settings(row), Loop::Open)?;
+    let model = ClientModel::new(frontend, FrontendScale::default());
+    Ok(Prediction {
+        value: ClientSummary::of(model, &out.requests).ttft_s.mean,
+        half_width: None,
+    })
+}
+
 /// Predict one single-stream row on `sys`: one decode iteration priced (no sampling error).
 fn predict_single(row: &ReferenceRow, sys: &System, context_tokens: u64) -> Result<Prediction> {
+    if row.metric == Metric::ClientTtftMeanS {
+        return predict_client_ttft(row, sys, context_tokens);
+    }
     let mut b = sys.batch();
     b.push_sequence(1, context_tokens, true, true);
     let step_s = sys.step(&b).total_s();
@@ -172,7 +218,9 @@ fn predict_single(row: &ReferenceRow, sys: &System, context_tokens: u64) -> Resu
         other => {
             return Err(Error::arg(
                 format!("row {}", row.id),
-                format!("a single_stream scenario measures per-user speed or TPOT, not {other:?}"),
+                format!(
+                    "a single_stream scenario measures per-user speed, TPOT or client TTFT, not {other:?}"
+                ),
             ))
         }
     };

@@ -97,6 +97,10 @@ reason = "r"
 width = 0.25
 measures = "m"
 reason = "r"
+[class.client_ttft]
+width = 0.15
+measures = "m"
+reason = "r"
 
 [[row]]
 id = "a"
