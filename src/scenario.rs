@@ -281,7 +281,13 @@ impl WorkloadSpec {
             spec.sessions = None;
             spec.session_file = None;
             spec.requests = Some(n);
-            if timed && spec.rate_per_s.is_none() && spec.rate_schedule.is_none() {
+            if spec.rate_per_s.is_none() && spec.rate_schedule.is_none() {
+                if !timed {
+                    return Err(Error::arg(
+                        "workload",
+                        "sessions start at rate_per_s (--rate SESSIONS_PER_S) or by rate_schedule (--rate-schedule), or at each session's start_s in the sessions file",
+                    ));
+                }
                 spec.rate_per_s = Some(1.0);
             }
             let (mut w, mode) = spec.build()?;

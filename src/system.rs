@@ -398,10 +398,17 @@ impl System {
         self.host_s_per_token("preemption = swap", "use recompute")
     }
 
+    /// KV-cache bytes one cached token occupies on each device, as the KV pool counts them:
+    /// sliding-window layers at their share of a sequence at the context limit.
+    pub fn kv_bytes_per_cached_token_per_device(&self) -> f64 {
+        let p = &self.placement;
+        p.kv_bytes_per_token_per_device * self.model.kv_share(p.max_context_tokens)
+    }
+
     /// As [`System::swap_s_per_token`]; `setting` names what needs it in errors, `instead`
     /// what to do without it.
     fn host_s_per_token(&self, setting: &str, instead: &str) -> Result<f64> {
-        let bytes = self.placement.kv_bytes_per_token_per_device;
+        let bytes = self.kv_bytes_per_cached_token_per_device();
         match self.hardware.kind() {
             Some(HardwareKind::Gpu(g)) => match g.host_bandwidth_bytes_per_s {
                 Some(bw) => Ok(bytes / bw),
@@ -478,7 +485,8 @@ impl System {
                 })?;
                 // Under attention data parallelism each GPU holds whole sequences.
                 let holders = if p.attention_dp { p.tp } else { 1 };
-                (bytes / p.kv_bytes_per_token_per_device).floor() as u64 * u64::from(holders)
+                (bytes / self.kv_bytes_per_cached_token_per_device()).floor() as u64
+                    * u64::from(holders)
             }
             Some(HardwareKind::Wafer(_)) if s.kv_spill => {
                 return Err(Error::arg(

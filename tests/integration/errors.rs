@@ -676,3 +676,51 @@ fn reference_rows_with_bad_length_datasets_are_rejected() {
         &["bad-lengths.csv:2", "output_tokens", "whole number"],
     );
 }
+
+#[test]
+fn bad_sessions_and_offload_are_refused_with_the_field() {
+    let sim = |extra: &[&str]| {
+        let mut a = vec![
+            "simulate",
+            "--hardware",
+            "a100-sxm",
+            "--model",
+            "llama-3.1-8b",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let bad = temp_file(
+        "bad-session.jsonl",
+        "{\"turns\": [{\"input_tokens\": 5}]}\n",
+    );
+    let bad = bad.to_str().unwrap();
+    for (extra, needles) in [
+        (
+            &["--session-file", bad][..],
+            &["bad-session.jsonl:1", "output_tokens"][..],
+        ),
+        (&["--session-file", "missing.jsonl"], &["missing.jsonl"]),
+        (&["--sessions", "3"], &["sessions start at rate_per_s"]),
+        (
+            &["--sessions", "3", "--rate", "1", "--think-s", "-1"],
+            &["--think-s"],
+        ),
+        (
+            &["--sessions", "3", "--rate", "1", "--session-turns", "0"],
+            &["--session-turns"],
+        ),
+        (
+            &["--sessions", "3", "--rate", "1", "--kv-offload"],
+            &["gpu.host_memory_bytes"],
+        ),
+        (
+            &["--sessions", "3", "--concurrency", "2"],
+            &["--concurrency"],
+        ),
+    ] {
+        let args = sim(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_with(&args, needles);
+    }
+}

@@ -215,14 +215,19 @@ fn head_lines(r: &Report) -> Vec<(&'static str, String)> {
     ]
     .into_iter()
     .chain(s.kv_tiers.iter().map(|t| {
+        let per_token =
+            sys.model.kv_bytes_per_token() * sys.model.kv_share(sys.placement.max_context_tokens);
+        let gb = |tokens: u64| num(tokens as f64 * per_token / 1e9, 4);
         (
             "kv offload",
             format!(
-                "{} of {} tokens, {} s waiting on loads; {} tokens moved down, {} for room",
+                "{} of {} tokens ({} GB), {} s waiting on loads; {} tokens ({} GB) moved down, {} for room",
                 count(t.hits, "reload"),
                 t.tokens_out,
+                gb(t.tokens_out),
                 num(t.load_s, 4),
                 t.tokens_in,
+                gb(t.tokens_in),
                 count(t.evictions, "eviction")
             ),
         )
