@@ -18,8 +18,13 @@
 //! ending, KV transfers, in time order), `router` (which instance a request joins), `scheduler`
 //! (what an instance's next iteration computes: admission, chunking, preemption), `instance`
 //! (an iteration starting and ending on one instance), `skip` (decode-only iterations that
-//! nothing can change, run at once), over [`kv_cache`] and [`prefix_cache`], with the settings
-//! in [`policy`].
+//! nothing can change, run at once), over [`kv_cache`], [`prefix_cache`] and [`kv_tiers`] (the
+//! memory below the cache), with the settings in [`policy`].
+//!
+//! A session's later turn is not drawn at its own time: it arrives when its predecessor
+//! completes, after the client's think time and the network and API stack
+//! ([`policy::ServingPolicy::turn_gap_s`]); under prefix caching the predecessor's whole context
+//! stays cached for it.
 
 pub mod event;
 mod event_loop;
