@@ -227,6 +227,12 @@ pub fn max_rate<T>(
 /// workload's requests or ten minutes of arrivals at its rate, whichever is more
 /// ([`requests_for`]), so the rate found does not hang on the number of requests asked for.
 pub fn find_max_rate(scenario: &Scenario, slo: &Slo) -> Result<(f64, Run, Windowed)> {
+    if scenario.workload.sessions.is_some() || scenario.workload.session_file.is_some() {
+        return Err(Error::arg(
+            "find_max_rate (--find-max-rate)",
+            "the search draws independent requests at each rate; for sessions, sweep workload.rate_per_s (sessions/s) with the SLO instead",
+        ));
+    }
     let system = scenario
         .serve
         .system(&scenario.hardware, &scenario.model, &scenario.overrides)?;
