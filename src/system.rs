@@ -559,12 +559,11 @@ impl System {
                 prefix_caching: s.prefix_caching,
                 disaggregation,
                 kv_tiers: self.kv_tiers(s)?,
-                // The last token reaches the client half a round trip and one token's stream
-                // time after it leaves; the next turn reaches the engine half a round trip and
-                // the per-request overhead after it is sent (see `metrics::client`).
-                turn_gap_s: self.hardware.frontend.as_ref().map_or(0.0, |f| {
-                    f.network_rtt_s + f.roundtrip_overhead_s() + f.token_overhead_s
-                }),
+                turn_gap_s: self
+                    .hardware
+                    .frontend
+                    .as_ref()
+                    .map_or(0.0, |f| f.turn_gap_s()),
             },
         })
     }

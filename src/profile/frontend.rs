@@ -51,6 +51,14 @@ impl Frontend {
         connect + self.request_overhead_s
     }
 
+    /// Time between a response's last token leaving the engine and the client's next request,
+    /// sent at once, reaching it, s: half a round trip and one token's stream time down, half a
+    /// round trip and the per-roundtrip overhead up (the stream's own lag behind a fast engine
+    /// left out).
+    pub fn turn_gap_s(&self) -> f64 {
+        self.network_rtt_s + self.roundtrip_overhead_s() + self.token_overhead_s
+    }
+
     /// Record every problem, with paths under `frontend.`.
     pub(super) fn check(&self, c: &mut Checker) {
         c.in_range("frontend.network_rtt_s", self.network_rtt_s, TIME_S);
