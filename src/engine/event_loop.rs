@@ -179,6 +179,15 @@ pub(super) fn check_requests(
             if let Some(n) = t.next {
                 links.push((i, n));
             }
+            if !(t.think_s.is_finite() && (0.0..=HORIZON_S).contains(&t.think_s)) {
+                return Err(Error::arg(
+                    "workload",
+                    format!(
+                        "request {i}: a think time of {:e} s; expected 0 to the simulator's horizon of {HORIZON_S:e} s",
+                        t.think_s
+                    ),
+                ));
+            }
         }
         if sessions {
             follows.resize(i, false);

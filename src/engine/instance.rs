@@ -212,7 +212,9 @@ impl Engine<'_> {
                 .get(next as usize)
                 .expect("a session's turns are held until sent");
             let think = spec.session.map_or(0.0, |t| t.think_s) + self.cfg.policy.turn_gap_s;
-            let at = (now + ns_from_s(think)).max(ns_from_s(spec.arrival_s));
+            let at = now
+                .saturating_add(ns_from_s(think))
+                .max(ns_from_s(spec.arrival_s));
             self.queue.push(at, Event::Arrival(next));
         }
         if let Some(next) = self.next_closed {
