@@ -191,6 +191,36 @@ impl KernelPricer {
         }
     }
 
+    /// One MoE layer's routed experts on one GPU, s, priced as the step prices them: `tokens`
+    /// each routed to `topk` of `experts` gated experts (`3 hidden inter` weights each, their
+    /// intermediate width split `tp` ways, the experts spread over `ep` GPUs); the weights of
+    /// the experts the tokens touch (`E (1 - (1 - k/E)^T)` of them, routing uniform) read once,
+    /// the tokens' activations read and written, `2 T k 3 hidden inter` FLOPs, by the scalar
+    /// efficiencies (the dense GEMM curves are not fitted to grouped GEMMs) and four kernels
+    /// (permute, two grouped GEMMs, combine).
+    #[allow(clippy::too_many_arguments)]
+    pub fn moe_experts_s(
+        &self,
+        tokens: u64,
+        hidden: u64,
+        inter: u64,
+        topk: u64,
+        experts: u64,
+        tp: u64,
+        ep: u64,
+        weights: Precision,
+        acts: Precision,
+    ) -> f64 {
+        let (t, e, k) = (tokens as f64, experts as f64, topk as f64);
+        let split = (tp * ep) as f64;
+        let params = 3.0 * hidden as f64 * inter as f64;
+        let touched = e * (1.0 - (1.0 - k / e).powf(t));
+        let bytes =
+            touched * params * weights.bytes() / split + 2.0 * t * hidden as f64 * acts.bytes();
+        let flops = 2.0 * t * k * params / split;
+        self.roofline(flops, self.flops_per_s(weights, acts), bytes, 4.0)
+    }
+
     /// One layer's causal attention over `a.batch` prompts of `prompt` tokens each, nothing
     /// cached before, s.
     pub fn prefill_attention_s(&self, a: &AttentionShape, prompt: u64) -> f64 {
@@ -342,6 +372,27 @@ mod tests {
             p.gemm_block_fp8_s(64, 8192, 8192),
             p.gemm_s(64, 8192, 8192, fp8, fp8)
         );
+    }
+
+    #[test]
+    fn one_token_reads_only_its_experts() {
+        // One bf16 token through 2 of 8 experts of 4096 x 14336 on one GPU: memory-bound, the
+        // two experts' weights read once, the token's activations in and out, four kernels.
+        let h = load_hardware("h100-sxm", &[]).unwrap();
+        let g = h.gpu().unwrap();
+        let p = KernelPricer::new(g);
+        let bf16 = Precision::Bf16;
+        let s = p.moe_experts_s(1, 4096, 14336, 2, 8, 1, 1, bf16, bf16);
+        let params = 3.0 * 4096.0 * 14336.0;
+        let memory = (2.0 * params * 2.0 + 2.0 * 4096.0 * 2.0) / (3.35e12 * g.efficiency.memory);
+        let compute = 2.0 * 2.0 * params / (989.4e12 * g.efficiency.compute);
+        assert_relative_eq!(
+            s,
+            memory + (1.0 - g.efficiency.overlap) * compute + 4.0 * g.overheads.kernel_s,
+            max_relative = 1e-9
+        );
+        // Spread over 4 GPUs, each reads and computes a quarter of the experts' share.
+        assert!(p.moe_experts_s(1, 4096, 14336, 2, 8, 1, 4, bf16, bf16) < s / 2.0);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! Shapes are split two ways so that a fitted model can be judged on what it did not see:
 //! interleaved (the tables' rows in file order, every other row held out) and one whole model
 //! (every shape of Llama 3.1 70B at tensor parallelism 4, which the extraction keeps in full).
-//! Collectives have no model block. Ignored: the MoE table (grouped GEMMs are not priced as such
-//! by the cost model), all-gather and reduce-scatter (the cost model has no such operators).
+//! Collectives and MoE layers have no model block. The MoE table's routed experts are checked as
+//! the step prices them (no curve: scalar efficiencies); ignored: all-gather and reduce-scatter
+//! (the cost model has no such operators).
 
 pub mod curves;
 pub mod fit;
@@ -41,17 +42,20 @@ pub enum KernelOp {
     AllReduceCustom,
     /// NCCL all-to-all.
     AllToAllNccl,
+    /// One MoE layer's routed experts (grouped GEMMs).
+    MoeExperts,
 }
 
 impl KernelOp {
     /// Every kind, in report order.
-    pub const ALL: [KernelOp; 6] = [
+    pub const ALL: [KernelOp; 7] = [
         KernelOp::Gemm,
         KernelOp::PrefillAttention,
         KernelOp::DecodeAttention,
         KernelOp::AllReduceNccl,
         KernelOp::AllReduceCustom,
         KernelOp::AllToAllNccl,
+        KernelOp::MoeExperts,
     ];
 
     /// Name in reports.
@@ -63,6 +67,7 @@ impl KernelOp {
             KernelOp::AllReduceNccl => "all_reduce_nccl",
             KernelOp::AllReduceCustom => "all_reduce_custom",
             KernelOp::AllToAllNccl => "all_to_all_nccl",
+            KernelOp::MoeExperts => "moe_experts",
         }
     }
 }
@@ -240,6 +245,25 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
             measured_s: r.latency_s,
         });
     }
+    for (i, r) in tables.moe.iter().enumerate() {
+        out.push(Sample {
+            op: KernelOp::MoeExperts,
+            format: r.format,
+            split: interleaved(i),
+            predicted_s: pricer.moe_experts_s(
+                r.tokens,
+                r.hidden,
+                r.inter,
+                r.topk,
+                r.experts,
+                r.tp,
+                r.ep,
+                r.weights,
+                r.activations,
+            ),
+            measured_s: r.latency_s,
+        });
+    }
     out
 }
 
@@ -282,13 +306,14 @@ pub fn summarise(hardware: &str, samples: &[Sample], splits: &[Split]) -> Vec<Su
                 formats.push(s.format);
             }
         }
-        let groups: Vec<(&str, Option<&str>)> = if op == KernelOp::Gemm {
-            std::iter::once(("all", None))
-                .chain(formats.iter().map(|&f| (f, Some(f))))
-                .collect()
-        } else {
-            vec![("", None)]
-        };
+        let groups: Vec<(&str, Option<&str>)> =
+            if matches!(op, KernelOp::Gemm | KernelOp::MoeExperts) {
+                std::iter::once(("all", None))
+                    .chain(formats.iter().map(|&f| (f, Some(f))))
+                    .collect()
+            } else {
+                vec![("", None)]
+            };
         for (label, only) in groups {
             for &split in splits {
                 let errors: Vec<f64> = samples

@@ -51,6 +51,39 @@ pub struct AttentionRow {
     pub latency_s: f64,
 }
 
+/// One measured MoE layer's routed experts (TensorRT-LLM's fused MoE: tokens permuted to their
+/// experts, the gated MLP's two grouped GEMMs, the results combined), tokens spread evenly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoeRow {
+    /// Format as published (`bfloat16`, `fp8`, `fp8_block`, `nvfp4`).
+    pub format: &'static str,
+    /// Weight precision of that format.
+    pub weights: Precision,
+    /// Activation precision.
+    pub activations: Precision,
+    /// Tokens in the layer.
+    pub tokens: u64,
+    /// Model width.
+    pub hidden: u64,
+    /// Each expert's intermediate width.
+    pub inter: u64,
+    /// Experts each token is routed to.
+    pub topk: u64,
+    /// Experts in the layer.
+    pub experts: u64,
+    /// Ways each expert's intermediate width is split.
+    pub tp: u64,
+    /// GPUs the experts are spread over.
+    pub ep: u64,
+    /// Measured latency, s.
+    pub latency_s: f64,
+}
+
+/// The MoE kernels checked: the gated, general-purpose path of each format (CUTLASS grouped
+/// GEMMs; DeepGEMM for FP8 scaled per block). Left out: the low-latency NVFP4 path, non-gated
+/// MLPs and the MXFP4 formats, and every row whose tokens are not spread evenly.
+pub const MOE_SOURCES: [&str; 2] = ["moe_torch_flow_cutlass", "deepgemm"];
+
 /// One measured collective.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommRow {
@@ -79,6 +112,8 @@ pub struct KernelTables {
     pub decode: Vec<AttentionRow>,
     /// `comm.csv`.
     pub comm: Vec<CommRow>,
+    /// `moe.csv`, the rows of [`MOE_SOURCES`] with evenly spread tokens.
+    pub moe: Vec<MoeRow>,
 }
 
 /// A CSV file's rows, each with its 1-based line number, and its header's columns.
@@ -306,8 +341,40 @@ fn comm(csv: &Csv) -> Result<Vec<CommRow>> {
     })
 }
 
+/// The checked rows of `moe.csv` (see [`MOE_SOURCES`]).
+fn moe(csv: &Csv) -> Result<Vec<MoeRow>> {
+    let rows = csv.map(|r| {
+        let source = r.text("kernel_source")?;
+        let balanced = r.text("distribution")? == "balanced";
+        if !(balanced && MOE_SOURCES.contains(&source)) {
+            return Ok(None);
+        }
+        let dtype = r.text("dtype")?;
+        let Some(&(format, weights, activations)) = GEMM_FORMATS.iter().find(|f| f.0 == dtype)
+        else {
+            return Err(r.err(format!(
+                "field \"dtype\": unknown MoE format \"{dtype}\"; expected bfloat16, fp8, fp8_block or nvfp4"
+            )));
+        };
+        Ok(Some(MoeRow {
+            format,
+            weights,
+            activations,
+            tokens: r.count("tokens")?,
+            hidden: r.count("hidden")?,
+            inter: r.count("inter")?,
+            topk: r.count("topk")?,
+            experts: r.count("experts")?,
+            tp: r.count("tp")?,
+            ep: r.count("ep")?,
+            latency_s: r.latency_s()?,
+        }))
+    })?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
 /// Read the tables in `dir` (`gemm.csv`, `context_attention.csv`, `generation_attention.csv`,
-/// `comm.csv`).
+/// `comm.csv`, `moe.csv`).
 pub fn load(dir: &Path) -> Result<KernelTables> {
     let path = |f: &str| dir.join(f);
     let gemm_path = path("gemm.csv");
@@ -331,6 +398,7 @@ pub fn load(dir: &Path) -> Result<KernelTables> {
             true,
         )?,
         comm: comm(&Csv::read(&path("comm.csv"))?)?,
+        moe: moe(&Csv::read(&path("moe.csv"))?)?,
     })
 }
 
@@ -358,6 +426,27 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].weights, Precision::Nvfp4);
         assert!((rows[0].latency_s - 2e-5).abs() < 1e-18);
+    }
+
+    #[test]
+    fn moe_rows_keep_the_checked_paths_and_name_bad_formats() {
+        let head =
+            "kernel_source,dtype,tokens,hidden,inter,topk,experts,tp,ep,distribution,latency_ms\n";
+        let text = format!(
+            "{head}deepgemm,fp8_block,8,4096,1024,2,8,1,1,balanced,0.1\n\
+             moe_torch_flow_min_latency,nvfp4,8,4096,1024,2,8,1,1,balanced,0.1\n\
+             moe_torch_flow_cutlass,bfloat16,8,4096,1024,2,8,1,1,power_law_1.01,0.1\n\
+             moe_torch_flow_cutlass,nvfp4,16,4096,1024,2,8,2,4,balanced,0.2\n"
+        );
+        let rows = moe(&Csv::parse("m.csv", &text).unwrap()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[1].format, rows[1].tp, rows[1].ep), ("nvfp4", 2, 4));
+        approx::assert_relative_eq!(rows[1].latency_s, 2e-4);
+        let bad = format!("{head}deepgemm,fp3,8,4096,1024,2,8,1,1,balanced,0.1\n");
+        let e = moe(&Csv::parse("m.csv", &bad).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("m.csv:2:") && e.contains("fp3"), "{e}");
     }
 
     #[test]
