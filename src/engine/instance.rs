@@ -127,7 +127,8 @@ impl Engine<'_> {
         let swap_s = self.instances[k].swap_tokens as f64 * self.cfg.policy.swap_s_per_token;
         self.out.swapped_tokens += self.instances[k].swap_tokens;
         self.instances[k].swap_tokens = 0;
-        let step_s = self.cost.step_s(&batch) + swap_s;
+        let times = self.cost.step_times(&batch);
+        let step_s = times.total_s() + swap_s;
         if !(step_s.is_finite() && (s_from_ns(now) + step_s) <= HORIZON_S) {
             return Err(self.stall(
                 k,
@@ -147,7 +148,7 @@ impl Engine<'_> {
         if self.record {
             self.record_step(k, now, dur, &batch);
         }
-        self.started.push((k as u32, dur, batch));
+        self.started.push((k as u32, dur, batch, times));
         Ok(())
     }
 

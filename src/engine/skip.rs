@@ -17,7 +17,7 @@ use super::instance::UNSET;
 use super::policy::Routing;
 use super::scheduler::cacheable;
 use super::HORIZON_S;
-use crate::cost::Batch;
+use crate::cost::{Batch, StepTimes};
 
 impl Engine<'_> {
     /// The earliest time at which something from outside instance `k` (an arrival routed to it,
@@ -133,7 +133,7 @@ impl Engine<'_> {
         let started = std::mem::take(&mut self.started);
         // The two earliest ends: the earliest end among the others of any one of them.
         let (mut a, mut b) = (UNSET, UNSET);
-        for &(_, dur, _) in &started {
+        for &(_, dur, _, _) in &started {
             let end = now + dur;
             if end < a {
                 (a, b) = (end, a);
@@ -141,24 +141,25 @@ impl Engine<'_> {
                 b = end;
             }
         }
-        for (k, dur, batch) in &started {
+        for (k, dur, batch, times) in &started {
             let others = if now + dur == a { b } else { a };
-            let end = self.skip_ahead(*k as usize, now, *dur, batch, others);
+            let end = self.skip_ahead(*k as usize, now, *dur, (batch, times), others);
             self.queue.push(end, Event::StepDone(*k));
         }
         self.started = started;
         self.started.clear();
     }
 
-    /// Instance `k` formed `batch` at `now`, an iteration of `dur`: run the iterations after it
-    /// that nothing can change at once (see the module docs), leaving the last in flight, and
-    /// return when that one ends. `others`: see [`Engine::quiet_until`].
+    /// Instance `k` formed `batch` at `now`, an iteration of `dur` whose operators took `times`:
+    /// run the iterations after it that nothing can change at once (see the module docs), leaving
+    /// the last in flight, and return when that one ends. `others`: see
+    /// [`Engine::quiet_until`].
     fn skip_ahead(
         &mut self,
         k: usize,
         now: SimTime,
         dur: SimTime,
-        batch: &Batch,
+        (batch, times): (&Batch, &StepTimes),
         others: SimTime,
     ) -> SimTime {
         let first_end = now + dur;
@@ -196,7 +197,8 @@ impl Engine<'_> {
                 cur.pairs_window += growing;
                 cur.kv_read_window += growing;
             }
-            let step_s = self.cost.step_s(&cur);
+            // Only the attention sums differ from the batch formed.
+            let step_s = self.cost.step_s_varied(times, &cur);
             if !(step_s.is_finite() && s_from_ns(end) + step_s <= HORIZON_S) {
                 break; // the iteration is left to stepping, which reports the stall
             }
