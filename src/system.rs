@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::cost::{
-    expected_tokens_per_step, Batch, CostModel, GpuCost, OpKind, SpeculativeCost, StepCost,
-    StepTimes, WaferCost,
+    expected_tokens_per_step, AroundAttention, Batch, CostModel, GpuCost, OpKind, SpeculativeCost,
+    StepCost, StepTimes, WaferCost,
 };
 use crate::engine::event::{ns_from_s, s_from_ns};
 use crate::engine::{
@@ -210,7 +210,7 @@ impl CostModel for MachineCost {
         }
     }
 
-    fn step_s_varied(&self, base: &StepTimes, batch: &Batch) -> f64 {
+    fn step_s_varied(&self, base: &AroundAttention, batch: &Batch) -> f64 {
         match self {
             MachineCost::Gpu(c) => c.step_s_varied(base, batch),
             MachineCost::Wafer(c) => c.step_s_varied(base, batch),

@@ -36,7 +36,7 @@ use super::attention::{AttentionPricing, Layers};
 use super::batch::Share;
 use super::collective::{all_reduce_s, all_to_all_s, send_s};
 use super::gemm::{curve_op, GemmGroup, InnerDims};
-use super::{Batch, CostModel, OpCost, OpKind, StepCost, StepTimes};
+use super::{AroundAttention, Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
 use crate::profile::{CollectiveCurves, ComputeClass, GemmCurve, GpuSystem, ModelProfile};
@@ -440,12 +440,12 @@ impl CostModel for GpuCost {
 
     /// Only attention reads the batch's attention sums: the other operators' times are
     /// `base`'s.
-    fn step_s_varied(&self, base: &StepTimes, b: &Batch) -> f64 {
+    fn step_s_varied(&self, base: &AroundAttention, b: &Batch) -> f64 {
         if b.tokens == 0 {
             return self.step_s(b);
         }
         let attention = self.attention_op(b, &b.busiest_share(self.dp));
-        base.with_attention_s(attention.time_s())
+        base.total_s(attention.time_s())
     }
 
     fn window(&self) -> Option<u64> {
@@ -859,8 +859,9 @@ mod tests {
                     b.push(1, *context, true);
                 }
             }
-            let base = c.step_times(&b);
-            assert_eq!(base.total_s().to_bits(), c.step_s(&b).to_bits());
+            let times = c.step_times(&b);
+            assert_eq!(times.total_s().to_bits(), c.step_s(&b).to_bits());
+            let base = times.around_attention();
             let (n, w) = (f64::from(b.sequences), c.window());
             let mut cur = b;
             for j in 1..300 {

@@ -236,18 +236,10 @@ impl StepCost {
     }
 }
 
-/// The times of one iteration's operators, s, indexed like [`OpKind::ALL`], kept so that
-/// [`CostModel::step_s_varied`] prices an iteration that differs in attention alone by pricing
-/// attention alone.
+/// The times of one iteration's operators, s, indexed like [`OpKind::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepTimes {
     times: [f64; 14],
-    /// The sum of the operators' times before attention, in order.
-    before: f64,
-    /// The times of the operators after attention, in order, without the zeros (`x + 0.0` is
-    /// `x` unless `x` is `-0.0`, and `x + -0.0` is `x`).
-    after: [f64; 11],
-    after_len: usize,
 }
 
 const ATTENTION: usize = OpKind::Attention as usize;
@@ -255,18 +247,8 @@ const ATTENTION: usize = OpKind::Attention as usize;
 impl StepTimes {
     /// The times of `cost`'s operators.
     pub fn of(cost: &StepCost) -> Self {
-        let times = cost.ops.map(|o| o.time_s());
-        let mut after = [0.0; 11];
-        let mut after_len = 0;
-        for &t in times[ATTENTION + 1..].iter().filter(|&&t| t != 0.0) {
-            after[after_len] = t;
-            after_len += 1;
-        }
         StepTimes {
-            times,
-            before: times[..ATTENTION].iter().sum(),
-            after,
-            after_len,
+            times: cost.ops.map(|o| o.time_s()),
         }
     }
 
@@ -276,9 +258,40 @@ impl StepTimes {
         self.times.iter().sum()
     }
 
+    /// The sum arranged for other attention times ([`CostModel::step_s_varied`]).
+    pub fn around_attention(&self) -> AroundAttention {
+        let mut after = [0.0; 11];
+        let mut after_len = 0;
+        for &t in &self.times[ATTENTION + 1..] {
+            if t != 0.0 {
+                after[after_len] = t;
+                after_len += 1;
+            }
+        }
+        AroundAttention {
+            times: self.times,
+            before: self.times[..ATTENTION].iter().sum(),
+            after,
+            after_len,
+        }
+    }
+}
+
+/// An iteration's operator times arranged to sum them with attention taking another time: the
+/// sum before attention, and the times after it without the zeros (`x + 0.0` is `x` unless `x`
+/// is `-0.0`, and `x + -0.0` is `x`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AroundAttention {
+    times: [f64; 14],
+    before: f64,
+    after: [f64; 11],
+    after_len: usize,
+}
+
+impl AroundAttention {
     /// [`StepTimes::total_s`] with attention taking `attention_s` instead, bit for bit: the same
     /// sum in the same order, less the additions of zeros that leave it unchanged.
-    pub fn with_attention_s(&self, attention_s: f64) -> f64 {
+    pub fn total_s(&self, attention_s: f64) -> f64 {
         let mut total = self.before + attention_s;
         if total == 0.0 && total.is_sign_negative() {
             // Adding 0.0 would change the sign: the whole sum.
@@ -315,7 +328,7 @@ pub trait CostModel: Sync {
     /// (`pairs_*`, `kv_read_*`: the same sequences, each with a longer context). A model whose
     /// other operators do not read those sums prices attention alone; by default the whole
     /// iteration is priced.
-    fn step_s_varied(&self, base: &StepTimes, batch: &Batch) -> f64 {
+    fn step_s_varied(&self, base: &AroundAttention, batch: &Batch) -> f64 {
         let _ = base;
         self.step_s(batch)
     }
@@ -359,13 +372,14 @@ mod tests {
         ];
         for times in costs {
             let mut c = StepCost { ops: times.map(op) };
-            let base = StepTimes::of(&c);
-            assert_eq!(base.total_s().to_bits(), c.total_s().to_bits());
+            let times = StepTimes::of(&c);
+            assert_eq!(times.total_s().to_bits(), c.total_s().to_bits());
+            let base = times.around_attention();
             for attention in [0.0, -0.0, 1e-12, 3.3e-4, 0.1] {
                 *c.op_mut(OpKind::Attention) = op(attention);
                 let t = c.op(OpKind::Attention).time_s();
                 assert_eq!(
-                    base.with_attention_s(t).to_bits(),
+                    base.total_s(t).to_bits(),
                     c.total_s().to_bits(),
                     "{times:?} with {attention}"
                 );

@@ -7,7 +7,7 @@
 //! Ignored: tree drafts, draft heads sharing the target's activations (EAGLE, MTP), and overlap of
 //! draft and target work.
 
-use super::{Batch, Bound, CostModel, OpCost, OpKind, StepCost, StepTimes};
+use super::{AroundAttention, Batch, Bound, CostModel, OpCost, OpKind, StepCost, StepTimes};
 
 /// A target and a draft cost model sharing one replica.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ impl<C: CostModel> CostModel for SpeculativeCost<C> {
         StepTimes::of(&self.step(b))
     }
 
-    fn step_s_varied(&self, base: &StepTimes, b: &Batch) -> f64 {
+    fn step_s_varied(&self, base: &AroundAttention, b: &Batch) -> f64 {
         if b.gamma == 0 {
             return self.target.step_s_varied(base, b);
         }

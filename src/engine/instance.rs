@@ -14,6 +14,7 @@ use super::scheduler::cacheable;
 use super::{RequestRecord, StepRecord, HORIZON_S};
 use crate::cost::Batch;
 use crate::error::{Error, Result};
+use crate::sketch::Sketch;
 use crate::workload::PromptPrefix;
 
 /// A request's state in the engine, in a slot of [`Engine::seqs`] from its arrival to its
@@ -83,6 +84,14 @@ pub(super) struct Instance {
     pub(super) sending: u32,
     pub(super) busy: bool,
     pub(super) busy_ns: SimTime,
+}
+
+/// The gaps of a run of `run.1` sequences whose last token came at `run.0` and whose next
+/// came at `now`.
+fn add_gaps(itl: &mut Sketch, now: SimTime, run: (SimTime, u64)) {
+    if run.1 > 0 {
+        itl.add_each(s_from_ns(now - run.0), run.1);
+    }
 }
 
 impl Engine<'_> {
@@ -234,6 +243,9 @@ impl Engine<'_> {
             .policy
             .disaggregation
             .filter(|d| k < d.prefill_instances as usize);
+        // Sequences whose last token came at the same time take the same gap: a run of them
+        // (one token each) is added at once, as adding them one by one would.
+        let mut run: (SimTime, u64) = (UNSET, 0);
         for &(r, n, speculative) in &step {
             let r = r as usize;
             let Some(yielded) = self.yielded(k, r, n, speculative) else {
@@ -246,10 +258,18 @@ impl Engine<'_> {
                     // A first token at the last arrival's instant does not count as waiting.
                     self.out.backlog_at_last_arrival -= 1;
                 }
+            } else if yielded == 1 && run.1 > 0 && s.last_token == run.0 {
+                run.1 += 1;
             } else {
-                // Tokens verified together arrive together; their gaps are spread evenly.
-                let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
-                self.out.itl_s.add_n(gap, u64::from(yielded));
+                add_gaps(&mut self.out.itl_s, now, run);
+                run = (s.last_token, 0);
+                if yielded == 1 {
+                    run.1 = 1;
+                } else {
+                    // Tokens verified together arrive together; their gaps are spread evenly.
+                    let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
+                    self.out.itl_s.add_n(gap, u64::from(yielded));
+                }
             }
             s.generated += yielded;
             s.last_token = now;
@@ -271,6 +291,7 @@ impl Engine<'_> {
                 left = true;
             }
         }
+        add_gaps(&mut self.out.itl_s, now, run);
         if left {
             let seqs = &self.seqs;
             self.instances[k]

@@ -183,6 +183,7 @@ impl Engine<'_> {
         }
         let mut durs = std::mem::take(&mut self.durations);
         durs.clear();
+        let base = times.around_attention();
         let b = f64::from(batch.sequences);
         let (mut cur, mut end, mut m, mut filled) = (*batch, first_end, 1u32, 0usize);
         while m < most && end < limit {
@@ -198,7 +199,7 @@ impl Engine<'_> {
                 cur.kv_read_window += growing;
             }
             // Only the attention sums differ from the batch formed.
-            let step_s = self.cost.step_s_varied(times, &cur);
+            let step_s = self.cost.step_s_varied(&base, &cur);
             if !(step_s.is_finite() && s_from_ns(end) + step_s <= HORIZON_S) {
                 break; // the iteration is left to stepping, which reports the stall
             }
@@ -219,7 +220,7 @@ impl Engine<'_> {
     /// the later ones lasting `durs`), and form iteration `m`: tokens, gaps, KV blocks, counters.
     fn apply_skipped(&mut self, k: usize, first_end: SimTime, durs: &[SimTime], m: u32) {
         let skipped = m - 1;
-        let extra = self.extra_blocks(k, m);
+        let mut extra = 0;
         let last_token = first_end + durs[..durs.len() - 1].iter().sum::<SimTime>();
         let step = std::mem::take(&mut self.instances[k].step);
         for &(r, _, _) in &step {
@@ -227,7 +228,9 @@ impl Engine<'_> {
             let s = &mut self.seqs[r as usize];
             self.out.itl_s.add(s_from_ns(first_end - s.last_token));
             let need = pool.blocks_for(s.kv + m);
-            s.blocks += need.saturating_sub(s.blocks + s.shared_blocks);
+            let more = need.saturating_sub(s.blocks + s.shared_blocks);
+            extra += u64::from(more);
+            s.blocks += more;
             s.kv += skipped;
             s.generated += skipped;
             s.last_token = last_token;
