@@ -88,7 +88,7 @@ pub(super) struct Instance {
 
 /// The gaps of a run of `run.1` sequences whose last token came at `run.0` and whose next
 /// came at `now`.
-fn add_gaps(itl: &mut Sketch, now: SimTime, run: (SimTime, u64)) {
+pub(super) fn add_gaps(itl: &mut Sketch, now: SimTime, run: (SimTime, u64)) {
     if run.1 > 0 {
         itl.add_each(s_from_ns(now - run.0), run.1);
     }

@@ -13,7 +13,7 @@
 
 use super::event::{ns_from_s, s_from_ns, SimTime};
 use super::event_loop::{Engine, Event};
-use super::instance::UNSET;
+use super::instance::{add_gaps, UNSET};
 use super::policy::Routing;
 use super::scheduler::cacheable;
 use super::HORIZON_S;
@@ -223,10 +223,17 @@ impl Engine<'_> {
         let mut extra = 0;
         let last_token = first_end + durs[..durs.len() - 1].iter().sum::<SimTime>();
         let step = std::mem::take(&mut self.instances[k].step);
+        // The first iteration's gaps, a run of sequences sharing a last token at once.
+        let mut run: (SimTime, u64) = (UNSET, 0);
         for &(r, _, _) in &step {
             let pool = &self.instances[k].pool;
             let s = &mut self.seqs[r as usize];
-            self.out.itl_s.add(s_from_ns(first_end - s.last_token));
+            if run.1 > 0 && s.last_token == run.0 {
+                run.1 += 1;
+            } else {
+                add_gaps(&mut self.out.itl_s, first_end, run);
+                run = (s.last_token, 1);
+            }
             let need = pool.blocks_for(s.kv + m);
             let more = need.saturating_sub(s.blocks + s.shared_blocks);
             extra += u64::from(more);
@@ -235,6 +242,7 @@ impl Engine<'_> {
             s.generated += skipped;
             s.last_token = last_token;
         }
+        add_gaps(&mut self.out.itl_s, first_end, run);
         let b = step.len();
         for &d in &durs[..durs.len() - 1] {
             self.out.itl_s.add_n(s_from_ns(d), b as u64);
