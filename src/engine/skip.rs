@@ -6,7 +6,8 @@
 //! growing once it fills the window), so durations, token times and counters are exactly those
 //! of stepping one iteration at a time; only the per-sequence walk of each iteration is saved.
 //! As only the attention sums change, the cost model may price attention alone and add the
-//! other operators' times kept from the first iteration ([`crate::cost::CostModel::step_s_varied`]).
+//! other operators' times kept from the first iteration
+//! ([`crate::cost::CostModel::step_s_varied`]).
 //!
 //! The run then looks, from outside the instance, as it would have: the iterations skipped
 //! over are applied at once, and the last one is left in flight as an ordinary iteration, ending
