@@ -79,8 +79,26 @@ impl Sketch {
         if n == 0 || !value.is_finite() {
             return;
         }
-        self.count += n;
         self.sum += value * n as f64;
+        self.count_n(value, n);
+    }
+
+    /// Add `value` `n` times, the sum growing by `value` `n` times over: the sketch is the one
+    /// `n` calls of [`Sketch::add`] leave, bit for bit (where [`Sketch::add_n`] adds `n value`
+    /// to the sum at once), without binning or bookkeeping each.
+    pub fn add_each(&mut self, value: f64, n: u64) {
+        if n == 0 || !value.is_finite() {
+            return;
+        }
+        for _ in 0..n {
+            self.sum += value;
+        }
+        self.count_n(value, n);
+    }
+
+    /// Count, extremes and the pending run of `n` values `value`.
+    fn count_n(&mut self, value: f64, n: u64) {
+        self.count += n;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
         if self.pending.1 > 0 && self.pending.0 == value {
@@ -202,6 +220,34 @@ impl Sketch {
 mod tests {
     use super::*;
     use crate::metrics::Dist;
+
+    #[test]
+    fn adding_each_of_a_run_is_adding_them_one_by_one() {
+        let runs = [
+            (0.1, 3),
+            (0.1, 1),
+            (0.2, 7),
+            (1e-3, 1),
+            (0.2, 2),
+            (0.1, 5),
+            (7.5, 0),
+        ];
+        let (mut one, mut each) = (Sketch::new(), Sketch::new());
+        for (v, n) in runs {
+            for _ in 0..n {
+                one.add(v);
+            }
+            each.add_each(v, n);
+        }
+        assert_eq!(one.count(), each.count());
+        assert_eq!(one.mean().to_bits(), each.mean().to_bits());
+        assert_eq!((one.min(), one.max()), (each.min(), each.max()));
+        let qs = [0.0, 0.1, 0.5, 0.9, 0.99, 1.0];
+        assert_eq!(
+            one.quantiles(qs).map(f64::to_bits),
+            each.quantiles(qs).map(f64::to_bits)
+        );
+    }
 
     /// A deterministic sample of `n` values shaped by `shape` (0: log-normal-like spread over
     /// three decades, 1: two modes, 2: few distinct values, 3: a heavy tail).

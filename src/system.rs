@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::cost::{
-    expected_tokens_per_step, Batch, CostModel, GpuCost, OpKind, SpeculativeCost, StepCost,
-    WaferCost,
+    expected_tokens_per_step, AroundAttention, Batch, CostModel, GpuCost, OpKind, SpeculativeCost,
+    StepCost, StepTimes, WaferCost,
 };
 use crate::engine::event::{ns_from_s, s_from_ns};
 use crate::engine::{
@@ -193,6 +193,27 @@ impl CostModel for MachineCost {
         match self {
             MachineCost::Gpu(c) => c.step(batch),
             MachineCost::Wafer(c) => c.step(batch),
+        }
+    }
+
+    fn step_s(&self, batch: &Batch) -> f64 {
+        match self {
+            MachineCost::Gpu(c) => c.step_s(batch),
+            MachineCost::Wafer(c) => c.step_s(batch),
+        }
+    }
+
+    fn step_times(&self, batch: &Batch) -> StepTimes {
+        match self {
+            MachineCost::Gpu(c) => c.step_times(batch),
+            MachineCost::Wafer(c) => c.step_times(batch),
+        }
+    }
+
+    fn step_s_varied(&self, base: &AroundAttention, batch: &Batch) -> f64 {
+        match self {
+            MachineCost::Gpu(c) => c.step_s_varied(base, batch),
+            MachineCost::Wafer(c) => c.step_s_varied(base, batch),
         }
     }
 

@@ -114,6 +114,15 @@ pub fn expected_tokens_per_step(gamma: u32, alpha: f64) -> f64 {
     }
 }
 
+/// `x / ways`, without dividing by one (one way, as under tensor parallelism: `x / 1.0` is `x`).
+fn div(x: f64, ways: f64) -> f64 {
+    if ways == 1.0 {
+        x
+    } else {
+        x / ways
+    }
+}
+
 /// Sum of `min(p + i, w)` for i in 1..=n: keys seen by each of n new queries after p cached tokens.
 fn windowed_pairs(n: u64, p: u64, w: u64) -> f64 {
     let (n, p, w) = (n as f64, p as f64, w as f64);
@@ -177,7 +186,8 @@ impl Batch {
     /// out as evenly as the longest allows (it alone, or an even share of them all).
     pub fn busiest_share(&self, ways: f64) -> Share {
         let (big, chunks) = (&self.largest, &self.chunks);
-        let part = |all: f64, chunks: f64, big: f64| (all - chunks) / ways + big.max(chunks / ways);
+        let part =
+            |all: f64, chunks: f64, big: f64| div(all - chunks, ways) + big.max(div(chunks, ways));
         Share {
             tokens: part(self.tokens as f64, chunks.tokens, big.tokens),
             pairs_full: part(self.pairs_full, chunks.pairs_full, big.pairs_full),
@@ -198,7 +208,7 @@ impl Batch {
     /// an even share of all chunks, as in the busiest share.
     pub fn busiest_parts(&self, ways: f64) -> (Share, Share) {
         let (big, ch) = (&self.largest, &self.chunks);
-        let f = |all: f64, c: f64, b: f64| (b.max(c / ways), (all - c) / ways);
+        let f = |all: f64, c: f64, b: f64| (b.max(div(c, ways)), div(all - c, ways));
         let fields = [
             f(self.tokens as f64, ch.tokens, big.tokens),
             f(self.pairs_full, ch.pairs_full, big.pairs_full),

@@ -33,9 +33,10 @@
 //! efficiency of very small GEMMs (the per-kernel overhead stands in for it).
 
 use super::attention::{AttentionPricing, Layers};
+use super::batch::Share;
 use super::collective::{all_reduce_s, all_to_all_s, send_s};
 use super::gemm::{curve_op, GemmGroup, InnerDims};
-use super::{Batch, CostModel, OpCost, OpKind, StepCost};
+use super::{AroundAttention, Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
 use crate::profile::{CollectiveCurves, ComputeClass, GemmCurve, GpuSystem, ModelProfile};
@@ -337,31 +338,7 @@ impl CostModel for GpuCost {
             self.layers * KERNELS_ATTN_PROJ,
         );
 
-        // Attention: heads split over the tensor-parallel group, or sequences over the
-        // data-parallel one.
-        let full_layers = self.layers - self.window_layers;
-        *c.op_mut(OpKind::Attention) = match self.attention.as_deref() {
-            Some(a) => {
-                let (prefill, decode) = b.busiest_parts(self.dp);
-                let layers = Layers {
-                    full: full_layers,
-                    window: self.window_layers,
-                };
-                a.op(layers, &prefill, &decode)
-            }
-            None => {
-                let pairs =
-                    full_layers * share.pairs_full + self.window_layers * share.pairs_window;
-                let kv_tokens =
-                    full_layers * share.kv_read_full + self.window_layers * share.kv_read_window;
-                self.roofline(
-                    pairs * self.attn_flops_per_pair_layer / self.tp,
-                    self.flops_attn,
-                    (kv_tokens + self.layers * t) * self.kv_bytes_per_token_layer,
-                    self.layers * KERNELS_ATTN,
-                )
-            }
-        };
+        *c.op_mut(OpKind::Attention) = self.attention_op(b, &share);
 
         if self.dense_layers > 0.0 {
             let params = self.dense_layers * self.dense_mlp_params / self.tp;
@@ -461,12 +438,50 @@ impl CostModel for GpuCost {
         c
     }
 
+    /// Only attention reads the batch's attention sums: the other operators' times are
+    /// `base`'s.
+    fn step_s_varied(&self, base: &AroundAttention, b: &Batch) -> f64 {
+        if b.tokens == 0 {
+            return self.step_s(b);
+        }
+        let attention = self.attention_op(b, &b.busiest_share(self.dp));
+        base.total_s(attention.time_s())
+    }
+
     fn window(&self) -> Option<u64> {
         self.window
     }
 }
 
 impl GpuCost {
+    /// Attention over `b`, whose busiest GPU's share is `share`: heads split over the
+    /// tensor-parallel group, or sequences over the data-parallel one.
+    fn attention_op(&self, b: &Batch, share: &Share) -> OpCost {
+        let full_layers = self.layers - self.window_layers;
+        match self.attention.as_deref() {
+            Some(a) => {
+                let (prefill, decode) = b.busiest_parts(self.dp);
+                let layers = Layers {
+                    full: full_layers,
+                    window: self.window_layers,
+                };
+                a.op(layers, &prefill, &decode)
+            }
+            None => {
+                let pairs =
+                    full_layers * share.pairs_full + self.window_layers * share.pairs_window;
+                let kv_tokens =
+                    full_layers * share.kv_read_full + self.window_layers * share.kv_read_window;
+                self.roofline(
+                    pairs * self.attn_flops_per_pair_layer / self.tp,
+                    self.flops_attn,
+                    (kv_tokens + self.layers * share.tokens) * self.kv_bytes_per_token_layer,
+                    self.layers * KERNELS_ATTN,
+                )
+            }
+        }
+    }
+
     /// Two all-reduces of the hidden state per layer (after attention and after the MLP).
     /// By the faster of the profile's all-reduce curves when it has one (its latency includes
     /// the launch), else by the interconnect's scalars and a kernel launch each.
@@ -807,5 +822,68 @@ mod tests {
             bytes / (3.35e12 * curve.memory_efficiency),
             max_relative = 1e-12
         );
+    }
+
+    #[test]
+    fn contexts_grown_are_priced_from_the_base_times_bit_for_bit() {
+        // Shipped profiles with their curves and without, a sliding window, tensor, pipeline
+        // and attention data parallelism: a decode batch whose contexts grow by j tokens is
+        // priced the same from the first iteration's times as whole.
+        let shipped = |hw: &str, model: &str, req: ParallelRequest| {
+            let h = load_hardware(hw, &[]).unwrap();
+            let m = load_model(model, &[]).unwrap();
+            GpuCost::new(&m, h.gpu().unwrap(), &place(&m, &h, req).unwrap())
+        };
+        let dp = ParallelRequest {
+            tp: Some(8),
+            attention_dp: true,
+            ..Default::default()
+        };
+        let pp = ParallelRequest {
+            tp: Some(2),
+            pp: Some(2),
+            ..Default::default()
+        };
+        let costs = [
+            shipped("h100-sxm", "llama-3.1-8b", ParallelRequest::default()),
+            cost("h100-sxm", "llama-3.1-8b", &[]),
+            shipped("gb200-nvl72", "gpt-oss-120b", ParallelRequest::default()),
+            cost("gb200-nvl72", "gpt-oss-120b", &[]),
+            shipped("gb200-nvl72", "deepseek-v3", dp),
+            shipped("h100-hgx", "llama-3.1-70b", pp),
+        ];
+        for c in &costs {
+            let mut b = Batch::new(c.window());
+            for (i, context) in [0, 7, 100, 127, 128, 129, 1000, 5000].iter().enumerate() {
+                for _ in 0..=i {
+                    b.push(1, *context, true);
+                }
+            }
+            let times = c.step_times(&b);
+            assert_eq!(times.total_s().to_bits(), c.step_s(&b).to_bits());
+            let base = times.around_attention();
+            let (n, w) = (f64::from(b.sequences), c.window());
+            let mut cur = b;
+            for j in 1..300 {
+                cur.pairs_full += n;
+                cur.kv_read_full += n;
+                if let Some(w) = w {
+                    // Contexts past the window stop growing.
+                    let growing = [0, 7, 100, 127, 128, 129, 1000, 5000]
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &p)| p + j < w)
+                        .map(|(i, _)| i as f64 + 1.0)
+                        .sum::<f64>();
+                    cur.pairs_window += growing;
+                    cur.kv_read_window += growing;
+                }
+                assert_eq!(
+                    c.step_s_varied(&base, &cur).to_bits(),
+                    c.step_s(&cur).to_bits(),
+                    "{j} tokens on"
+                );
+            }
+        }
     }
 }

@@ -236,6 +236,77 @@ impl StepCost {
     }
 }
 
+/// The times of one iteration's operators, s, indexed like [`OpKind::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepTimes {
+    times: [f64; 14],
+}
+
+const ATTENTION: usize = OpKind::Attention as usize;
+
+impl StepTimes {
+    /// The times of `cost`'s operators.
+    pub fn of(cost: &StepCost) -> Self {
+        StepTimes {
+            times: cost.ops.map(|o| o.time_s()),
+        }
+    }
+
+    /// Duration of the iteration, s: [`StepCost::total_s`] of the cost they came from, bit for
+    /// bit (the same sum in the same order).
+    pub fn total_s(&self) -> f64 {
+        self.times.iter().sum()
+    }
+
+    /// The sum arranged for other attention times ([`CostModel::step_s_varied`]).
+    pub fn around_attention(&self) -> AroundAttention {
+        let mut after = [0.0; 11];
+        let mut after_len = 0;
+        for &t in &self.times[ATTENTION + 1..] {
+            if t != 0.0 {
+                after[after_len] = t;
+                after_len += 1;
+            }
+        }
+        AroundAttention {
+            times: self.times,
+            before: self.times[..ATTENTION].iter().sum(),
+            after,
+            after_len,
+        }
+    }
+}
+
+/// An iteration's operator times arranged to sum them with attention taking another time: the
+/// sum before attention, and the times after it without the zeros (`x + 0.0` is `x` unless `x`
+/// is `-0.0`, and `x + -0.0` is `x`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AroundAttention {
+    times: [f64; 14],
+    before: f64,
+    after: [f64; 11],
+    after_len: usize,
+}
+
+impl AroundAttention {
+    /// [`StepTimes::total_s`] with attention taking `attention_s` instead, bit for bit: the same
+    /// sum in the same order, less the additions of zeros that leave it unchanged.
+    pub fn total_s(&self, attention_s: f64) -> f64 {
+        let mut total = self.before + attention_s;
+        if total == 0.0 && total.is_sign_negative() {
+            // Adding 0.0 would change the sign: the whole sum.
+            for &t in &self.times[ATTENTION + 1..] {
+                total += t;
+            }
+            return total;
+        }
+        for &t in &self.after[..self.after_len] {
+            total += t;
+        }
+        total
+    }
+}
+
 /// A pure function from a batch to the cost of one iteration.
 pub trait CostModel: Sync {
     /// The cost of one iteration over `batch`, with its breakdown.
@@ -246,6 +317,22 @@ pub trait CostModel: Sync {
         self.step(batch).total_s()
     }
 
+    /// The operators' times of one iteration over `batch`; their
+    /// [`total_s`](StepTimes::total_s) is [`CostModel::step_s`].
+    fn step_times(&self, batch: &Batch) -> StepTimes {
+        StepTimes::of(&self.step(batch))
+    }
+
+    /// [`CostModel::step_s`] of `batch`, bit for bit, where `base` holds the times of an
+    /// iteration over a batch that differs from `batch` in its attention sums alone
+    /// (`pairs_*`, `kv_read_*`: the same sequences, each with a longer context). A model whose
+    /// other operators do not read those sums prices attention alone; by default the whole
+    /// iteration is priced.
+    fn step_s_varied(&self, base: &AroundAttention, batch: &Batch) -> f64 {
+        let _ = base;
+        self.step_s(batch)
+    }
+
     /// The model's sliding window, to shape batches.
     fn window(&self) -> Option<u64>;
 
@@ -254,5 +341,49 @@ pub trait CostModel: Sync {
     fn priced_by(&self, op: OpKind) -> &'static str {
         let _ = op;
         "-"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_times_with_another_attention_sum_as_the_whole_cost_does() {
+        // Operators with times, zeros of both signs, and an all-negative-zero iteration (whose
+        // sum keeps its sign only while every term is -0.0).
+        let op = |x: f64| OpCost {
+            compute_s: x,
+            memory_s: x,
+            exposed_s: x,
+            interconnect_s: x,
+            overhead_s: x,
+            ..OpCost::default()
+        };
+        let costs = [
+            [
+                1e-3, 2e-4, 3e-5, 0.0, 7e-7, -0.0, 1.5e-3, 0.0, 0.0, 1e-9, 0.0, 0.0, 0.0, 4e-5,
+            ],
+            [0.0; 14],
+            [-0.0; 14],
+            [
+                -0.0, -0.0, -0.0, 0.0, -0.0, 1e-6, -0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            ],
+        ];
+        for times in costs {
+            let mut c = StepCost { ops: times.map(op) };
+            let times = StepTimes::of(&c);
+            assert_eq!(times.total_s().to_bits(), c.total_s().to_bits());
+            let base = times.around_attention();
+            for attention in [0.0, -0.0, 1e-12, 3.3e-4, 0.1] {
+                *c.op_mut(OpKind::Attention) = op(attention);
+                let t = c.op(OpKind::Attention).time_s();
+                assert_eq!(
+                    base.total_s(t).to_bits(),
+                    c.total_s().to_bits(),
+                    "{times:?} with {attention}"
+                );
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! Ignored: tree drafts, draft heads sharing the target's activations (EAGLE, MTP), and overlap of
 //! draft and target work.
 
-use super::{Batch, Bound, CostModel, OpCost, OpKind, StepCost};
+use super::{AroundAttention, Batch, Bound, CostModel, OpCost, OpKind, StepCost, StepTimes};
 
 /// A target and a draft cost model sharing one replica.
 #[derive(Debug, Clone)]
@@ -57,6 +57,27 @@ impl<C: CostModel> CostModel for SpeculativeCost<C> {
         }
         *c.op_mut(OpKind::DraftModel) = op;
         c
+    }
+
+    fn step_s(&self, b: &Batch) -> f64 {
+        if b.gamma == 0 {
+            return self.target.step_s(b);
+        }
+        self.step(b).total_s()
+    }
+
+    fn step_times(&self, b: &Batch) -> StepTimes {
+        if b.gamma == 0 {
+            return self.target.step_times(b);
+        }
+        StepTimes::of(&self.step(b))
+    }
+
+    fn step_s_varied(&self, base: &AroundAttention, b: &Batch) -> f64 {
+        if b.gamma == 0 {
+            return self.target.step_s_varied(base, b);
+        }
+        self.step_s(b)
     }
 
     fn window(&self) -> Option<u64> {

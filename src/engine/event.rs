@@ -12,7 +12,16 @@ pub fn ns_from_s(s: f64) -> SimTime {
     if s <= 0.0 {
         0
     } else {
-        ((s * 1e9).ceil() as SimTime).max(1)
+        // ceil(s * 1e9), saturating, without a call to the library's `ceil`: truncation then
+        // one up if it dropped a fraction (exact below 2^53, where fractions exist).
+        let ns = s * 1e9;
+        let t = ns as SimTime;
+        let t = if (t as f64) < ns {
+            t.saturating_add(1)
+        } else {
+            t
+        };
+        t.max(1)
     }
 }
 
@@ -114,5 +123,56 @@ mod tests {
         assert_eq!(ns_from_s(1.5e-9), 2);
         assert_eq!(ns_from_s(1e-12), 1);
         assert_eq!(ns_from_s(0.0), 0);
+    }
+
+    #[test]
+    fn durations_are_the_ceiling_of_nanoseconds_everywhere() {
+        // The library's ceil, saturating as `as` does, and 0 / 1 at the ends.
+        let reference = |s: f64| {
+            if s <= 0.0 {
+                0
+            } else {
+                ((s * 1e9).ceil() as SimTime).max(1)
+            }
+        };
+        let mut values = vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+            1e-9,
+            2e-9,
+            0.1,
+            0.3,
+            1.0,
+            2f64.powi(52) * 1e-9,
+            2f64.powi(53) * 1e-9,
+            2f64.powi(63) * 1e-9,
+            2f64.powi(64) * 1e-9,
+            1e12,
+            1e300,
+        ];
+        // Neighbours of integers and random-looking values over many decades.
+        let mut x = 0.123_456_789_f64;
+        for e in -12..12 {
+            for _ in 0..200 {
+                x = (x * 997.0 + 0.618_033_988_7).fract();
+                values.push(x * 10f64.powi(e));
+            }
+            let n = 10f64.powi(e);
+            values.extend([n, n.next_up(), n.next_down()]);
+        }
+        for k in [
+            1.0,
+            3.0,
+            1e6 + 1.0,
+            2f64.powi(52) - 1.0,
+            2f64.powi(53) + 2.0,
+        ] {
+            let ns = k;
+            values.extend([ns * 1e-9, (ns * 1e-9).next_up(), (ns * 1e-9).next_down()]);
+        }
+        for s in values {
+            assert_eq!(ns_from_s(s), reference(s), "{s:e} s");
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::kv_tiers::{TierStats, TierStore};
 use super::prefix_cache::PrefixCache;
 use super::upcoming::Upcoming;
 use super::{EngineConfig, Loop, Observe, Outcome, RequestRecord, HORIZON_S};
-use crate::cost::{Batch, CostModel};
+use crate::cost::{Batch, CostModel, StepTimes};
 use crate::error::{Error, Result};
 use crate::workload::RequestSpec;
 
@@ -80,8 +80,9 @@ pub(super) struct Engine<'a> {
     /// Reused buffers of iteration skipping.
     pub(super) scratch: Vec<i64>,
     pub(super) durations: Vec<SimTime>,
-    /// Iterations started at the current instant: (instance, duration, batch).
-    pub(super) started: Vec<(u32, SimTime, Batch)>,
+    /// Iterations started at the current instant: (instance, duration, batch, its operators'
+    /// times).
+    pub(super) started: Vec<(u32, SimTime, Batch, StepTimes)>,
     /// Forming the batch being formed preempted a sequence.
     pub(super) preempted_now: bool,
 }

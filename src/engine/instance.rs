@@ -14,6 +14,7 @@ use super::scheduler::cacheable;
 use super::{RequestRecord, StepRecord, HORIZON_S};
 use crate::cost::Batch;
 use crate::error::{Error, Result};
+use crate::sketch::Sketch;
 use crate::workload::PromptPrefix;
 
 /// A request's state in the engine, in a slot of [`Engine::seqs`] from its arrival to its
@@ -85,6 +86,14 @@ pub(super) struct Instance {
     pub(super) busy_ns: SimTime,
 }
 
+/// The gaps of a run of `run.1` sequences whose last token came at `run.0` and whose next
+/// came at `now`.
+pub(super) fn add_gaps(itl: &mut Sketch, now: SimTime, run: (SimTime, u64)) {
+    if run.1 > 0 {
+        itl.add_each(s_from_ns(now - run.0), run.1);
+    }
+}
+
 impl Engine<'_> {
     /// Tokens whose KV must be computed before the next output token: prompt plus outputs so far.
     pub(super) fn known(&self, r: usize) -> u32 {
@@ -127,7 +136,8 @@ impl Engine<'_> {
         let swap_s = self.instances[k].swap_tokens as f64 * self.cfg.policy.swap_s_per_token;
         self.out.swapped_tokens += self.instances[k].swap_tokens;
         self.instances[k].swap_tokens = 0;
-        let step_s = self.cost.step_s(&batch) + swap_s;
+        let times = self.cost.step_times(&batch);
+        let step_s = times.total_s() + swap_s;
         if !(step_s.is_finite() && (s_from_ns(now) + step_s) <= HORIZON_S) {
             return Err(self.stall(
                 k,
@@ -147,7 +157,7 @@ impl Engine<'_> {
         if self.record {
             self.record_step(k, now, dur, &batch);
         }
-        self.started.push((k as u32, dur, batch));
+        self.started.push((k as u32, dur, batch, times));
         Ok(())
     }
 
@@ -235,6 +245,9 @@ impl Engine<'_> {
             .policy
             .disaggregation
             .filter(|d| k < d.prefill_instances as usize);
+        // Sequences whose last token came at the same time take the same gap: a run of them
+        // (one token each) is added at once, as adding them one by one would.
+        let mut run: (SimTime, u64) = (UNSET, 0);
         for &(r, n, speculative) in &step {
             let r = r as usize;
             let Some(yielded) = self.yielded(k, r, n, speculative) else {
@@ -247,10 +260,18 @@ impl Engine<'_> {
                     // A first token at the last arrival's instant does not count as waiting.
                     self.out.backlog_at_last_arrival -= 1;
                 }
+            } else if yielded == 1 && run.1 > 0 && s.last_token == run.0 {
+                run.1 += 1;
             } else {
-                // Tokens verified together arrive together; their gaps are spread evenly.
-                let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
-                self.out.itl_s.add_n(gap, u64::from(yielded));
+                add_gaps(&mut self.out.itl_s, now, run);
+                run = (s.last_token, 0);
+                if yielded == 1 {
+                    run.1 = 1;
+                } else {
+                    // Tokens verified together arrive together; their gaps are spread evenly.
+                    let gap = s_from_ns(now - s.last_token) / f64::from(yielded);
+                    self.out.itl_s.add_n(gap, u64::from(yielded));
+                }
             }
             s.generated += yielded;
             s.last_token = now;
@@ -272,6 +293,7 @@ impl Engine<'_> {
                 left = true;
             }
         }
+        add_gaps(&mut self.out.itl_s, now, run);
         if left {
             let seqs = &self.seqs;
             self.instances[k]

@@ -5,6 +5,8 @@
 #[derive(Debug, Clone)]
 pub struct BlockPool {
     block_tokens: u32,
+    /// `log2(block_tokens)` when it is a power of two (blocks counted by a shift).
+    shift: Option<u32>,
     total: u32,
     free: u32,
     peak_used: u32,
@@ -13,8 +15,12 @@ pub struct BlockPool {
 impl BlockPool {
     /// A pool of `total` blocks of `block_tokens` tokens.
     pub fn new(total: u32, block_tokens: u32) -> Self {
+        let block_tokens = block_tokens.max(1);
         BlockPool {
-            block_tokens: block_tokens.max(1),
+            block_tokens,
+            shift: block_tokens
+                .is_power_of_two()
+                .then(|| block_tokens.trailing_zeros()),
             total,
             free: total,
             peak_used: 0,
@@ -23,7 +29,11 @@ impl BlockPool {
 
     /// Blocks needed to hold `tokens` tokens.
     pub fn blocks_for(&self, tokens: u32) -> u32 {
-        tokens.div_ceil(self.block_tokens)
+        match self.shift {
+            // Whole blocks, and one more for a remainder: the same as dividing.
+            Some(shift) => (tokens >> shift) + u32::from(tokens & (self.block_tokens - 1) != 0),
+            None => tokens.div_ceil(self.block_tokens),
+        }
     }
 
     /// Free blocks.
@@ -73,5 +83,19 @@ mod tests {
         p.release(7);
         assert_eq!(p.free(), 10);
         assert_eq!(p.peak_used(), 7);
+    }
+
+    #[test]
+    fn blocks_of_a_power_of_two_are_those_of_dividing() {
+        for bt in [1, 2, 3, 16, 17, 256, 1 << 31] {
+            let p = BlockPool::new(1, bt);
+            for t in (0..2000).chain([u32::MAX - 1, u32::MAX, 1 << 31, (1 << 31) + 1]) {
+                assert_eq!(
+                    p.blocks_for(t),
+                    t.div_ceil(bt),
+                    "{t} tokens in blocks of {bt}"
+                );
+            }
+        }
     }
 }

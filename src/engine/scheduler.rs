@@ -87,7 +87,13 @@ impl Engine<'_> {
 
     /// Free blocks by evicting unused cached prefixes until `want` are free (each moving down to
     /// the tiers below, if any); false if they cannot.
+    #[inline]
     pub(super) fn make_room(&mut self, k: usize, want: u32) -> bool {
+        self.instances[k].pool.free() >= want || self.evict_for(k, want)
+    }
+
+    /// [`Engine::make_room`] when fewer than `want` blocks are free.
+    fn evict_for(&mut self, k: usize, want: u32) -> bool {
         let inst = &mut self.instances[k];
         while inst.pool.free() < want {
             match inst.prefix.evict_entry() {

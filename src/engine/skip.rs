@@ -5,6 +5,9 @@
 //! (contexts grow by one token per iteration; under a sliding window each context stops
 //! growing once it fills the window), so durations, token times and counters are exactly those
 //! of stepping one iteration at a time; only the per-sequence walk of each iteration is saved.
+//! As only the attention sums change, the cost model may price attention alone and add the
+//! other operators' times kept from the first iteration
+//! ([`crate::cost::CostModel::step_s_varied`]).
 //!
 //! The run then looks, from outside the instance, as it would have: the iterations skipped
 //! over are applied at once, and the last one is left in flight as an ordinary iteration, ending
@@ -13,11 +16,11 @@
 
 use super::event::{ns_from_s, s_from_ns, SimTime};
 use super::event_loop::{Engine, Event};
-use super::instance::UNSET;
+use super::instance::{add_gaps, UNSET};
 use super::policy::Routing;
 use super::scheduler::cacheable;
 use super::HORIZON_S;
-use crate::cost::Batch;
+use crate::cost::{Batch, StepTimes};
 
 impl Engine<'_> {
     /// The earliest time at which something from outside instance `k` (an arrival routed to it,
@@ -133,7 +136,7 @@ impl Engine<'_> {
         let started = std::mem::take(&mut self.started);
         // The two earliest ends: the earliest end among the others of any one of them.
         let (mut a, mut b) = (UNSET, UNSET);
-        for &(_, dur, _) in &started {
+        for &(_, dur, _, _) in &started {
             let end = now + dur;
             if end < a {
                 (a, b) = (end, a);
@@ -141,24 +144,25 @@ impl Engine<'_> {
                 b = end;
             }
         }
-        for (k, dur, batch) in &started {
+        for (k, dur, batch, times) in &started {
             let others = if now + dur == a { b } else { a };
-            let end = self.skip_ahead(*k as usize, now, *dur, batch, others);
+            let end = self.skip_ahead(*k as usize, now, *dur, (batch, times), others);
             self.queue.push(end, Event::StepDone(*k));
         }
         self.started = started;
         self.started.clear();
     }
 
-    /// Instance `k` formed `batch` at `now`, an iteration of `dur`: run the iterations after it
-    /// that nothing can change at once (see the module docs), leaving the last in flight, and
-    /// return when that one ends. `others`: see [`Engine::quiet_until`].
+    /// Instance `k` formed `batch` at `now`, an iteration of `dur` whose operators took `times`:
+    /// run the iterations after it that nothing can change at once (see the module docs), leaving
+    /// the last in flight, and return when that one ends. `others`: see
+    /// [`Engine::quiet_until`].
     fn skip_ahead(
         &mut self,
         k: usize,
         now: SimTime,
         dur: SimTime,
-        batch: &Batch,
+        (batch, times): (&Batch, &StepTimes),
         others: SimTime,
     ) -> SimTime {
         let first_end = now + dur;
@@ -182,6 +186,7 @@ impl Engine<'_> {
         }
         let mut durs = std::mem::take(&mut self.durations);
         durs.clear();
+        let base = times.around_attention();
         let b = f64::from(batch.sequences);
         let (mut cur, mut end, mut m, mut filled) = (*batch, first_end, 1u32, 0usize);
         while m < most && end < limit {
@@ -196,7 +201,8 @@ impl Engine<'_> {
                 cur.pairs_window += growing;
                 cur.kv_read_window += growing;
             }
-            let step_s = self.cost.step_s(&cur);
+            // Only the attention sums differ from the batch formed.
+            let step_s = self.cost.step_s_varied(&base, &cur);
             if !(step_s.is_finite() && s_from_ns(end) + step_s <= HORIZON_S) {
                 break; // the iteration is left to stepping, which reports the stall
             }
@@ -217,19 +223,29 @@ impl Engine<'_> {
     /// the later ones lasting `durs`), and form iteration `m`: tokens, gaps, KV blocks, counters.
     fn apply_skipped(&mut self, k: usize, first_end: SimTime, durs: &[SimTime], m: u32) {
         let skipped = m - 1;
-        let extra = self.extra_blocks(k, m);
+        let mut extra = 0;
         let last_token = first_end + durs[..durs.len() - 1].iter().sum::<SimTime>();
         let step = std::mem::take(&mut self.instances[k].step);
+        // The first iteration's gaps, a run of sequences sharing a last token at once.
+        let mut run: (SimTime, u64) = (UNSET, 0);
         for &(r, _, _) in &step {
             let pool = &self.instances[k].pool;
             let s = &mut self.seqs[r as usize];
-            self.out.itl_s.add(s_from_ns(first_end - s.last_token));
+            if run.1 > 0 && s.last_token == run.0 {
+                run.1 += 1;
+            } else {
+                add_gaps(&mut self.out.itl_s, first_end, run);
+                run = (s.last_token, 1);
+            }
             let need = pool.blocks_for(s.kv + m);
-            s.blocks += need.saturating_sub(s.blocks + s.shared_blocks);
+            let more = need.saturating_sub(s.blocks + s.shared_blocks);
+            extra += u64::from(more);
+            s.blocks += more;
             s.kv += skipped;
             s.generated += skipped;
             s.last_token = last_token;
         }
+        add_gaps(&mut self.out.itl_s, first_end, run);
         let b = step.len();
         for &d in &durs[..durs.len() - 1] {
             self.out.itl_s.add_n(s_from_ns(d), b as u64);
