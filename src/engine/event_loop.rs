@@ -461,20 +461,12 @@ impl<'a> Engine<'a> {
         let mut out = self.out;
         out.prefix_evictions = self.instances.iter().map(|i| i.prefix.evictions()).sum();
         let tiers = self.instances.first().map_or(0, |i| i.tiers.len());
-        out.kv_tiers = (0..tiers)
-            .map(|t| {
-                self.instances.iter().fold(TierStats::default(), |a, i| {
-                    let b = i.tiers[t].stats;
-                    TierStats {
-                        hits: a.hits + b.hits,
-                        tokens_in: a.tokens_in + b.tokens_in,
-                        tokens_out: a.tokens_out + b.tokens_out,
-                        load_s: a.load_s + b.load_s,
-                        evictions: a.evictions + b.evictions,
-                    }
-                })
-            })
-            .collect();
+        out.kv_tiers = vec![TierStats::default(); tiers];
+        for inst in &self.instances {
+            for (sum, tier) in out.kv_tiers.iter_mut().zip(&inst.tiers) {
+                *sum += tier.stats;
+            }
+        }
         out.busy_s = self
             .instances
             .iter()

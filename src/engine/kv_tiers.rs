@@ -45,6 +45,16 @@ pub struct TierStats {
     pub evictions: u64,
 }
 
+impl std::ops::AddAssign for TierStats {
+    fn add_assign(&mut self, o: TierStats) {
+        self.hits += o.hits;
+        self.tokens_in += o.tokens_in;
+        self.tokens_out += o.tokens_out;
+        self.load_s += o.load_s;
+        self.evictions += o.evictions;
+    }
+}
+
 /// One tier's entries on one instance.
 #[derive(Debug, Clone)]
 pub(super) struct TierStore {
