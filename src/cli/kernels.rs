@@ -156,6 +156,25 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             c.bandwidth_efficiency,
         );
     }
+    for f in &k.moe {
+        let c = &f.curve;
+        s += &format!(
+            "[gpu.moe_curves.{}]\n# Fit: {}, format {}, its {} training rows (every other row \
+             outside the DeepSeek-V3 block); rms log error {}.\nfloor_s = {:.4e}\n\
+             row_s = {:.4e}\ncompute_efficiency = {:.4}\npad_rows = {:.2}\n\
+             memory_efficiency = {:.4}\n",
+            f.slot(),
+            source("moe.csv"),
+            f.format,
+            f.n,
+            num(f.rms_log_error, 3),
+            c.floor_s,
+            c.row_s,
+            c.compute_efficiency,
+            c.pad_rows,
+            c.memory_efficiency,
+        );
+    }
     s
 }
 
@@ -192,8 +211,9 @@ fn render(rows: &[Summary]) -> Table {
 pub(super) fn run(a: &KernelsArgs) -> Result<String> {
     let (rows, fits) = summaries(a)?;
     let gemms = if a.fit {
-        "GEMMs, attention and collectives priced by curves fitted here on the training half \
-         (GEMM 5 coefficients a class, attention 5 a kind, collectives 3 a kind)"
+        "GEMMs, attention, collectives and MoE experts priced by curves fitted here on the \
+         training half (GEMM 5 coefficients a class, attention 5 a kind, collectives 3 a kind, \
+         MoE 5 a format)"
     } else if a.scalar {
         "every kernel priced by the scalar efficiencies"
     } else {
@@ -219,7 +239,7 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
                 "{toml}Kernel latencies predicted by the GPU cost model against NVIDIA's \
                  measurements ({}); {gemms}. Error = predicted / measured - 1. Shapes: held_out = \
                  every other row of each table (the half no fit uses), model = every shape of \
-                 Llama 3.1 70B at tensor parallelism 4.\n\n{}",
+                 Llama 3.1 70B at tensor parallelism 4 (MoE: every row of DeepSeek-V3's layer).\n\n{}",
                 a.tables.display(),
                 render(&rows).render()
             ))

@@ -18,8 +18,9 @@
 //!
 //! A profile with a GEMM curve for the class its dense GEMMs run on prices the projections, the
 //! dense MLP and the LM head by that curve instead ([`super::gemm`]): efficiency rising with the
-//! tokens and output width, a floor per GEMM kernel. MoE experts keep the scalars (their grouped
-//! GEMMs of a few tokens per expert are not what the dense curves were fitted to).
+//! tokens and output width, a floor per GEMM kernel. A profile with a MoE curve for the class
+//! the routed experts run on prices them by it ([`super::moe`]): grouped GEMMs padded per
+//! touched expert, a time per routed row for routing, permute and combine, a floor per layer.
 //!
 //! A profile with attention curves prices GQA / MHA attention by them ([`super::attention`]):
 //! prefill chunks and decoding sequences as separate kernels per layer, each with its floor,
@@ -36,10 +37,11 @@ use super::attention::{AttentionPricing, Layers};
 use super::batch::Share;
 use super::collective::{all_reduce_s, all_to_all_s, send_s};
 use super::gemm::{curve_op, GemmGroup, InnerDims};
+use super::moe::MoePricing;
 use super::{AroundAttention, Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
-use crate::profile::{CollectiveCurves, ComputeClass, GemmCurve, GpuSystem, ModelProfile};
+use crate::profile::{CollectiveCurves, ComputeClass, GemmCurve, GpuSystem, ModelProfile, MoeWork};
 
 /// Kernels per layer in each operator (fused norms counted with the GEMM they precede): the
 /// count a CUDA-graph decode step of vLLM / TensorRT-LLM launches, read off their model code.
@@ -47,6 +49,7 @@ const KERNELS_ATTN_PROJ: f64 = 4.0; // norm, QKV GEMM, rotary, output GEMM
 pub(crate) const KERNELS_ATTN: f64 = 2.0; // KV-cache write, attention
 const KERNELS_MLP: f64 = 3.0; // norm, gate-up GEMM with activation, down GEMM
 const KERNELS_MOE: f64 = 6.0; // norm, router, top-k/permute, two grouped GEMMs, combine
+const KERNELS_MOE_DENSE: f64 = 2.0; // norm, router GEMM: outside the MoE curve's fused layer
 const KERNELS_HEAD: f64 = 3.0; // final norm, LM-head GEMM, sampling
 
 /// Per-device constants of one placed model on one GPU system.
@@ -99,6 +102,8 @@ pub struct GpuCost {
     /// Collectives priced by the profile's collective curves, when it has any, with the raw
     /// per-GPU link bandwidth, bytes/s.
     collectives: Option<Box<(CollectiveCurves, f64)>>,
+    /// Routed experts priced by the profile's MoE curve for their class, when it has one.
+    moe: Option<Box<MoePricing>>,
 }
 
 /// The GEMM curve of one placed model's dense GEMMs.
@@ -169,6 +174,20 @@ impl GpuCost {
                 kernels_per_layer: KERNELS_ATTN,
             })
         });
+        let expert_class = ComputeClass::of_gemm(model.expert_weight_precision(), p.activations);
+        let (expert_runs_on, expert_peak) = gpu.peak_flops_per_s.resolve(expert_class);
+        let moe_pricing = gpu
+            .moe_curves
+            .as_ref()
+            .and_then(|c| c.for_class(expert_runs_on))
+            .filter(|_| moe.is_some())
+            .map(|c| {
+                Box::new(MoePricing {
+                    curve: *c,
+                    peak_flops_per_s: expert_peak,
+                    hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
+                })
+            });
         let collectives = gpu
             .collective_curves
             .as_ref()
@@ -199,10 +218,7 @@ impl GpuCost {
             attn_flops_per_pair_layer: d.attn_flops_per_pair_per_layer,
             window: model.attention.sliding_window_tokens,
             flops_gemm: peak(ComputeClass::of_gemm(p.weights, p.activations)),
-            flops_expert: peak(ComputeClass::of_gemm(
-                model.expert_weight_precision(),
-                p.activations,
-            )),
+            flops_expert: peak(expert_class),
             flops_attn: peak(ComputeClass::of_gemm(p.kv_cache, p.activations)),
             mem_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s * eff.memory,
             overlap: eff.overlap,
@@ -214,6 +230,7 @@ impl GpuCost {
             curves: curves.map(Box::new),
             attention,
             collectives,
+            moe: moe_pricing,
         }
     }
 
@@ -282,6 +299,7 @@ impl CostModel for GpuCost {
                     "roofline (scalar efficiencies)"
                 }
             }
+            OpKind::Experts if self.moe.is_some() => "MoE curve (routed experts)",
             OpKind::Embedding | OpKind::Experts => "roofline (scalar efficiencies)",
             OpKind::TensorParallelComm if self.dp <= 1.0 => {
                 if collective(|c| c.all_reduce.is_some() || c.all_reduce_custom.is_some()) {
@@ -362,23 +380,38 @@ impl CostModel for GpuCost {
             let all = b.tokens as f64;
             let k = self.active_experts;
             let touched = self.experts * (1.0 - (1.0 - k / self.experts).powf(all));
-            let bytes = self.moe_layers
-                * (touched * self.expert_params * self.expert_bytes / self.ep
-                    + (self.shared_params * self.expert_bytes
-                        + self.router_params * self.weight_bytes)
-                        / self.tp);
-            let flops = self.moe_layers
-                * 2.0
-                * (all * k * self.expert_params / self.ep
-                    + t * (self.shared_params + self.router_params) / self.tp);
-            // Grouped GEMMs of a few tokens per expert: not priced by the dense GEMM curves,
-            // which were fitted to dense GEMMs.
-            *c.op_mut(OpKind::Experts) = self.roofline(
-                flops,
-                self.flops_expert,
-                bytes + self.moe_layers * 2.0 * act,
-                self.moe_layers * KERNELS_MOE,
-            );
+            let layers = self.moe_layers;
+            let routed = MoeWork {
+                rows: layers * all * k / self.ep,
+                experts: layers * touched / self.ep,
+                expert_params: self.expert_params,
+                bytes: layers
+                    * (touched * self.expert_params * self.expert_bytes / self.ep + 2.0 * act),
+            };
+            // Shared experts and the router's gate GEMM: dense over this GPU's own tokens.
+            let dense_bytes = layers
+                * (self.shared_params * self.expert_bytes + self.router_params * self.weight_bytes)
+                / self.tp;
+            let dense_flops =
+                layers * 2.0 * t * (self.shared_params + self.router_params) / self.tp;
+            *c.op_mut(OpKind::Experts) = match self.moe.as_deref() {
+                Some(m) => m.op(
+                    layers,
+                    &routed,
+                    self.roofline(
+                        dense_flops,
+                        self.flops_expert,
+                        dense_bytes,
+                        layers * KERNELS_MOE_DENSE,
+                    ),
+                ),
+                None => self.roofline(
+                    routed.flops() + dense_flops,
+                    self.flops_expert,
+                    routed.bytes + dense_bytes,
+                    layers * KERNELS_MOE,
+                ),
+            };
         }
 
         // LM head: vocabulary split over the tensor-parallel group; fp32 logits written.
@@ -528,6 +561,7 @@ mod tests {
             g.gemm_curves = None;
             g.attention_curves = None;
             g.collective_curves = None;
+            g.moe_curves = None;
         }
         let m = load_model(model, &o).unwrap();
         let p = place(&m, &h, ParallelRequest::default()).unwrap();
@@ -688,6 +722,51 @@ mod tests {
         let many = c.step(&Batch::decode(256, 10, c.window()));
         let ratio = many.op(OpKind::Experts).bytes / one.op(OpKind::Experts).bytes;
         assert!(ratio > 6.0 && ratio < 8.5, "{ratio}");
+    }
+
+    #[test]
+    fn a_moe_curve_prices_routed_experts_as_the_kernel_check_does() {
+        // Qwen3 235B-A22B over 8 H200s (experts spread 8 ways, no shared expert): the routed
+        // part of each MoE layer is the kernel pricer's MoE layer; the router's gate GEMM adds.
+        let h = load_hardware("h200-hgx", &[]).unwrap();
+        let m = load_model("qwen3-235b-a22b", &[]).unwrap();
+        let req = ParallelRequest {
+            tp: Some(8),
+            ..Default::default()
+        };
+        let p = place(&m, &h, req).unwrap();
+        assert!(!p.attention_dp);
+        let g = h.gpu().unwrap();
+        let c = GpuCost::new(&m, g, &p);
+        assert_eq!(c.priced_by(OpKind::Experts), "MoE curve (routed experts)");
+        let op = c
+            .step(&Batch::decode(64, 1000, None))
+            .op(OpKind::Experts)
+            .time_s();
+        let moe = m.moe.as_ref().unwrap();
+        let shape = crate::cost::kernel::MoeShape {
+            tokens: 64,
+            hidden: m.architecture.hidden_size,
+            inter: moe.expert_intermediate_size,
+            topk: moe.active_experts,
+            experts: moe.experts,
+            tp: 1,
+            ep: 8,
+            weights: m.expert_weight_precision(),
+            activations: m.precision.activations,
+            block_fp8: false,
+        };
+        let layer = crate::cost::kernel::KernelPricer::new(g).moe_experts_s(&shape);
+        let router = c.moe_layers * c.router_params / c.tp;
+        let dense = c
+            .roofline(
+                2.0 * 64.0 * router,
+                c.flops_expert,
+                router * c.weight_bytes,
+                c.moe_layers * KERNELS_MOE_DENSE,
+            )
+            .time_s();
+        assert_relative_eq!(op, c.moe_layers * layer + dense, max_relative = 1e-9);
     }
 
     #[test]

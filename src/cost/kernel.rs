@@ -13,7 +13,7 @@
 use super::collective::{all_reduce_s, all_to_all_s};
 use super::gpu::KERNELS_ATTN;
 use crate::profile::kernel_curves::all_to_all_wire_bytes;
-use crate::profile::{AttentionCurve, AttentionWork, ComputeClass, GpuSystem, Precision};
+use crate::profile::{AttentionCurve, AttentionWork, ComputeClass, GpuSystem, MoeWork, Precision};
 
 /// The constants of one GPU system that price single kernels.
 #[derive(Debug, Clone)]
@@ -50,6 +50,52 @@ pub struct AttentionKernel {
     pub flops_per_pair: f64,
     /// KV-cache bytes per token.
     pub kv_bytes_per_token: f64,
+}
+
+/// One MoE layer's routed experts: `tokens` each routed to `topk` of `experts` gated experts
+/// (`3 hidden inter` weights each, their intermediate width split `tp` ways, the experts
+/// spread over `ep` GPUs), routing uniform.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MoeShape {
+    /// Tokens in the layer.
+    pub tokens: u64,
+    /// Model width.
+    pub hidden: u64,
+    /// Each expert's intermediate width.
+    pub inter: u64,
+    /// Experts each token is routed to.
+    pub topk: u64,
+    /// Experts in the layer.
+    pub experts: u64,
+    /// Ways each expert's intermediate width is split.
+    pub tp: u64,
+    /// GPUs the experts are spread over.
+    pub ep: u64,
+    /// Precision of the experts' weights.
+    pub weights: Precision,
+    /// Precision of the activations.
+    pub activations: Precision,
+    /// FP8 scaled per block (priced by the `fp8_block` curve when the profile has one).
+    pub block_fp8: bool,
+}
+
+impl MoeShape {
+    /// The work on one GPU, as the step counts it: `T k / ep` rows; the experts of this GPU
+    /// the tokens touch (`E / ep (1 - (1 - k/E)^T)` of them), their weights read once; the
+    /// tokens' activations read and written.
+    pub fn work(&self) -> MoeWork {
+        let (t, e, k) = (self.tokens as f64, self.experts as f64, self.topk as f64);
+        let ep = self.ep as f64;
+        let expert_params = 3.0 * self.hidden as f64 * self.inter as f64 / self.tp as f64;
+        let experts = e / ep * (1.0 - (1.0 - k / e).powf(t));
+        MoeWork {
+            rows: t * k / ep,
+            experts,
+            expert_params,
+            bytes: experts * expert_params * self.weights.bytes()
+                + 2.0 * t * self.hidden as f64 * self.activations.bytes(),
+        }
+    }
 }
 
 impl AttentionShape {
@@ -113,13 +159,14 @@ impl KernelPricer {
         KernelPricer { gpu: gpu.clone() }
     }
 
-    /// Price kernels on `gpu` with its scalar efficiencies only, ignoring any GEMM, attention
-    /// and collective curves.
+    /// Price kernels on `gpu` with its scalar efficiencies only, ignoring any GEMM, attention,
+    /// collective and MoE curves.
     pub fn scalar(gpu: &GpuSystem) -> Self {
         let mut gpu = gpu.clone();
         gpu.gemm_curves = None;
         gpu.attention_curves = None;
         gpu.collective_curves = None;
+        gpu.moe_curves = None;
         KernelPricer { gpu }
     }
 
@@ -191,34 +238,33 @@ impl KernelPricer {
         }
     }
 
-    /// One MoE layer's routed experts on one GPU, s, priced as the step prices them: `tokens`
-    /// each routed to `topk` of `experts` gated experts (`3 hidden inter` weights each, their
-    /// intermediate width split `tp` ways, the experts spread over `ep` GPUs); the weights of
-    /// the experts the tokens touch (`E (1 - (1 - k/E)^T)` of them, routing uniform) read once,
-    /// the tokens' activations read and written, `2 T k 3 hidden inter` FLOPs, by the scalar
-    /// efficiencies (the dense GEMM curves are not fitted to grouped GEMMs) and four kernels
-    /// (permute, two grouped GEMMs, combine).
-    #[allow(clippy::too_many_arguments)]
-    pub fn moe_experts_s(
-        &self,
-        tokens: u64,
-        hidden: u64,
-        inter: u64,
-        topk: u64,
-        experts: u64,
-        tp: u64,
-        ep: u64,
-        weights: Precision,
-        acts: Precision,
-    ) -> f64 {
-        let (t, e, k) = (tokens as f64, experts as f64, topk as f64);
-        let split = (tp * ep) as f64;
-        let params = 3.0 * hidden as f64 * inter as f64;
-        let touched = e * (1.0 - (1.0 - k / e).powf(t));
-        let bytes =
-            touched * params * weights.bytes() / split + 2.0 * t * hidden as f64 * acts.bytes();
-        let flops = 2.0 * t * k * params / split;
-        self.roofline(flops, self.flops_per_s(weights, acts), bytes, 4.0)
+    /// One MoE layer's routed experts on one GPU, s, priced as the step prices them (see
+    /// [`MoeShape::work`] for the work): by the profile's MoE curve for the class the experts
+    /// run on (`fp8_block` for FP8 scaled per block, when it has one) when there is one, else
+    /// by the scalar efficiencies and four kernels (permute, two grouped GEMMs, combine).
+    pub fn moe_experts_s(&self, m: &MoeShape) -> f64 {
+        let w = m.work();
+        let (runs_on, peak) = self
+            .gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(m.weights, m.activations));
+        let curves = self.gpu.moe_curves.as_ref();
+        let curve = match curves {
+            Some(c) if m.block_fp8 && runs_on == ComputeClass::Fp8 && c.fp8_block.is_some() => {
+                c.fp8_block.as_ref()
+            }
+            Some(c) => c.for_class(runs_on),
+            None => None,
+        };
+        match curve {
+            Some(c) => c.time_s(&w, peak, self.gpu.hbm_bandwidth_bytes_per_s),
+            None => self.roofline(
+                w.flops(),
+                self.flops_per_s(m.weights, m.activations),
+                w.bytes,
+                4.0,
+            ),
+        }
     }
 
     /// One layer's causal attention over `a.batch` prompts of `prompt` tokens each, nothing
@@ -380,9 +426,21 @@ mod tests {
         // two experts' weights read once, the token's activations in and out, four kernels.
         let h = load_hardware("h100-sxm", &[]).unwrap();
         let g = h.gpu().unwrap();
-        let p = KernelPricer::new(g);
         let bf16 = Precision::Bf16;
-        let s = p.moe_experts_s(1, 4096, 14336, 2, 8, 1, 1, bf16, bf16);
+        let mut shape = MoeShape {
+            tokens: 1,
+            hidden: 4096,
+            inter: 14336,
+            topk: 2,
+            experts: 8,
+            tp: 1,
+            ep: 1,
+            weights: bf16,
+            activations: bf16,
+            block_fp8: false,
+        };
+        let p = KernelPricer::scalar(g);
+        let s = p.moe_experts_s(&shape);
         let params = 3.0 * 4096.0 * 14336.0;
         let memory = (2.0 * params * 2.0 + 2.0 * 4096.0 * 2.0) / (3.35e12 * g.efficiency.memory);
         let compute = 2.0 * 2.0 * params / (989.4e12 * g.efficiency.compute);
@@ -392,7 +450,50 @@ mod tests {
             max_relative = 1e-9
         );
         // Spread over 4 GPUs, each reads and computes a quarter of the experts' share.
-        assert!(p.moe_experts_s(1, 4096, 14336, 2, 8, 1, 4, bf16, bf16) < s / 2.0);
+        shape.ep = 4;
+        assert!(p.moe_experts_s(&shape) < s / 2.0);
+    }
+
+    #[test]
+    fn moe_layers_take_their_formats_curve_or_fall_back() {
+        // DeepSeek-V3's layer on H200 at 64 tokens, experts over 8 GPUs, FP8 per block.
+        let mut h = load_hardware("h200-hgx", &[]).unwrap();
+        let fp8 = Precision::Fp8;
+        let shape = MoeShape {
+            tokens: 64,
+            hidden: 7168,
+            inter: 2048,
+            topk: 8,
+            experts: 256,
+            tp: 1,
+            ep: 8,
+            weights: fp8,
+            activations: fp8,
+            block_fp8: true,
+        };
+        let curves = h.gpu().unwrap().moe_curves.clone().unwrap();
+        let (peak, hbm) = (1978.9e12, 4.8e12);
+        let p = KernelPricer::new(h.gpu().unwrap());
+        let block = curves.fp8_block.unwrap().time_s(&shape.work(), peak, hbm);
+        assert_relative_eq!(p.moe_experts_s(&shape), block, max_relative = 1e-12);
+        // Per-tensor FP8 takes the fp8 curve; so does per-block FP8 without a curve of its own.
+        let tensor = curves.fp8.unwrap().time_s(&shape.work(), peak, hbm);
+        let per_tensor = MoeShape {
+            block_fp8: false,
+            ..shape
+        };
+        assert_relative_eq!(p.moe_experts_s(&per_tensor), tensor, max_relative = 1e-12);
+        let g = h.gpu.as_mut().unwrap();
+        g.moe_curves.as_mut().unwrap().fp8_block = None;
+        let p = KernelPricer::new(h.gpu().unwrap());
+        assert_relative_eq!(p.moe_experts_s(&shape), tensor, max_relative = 1e-12);
+        // Without MoE curves, the scalars.
+        h.gpu.as_mut().unwrap().moe_curves = None;
+        let g = h.gpu().unwrap();
+        assert_eq!(
+            KernelPricer::new(g).moe_experts_s(&shape),
+            KernelPricer::scalar(g).moe_experts_s(&shape)
+        );
     }
 
     #[test]

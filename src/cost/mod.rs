@@ -9,6 +9,7 @@ pub mod constant;
 mod gemm;
 pub mod gpu;
 pub mod kernel;
+mod moe;
 pub mod speculative;
 pub mod wafer;
 

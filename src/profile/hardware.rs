@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::curve::GemmCurves;
 use super::kernel_curves::{AttentionCurves, CollectiveCurves};
+use super::moe_curve::MoeCurves;
 use super::precision::ComputeClass;
 use super::validate::range::{
     BANDWIDTH_BYTES_PER_S, CAPACITY_BYTES, FLOPS_PER_S, POWER_W, TIME_S, USD_PER_DEVICE_HOUR,
@@ -183,6 +184,12 @@ pub struct GpuSystem {
     /// for those collectives in the step and the kernel check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collective_curves: Option<CollectiveCurves>,
+    /// Optional MoE grouped-GEMM curves by tensor-core class, fitted to measured fused-MoE
+    /// layers (`infersim kernels --fit`): the step's routed experts and the kernel check price
+    /// a MoE layer's routed experts by them (routing, permute, grouped GEMMs and combine)
+    /// instead of `efficiency` and the per-kernel overhead; without one, the scalars apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe_curves: Option<MoeCurves>,
     /// Fixed costs that no roofline shows.
     pub overheads: Overheads,
 }
@@ -421,6 +428,9 @@ impl GpuSystem {
             curves.check(c);
         }
         if let Some(curves) = &self.collective_curves {
+            curves.check(c);
+        }
+        if let Some(curves) = &self.moe_curves {
             curves.check(c);
         }
         let o = &self.overheads;

@@ -6,6 +6,7 @@ pub mod frontend;
 pub mod hardware;
 pub mod kernel_curves;
 pub mod model;
+pub mod moe_curve;
 pub mod precision;
 mod validate;
 pub mod wafer;
@@ -20,4 +21,5 @@ pub use kernel_curves::{
     AttentionCurve, AttentionCurves, AttentionWork, CollectiveCurve, CollectiveCurves,
 };
 pub use model::{ModelDims, ModelProfile};
+pub use moe_curve::{MoeCurve, MoeCurves, MoeWork};
 pub use precision::{ComputeClass, Precision};

@@ -152,7 +152,10 @@ fn step_breakdown_names_the_curve_or_term_behind_each_operator() {
         "8",
     ]);
     assert_eq!(mla["attention"], "roofline (scalar efficiencies)");
-    assert_eq!(mla["experts"], "roofline (scalar efficiencies)");
+    assert_eq!(mla["experts"], "MoE curve (routed experts)");
+    // A100's tables hold no checked MoE rows: no MoE curve, the scalars price the experts.
+    let a100 = priced(&["--hardware", "a100-sxm", "--model", "gpt-oss-20b"]);
+    assert_eq!(a100["experts"], "roofline (scalar efficiencies)");
     let wafer = priced(&["--hardware", "wse-3", "--model", "llama-3.1-8b"]);
     assert_eq!(wafer["fabric"], "fabric hops");
 }

@@ -1,11 +1,12 @@
 //! Fitting attention and collective curves ([`AttentionCurve`], [`CollectiveCurve`]) to the
-//! training half of a GPU's kernel tables, by the same Levenberg-Marquardt on log error as the
+//! training half of a GPU's kernel tables (and, through [`super::moe`], MoE curves), by the same Levenberg-Marquardt on log error as the
 //! GEMM curves ([`super::fit`]), from fixed starting points (the best kept). Floors, latencies
 //! and pads are searched as logarithms, efficiencies as logits.
 
 use serde::Serialize;
 
 use super::fit::{levenberg_marquardt, logistic, logit};
+use super::moe::{fit_moe_curves, with_moe_curves, MoeFit};
 use super::table::{AttentionRow, CommRow, KernelTables};
 use super::{attention_shape, comm_kind, interleaved, is_model_attention, splits, KernelOp, Split};
 use crate::cost::kernel::{AttentionKernel, KernelPricer};
@@ -34,6 +35,8 @@ pub struct KernelFits {
     pub attention: Vec<CurveFit<AttentionCurve>>,
     /// NCCL all-reduce, the engine's own all-reduce, NCCL all-to-all.
     pub collectives: Vec<CurveFit<CollectiveCurve>>,
+    /// MoE layers' routed experts, one per format ([`super::moe`]).
+    pub moe: Vec<MoeFit>,
 }
 
 fn attention_curve_of(x: &[f64; 5]) -> AttentionCurve {
@@ -188,10 +191,11 @@ pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables) -> KernelFits {
     KernelFits {
         attention,
         collectives,
+        moe: fit_moe_curves(gpu, tables),
     }
 }
 
-/// `gpu` with the fitted attention and collective curves in place of any it had.
+/// `gpu` with the fitted attention, collective and MoE curves in place of any it had.
 pub fn with_kernel_curves(gpu: &GpuSystem, fits: &KernelFits) -> GpuSystem {
     let mut a = AttentionCurves::default();
     for f in &fits.attention {
@@ -208,7 +212,7 @@ pub fn with_kernel_curves(gpu: &GpuSystem, fits: &KernelFits) -> GpuSystem {
             _ => c.all_to_all = Some(f.curve),
         }
     }
-    let mut g = gpu.clone();
+    let mut g = with_moe_curves(gpu, &fits.moe);
     g.attention_curves = Some(a);
     g.collective_curves = Some(c);
     g

@@ -5,18 +5,20 @@
 //!
 //! Shapes are split two ways so that a fitted model can be judged on what it did not see:
 //! interleaved (the tables' rows in file order, every other row held out) and one whole model
-//! (every shape of Llama 3.1 70B at tensor parallelism 4, which the extraction keeps in full).
-//! Collectives and MoE layers have no model block. The MoE table's routed experts are checked as
-//! the step prices them (no curve: scalar efficiencies); ignored: all-gather and reduce-scatter
-//! (the cost model has no such operators).
+//! (every shape of Llama 3.1 70B at tensor parallelism 4, which the extraction keeps in full;
+//! for MoE layers every row of DeepSeek-V3 / R1's layer, of which the extraction keeps one row
+//! in 29 to 49 like the rest). Collectives have no model block. The MoE table's routed experts
+//! are checked as the step prices them (by the profile's MoE curve when it has one); ignored:
+//! all-gather and reduce-scatter (the cost model has no such operators).
 
 pub mod curves;
 pub mod fit;
+pub mod moe;
 pub mod table;
 
 use serde::Serialize;
 
-use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer};
+use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer, MoeShape};
 use crate::profile::{ComputeClass, GemmCurve, GemmCurves, GpuSystem};
 use table::KernelTables;
 
@@ -25,6 +27,10 @@ use table::KernelTables;
 pub const MODEL_GEMMS: [(u64, u64); 4] = [(2560, 8192), (8192, 2048), (7168, 8192), (8192, 7168)];
 /// Attention (heads, KV heads, head dim) of the same model at tensor parallelism 4.
 pub const MODEL_ATTENTION: (u64, u64, u64) = (16, 2, 128);
+
+/// MoE layer (hidden, expert intermediate width, experts per token, experts) of
+/// DeepSeek-V3 / R1, whose every row of the MoE tables is held out of the fit.
+pub const MODEL_MOE: (u64, u64, u64, u64) = (7168, 2048, 8, 256);
 
 /// The operator kinds checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -178,6 +184,25 @@ pub(crate) fn is_model_attention(r: &table::AttentionRow) -> bool {
     (r.heads, r.kv_heads, r.head_dim) == MODEL_ATTENTION
 }
 
+pub(crate) fn is_model_moe(r: &table::MoeRow) -> bool {
+    (r.hidden, r.inter, r.topk, r.experts) == MODEL_MOE
+}
+
+pub(crate) fn moe_shape(r: &table::MoeRow) -> MoeShape {
+    MoeShape {
+        tokens: r.tokens,
+        hidden: r.hidden,
+        inter: r.inter,
+        topk: r.topk,
+        experts: r.experts,
+        tp: r.tp,
+        ep: r.ep,
+        weights: r.weights,
+        activations: r.activations,
+        block_fp8: r.format == BLOCK_FP8,
+    }
+}
+
 /// The operator kind a collective row is checked as, if any.
 pub(crate) fn comm_kind(r: &table::CommRow) -> Option<KernelOp> {
     match (r.library.starts_with("nccl"), r.op.as_str()) {
@@ -245,22 +270,13 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
             measured_s: r.latency_s,
         });
     }
-    for (i, r) in tables.moe.iter().enumerate() {
+    let m = &tables.moe;
+    for (r, split) in m.iter().zip(splits(m, is_model_moe)) {
         out.push(Sample {
             op: KernelOp::MoeExperts,
             format: r.format,
-            split: interleaved(i),
-            predicted_s: pricer.moe_experts_s(
-                r.tokens,
-                r.hidden,
-                r.inter,
-                r.topk,
-                r.experts,
-                r.tp,
-                r.ep,
-                r.weights,
-                r.activations,
-            ),
+            split,
+            predicted_s: pricer.moe_experts_s(&moe_shape(r)),
             measured_s: r.latency_s,
         });
     }
