@@ -148,13 +148,35 @@ impl Batch {
 
     /// Add one sequence computing `new_tokens` after `cached` tokens already in its KV cache;
     /// `samples` when this iteration yields an output token for it.
+    #[inline]
     pub fn push(&mut self, new_tokens: u64, cached: u64, samples: bool) {
         self.push_work(new_tokens, cached, samples, new_tokens > 1);
     }
 
     /// [`Batch::push`], saying whether the sequence computes a prefill chunk.
+    #[inline]
     fn push_work(&mut self, new_tokens: u64, cached: u64, samples: bool, chunk: bool) {
         let (n, p) = (new_tokens, cached);
+        if n == 1 && !chunk {
+            // One decoding token (most sequences of most iterations): the sums below with
+            // n = 1, each an integer below 2^53 and so the same in f64 however it is formed.
+            let keys = (p + 1) as f64;
+            self.tokens += 1;
+            self.sequences += 1;
+            self.sampled += u32::from(samples);
+            self.pairs_full += keys;
+            self.kv_read_full += keys;
+            if let Some(w) = self.window {
+                self.pairs_window += windowed_pairs(1, p, w);
+                self.kv_read_window += (p + 1).min(w) as f64;
+            }
+            return;
+        }
+        self.push_many(n, p, samples, chunk);
+    }
+
+    /// [`Batch::push_work`] of other than one decoding token.
+    fn push_many(&mut self, n: u64, p: u64, samples: bool, chunk: bool) {
         let mut one = Share {
             tokens: n as f64,
             pairs_full: (n * p) as f64 + (n * (n + 1)) as f64 / 2.0,
@@ -240,6 +262,7 @@ impl Batch {
     /// Add one sequence: a decoding sequence (`new_tokens == 1` after its prompt) under
     /// speculative decoding verifies `gamma + 1` tokens and its draft runs `gamma` steps; a
     /// prefill chunk is computed by the target and the draft alike.
+    #[inline]
     pub fn push_sequence(&mut self, new_tokens: u64, cached: u64, samples: bool, decoding: bool) {
         if self.gamma == 0 {
             self.push(new_tokens, cached, samples);
@@ -344,6 +367,21 @@ mod tests {
         // Under tensor parallelism (one way) the share is the whole batch.
         assert_eq!(b.busiest_share(1.0).tokens, b.tokens as f64);
         approx::assert_relative_eq!(b.busiest_share(1.0).pairs_full, b.pairs_full);
+    }
+
+    #[test]
+    fn a_decoding_token_sums_as_the_general_push_does() {
+        for window in [None, Some(128), Some(4096)] {
+            let (mut fast, mut general) = (Batch::new(window), Batch::new(window));
+            for (i, p) in [0u64, 1, 15, 127, 128, 129, 4_000, 1 << 40]
+                .into_iter()
+                .enumerate()
+            {
+                fast.push(1, p, i % 3 != 0);
+                general.push_many(1, p, i % 3 != 0, false);
+                assert_eq!(fast, general, "window {window:?}, context {p}");
+            }
+        }
     }
 
     #[test]

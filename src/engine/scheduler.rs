@@ -163,6 +163,7 @@ impl Engine<'_> {
     }
 
     /// Put `n` tokens of sequence `r` (or one speculative verification) in the batch.
+    #[inline]
     fn push_work(&mut self, k: usize, r: usize, n: u32, speculative: bool, batch: &mut Batch) {
         let kv = self.seqs[r].kv;
         if speculative {
@@ -227,8 +228,11 @@ impl Engine<'_> {
             if preempted_self {
                 break;
             }
-            self.instances[k].pool.allocate(want);
-            self.seqs[r].blocks += want;
+            if want > 0 {
+                // Most decoding tokens land in a block the sequence holds already.
+                self.instances[k].pool.allocate(want);
+                self.seqs[r].blocks += want;
+            }
             self.push_work(k, r, n, speculative, batch);
             *budget = budget.saturating_sub(n);
             i += 1;

@@ -67,8 +67,13 @@ impl Engine<'_> {
     /// (under `Never` preemption the room the running sequences still need shrinks by as much).
     /// A failed admission leaves nothing changed but cached prefixes evicted, which it did the
     /// first time, and a prefix's recency, whose order among entries repeating it keeps.
-    fn skippable(&self, k: usize) -> Option<u32> {
-        if !self.skip || self.record || self.cfg.speculative.is_some() {
+    fn skippable(&self, k: usize, batch: &Batch) -> Option<u32> {
+        // More tokens than sequences: some sequence computes more than one (a prefill chunk).
+        if !self.skip
+            || self.record
+            || self.cfg.speculative.is_some()
+            || batch.tokens != u64::from(batch.sequences)
+        {
             return None;
         }
         let inst = &self.instances[k];
@@ -166,7 +171,7 @@ impl Engine<'_> {
         others: SimTime,
     ) -> SimTime {
         let first_end = now + dur;
-        let Some(most) = self.skippable(k) else {
+        let Some(most) = self.skippable(k, batch) else {
             return first_end;
         };
         let most = self.blocks_allow(k, most);
