@@ -262,7 +262,7 @@ impl Batch {
     /// Add one sequence: a decoding sequence (`new_tokens == 1` after its prompt) under
     /// speculative decoding verifies `gamma + 1` tokens and its draft runs `gamma` steps; a
     /// prefill chunk is computed by the target and the draft alike.
-    #[inline]
+    #[inline(always)]
     pub fn push_sequence(&mut self, new_tokens: u64, cached: u64, samples: bool, decoding: bool) {
         if self.gamma == 0 {
             self.push(new_tokens, cached, samples);

@@ -163,7 +163,7 @@ impl Engine<'_> {
     }
 
     /// Put `n` tokens of sequence `r` (or one speculative verification) in the batch.
-    #[inline]
+    #[inline(always)]
     fn push_work(&mut self, k: usize, r: usize, n: u32, speculative: bool, batch: &mut Batch) {
         let kv = self.seqs[r].kv;
         if speculative {
