@@ -4,8 +4,14 @@
 //! it, within the same engine iteration (so without host scheduling time of its own); its cost
 //! appears as one operator of the breakdown.
 //!
-//! Ignored: tree drafts, draft heads sharing the target's activations (EAGLE, MTP), and overlap of
-//! draft and target work.
+//! The verification prices the target over `gamma + 1` tokens per decoding sequence like any
+//! other step, so it pays what those tokens touch (a MoE layer's routed experts above all). A
+//! chain draft head built as a layer of the target (DeepSeek-V3's multi-token-prediction module,
+//! `models/deepseek-v3-mtp.toml`) is a draft model here: its use of the target's hidden state
+//! costs only its input projection, ignored like norms.
+//!
+//! Ignored: tree drafts, other draft heads (EAGLE, Medusa), sampling and acceptance work per draft
+//! token, and overlap of draft and target work.
 
 use super::{AroundAttention, Batch, Bound, CostModel, OpCost, OpKind, StepCost, StepTimes};
 

@@ -94,6 +94,11 @@ pub enum Metric {
     /// Mean time to first token measured at the client: the server's with the hardware
     /// profile's `[frontend]` (network and API stack) added, s.
     ClientTtftMeanS,
+    /// Per-user decode speed with the row's speculative decoding over the speed of the same
+    /// system's target decoding alone (a ratio, as speculative-decoding speed-ups are published):
+    /// it judges what drafting and verification cost relative to a plain step, apart from the
+    /// plain step's own error.
+    SpeculativeSpeedup,
 }
 
 impl Metric {
@@ -106,6 +111,7 @@ impl Metric {
             Metric::TtftMeanS => "ttft_mean_s",
             Metric::TpotP50S => "tpot_p50_s",
             Metric::ClientTtftMeanS => "client_ttft_mean_s",
+            Metric::SpeculativeSpeedup => "speculative_speedup",
         }
     }
 }
@@ -225,12 +231,12 @@ pub struct ReferenceRow {
 }
 
 /// The tolerance class of a row, set by what it measures: a TTFT measured at the client, a
-/// single stream's speed, or under load the throughput, the mean (or median) TPOT, the mean
-/// TTFT.
+/// single stream's speed (or the ratio of two, a speculative speed-up), or under load the
+/// throughput, the mean (or median) TPOT, the mean TTFT.
 pub fn class_of(row: &ReferenceRow) -> &'static str {
     match (&row.scenario, row.metric) {
         (_, Metric::ClientTtftMeanS) => CLASSES[4],
-        (Scenario::SingleStream { .. }, _) => CLASSES[0],
+        (Scenario::SingleStream { .. }, _) | (_, Metric::SpeculativeSpeedup) => CLASSES[0],
         (_, Metric::ThroughputOutputTokensPerS | Metric::TokensPerSPerUser) => CLASSES[1],
         (_, Metric::TpotMeanS | Metric::TpotP50S) => CLASSES[2],
         (_, Metric::TtftMeanS) => CLASSES[3],

@@ -149,8 +149,8 @@ fn pick(metric: Metric, s: &Summary, ci: Option<&SteadyCi>) -> Prediction {
         Metric::TpotMeanS => (s.tpot_s.mean, ci.map(|c| c.tpot_mean_s)),
         Metric::TtftMeanS => (s.ttft_s.mean, ci.map(|c| c.ttft_mean_s)),
         Metric::TpotP50S => (s.tpot_s.p50, ci.map(|c| c.tpot_p50_s)),
-        // Load runs have no client view: such rows are single-stream ones.
-        Metric::ClientTtftMeanS => (f64::NAN, None),
+        // Load runs have no client view or speed-up: such rows are single-stream ones.
+        Metric::ClientTtftMeanS | Metric::SpeculativeSpeedup => (f64::NAN, None),
     };
     Prediction {
         value,
@@ -215,6 +215,19 @@ fn predict_single(row: &ReferenceRow, sys: &System, context_tokens: u64) -> Resu
     let value = match row.metric {
         Metric::TokensPerSPerUser => per_user,
         Metric::TpotMeanS => 1.0 / per_user,
+        Metric::SpeculativeSpeedup => {
+            if sys.speculation.is_none() {
+                return Err(Error::arg(
+                    format!("row {}", row.id),
+                    "a speculative_speedup row needs its speculative decoding (`speculative`)",
+                ));
+            }
+            // The same sequence without drafts (gamma 0): the target's plain step on the same
+            // placement, one token per step.
+            let mut plain = crate::cost::Batch::speculative(sys.cost_model().window(), 0);
+            plain.push_sequence(1, context_tokens, true, true);
+            per_user * sys.step(&plain).total_s()
+        }
         other => {
             return Err(Error::arg(
                 format!("row {}", row.id),

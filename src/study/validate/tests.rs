@@ -271,3 +271,27 @@ method = "m"
         .to_string()
         .contains("two fits"));
 }
+
+#[test]
+fn a_speculative_speedup_is_the_speed_with_drafts_over_the_speed_without() {
+    let predict_one = |metric: &str, drafted: bool| {
+        let mut text = ONE_ROW.replace("tokens_per_s_per_user", metric);
+        if drafted {
+            text.push_str("speculative = { draft = \"llama-3.2-1b\", gamma = 4, alpha = 0.8 }\n");
+        }
+        let set = parse("t", &text).unwrap();
+        assert_eq!(class_of(&set.rows[0]), "single_stream_speed");
+        predict_rows(&set.rows, &[]).remove(0)
+    };
+    let plain = predict_one("tokens_per_s_per_user", false).unwrap().value;
+    let drafted = predict_one("tokens_per_s_per_user", true).unwrap().value;
+    let speedup = predict_one("speculative_speedup", true).unwrap().value;
+    assert!(
+        (speedup - drafted / plain).abs() <= 1e-9 * speedup,
+        "{speedup} against {drafted} / {plain}"
+    );
+    let refused = predict_one("speculative_speedup", false).unwrap_err();
+    assert!(refused
+        .to_string()
+        .contains("needs its speculative decoding"));
+}
