@@ -18,7 +18,7 @@ pub mod table;
 
 use serde::Serialize;
 
-use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer, MoeShape};
+use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer};
 use crate::profile::{ComputeClass, GemmCurve, GemmCurves, GpuSystem};
 use table::KernelTables;
 
@@ -185,22 +185,7 @@ pub(crate) fn is_model_attention(r: &table::AttentionRow) -> bool {
 }
 
 pub(crate) fn is_model_moe(r: &table::MoeRow) -> bool {
-    (r.hidden, r.inter, r.topk, r.experts) == MODEL_MOE
-}
-
-pub(crate) fn moe_shape(r: &table::MoeRow) -> MoeShape {
-    MoeShape {
-        tokens: r.tokens,
-        hidden: r.hidden,
-        inter: r.inter,
-        topk: r.topk,
-        experts: r.experts,
-        tp: r.tp,
-        ep: r.ep,
-        weights: r.weights,
-        activations: r.activations,
-        block_fp8: r.format == BLOCK_FP8,
-    }
+    (r.shape.hidden, r.shape.inter, r.shape.topk, r.shape.experts) == MODEL_MOE
 }
 
 /// The operator kind a collective row is checked as, if any.
@@ -276,7 +261,7 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
             op: KernelOp::MoeExperts,
             format: r.format,
             split,
-            predicted_s: pricer.moe_experts_s(&moe_shape(r)),
+            predicted_s: pricer.moe_experts_s(&r.shape),
             measured_s: r.latency_s,
         });
     }

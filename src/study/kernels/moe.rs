@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::fit::{levenberg_marquardt, logistic, logit};
 use super::table::KernelTables;
-use super::{is_model_moe, moe_shape, splits, Split, BLOCK_FP8};
+use super::{is_model_moe, splits, Split, BLOCK_FP8};
 use crate::profile::{ComputeClass, GpuSystem, MoeCurve, MoeCurves, MoeWork};
 
 /// The published MoE format each curve is fitted to, with the class it runs on; `fp8_block`
@@ -105,7 +105,7 @@ pub fn fit_moe_curves(gpu: &GpuSystem, tables: &KernelTables) -> Vec<MoeFit> {
                 .iter()
                 .zip(&split)
                 .filter(|(r, s)| r.format == format && **s == Split::Train)
-                .map(|(r, _)| (moe_shape(r).work(), r.latency_s))
+                .map(|(r, _)| (r.shape.work(), r.latency_s))
                 .collect();
             let (curve, mse) = fit_moe(&pts, peak, hbm)?;
             Some(MoeFit {

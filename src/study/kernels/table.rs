@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::cost::kernel::MoeShape;
 use crate::error::{Error, Result};
 use crate::profile::Precision;
 
@@ -57,24 +58,8 @@ pub struct AttentionRow {
 pub struct MoeRow {
     /// Format as published (`bfloat16`, `fp8`, `fp8_block`, `nvfp4`).
     pub format: &'static str,
-    /// Weight precision of that format.
-    pub weights: Precision,
-    /// Activation precision.
-    pub activations: Precision,
-    /// Tokens in the layer.
-    pub tokens: u64,
-    /// Model width.
-    pub hidden: u64,
-    /// Each expert's intermediate width.
-    pub inter: u64,
-    /// Experts each token is routed to.
-    pub topk: u64,
-    /// Experts in the layer.
-    pub experts: u64,
-    /// Ways each expert's intermediate width is split.
-    pub tp: u64,
-    /// GPUs the experts are spread over.
-    pub ep: u64,
+    /// The layer measured, as the cost model prices it.
+    pub shape: MoeShape,
     /// Measured latency, s.
     pub latency_s: f64,
 }
@@ -358,15 +343,18 @@ fn moe(csv: &Csv) -> Result<Vec<MoeRow>> {
         };
         Ok(Some(MoeRow {
             format,
-            weights,
-            activations,
-            tokens: r.count("tokens")?,
-            hidden: r.count("hidden")?,
-            inter: r.count("inter")?,
-            topk: r.count("topk")?,
-            experts: r.count("experts")?,
-            tp: r.count("tp")?,
-            ep: r.count("ep")?,
+            shape: MoeShape {
+                tokens: r.count("tokens")?,
+                hidden: r.count("hidden")?,
+                inter: r.count("inter")?,
+                topk: r.count("topk")?,
+                experts: r.count("experts")?,
+                tp: r.count("tp")?,
+                ep: r.count("ep")?,
+                weights,
+                activations,
+                block_fp8: format == super::BLOCK_FP8,
+            },
             latency_s: r.latency_s()?,
         }))
     })?;
@@ -440,7 +428,10 @@ mod tests {
         );
         let rows = moe(&Csv::parse("m.csv", &text).unwrap()).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[1].format, rows[1].tp, rows[1].ep), ("nvfp4", 2, 4));
+        assert_eq!(
+            (rows[1].format, rows[1].shape.tp, rows[1].shape.ep),
+            ("nvfp4", 2, 4)
+        );
         approx::assert_relative_eq!(rows[1].latency_s, 2e-4);
         let bad = format!("{head}deepgemm,fp3,8,4096,1024,2,8,1,1,balanced,0.1\n");
         let e = moe(&Csv::parse("m.csv", &bad).unwrap())
