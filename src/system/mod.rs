@@ -2,16 +2,14 @@
 //! the engine: `System::new` places the model, `step` prices one iteration, `simulate` serves a
 //! workload and aggregates the metrics.
 
-use serde::Serialize;
-
 use crate::cost::{
-    expected_tokens_per_step, AroundAttention, Batch, CostModel, GpuCost, OpKind, SpeculativeCost,
-    StepCost, StepTimes, WaferCost,
+    AroundAttention, Batch, CostModel, GpuCost, OpKind, SpeculativeCost, StepCost, StepTimes,
+    WaferCost,
 };
 use crate::engine::event::{ns_from_s, s_from_ns};
 use crate::engine::{
-    self, Disaggregation, EngineConfig, KvTier, Loop, Observe, Outcome, PreemptionMode, Priority,
-    RequestRecord, Routing, ServingPolicy, SpecConfig, MAX_TIERS,
+    self, Disaggregation, EngineConfig, KvTier, Loop, Observe, Outcome, PreemptionMode,
+    RequestRecord, ServingPolicy, SpecConfig, MAX_TIERS,
 };
 use crate::error::{Error, Result};
 use crate::metrics::{summarise_collected, Collector, Summary};
@@ -20,125 +18,12 @@ use crate::profile::{HardwareKind, HardwareProfile, ModelProfile};
 use crate::warning::Warnings;
 use crate::workload::RequestSource;
 
+mod settings;
+pub use settings::{ServeSettings, Speculation, Split};
+
 /// Cached tokens of the sequence a per-user-speed layout search prices, when no context limit
 /// is asked: the context of the published single-stream rows (reference/published.toml).
 pub const LAYOUT_CONTEXT_TOKENS: u64 = 1024;
-
-/// Serving-engine settings a user may change.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ServeSettings {
-    /// Most sequences per iteration (vLLM `max_num_seqs`, default 256).
-    pub max_batch: u32,
-    /// Token budget per iteration: the chunked-prefill chunk (vLLM `max_num_batched_tokens`).
-    pub max_batched_tokens: u32,
-    /// Tokens per KV-cache block (vLLM default 16).
-    pub block_tokens: u32,
-    /// Let KV cache spill past fast memory into external memory (wafers), paying for the reads,
-    /// instead of queueing requests until room frees up.
-    pub kv_spill: bool,
-    /// How requests are routed to replicas.
-    pub routing: Routing,
-    /// Decode or prefill first within an iteration.
-    pub priority: Priority,
-    /// Recompute or swap a preempted sequence's KV cache.
-    pub preemption: PreemptionMode,
-    /// Keep shared prompt prefixes cached (vLLM V1's default: on).
-    pub prefix_caching: bool,
-    /// Prefill and decode on separate replicas: (prefill replicas, decode replicas).
-    pub disaggregate: Option<Split>,
-    /// Move cached prefixes evicted from HBM or SRAM to the tier below (host or Grace memory,
-    /// external memory) and load them back when needed, instead of dropping them.
-    pub kv_offload: bool,
-}
-
-/// A disaggregated split of replicas, written `XpYd` (e.g. `1p3d`: one prefill replica, three
-/// decode replicas).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Split {
-    /// Replicas that prefill.
-    pub prefill: u32,
-    /// Replicas that decode.
-    pub decode: u32,
-}
-
-impl Split {
-    /// Parse `XpYd` with X, Y >= 1.
-    pub fn parse(field: &str, text: &str) -> Result<Split> {
-        let bad = || {
-            Error::arg(
-                field,
-                format!("expected XpYd with X, Y >= 1 (e.g. 1p3d: 1 prefill and 3 decode replicas), found \"{text}\""),
-            )
-        };
-        let t = text.trim().to_ascii_lowercase();
-        let (x, rest) = t.split_once('p').ok_or_else(bad)?;
-        let y = rest.strip_suffix('d').ok_or_else(bad)?;
-        let prefill: u32 = x.parse().map_err(|_| bad())?;
-        let decode: u32 = y.parse().map_err(|_| bad())?;
-        if prefill == 0 || decode == 0 {
-            return Err(bad());
-        }
-        let max = crate::limits::MAX_DEVICES;
-        crate::limits::check_count(field, u64::from(prefill) + u64::from(decode), max)?;
-        Ok(Split { prefill, decode })
-    }
-
-    /// Replicas in all.
-    pub fn replicas(&self) -> u32 {
-        self.prefill + self.decode
-    }
-}
-
-impl std::fmt::Display for Split {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}p{}d", self.prefill, self.decode)
-    }
-}
-
-impl Default for ServeSettings {
-    fn default() -> Self {
-        ServeSettings {
-            max_batch: 256,
-            max_batched_tokens: 2048,
-            block_tokens: 16,
-            kv_spill: false,
-            routing: Routing::RoundRobin,
-            priority: Priority::Decode,
-            preemption: PreemptionMode::Recompute,
-            prefix_caching: true,
-            disaggregate: None,
-            kv_offload: false,
-        }
-    }
-}
-
-/// Speculative decoding: a draft model proposing `gamma` tokens, each accepted with
-/// probability `alpha`.
-#[derive(Debug, Clone)]
-pub struct Speculation {
-    /// The draft model, run on the target's devices.
-    pub draft: ModelProfile,
-    /// Draft tokens per verification step.
-    pub gamma: u32,
-    /// Probability that the target accepts one draft token, in [0, 1].
-    pub alpha: f64,
-}
-
-impl Speculation {
-    /// Load the draft profile by shipped name or path (target overrides do not apply to it).
-    pub fn load(draft: &str, gamma: u32, alpha: f64) -> Result<Speculation> {
-        Ok(Speculation {
-            draft: crate::profile::load_model(draft, &[])?,
-            gamma,
-            alpha,
-        })
-    }
-
-    /// Expected tokens per verification step.
-    pub fn expected_tokens(&self) -> f64 {
-        expected_tokens_per_step(self.gamma, self.alpha)
-    }
-}
 
 /// A model placed on a machine.
 #[derive(Debug, Clone)]
