@@ -123,6 +123,12 @@ pub(super) struct SimulateArgs {
     /// Turn off prefix caching (on by default, as in vLLM V1).
     #[arg(long)]
     no_prefix_caching: bool,
+    /// Compute each prompt whole in one iteration (TensorRT-LLM's default,
+    /// `enable_chunked_context` false) instead of splitting it within the token budget (vLLM
+    /// V1's default); a request whose prompt does not fit the budget left waits, and the
+    /// requests behind it with it.
+    #[arg(long)]
+    no_chunked_prefill: bool,
     /// Disaggregated serving: X prefill and Y decode replicas, written XpYd (e.g. 1p3d); the
     /// prompt's KV cache moves over the interconnect after prefill.
     #[arg(long, value_name = "XpYd")]
@@ -210,6 +216,7 @@ impl SimulateArgs {
                 priority: self.priority,
                 preemption: self.preemption,
                 prefix_caching: !self.no_prefix_caching,
+                chunked_prefill: !self.no_chunked_prefill,
                 disaggregate: self.disaggregate.clone(),
             },
             workload: WorkloadSpec {

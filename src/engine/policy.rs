@@ -79,6 +79,11 @@ pub struct ServingPolicy {
     pub swap_s_per_token: f64,
     /// Keep shared prompt prefixes cached between requests.
     pub prefix_caching: bool,
+    /// Split a prompt over iterations when the token budget does not hold it (vLLM V1's
+    /// default). Off, a prompt is computed whole in one iteration and a waiting request whose
+    /// prompt does not fit the budget left holds back the requests behind it until it does
+    /// (TensorRT-LLM with `enable_chunked_context` false, its default).
+    pub chunked_prefill: bool,
     /// Separate prefill and decode pools, if set.
     pub disaggregation: Option<Disaggregation>,
     /// Tiers below the KV cache that evicted prefixes move down to (none: they are dropped).
@@ -97,6 +102,7 @@ impl Default for ServingPolicy {
             preemption: PreemptionMode::Recompute,
             swap_s_per_token: 0.0,
             prefix_caching: true,
+            chunked_prefill: true,
             disaggregation: None,
             kv_tiers: [None; MAX_TIERS],
             turn_gap_s: 0.0,

@@ -162,6 +162,16 @@ impl Engine<'_> {
         }
     }
 
+    /// Whether `n` tokens, the most of sequence `r`'s remaining prompt the budget left holds, may
+    /// start it: always with chunked prefill; without, only if they are the whole of it. A
+    /// prompt longer than the whole budget (which an engine without chunking refuses; here
+    /// possible after a recompute preemption folds the generated tokens into the prompt) is
+    /// still split, so the run ends.
+    fn fits_whole(&self, r: usize, n: u32) -> bool {
+        let whole = self.known(r) - self.seqs[r].kv;
+        self.cfg.policy.chunked_prefill || n >= whole || whole > self.cfg.max_batched_tokens
+    }
+
     /// Put `n` tokens of sequence `r` (or one speculative verification) in the batch.
     #[inline(always)]
     fn push_work(&mut self, k: usize, r: usize, n: u32, speculative: bool, batch: &mut Batch) {
@@ -303,7 +313,7 @@ impl Engine<'_> {
             .pool
             .blocks_for(s.kv + n)
             .saturating_sub(s.shared_blocks);
-        if !self.make_room(k, self.admission_need(k, r, want)) {
+        if !self.fits_whole(r, n) || !self.make_room(k, self.admission_need(k, r, want)) {
             if let Some((g, _)) = hit {
                 self.instances[k].prefix.release(g);
                 self.seqs[r].kv = 0;

@@ -102,6 +102,44 @@ mod basics {
     }
 
     #[test]
+    fn without_chunking_a_prompt_waits_for_room_and_holds_the_queue() {
+        // 10 ms a step plus 0.1 ms a token; budget 100; prompts 60, 50 and 30 arrive together.
+        // Whole prompts: step 1 computes request 0's 60 (16 ms); request 1's 50 does not fit
+        // the 40 left, and request 2's 30, which would, waits behind it. Step 2: one decode
+        // token + 50 + 30 = 81 (18.1 ms). Chunked: step 1 computes 60 + 40 of request 1
+        // (20 ms), step 2 one decode token + 10 + 30 = 41 (14.1 ms).
+        let cost = ConstantCost {
+            per_step_s: 0.010,
+            per_token_s: 0.0001,
+        };
+        let specs = [req(0.0, 60, 5), req(0.0, 50, 5), req(0.0, 30, 5)];
+        let mut whole_cfg = cfg(8, 100, 10_000);
+        whole_cfg.policy.chunked_prefill = false;
+        let firsts = |c| -> Vec<f64> {
+            let out = run(&specs, &cost, c, Loop::Open).unwrap();
+            out.requests.iter().map(|r| r.first_token_s).collect()
+        };
+        let pairs = [
+            (firsts(whole_cfg), [0.016, 0.0341, 0.0341]),
+            (firsts(cfg(8, 100, 10_000)), [0.020, 0.0341, 0.0341]),
+        ];
+        for (got, want) in pairs {
+            for (g, w) in got.iter().zip(want) {
+                // Event times are whole nanoseconds.
+                assert_relative_eq!(*g, w, max_relative = 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn without_chunking_a_prompt_longer_than_the_budget_is_still_split() {
+        let mut c = cfg(8, 2048, 10_000);
+        c.policy.chunked_prefill = false;
+        let out = run(&[req(0.0, 5000, 2)], &TEN_MS, c, Loop::Open).unwrap();
+        assert_relative_eq!(out.requests[0].first_token_s, 0.030, max_relative = 1e-9);
+    }
+
+    #[test]
     fn kv_pressure_preempts_and_everything_still_completes() {
         // 4 requests needing up to 10 blocks each share 24 blocks of KV cache.
         let specs: Vec<_> = (0..4).map(|i| req(0.0, 60 + i, 100)).collect();

@@ -144,9 +144,8 @@ mod tests {
                 "prompt_tokens" | "output_tokens" | "trace" | "lengths_from" | "sample_lengths"
                 | "draft" | "rate_schedule" | "session_turns" | "turn_input_tokens"
                 | "session_file" => toml::Value::String("x".into()),
-                "kv_spill" | "kv_offload" | "prefix_caching" | "attention_dp" => {
-                    toml::Value::Boolean(true)
-                }
+                "kv_spill" | "kv_offload" | "prefix_caching" | "chunked_prefill"
+                | "attention_dp" => toml::Value::Boolean(true),
                 "rate_per_s" | "burstiness" | "alpha" | "think_s" => toml::Value::Float(0.5),
                 _ => toml::Value::Integer(1),
             };

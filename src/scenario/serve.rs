@@ -65,6 +65,10 @@ pub struct ServeSpec {
     /// Cache shared prompt prefixes between requests.
     #[serde(default = "default_prefix_caching")]
     pub prefix_caching: bool,
+    /// Split prompts over iterations within the token budget (off: each prompt whole in one
+    /// iteration, TensorRT-LLM's default).
+    #[serde(default = "default_chunked_prefill")]
+    pub chunked_prefill: bool,
     /// Disaggregated prefill and decode replicas, `XpYd` (e.g. `1p3d`).
     pub disaggregate: Option<String>,
 }
@@ -89,11 +93,16 @@ pub const SERVE_FIELDS: &[&str] = &[
     "priority",
     "preemption",
     "prefix_caching",
+    "chunked_prefill",
     "disaggregate",
 ];
 
 fn default_prefix_caching() -> bool {
     ServeSettings::default().prefix_caching
+}
+
+fn default_chunked_prefill() -> bool {
+    ServeSettings::default().chunked_prefill
 }
 
 fn default_gamma() -> u32 {
@@ -130,6 +139,7 @@ impl Default for ServeSpec {
             priority: Priority::default(),
             preemption: PreemptionMode::default(),
             prefix_caching: default_prefix_caching(),
+            chunked_prefill: default_chunked_prefill(),
             disaggregate: None,
         }
     }
@@ -167,6 +177,7 @@ impl ServeSpec {
             priority: self.priority,
             preemption: self.preemption,
             prefix_caching: self.prefix_caching,
+            chunked_prefill: self.chunked_prefill,
             disaggregate: self.split()?,
         })
     }

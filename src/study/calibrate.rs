@@ -409,6 +409,7 @@ mod tests {
             max_batch: None,
             max_batched_tokens: None,
             preemption: None,
+            chunked_prefill: None,
             metric: Metric::TokensPerSPerUser,
             scenario: Scenario::SingleStream {
                 context_tokens: 1024,

@@ -463,6 +463,7 @@ impl System {
                 preemption: s.preemption,
                 swap_s_per_token,
                 prefix_caching: s.prefix_caching,
+                chunked_prefill: s.chunked_prefill,
                 disaggregation,
                 kv_tiers: self.kv_tiers(s)?,
                 turn_gap_s: self

@@ -28,6 +28,9 @@ pub struct ServeSettings {
     pub preemption: PreemptionMode,
     /// Keep shared prompt prefixes cached (vLLM V1's default: on).
     pub prefix_caching: bool,
+    /// Split prompts over iterations within the token budget (vLLM V1's default: on); off, each
+    /// prompt is computed whole in one iteration, as TensorRT-LLM does by default.
+    pub chunked_prefill: bool,
     /// Prefill and decode on separate replicas: (prefill replicas, decode replicas).
     pub disaggregate: Option<Split>,
     /// Move cached prefixes evicted from HBM or SRAM to the tier below (host or Grace memory,
@@ -90,6 +93,7 @@ impl Default for ServeSettings {
             priority: Priority::Decode,
             preemption: PreemptionMode::Recompute,
             prefix_caching: true,
+            chunked_prefill: true,
             disaggregate: None,
             kv_offload: false,
         }

@@ -39,6 +39,7 @@ proptest! {
             prop::option::of(0u64..8000),
             prop::option::of(1usize..6),
         ),
+        chunked in any::<bool>(),
     ) {
         let mut specs = specs;
         if let Some((groups, tokens)) = prefixes {
@@ -54,6 +55,7 @@ proptest! {
             preemption: [PreemptionMode::Recompute, PreemptionMode::Swap, PreemptionMode::Never][preemption],
             swap_s_per_token: 1e-6,
             prefix_caching: caching,
+            chunked_prefill: chunked,
             disaggregation: (split && instances > 1).then_some(Disaggregation {
                 prefill_instances: 1,
                 transfer_s_per_token: 1e-6,

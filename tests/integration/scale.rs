@@ -1,7 +1,7 @@
 //! What lets a run scale changes nothing it reports. Iteration skipping: over random workloads
 //! on real cost models (compute and memory partly overlapping, sliding windows, speculative
-//! decoding, KV cache spilling to a wafer's external memory), a run equals the same run stepped
-//! one iteration at a time. Streamed aggregates: on real runs, sketched percentiles are within
+//! decoding, KV cache spilling to a wafer's external memory, prompts chunked or whole), a run
+//! equals the same run stepped one iteration at a time. Streamed aggregates: on real runs, sketched percentiles are within
 //! 1% of exact ones and saturation reads as from every record; a lazily drawn workload is
 //! served as its list.
 
@@ -89,6 +89,7 @@ proptest! {
         (instances, max_batch, budget) in (1u32..4, 1u32..48, 64u32..4096),
         (routing, preemption, closed, prefixes) in (0usize..4, 0usize..3, any::<bool>(), 0usize..3),
         tier_tokens in prop::option::of(0u64..20_000),
+        chunked_prefill in any::<bool>(),
     ) {
         let (sys, spill) = system(pick, overlap, speculative);
         let mut specs: Vec<RequestSpec> = {
@@ -112,6 +113,7 @@ proptest! {
             kv_spill: spill,
             routing: [Routing::RoundRobin, Routing::LeastOutstanding, Routing::LeastKv, Routing::PrefixAffinity][routing],
             preemption: [PreemptionMode::Recompute, PreemptionMode::Swap, PreemptionMode::Never][preemption],
+            chunked_prefill,
             ..ServeSettings::default()
         };
         let mut cfg = sys.engine_config(&settings).unwrap();

@@ -341,6 +341,9 @@ fn policy_text(s: &ServeSettings) -> String {
         value_name(s.preemption),
         if s.prefix_caching { "on" } else { "off" }
     );
+    if !s.chunked_prefill {
+        t.push_str(", whole prompts (no chunked prefill)");
+    }
     if s.kv_offload {
         t.push_str(", KV offload on");
     }

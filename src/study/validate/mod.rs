@@ -206,6 +206,8 @@ pub struct ReferenceRow {
     pub max_batched_tokens: Option<u32>,
     /// What the server does when KV room runs out (default: the engine default, recompute).
     pub preemption: Option<PreemptionMode>,
+    /// Whether prompts are split over iterations (default: the engine default, on).
+    pub chunked_prefill: Option<bool>,
     /// What is measured.
     pub metric: Metric,
     /// Measurement conditions.

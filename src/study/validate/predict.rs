@@ -74,6 +74,9 @@ fn settings(row: &ReferenceRow) -> ServeSettings {
             .max_batched_tokens
             .unwrap_or(ServeSettings::default().max_batched_tokens),
         preemption: row.preemption.unwrap_or_default(),
+        chunked_prefill: row
+            .chunked_prefill
+            .unwrap_or(ServeSettings::default().chunked_prefill),
         ..ServeSettings::default()
     }
 }
@@ -393,7 +396,7 @@ type RunFigures = (Summary, Option<SteadyCi>);
 /// simulated once and each row reads its own metric from it.
 fn run_key(row: &ReferenceRow) -> String {
     format!(
-        "{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         row.hardware,
         row.model,
         row.sets,
@@ -403,6 +406,7 @@ fn run_key(row: &ReferenceRow) -> String {
         row.max_batch,
         row.max_batched_tokens,
         row.preemption,
+        row.chunked_prefill,
         row.scenario,
         row.speculative
     )
