@@ -29,15 +29,21 @@
 //! its NCCL and engine all-reduce curves and the all-to-alls by its all-to-all curve, latency
 //! and launch included, in place of the interconnect's scalars.
 //!
+//! Expert-parallel GPUs (attention data parallelism) wait for the busiest: where the model states
+//! how unevenly its tokens spread over its experts (`moe.expert_load_cv`), that GPU's routed rows,
+//! activations and dispatched bytes are its expected load over the mean
+//! ([`super::moe::ExpertImbalance`]); tensor-parallel experts split every expert evenly.
+//!
 //! Ignored: overlap of communication with compute, kernel fusion beyond the kernel counts below,
-//! routing imbalance across experts (and across attention-data-parallel GPUs), and the reduced
-//! efficiency of very small GEMMs (the per-kernel overhead stands in for it).
+//! routing imbalance for models that do not state it (and the batch's imbalance across
+//! attention-data-parallel GPUs beyond the longest prefill chunk), and the reduced efficiency of
+//! very small GEMMs (the per-kernel overhead stands in for it).
 
 use super::attention::{AttentionPricing, Layers};
 use super::batch::Share;
 use super::collective::{all_reduce_s, all_to_all_s, send_s};
 use super::gemm::{curve_op, GemmGroup, InnerDims};
-use super::moe::MoePricing;
+use super::moe::{ExpertImbalance, MoePricing};
 use super::{AroundAttention, Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
@@ -104,6 +110,9 @@ pub struct GpuCost {
     collectives: Option<Box<(CollectiveCurves, f64)>>,
     /// Routed experts priced by the profile's MoE curve for their class, when it has one.
     moe: Option<Box<MoePricing>>,
+    /// Load imbalance of expert-parallel GPUs, when the model states its experts' load spread
+    /// and they are expert-parallel (attention data parallelism).
+    imbalance: Option<ExpertImbalance>,
 }
 
 /// The GEMM curve of one placed model's dense GEMMs.
@@ -231,6 +240,12 @@ impl GpuCost {
             attention,
             collectives,
             moe: moe_pricing,
+            imbalance: moe
+                .and_then(|m| m.expert_load_cv)
+                .filter(|_| placement.attention_dp)
+                .and_then(|cv| {
+                    ExpertImbalance::new(cv, moe.map_or(0.0, |m| m.experts as f64), group)
+                }),
         }
     }
 
@@ -374,19 +389,26 @@ impl CostModel for GpuCost {
             );
         }
 
+        // The busiest expert-parallel GPU's load over the mean (1: evenly spread).
+        let busiest = match self.imbalance {
+            Some(i) if self.moe_layers > 0.0 => i.busiest(b.tokens as f64 * self.active_experts),
+            _ => 1.0,
+        };
         if self.moe_layers > 0.0 {
             // Expected distinct experts touched by the group's tokens each choosing k of E
-            // uniformly; each GPU holds 1/ep of them and computes their tokens' share.
+            // uniformly; each GPU holds 1/ep of them and computes their tokens' share, the
+            // busiest GPU `busiest` times the mean.
             let all = b.tokens as f64;
             let k = self.active_experts;
             let touched = self.experts * (1.0 - (1.0 - k / self.experts).powf(all));
             let layers = self.moe_layers;
             let routed = MoeWork {
-                rows: layers * all * k / self.ep,
+                rows: layers * all * k / self.ep * busiest,
                 experts: layers * touched / self.ep,
                 expert_params: self.expert_params,
                 bytes: layers
-                    * (touched * self.expert_params * self.expert_bytes / self.ep + 2.0 * act),
+                    * (touched * self.expert_params * self.expert_bytes / self.ep
+                        + 2.0 * act * busiest),
             };
             // Shared experts and the router's gate GEMM: dense over this GPU's own tokens.
             let dense_bytes = layers
@@ -432,8 +454,9 @@ impl CostModel for GpuCost {
         if self.dp > 1.0 {
             // Dispatch and combine per MoE layer: each token goes once to each other GPU that
             // holds one of its k experts (expected ep (1 - (1 - 1/ep)^k) GPUs, its own among them).
+            // The busiest GPU receives `busiest` times the mean.
             let peers = self.ep * (1.0 - (1.0 - 1.0 / self.ep).powf(self.active_experts));
-            let sent = act * peers * (self.ep - 1.0) / self.ep;
+            let sent = act * peers * (self.ep - 1.0) / self.ep * busiest;
             let curve = self
                 .collectives
                 .as_deref()
@@ -842,11 +865,16 @@ mod tests {
                 > 5.0 * tp.op(OpKind::AttentionProjections).bytes
         );
         // All-to-alls replace all-reduces: 58 MoE layers, dispatch and combine, each GPU's 64
-        // tokens of 7168 fp8 values to the other GPUs holding one of their 8 experts.
+        // tokens of 7168 fp8 values to the other GPUs holding one of their 8 experts; the
+        // busiest GPU (DeepSeek-V3's stated expert-load spread over 8 GPUs) receives more.
         assert_eq!(dp.op(OpKind::TensorParallelComm).interconnect_s, 0.0);
         assert_eq!(tp.op(OpKind::ExpertParallelComm).interconnect_s, 0.0);
+        let busiest = ExpertImbalance::new(1.282, 256.0, 8.0)
+            .unwrap()
+            .busiest(512.0 * 8.0);
+        assert!((1.3..1.4).contains(&busiest), "{busiest}");
         let peers = 8.0 * (1.0 - (7.0_f64 / 8.0).powi(8));
-        let sent = 64.0 * 7168.0 * peers * 7.0 / 8.0;
+        let sent = 64.0 * 7168.0 * peers * 7.0 / 8.0 * busiest;
         assert_relative_eq!(
             dp.op(OpKind::ExpertParallelComm).bytes,
             2.0 * 58.0 * sent,

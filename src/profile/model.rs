@@ -108,6 +108,12 @@ pub struct Moe {
     /// After the leading dense layers, every n-th layer is MoE and the rest dense (1 = all MoE;
     /// Llama 4 Maverick: 2).
     pub layer_interval: u32,
+    /// Coefficient of variation (standard deviation over mean) of the tokens a routed expert
+    /// receives in one layer and iteration, as measured on served traffic; absent: tokens
+    /// spread evenly over the experts. Under expert parallelism the busiest GPU sets the step
+    /// (see the GPU cost model).
+    #[serde(default)]
+    pub expert_load_cv: Option<f64>,
 }
 
 /// Numeric formats the model is served in.
@@ -239,6 +245,9 @@ impl ModelProfile {
                 m.layer_interval.into(),
                 MODEL_DIMENSION,
             );
+            if let Some(cv) = m.expert_load_cv {
+                c.in_range("moe.expert_load_cv", cv, (0.0, 100.0));
+            }
             if m.active_experts > m.experts {
                 c.fail(
                     "moe.active_experts",
