@@ -314,6 +314,9 @@ impl CostModel for GpuCost {
                     "roofline (scalar efficiencies)"
                 }
             }
+            OpKind::Experts if self.moe.is_some() && self.imbalance.is_some() => {
+                "MoE curve, busiest expert-parallel GPU"
+            }
             OpKind::Experts if self.moe.is_some() => "MoE curve (routed experts)",
             OpKind::Embedding | OpKind::Experts => "roofline (scalar efficiencies)",
             OpKind::TensorParallelComm if self.dp <= 1.0 => {
