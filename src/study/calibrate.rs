@@ -410,6 +410,7 @@ mod tests {
             max_batched_tokens: None,
             preemption: None,
             chunked_prefill: None,
+            routing: None,
             metric: Metric::TokensPerSPerUser,
             scenario: Scenario::SingleStream {
                 context_tokens: 1024,

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::PreemptionMode;
+use crate::engine::{PreemptionMode, Routing};
 use crate::error::{Error, Problem, Result};
 use crate::profile::Override;
 
@@ -208,6 +208,9 @@ pub struct ReferenceRow {
     pub preemption: Option<PreemptionMode>,
     /// Whether prompts are split over iterations (default: the engine default, on).
     pub chunked_prefill: Option<bool>,
+    /// How requests are spread over the replicas, if the source states it (default: the
+    /// engine default, round robin).
+    pub routing: Option<Routing>,
     /// What is measured.
     pub metric: Metric,
     /// Measurement conditions.

@@ -77,6 +77,7 @@ fn settings(row: &ReferenceRow) -> ServeSettings {
         chunked_prefill: row
             .chunked_prefill
             .unwrap_or(ServeSettings::default().chunked_prefill),
+        routing: row.routing.unwrap_or_default(),
         ..ServeSettings::default()
     }
 }
@@ -396,7 +397,7 @@ type RunFigures = (Summary, Option<SteadyCi>);
 /// simulated once and each row reads its own metric from it.
 fn run_key(row: &ReferenceRow) -> String {
     format!(
-        "{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         row.hardware,
         row.model,
         row.sets,
@@ -407,6 +408,7 @@ fn run_key(row: &ReferenceRow) -> String {
         row.max_batched_tokens,
         row.preemption,
         row.chunked_prefill,
+        row.routing,
         row.scenario,
         row.speculative
     )
