@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::args::Common;
 use super::text::pretty;
-use crate::cost::kernel::KernelPricer;
+use crate::cost::kernel::{KernelPricer, MlaDims};
 use crate::error::{Error, Result};
-use crate::profile::load_hardware;
+use crate::profile::{load_hardware, load_model};
 use crate::report::{num, Format, Table};
 use crate::study::kernels::curves::{self, KernelFits};
 use crate::study::kernels::{self, table, ClassFit, Summary};
@@ -58,6 +58,13 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
             ));
         }
     }
+    let mla_model = load_model(kernels::MLA_MODEL, &[])?;
+    let mla = MlaDims::of(&mla_model).ok_or_else(|| {
+        Error::arg(
+            "--tables",
+            format!("{} is not an MLA model", kernels::MLA_MODEL),
+        )
+    })?;
     let mut out = Vec::new();
     let mut fits = Vec::new();
     for (name, dir) in &index {
@@ -83,7 +90,7 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
         } else {
             KernelPricer::new(gpu)
         };
-        out.extend(kernels::check(name, &pricer, &tables));
+        out.extend(kernels::check(name, &pricer, &tables, mla));
     }
     Ok((out, fits))
 }
@@ -239,7 +246,8 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
                 "{toml}Kernel latencies predicted by the GPU cost model against NVIDIA's \
                  measurements ({}); {gemms}. Error = predicted / measured - 1. Shapes: held_out = \
                  every other row of each table (the half no fit uses), model = every shape of \
-                 Llama 3.1 70B at tensor parallelism 4 (MoE: every row of DeepSeek-V3's layer).\n\n{}",
+                 Llama 3.1 70B at tensor parallelism 4 (MoE: every row of DeepSeek-V3's layer; \
+                 MLA attention: DeepSeek-V3's kernel in every row, no model block).\n\n{}",
                 a.tables.display(),
                 render(&rows).render()
             ))

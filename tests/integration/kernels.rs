@@ -19,6 +19,8 @@ fn kernels_json_reports_every_gpu_and_operator_kind() {
             "gemm",
             "prefill_attention",
             "decode_attention",
+            "mla_prefill_attention",
+            "mla_decode_attention",
             "all_reduce_nccl",
         ] {
             let r = rows

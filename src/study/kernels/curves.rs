@@ -140,7 +140,7 @@ fn attention_points(
         .zip(splits(rows, is_model_attention))
         .filter(|(_, s)| *s == Split::Train)
         .map(|(r, _)| {
-            let peak = pricer.attention_peak_flops_per_s(&attention_shape(r));
+            let peak = pricer.attention_peak_flops_per_s(r.kv_cache, r.activations);
             (kernel(r), peak, r.latency_s)
         })
         .collect()
