@@ -81,7 +81,7 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
         let tables = table::load(dir)?;
         let pricer = if a.fit {
             let f = kernels::fit_curves(gpu, &tables);
-            let k = curves::fit_kernel_curves(gpu, &tables);
+            let k = curves::fit_kernel_curves(gpu, &tables, mla);
             let fitted = curves::with_kernel_curves(&kernels::with_curves(gpu, &f), &k);
             fits.push((name.clone(), dir.clone(), f, k));
             KernelPricer::new(&fitted)
@@ -124,16 +124,27 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
     }
     let source = |f: &str| format!("`infersim kernels --fit` on {}", dir.join(f).display());
     for f in &k.attention {
+        let suffix = if f.kv_cache == "fp8" { "_fp8_kv" } else { "" };
         let (name, file) = match f.op {
             kernels::KernelOp::PrefillAttention => ("prefill", "context_attention.csv"),
+            kernels::KernelOp::MlaPrefillAttention => ("mla_prefill", "context_mla.csv"),
+            kernels::KernelOp::MlaDecodeAttention => ("mla_decode", "generation_mla.csv"),
             _ => ("decode", "generation_attention.csv"),
+        };
+        let rows = if f.kv_cache.is_empty() {
+            "every other row outside the Llama 3.1 70B block".to_string()
+        } else {
+            format!(
+                "every other row, those with kv_cache_dtype {}: DeepSeek-V3's kernel in all",
+                f.kv_cache
+            )
         };
         let c = &f.curve;
         s += &format!(
-            "[gpu.attention_curves.{name}]\n# Fit: {}, its {} training rows (every other row \
-             outside the Llama 3.1 70B block); rms log error {}.\nfloor_s = {:.4e}\n\
+            "[gpu.attention_curves.{name}{suffix}]\n# Fit: {}, its {} training rows ({rows}); rms log \
+             error {}.\nfloor_s = {:.4e}\n\
              compute_efficiency = {:.4}\nmemory_efficiency = {:.4}\npad_tokens = {:.2}\n\
-             head_s = {:.4e}\n",
+             head_s = {:.4e}\n{}",
             source(file),
             f.n,
             num(f.rms_log_error, 3),
@@ -142,6 +153,8 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             c.memory_efficiency,
             c.pad_tokens,
             c.head_s,
+            c.half_sequences
+                .map_or(String::new(), |h| format!("half_sequences = {h:.2}\n")),
         );
     }
     for f in &k.collectives {
@@ -219,8 +232,8 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
     let (rows, fits) = summaries(a)?;
     let gemms = if a.fit {
         "GEMMs, attention, collectives and MoE experts priced by curves fitted here on the \
-         training half (GEMM 5 coefficients a class, attention 5 a kind, collectives 3 a kind, \
-         MoE 5 a format)"
+         training half (GEMM 5 coefficients a class, attention 5 a kind (MLA decode 6, MLA \
+         per KV-cache precision), collectives 3 a kind, MoE 5 a format)"
     } else if a.scalar {
         "every kernel priced by the scalar efficiencies"
     } else {
