@@ -1,7 +1,8 @@
 //! `infersim kernels`: the GPU cost model's price of single kernels against NVIDIA's measured
 //! latencies (`reference/kernels/`), per hardware profile, operator kind and split: shapes,
 //! median and 90th-percentile |relative error|, signed median (table, CSV or JSON). `--fit`
-//! first fits GEMM curves, attention curves (prefill, decode) and collective curves (NCCL and
+//! first fits GEMM curves, attention curves (prefill, decode; MLA prefill and decode per KV-cache
+//! precision, priced with DeepSeek-V3's dimensions) and collective curves (NCCL and
 //! the engine's own all-reduce, NCCL all-to-all) to the training half of each GPU's tables and
 //! prints them as profile TOML; `--scalar` ignores the profiles' curves.
 
