@@ -1,7 +1,8 @@
 //! `infersim kernels`: the GPU cost model's price of single kernels against NVIDIA's measured
 //! latencies (`reference/kernels/`), per hardware profile, operator kind and split: shapes,
 //! median and 90th-percentile |relative error|, signed median (table, CSV or JSON). `--fit`
-//! first fits GEMM curves, attention curves (prefill, decode) and collective curves (NCCL and
+//! first fits GEMM curves, attention curves (prefill, decode; MLA prefill and decode per KV-cache
+//! precision, priced with DeepSeek-V3's dimensions) and collective curves (NCCL and
 //! the engine's own all-reduce, NCCL all-to-all) to the training half of each GPU's tables and
 //! prints them as profile TOML; `--scalar` ignores the profiles' curves.
 
@@ -12,9 +13,9 @@ use serde_json::json;
 
 use super::args::Common;
 use super::text::pretty;
-use crate::cost::kernel::KernelPricer;
+use crate::cost::kernel::{KernelPricer, MlaDims};
 use crate::error::{Error, Result};
-use crate::profile::load_hardware;
+use crate::profile::{load_hardware, load_model};
 use crate::report::{num, Format, Table};
 use crate::study::kernels::curves::{self, KernelFits};
 use crate::study::kernels::{self, table, ClassFit, Summary};
@@ -58,6 +59,13 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
             ));
         }
     }
+    let mla_model = load_model(kernels::MLA_MODEL, &[])?;
+    let mla = MlaDims::of(&mla_model).ok_or_else(|| {
+        Error::arg(
+            "--tables",
+            format!("{} is not an MLA model", kernels::MLA_MODEL),
+        )
+    })?;
     let mut out = Vec::new();
     let mut fits = Vec::new();
     for (name, dir) in &index {
@@ -74,7 +82,7 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
         let tables = table::load(dir)?;
         let pricer = if a.fit {
             let f = kernels::fit_curves(gpu, &tables);
-            let k = curves::fit_kernel_curves(gpu, &tables);
+            let k = curves::fit_kernel_curves(gpu, &tables, mla);
             let fitted = curves::with_kernel_curves(&kernels::with_curves(gpu, &f), &k);
             fits.push((name.clone(), dir.clone(), f, k));
             KernelPricer::new(&fitted)
@@ -83,7 +91,7 @@ fn summaries(a: &KernelsArgs) -> Result<(Vec<Summary>, Vec<Fitted>)> {
         } else {
             KernelPricer::new(gpu)
         };
-        out.extend(kernels::check(name, &pricer, &tables));
+        out.extend(kernels::check(name, &pricer, &tables, mla));
     }
     Ok((out, fits))
 }
@@ -117,16 +125,27 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
     }
     let source = |f: &str| format!("`infersim kernels --fit` on {}", dir.join(f).display());
     for f in &k.attention {
+        let suffix = if f.kv_cache == "fp8" { "_fp8_kv" } else { "" };
         let (name, file) = match f.op {
             kernels::KernelOp::PrefillAttention => ("prefill", "context_attention.csv"),
+            kernels::KernelOp::MlaPrefillAttention => ("mla_prefill", "context_mla.csv"),
+            kernels::KernelOp::MlaDecodeAttention => ("mla_decode", "generation_mla.csv"),
             _ => ("decode", "generation_attention.csv"),
+        };
+        let rows = if f.kv_cache.is_empty() {
+            "every other row outside the Llama 3.1 70B block".to_string()
+        } else {
+            format!(
+                "every other row, those with kv_cache_dtype {}: DeepSeek-V3's kernel in all",
+                f.kv_cache
+            )
         };
         let c = &f.curve;
         s += &format!(
-            "[gpu.attention_curves.{name}]\n# Fit: {}, its {} training rows (every other row \
-             outside the Llama 3.1 70B block); rms log error {}.\nfloor_s = {:.4e}\n\
+            "[gpu.attention_curves.{name}{suffix}]\n# Fit: {}, its {} training rows ({rows}); rms log \
+             error {}.\nfloor_s = {:.4e}\n\
              compute_efficiency = {:.4}\nmemory_efficiency = {:.4}\npad_tokens = {:.2}\n\
-             head_s = {:.4e}\n",
+             head_s = {:.4e}\n{}",
             source(file),
             f.n,
             num(f.rms_log_error, 3),
@@ -135,6 +154,8 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             c.memory_efficiency,
             c.pad_tokens,
             c.head_s,
+            c.half_sequences
+                .map_or(String::new(), |h| format!("half_sequences = {h:.2}\n")),
         );
     }
     for f in &k.collectives {
@@ -212,8 +233,8 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
     let (rows, fits) = summaries(a)?;
     let gemms = if a.fit {
         "GEMMs, attention, collectives and MoE experts priced by curves fitted here on the \
-         training half (GEMM 5 coefficients a class, attention 5 a kind, collectives 3 a kind, \
-         MoE 5 a format)"
+         training half (GEMM 5 coefficients a class, attention 5 a kind (MLA decode 6, MLA \
+         per KV-cache precision), collectives 3 a kind, MoE 5 a format)"
     } else if a.scalar {
         "every kernel priced by the scalar efficiencies"
     } else {
@@ -239,7 +260,8 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
                 "{toml}Kernel latencies predicted by the GPU cost model against NVIDIA's \
                  measurements ({}); {gemms}. Error = predicted / measured - 1. Shapes: held_out = \
                  every other row of each table (the half no fit uses), model = every shape of \
-                 Llama 3.1 70B at tensor parallelism 4 (MoE: every row of DeepSeek-V3's layer).\n\n{}",
+                 Llama 3.1 70B at tensor parallelism 4 (MoE: every row of DeepSeek-V3's layer; \
+                 MLA attention: DeepSeek-V3's kernel in every row, no model block).\n\n{}",
                 a.tables.display(),
                 render(&rows).render()
             ))

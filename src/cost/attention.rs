@@ -9,10 +9,19 @@
 //! replaces the step's per-kernel overheads of attention. Layers are summed before the curve's
 //! max of compute and memory is taken (layers under a sliding window and under full attention
 //! differ in work, not in which bound they hit).
+//!
+//! MLA attention takes the profile's MLA curves for its KV-cache precision, when it has any
+//! (else the scalars price it, as before): prefill counted un-absorbed, decode absorbed, both at
+//! the 16-bit peak, as the curves were fitted (`AttentionCurves`); decode's `half_sequences`
+//! term counts the sequences of one kernel (one layer).
 
 use super::batch::Share;
+use super::gpu::KERNELS_ATTN;
+use super::kernel::MlaDims;
 use super::OpCost;
-use crate::profile::{AttentionCurve, AttentionWork};
+use crate::profile::{
+    AttentionCurve, AttentionWork, ComputeClass, GpuSystem, ModelProfile, Precision,
+};
 
 /// The constants of one placed model's attention, per device.
 #[derive(Debug, Clone)]
@@ -25,6 +34,10 @@ pub(crate) struct AttentionPricing {
     pub heads: f64,
     /// FLOPs per (query, key) pair per layer on one device.
     pub flops_per_pair: f64,
+    /// The same for a prefill part priced by its curve (MLA: un-absorbed).
+    pub prefill_flops_per_pair: f64,
+    /// Whether the curves are MLA curves.
+    pub mla: bool,
     /// KV-cache bytes per token per layer on one device.
     pub kv_bytes_per_token: f64,
     /// Raw peak FLOP/s of the class attention runs on.
@@ -53,16 +66,76 @@ pub(crate) struct Layers {
 }
 
 impl AttentionPricing {
+    /// The attention of `model` on `gpu`, `tp` ways tensor parallel, with `kv_bytes_per_token`
+    /// of KV cache per token and layer on one device, when the profile has attention curves for
+    /// its kind; `None` otherwise (the scalars price it).
+    pub(crate) fn new(
+        model: &ModelProfile,
+        gpu: &GpuSystem,
+        tp: f64,
+        kv_bytes_per_token: f64,
+    ) -> Option<Self> {
+        let curves = gpu.attention_curves.as_ref()?;
+        let p = &model.precision;
+        let d = model.dims();
+        let flops_per_pair = d.attn_flops_per_pair_per_layer / tp;
+        let heads = model.attention.heads as f64 / tp;
+        let attn_class = ComputeClass::of_gemm(p.kv_cache, p.activations);
+        let mla = MlaDims::of(model);
+        let (prefill, decode, prefill_flops_per_pair, curve_class) = match mla {
+            Some(mla) => {
+                let (prefill, decode) = curves.mla(p.kv_cache);
+                let class = ComputeClass::of_gemm(p.kv_cache, Precision::Bf16);
+                (
+                    prefill,
+                    decode,
+                    heads * mla.prefill_flops_per_pair_head,
+                    class,
+                )
+            }
+            None => (curves.prefill, curves.decode, flops_per_pair, attn_class),
+        };
+        if prefill.is_none() && decode.is_none() && mla.is_some() {
+            return None;
+        }
+        let (runs_on, _) = gpu.peak_flops_per_s.resolve(attn_class);
+        Some(AttentionPricing {
+            prefill,
+            decode,
+            heads,
+            flops_per_pair,
+            prefill_flops_per_pair,
+            mla: mla.is_some(),
+            kv_bytes_per_token,
+            peak_flops_per_s: gpu.peak_flops_per_s.resolve(curve_class).1,
+            flops_per_s: gpu.peak_flops_per_s.resolve(attn_class).1
+                * gpu.efficiency.compute_for(runs_on),
+            hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
+            mem_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s * gpu.efficiency.memory,
+            overlap: gpu.efficiency.overlap,
+            kernel_s: gpu.overheads.kernel_s,
+            kernels_per_layer: KERNELS_ATTN,
+        })
+    }
+
     /// The attention operator over `layers` for the busiest GPU's prefill chunks `prefill` and
     /// other sequences `decode`.
     pub(crate) fn op(&self, layers: Layers, prefill: &Share, decode: &Share) -> OpCost {
         let all = layers.full + layers.window;
         let mut op = OpCost::default();
         let (mut compute_s, mut memory_s, mut roof_s) = (0.0, 0.0, 0.0);
-        for (part, curve) in [(prefill, self.prefill), (decode, self.decode)] {
+        for (part, curve, flops_per_pair) in [
+            (prefill, self.prefill, self.prefill_flops_per_pair),
+            (decode, self.decode, self.flops_per_pair),
+        ] {
             if part.tokens <= 0.0 {
                 continue;
             }
+            let flops_per_pair = if curve.is_some() {
+                flops_per_pair
+            } else {
+                self.flops_per_pair
+            };
             let work = AttentionWork {
                 pairs: layers.full * part.pairs_full + layers.window * part.pairs_window,
                 queries: all * part.tokens,
@@ -72,16 +145,18 @@ impl AttentionPricing {
                 sequences: all * part.sequences,
                 sequence_heads: all * part.sequences * self.heads,
             };
-            let flops = work.pairs * self.flops_per_pair;
+            let flops = work.pairs * flops_per_pair;
             let bytes = work.kv_tokens * self.kv_bytes_per_token;
             op.flops += flops;
             op.bytes += bytes;
             let (c, m, exposed) = match curve {
                 Some(k) => {
                     op.overhead_s += all * k.floor_s + k.heads_s(&work);
+                    // One kernel per layer: its occupancy counts one layer's sequences.
+                    let f = k.occupancy(part.sequences);
                     (
-                        k.compute_s(&work, self.flops_per_pair, self.peak_flops_per_s),
-                        k.memory_s(&work, self.kv_bytes_per_token, self.hbm_bytes_per_s),
+                        f * k.compute_s(&work, flops_per_pair, self.peak_flops_per_s),
+                        f * k.memory_s(&work, self.kv_bytes_per_token, self.hbm_bytes_per_s),
                         0.0,
                     )
                 }

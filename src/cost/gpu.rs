@@ -24,8 +24,8 @@
 //!
 //! A profile with attention curves prices GQA / MHA attention by them ([`super::attention`]):
 //! prefill chunks and decoding sequences as separate kernels per layer, each with its floor,
-//! per-head time and padded work; MLA attention keeps the scalars (the curves were fitted to
-//! GQA / MHA kernels). A profile with collective curves prices the all-reduces by the faster of
+//! per-head time and padded work; MLA attention by the profile's MLA curves when it has them,
+//! else by the scalars. A profile with collective curves prices the all-reduces by the faster of
 //! its NCCL and engine all-reduce curves and the all-to-alls by its all-to-all curve, latency
 //! and launch included, in place of the interconnect's scalars.
 //!
@@ -163,26 +163,8 @@ impl GpuCost {
         });
         let kv_bytes_per_token_layer =
             d.kv_elements_per_token_per_layer * p.kv_cache.bytes() / kv_split;
-        let attn_class = ComputeClass::of_gemm(p.kv_cache, p.activations);
-        // The attention curves were fitted to GQA / MHA kernels; MLA's (absorbed, tensor-core)
-        // decode kernels are another design, priced by the scalars.
-        let gqa = model.attention.kind == AttentionKind::Gqa;
-        let attention = gpu.attention_curves.as_ref().filter(|_| gqa).map(|a| {
-            Box::new(AttentionPricing {
-                prefill: a.prefill,
-                decode: a.decode,
-                heads: model.attention.heads as f64 / tp,
-                flops_per_pair: d.attn_flops_per_pair_per_layer / tp,
-                kv_bytes_per_token: kv_bytes_per_token_layer,
-                peak_flops_per_s: gpu.peak_flops_per_s.resolve(attn_class).1,
-                flops_per_s: peak(attn_class),
-                hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
-                mem_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s * eff.memory,
-                overlap: eff.overlap,
-                kernel_s: gpu.overheads.kernel_s,
-                kernels_per_layer: KERNELS_ATTN,
-            })
-        });
+        let attention =
+            AttentionPricing::new(model, gpu, tp, kv_bytes_per_token_layer).map(Box::new);
         let expert_class = ComputeClass::of_gemm(model.expert_weight_precision(), p.activations);
         let (expert_runs_on, expert_peak) = gpu.peak_flops_per_s.resolve(expert_class);
         let moe_pricing = gpu
@@ -308,7 +290,9 @@ impl CostModel for GpuCost {
                 }
             }
             OpKind::Attention => {
-                if self.attention.is_some() {
+                if self.attention.as_ref().is_some_and(|a| a.mla) {
+                    "MLA attention curves"
+                } else if self.attention.is_some() {
                     "attention curves"
                 } else {
                     "roofline (scalar efficiencies)"

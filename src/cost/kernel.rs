@@ -13,7 +13,10 @@
 use super::collective::{all_reduce_s, all_to_all_s};
 use super::gpu::KERNELS_ATTN;
 use crate::profile::kernel_curves::all_to_all_wire_bytes;
-use crate::profile::{AttentionCurve, AttentionWork, ComputeClass, GpuSystem, MoeWork, Precision};
+use crate::profile::model::AttentionKind;
+use crate::profile::{
+    AttentionCurve, AttentionWork, ComputeClass, GpuSystem, ModelProfile, MoeWork, Precision,
+};
 
 /// The constants of one GPU system that price single kernels.
 #[derive(Debug, Clone)]
@@ -50,6 +53,105 @@ pub struct AttentionKernel {
     pub flops_per_pair: f64,
     /// KV-cache bytes per token.
     pub kv_bytes_per_token: f64,
+}
+
+/// Per-head constants of an MLA model's attention, as the step counts them
+/// ([`crate::profile::ModelDims`]): the decode kernel with the up-projections absorbed, every
+/// query head scoring against the cached latent and the shared rotary key; and, for prefill
+/// priced by an MLA curve, un-absorbed, as the engines' context kernels run it (keys and values
+/// up-projected, each head scoring over its nope and rotary dims and summing its value dims).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MlaDims {
+    /// FLOPs per (query, key) pair and query head, absorbed.
+    pub flops_per_pair_head: f64,
+    /// FLOPs per (query, key) pair and query head, un-absorbed: `2 (head_dim + rope) + 2
+    /// head_dim`.
+    pub prefill_flops_per_pair_head: f64,
+    /// KV-cache elements per token (latent plus rotary key).
+    pub kv_elements_per_token: f64,
+}
+
+impl MlaDims {
+    /// The constants of `model`'s attention; `None` unless it is MLA.
+    pub fn of(model: &ModelProfile) -> Option<MlaDims> {
+        if model.attention.kind != AttentionKind::Mla {
+            return None;
+        }
+        let d = model.dims();
+        let at = &model.attention;
+        let (hd, rope) = (at.head_dim as f64, at.rope_head_dim.unwrap_or(0) as f64);
+        Some(MlaDims {
+            flops_per_pair_head: d.attn_flops_per_pair_per_layer / at.heads as f64,
+            prefill_flops_per_pair_head: 2.0 * (hd + rope) + 2.0 * hd,
+            kv_elements_per_token: d.kv_elements_per_token_per_layer,
+        })
+    }
+}
+
+/// One layer's MLA attention on one GPU for a batch of equal sequences, full attention.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MlaShape {
+    /// Sequences in the batch.
+    pub batch: u64,
+    /// Query heads on this GPU.
+    pub heads: u64,
+    /// The model's per-head constants.
+    pub dims: MlaDims,
+    /// Precision of the attention math's activations.
+    pub activations: Precision,
+    /// Precision of the KV cache.
+    pub kv_cache: Precision,
+}
+
+impl MlaShape {
+    fn kernel(&self, pairs: f64, kv: f64, new: f64) -> AttentionKernel {
+        self.kernel_at(pairs, kv, new, self.dims.flops_per_pair_head)
+    }
+
+    fn kernel_at(
+        &self,
+        pairs: f64,
+        kv: f64,
+        new: f64,
+        flops_per_pair_head: f64,
+    ) -> AttentionKernel {
+        let b = self.batch as f64;
+        AttentionKernel {
+            work: AttentionWork {
+                pairs: b * pairs,
+                queries: b * new,
+                kv_tokens: b * (kv + new),
+                sequences: b,
+                sequence_heads: b * self.heads as f64,
+            },
+            flops_per_pair: self.heads as f64 * flops_per_pair_head,
+            kv_bytes_per_token: self.dims.kv_elements_per_token * self.kv_cache.bytes(),
+        }
+    }
+
+    /// Causal attention over `self.batch` prompts of `prompt` tokens each, nothing cached,
+    /// counted absorbed (as the scalar step counts it).
+    pub fn prefill(&self, prompt: u64) -> AttentionKernel {
+        let n = prompt as f64;
+        self.kernel(n * (n + 1.0) / 2.0, n, n)
+    }
+
+    /// The same work counted un-absorbed (as an MLA prefill curve prices it).
+    pub fn prefill_unabsorbed(&self, prompt: u64) -> AttentionKernel {
+        let n = prompt as f64;
+        self.kernel_at(
+            n * (n + 1.0) / 2.0,
+            n,
+            n,
+            self.dims.prefill_flops_per_pair_head,
+        )
+    }
+
+    /// One decode step of `self.batch` sequences with `cached` tokens each in the KV cache.
+    pub fn decode(&self, cached: u64) -> AttentionKernel {
+        let seen = (cached + 1) as f64;
+        self.kernel(seen, seen, 1.0)
+    }
 }
 
 /// One MoE layer's routed experts: `tokens` each routed to `topk` of `experts` gated experts
@@ -271,21 +373,61 @@ impl KernelPricer {
     /// cached before, s.
     pub fn prefill_attention_s(&self, a: &AttentionShape, prompt: u64) -> f64 {
         let curve = self.gpu.attention_curves.as_ref().and_then(|c| c.prefill);
-        self.attention_s(a, &a.prefill(prompt), curve)
+        self.attention_s(a.kv_cache, a.activations, &a.prefill(prompt), curve)
     }
 
     /// One decode step of one layer's attention for `a.batch` sequences with `cached` tokens
     /// each in the KV cache, s.
     pub fn decode_attention_s(&self, a: &AttentionShape, cached: u64) -> f64 {
         let curve = self.gpu.attention_curves.as_ref().and_then(|c| c.decode);
-        self.attention_s(a, &a.decode(cached), curve)
+        self.attention_s(a.kv_cache, a.activations, &a.decode(cached), curve)
     }
 
-    /// Raw peak FLOP/s of the tensor-core class attention of shape `a` runs on.
-    pub fn attention_peak_flops_per_s(&self, a: &AttentionShape) -> f64 {
+    /// One layer's MLA attention over `a.batch` prompts of `prompt` tokens each, s: by the
+    /// profile's MLA prefill curve for the KV cache's precision when it has one, else as any
+    /// attention by the scalars.
+    pub fn mla_prefill_attention_s(&self, a: &MlaShape, prompt: u64) -> f64 {
+        match self.mla_curves(a.kv_cache).0 {
+            Some(c) => self.mla_curve_s(c, a, &a.prefill_unabsorbed(prompt)),
+            None => self.attention_s(a.kv_cache, a.activations, &a.prefill(prompt), None),
+        }
+    }
+
+    /// One decode step of one layer's MLA attention for `a.batch` sequences with `cached`
+    /// tokens each in the KV cache, s: by the MLA decode curve, else the scalars.
+    pub fn mla_decode_attention_s(&self, a: &MlaShape, cached: u64) -> f64 {
+        match self.mla_curves(a.kv_cache).1 {
+            Some(c) => self.mla_curve_s(c, a, &a.decode(cached)),
+            None => self.attention_s(a.kv_cache, a.activations, &a.decode(cached), None),
+        }
+    }
+
+    fn mla_curves(&self, kv_cache: Precision) -> (Option<AttentionCurve>, Option<AttentionCurve>) {
+        let curves = self.gpu.attention_curves.as_ref();
+        curves.map_or((None, None), |c| c.mla(kv_cache))
+    }
+
+    fn mla_curve_s(&self, c: AttentionCurve, a: &MlaShape, k: &AttentionKernel) -> f64 {
+        let peak = self.mla_peak_flops_per_s(a.kv_cache);
+        let hbm = self.gpu.hbm_bandwidth_bytes_per_s;
+        c.time_s(&k.work, k.flops_per_pair, k.kv_bytes_per_token, peak, hbm)
+    }
+
+    /// Raw peak FLOP/s an MLA curve prices at for a `kv_cache` cache: of 16-bit math over it,
+    /// the math of every measured MLA kernel.
+    pub fn mla_peak_flops_per_s(&self, kv_cache: Precision) -> f64 {
         self.gpu
             .peak_flops_per_s
-            .resolve(ComputeClass::of_gemm(a.kv_cache, a.activations))
+            .resolve(ComputeClass::of_gemm(kv_cache, Precision::Bf16))
+            .1
+    }
+
+    /// Raw peak FLOP/s of the tensor-core class attention over a `kv_cache` cache with
+    /// `activations` runs on.
+    pub fn attention_peak_flops_per_s(&self, kv_cache: Precision, activations: Precision) -> f64 {
+        self.gpu
+            .peak_flops_per_s
+            .resolve(ComputeClass::of_gemm(kv_cache, activations))
             .1
     }
 
@@ -293,18 +435,19 @@ impl KernelPricer {
     /// included), else by the roofline and the step's attention kernel count.
     fn attention_s(
         &self,
-        a: &AttentionShape,
+        kv_cache: Precision,
+        activations: Precision,
         k: &AttentionKernel,
         curve: Option<AttentionCurve>,
     ) -> f64 {
         let hbm = self.gpu.hbm_bandwidth_bytes_per_s;
         if let Some(c) = curve {
-            let peak = self.attention_peak_flops_per_s(a);
+            let peak = self.attention_peak_flops_per_s(kv_cache, activations);
             return c.time_s(&k.work, k.flops_per_pair, k.kv_bytes_per_token, peak, hbm);
         }
         self.roofline(
             k.work.pairs * k.flops_per_pair,
-            self.flops_per_s(a.kv_cache, a.activations),
+            self.flops_per_s(kv_cache, activations),
             k.work.kv_tokens * k.kv_bytes_per_token,
             KERNELS_ATTN,
         )
@@ -533,6 +676,67 @@ mod tests {
         let one = KernelPricer::new(g).decode_attention_s(&shape, 2047);
         let whole = op.compute_s.max(op.memory_s) + op.exposed_s + op.overhead_s;
         assert_relative_eq!(32.0 * one, whole, max_relative = 1e-9);
+    }
+
+    fn shape_of(batch: u64, s: &MlaShape) -> MlaShape {
+        MlaShape { batch, ..*s }
+    }
+
+    #[test]
+    fn mla_attention_matches_the_step_models_attention_per_layer() {
+        // DeepSeek-V3 at tensor parallelism 8 on B200: 16 heads per GPU, the latent read whole.
+        let h = load_hardware("b200-hgx", &[]).unwrap();
+        let m = load_model("deepseek-v3", &[]).unwrap();
+        let req = ParallelRequest {
+            tp: Some(8),
+            ..Default::default()
+        };
+        let pl = place(&m, &h, req).unwrap();
+        let g = h.gpu().unwrap();
+        let step = GpuCost::new(&m, g, &pl).step(&Batch::decode(4, 2047, None));
+        let op = step.op(OpKind::Attention);
+        let shape = MlaShape {
+            batch: 4,
+            heads: 16,
+            dims: MlaDims::of(&m).unwrap(),
+            activations: m.precision.activations,
+            kv_cache: m.precision.kv_cache,
+        };
+        // Latent 512 + rotary key 64; scores over 576 dims, values over 512.
+        assert_relative_eq!(shape.dims.kv_elements_per_token, 576.0);
+        assert_relative_eq!(shape.dims.flops_per_pair_head, 2.0 * 576.0 + 2.0 * 512.0);
+        // Priced by the profile's MLA decode curve, in the step as here.
+        assert!(g.attention_curves.as_ref().unwrap().mla_decode.is_some());
+        let p = KernelPricer::new(g);
+        let whole =
+            |op: &crate::cost::OpCost| op.compute_s.max(op.memory_s) + op.exposed_s + op.overhead_s;
+        let one = p.mla_decode_attention_s(&shape, 2047);
+        assert_relative_eq!(61.0 * one, whole(op), max_relative = 1e-9);
+        // Prefill by the MLA prefill curve, un-absorbed: 2 (128 + 64) + 2 x 128 FLOPs a pair
+        // and head.
+        assert_relative_eq!(shape.dims.prefill_flops_per_pair_head, 640.0);
+        let cost = GpuCost::new(&m, g, &pl);
+        let step = cost.step(&Batch::prefill(2, 3000, None));
+        let one = p.mla_prefill_attention_s(&shape_of(2, &shape), 3000);
+        assert_relative_eq!(
+            61.0 * one,
+            whole(step.op(OpKind::Attention)),
+            max_relative = 1e-9
+        );
+        // Without MLA curves, the scalars, as before.
+        let mut h = h.clone();
+        let a = h.gpu.as_mut().unwrap().attention_curves.as_mut().unwrap();
+        (a.mla_prefill, a.mla_decode) = (None, None);
+        let g = h.gpu().unwrap();
+        assert_eq!(
+            KernelPricer::new(g).mla_decode_attention_s(&shape, 2047),
+            KernelPricer::scalar(g).mla_decode_attention_s(&shape, 2047)
+        );
+        assert_eq!(
+            GpuCost::new(&m, g, &pl).priced_by(OpKind::Attention),
+            "roofline (scalar efficiencies)"
+        );
+        assert!(MlaDims::of(&load_model("llama-3.1-8b", &[]).unwrap()).is_none());
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! smooth function of its work, in place of the scalar efficiencies and the per-kernel overhead,
 //! fitted per GPU to measured kernels by `infersim kernels --fit` (`reference/kernels/`).
 //!
-//! Attention (prefill and decode each have their own curve; five coefficients):
+//! Attention (prefill and decode each have their own curve, GQA / MHA and MLA theirs; five
+//! coefficients, six with `half_sequences`):
 //!
 //! ```text
 //! time = floor_s + sequence_heads head_s
-//!      + max((pairs + queries pad_tokens) flops_per_pair / (peak * compute_efficiency),
-//!            (kv_tokens + sequences pad_tokens) kv_bytes_per_token / (hbm * memory_efficiency))
+//!      + (1 + half_sequences / sequences)
+//!        * max((pairs + queries pad_tokens) flops_per_pair / (peak * compute_efficiency),
+//!              (kv_tokens + sequences pad_tokens) kv_bytes_per_token / (hbm * memory_efficiency))
 //! ```
 //!
 //! `pairs` are the causal (query, key) pairs, `queries` the new tokens, `kv_tokens` the KV-cache
@@ -17,7 +19,9 @@
 //! roofline counts, as keys each query (compute) or each sequence (memory) is padded by: query
 //! tiles filled by short prompts, per-sequence blocks of a decode kernel. Decode kernels reach
 //! a few per cent of the tensor-core peak on their FLOPs (much of their math runs on CUDA cores),
-//! which the fit shows as a low compute efficiency. Ignored: the kernel variant the engine picks
+//! which the fit shows as a low compute efficiency. `half_sequences` (MLA decode only; the
+//! factor counts one kernel's sequences, not a sum over layers) stands for decode kernels that
+//! keep all query heads of a sequence in one thread block: few sequences leave the GPU part idle. Ignored: the kernel variant the engine picks
 //! per shape (split-KV, tensor-core or CUDA-core decode), which shows as scatter.
 //!
 //! Collectives (all-reduce and all-to-all each have their own; three coefficients):
@@ -33,6 +37,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::validate::Checker;
+use super::Precision;
 
 /// One attention curve; see the module documentation for its formula.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,6 +53,12 @@ pub struct AttentionCurve {
     pub pad_tokens: f64,
     /// Time per sequence and query head (one thread block's set-up and reduction), s.
     pub head_s: f64,
+    /// Optional sixth coefficient (MLA decode): sequences at which the kernel's roofline part
+    /// runs at half its rate, the part taking `1 + half_sequences / sequences` times as long
+    /// (a kernel that keeps a sequence's heads together fills the GPU only with many
+    /// sequences); absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_sequences: Option<f64>,
 }
 
 /// The work of one attention kernel (or of several, summed over layers) as a curve prices it.
@@ -66,7 +77,7 @@ pub struct AttentionWork {
 }
 
 impl AttentionCurve {
-    /// Coefficients in the curve.
+    /// Coefficients in the curve (six with `half_sequences`).
     pub const COEFFICIENTS: usize = 5;
 
     /// Compute-bound part of `w` at `flops_per_pair` and `peak_flops_per_s`, s (no floor).
@@ -97,9 +108,19 @@ impl AttentionCurve {
     ) -> f64 {
         self.floor_s
             + self.heads_s(w)
-            + self
-                .compute_s(w, flops_per_pair, peak_flops_per_s)
-                .max(self.memory_s(w, kv_bytes_per_token, hbm_bytes_per_s))
+            + self.occupancy(w.sequences)
+                * self
+                    .compute_s(w, flops_per_pair, peak_flops_per_s)
+                    .max(self.memory_s(w, kv_bytes_per_token, hbm_bytes_per_s))
+    }
+
+    /// Factor on the roofline part of one kernel over `sequences` sequences (1 without
+    /// `half_sequences`).
+    pub fn occupancy(&self, sequences: f64) -> f64 {
+        match self.half_sequences {
+            Some(h) if sequences > 0.0 => 1.0 + h / sequences,
+            _ => 1.0,
+        }
     }
 
     /// Per-head part of `w`, s.
@@ -116,6 +137,9 @@ impl AttentionCurve {
         c.fraction(&format!("{path}.memory_efficiency"), self.memory_efficiency);
         c.non_negative(&format!("{path}.pad_tokens"), self.pad_tokens);
         c.non_negative(&format!("{path}.head_s"), self.head_s);
+        if let Some(h) = self.half_sequences {
+            c.non_negative(&format!("{path}.half_sequences"), h);
+        }
     }
 }
 
@@ -123,17 +147,49 @@ impl AttentionCurve {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttentionCurves {
-    /// Causal attention over prompt chunks (context attention).
+    /// Causal GQA / MHA attention over prompt chunks (context attention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefill: Option<AttentionCurve>,
-    /// One decode step's attention (generation attention).
+    /// One decode step's GQA / MHA attention (generation attention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<AttentionCurve>,
+    /// MLA attention over prompt chunks with a 16-bit KV cache (wider caches too), its work
+    /// counted un-absorbed (scores over the nope and rotary dims, values over the value dims
+    /// of each head) and priced at the 16-bit peak (the math of the kernels it was fitted to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla_prefill: Option<AttentionCurve>,
+    /// One decode step's MLA attention with a 16-bit KV cache (wider caches too), its work
+    /// counted absorbed (every head scores against the latent and rotary key, sums values over
+    /// the latent), at the 16-bit peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla_decode: Option<AttentionCurve>,
+    /// As `mla_prefill`, with an FP8 KV cache (narrower caches too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla_prefill_fp8_kv: Option<AttentionCurve>,
+    /// As `mla_decode`, with an FP8 KV cache (narrower caches too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla_decode_fp8_kv: Option<AttentionCurve>,
 }
 
 impl AttentionCurves {
+    /// The (prefill, decode) MLA curves for a KV cache of `kv_cache`.
+    pub fn mla(&self, kv_cache: Precision) -> (Option<AttentionCurve>, Option<AttentionCurve>) {
+        if kv_cache.bytes() <= 1.0 {
+            (self.mla_prefill_fp8_kv, self.mla_decode_fp8_kv)
+        } else {
+            (self.mla_prefill, self.mla_decode)
+        }
+    }
+
     pub(super) fn check(&self, c: &mut Checker) {
-        for (name, curve) in [("prefill", &self.prefill), ("decode", &self.decode)] {
+        for (name, curve) in [
+            ("prefill", &self.prefill),
+            ("decode", &self.decode),
+            ("mla_prefill", &self.mla_prefill),
+            ("mla_decode", &self.mla_decode),
+            ("mla_prefill_fp8_kv", &self.mla_prefill_fp8_kv),
+            ("mla_decode_fp8_kv", &self.mla_decode_fp8_kv),
+        ] {
             if let Some(curve) = curve {
                 curve.check(&format!("gpu.attention_curves.{name}"), c);
             }
@@ -246,6 +302,7 @@ mod tests {
             memory_efficiency: 0.8,
             pad_tokens: 100.0,
             head_s: 1e-9,
+            half_sequences: None,
         };
         // One 1000-token prompt over 32 heads: (500500 + 1000 * 100) pairs of 4096 FLOPs at
         // 0.5 PFLOP/s, 32 head blocks.
@@ -274,6 +331,35 @@ mod tests {
             5e-6 + 64.0 * 32e-9 + 64.0 * 2100.0 * 4096.0 / 0.8e12,
             max_relative = 1e-12
         );
+    }
+
+    #[test]
+    fn half_sequences_stretch_the_roofline_part_of_few_sequences() {
+        let mut c = AttentionCurve {
+            floor_s: 10e-6,
+            compute_efficiency: 0.5,
+            memory_efficiency: 0.8,
+            pad_tokens: 0.0,
+            head_s: 0.0,
+            half_sequences: None,
+        };
+        // One sequence decoding over 1M cached tokens of 1000 bytes: 1.25 ms of memory.
+        let w = AttentionWork {
+            pairs: 1e6,
+            queries: 1.0,
+            kv_tokens: 1e6,
+            sequences: 1.0,
+            sequence_heads: 16.0,
+        };
+        let plain = c.time_s(&w, 1.0, 1000.0, 1e15, 1e12);
+        assert_relative_eq!(plain, 10e-6 + 1.25e-3, max_relative = 1e-12);
+        c.half_sequences = Some(2.0);
+        assert_relative_eq!(
+            c.time_s(&w, 1.0, 1000.0, 1e15, 1e12),
+            10e-6 + 3.0 * 1.25e-3,
+            max_relative = 1e-12
+        );
+        assert_relative_eq!(c.occupancy(198.0), 1.0 + 2.0 / 198.0);
     }
 
     #[test]

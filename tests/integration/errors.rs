@@ -77,6 +77,27 @@ fn unknown_field_is_rejected() {
 }
 
 #[test]
+fn bad_mla_attention_curves_are_rejected() {
+    let text = shipped("hardware/h100-sxm.toml");
+    let decode = "[gpu.attention_curves.mla_decode]\n";
+    assert!(text.contains(decode));
+    step_with_hardware(
+        &text.replace(decode, &format!("{decode}half_sequence = 2.0\n")),
+        "mla-typo.toml",
+        &["unknown field", "half_sequence"],
+    );
+    let h = text
+        .lines()
+        .find(|l| l.starts_with("half_sequences = "))
+        .unwrap();
+    step_with_hardware(
+        &text.replacen(h, "half_sequences = -1.0", 1),
+        "mla-negative.toml",
+        &["gpu.attention_curves.mla_decode.half_sequences", ">= 0"],
+    );
+}
+
+#[test]
 fn negative_bandwidth_is_rejected() {
     let text = shipped("hardware/h100-sxm.toml").replace(
         "hbm_bandwidth_bytes_per_s = 3.35e12",

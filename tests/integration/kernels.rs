@@ -19,6 +19,8 @@ fn kernels_json_reports_every_gpu_and_operator_kind() {
             "gemm",
             "prefill_attention",
             "decode_attention",
+            "mla_prefill_attention",
+            "mla_decode_attention",
             "all_reduce_nccl",
         ] {
             let r = rows
@@ -106,8 +108,16 @@ fn fitted_curves_beat_the_scalars_on_held_out_shapes() {
         let (f, s) = (op(&fitted, kind), op(&scalar, kind));
         assert!(f < 0.3 && f < s, "{kind}: fitted {f} scalar {s}");
     }
+    for kind in ["mla_prefill_attention", "mla_decode_attention"] {
+        let (f, s) = (op(&fitted, kind), op(&scalar, kind));
+        assert!(f < 0.15 && f < s, "{kind}: fitted {f} scalar {s}");
+    }
     let k = &fitted["fits"][0]["kernel_curves"];
-    assert_eq!(k["attention"].as_array().unwrap().len(), 2);
+    // GQA prefill and decode, MLA prefill and decode per KV-cache precision.
+    let attention = k["attention"].as_array().unwrap();
+    assert_eq!(attention.len(), 6);
+    assert_eq!(attention[5]["kv_cache"], "fp8");
+    assert!(attention[5]["curve"]["half_sequences"].as_f64().unwrap() > 0.0);
     assert_eq!(k["collectives"].as_array().unwrap().len(), 3);
     let curves = &fitted["fits"][0]["curves"];
     assert_eq!(curves[0]["class"], "bf16");
@@ -116,7 +126,7 @@ fn fitted_curves_beat_the_scalars_on_held_out_shapes() {
 }
 
 /// The step breakdown names what priced each operator: the fitted curves where the profile has
-/// them and they apply, the scalar roofline where none does (MLA attention, MoE experts).
+/// them and they apply, the scalar roofline where none does (A100's MoE experts).
 #[test]
 fn step_breakdown_names_the_curve_or_term_behind_each_operator() {
     let priced = |args: &[&str]| -> std::collections::HashMap<String, String> {
@@ -151,7 +161,7 @@ fn step_breakdown_names_the_curve_or_term_behind_each_operator() {
         "--tp",
         "8",
     ]);
-    assert_eq!(mla["attention"], "roofline (scalar efficiencies)");
+    assert_eq!(mla["attention"], "MLA attention curves");
     assert_eq!(mla["experts"], "MoE curve (routed experts)");
     // A100's tables hold no checked MoE rows: no MoE curve, the scalars price the experts.
     let a100 = priced(&["--hardware", "a100-sxm", "--model", "gpt-oss-20b"]);

@@ -2,7 +2,7 @@
 """Extract compact kernel tables from NVIDIA's aiconfigurator-core package.
 
 Writes reference/kernels/<gpu>/trtllm-<version>/{gemm,context_attention,generation_attention,
-comm,moe}.csv, a PROVENANCE.md beside them, and reference/kernels/index.csv naming the tables
+comm,moe,context_mla,generation_mla}.csv, a PROVENANCE.md beside them, and reference/kernels/index.csv naming the tables
 each shipped hardware profile is checked against. Deterministic: rows are sorted on every key
 column and thinned at a fixed stride (no randomness), so a rerun writes the same bytes.
 
@@ -42,7 +42,8 @@ MODEL_GEMMS = [(2560, 8192), (8192, 2048), (7168, 8192), (8192, 7168)]
 MODEL_ATTENTION = (16, 2, 128)
 
 # Rows kept per table besides the model's (a stride over the sorted table).
-TARGET = {"gemm": 4000, "context_attention": 2500, "generation_attention": 2500, "moe": 1500}
+TARGET = {"gemm": 4000, "context_attention": 2500, "generation_attention": 2500, "moe": 1500,
+          "context_mla": 1000, "generation_mla": 1500}
 
 
 def version_key(v):
@@ -173,6 +174,29 @@ def moe(src, dst, data):
     return ("moe.csv", src.relative_to(data), total, rows, rule)
 
 
+def mla(src, dst, data, name):
+    """MLA attention kernels (DeepSeek-V3's multi-head latent attention, the only MLA model:
+    no model block is kept, its shapes are the whole table)."""
+    df = pd.read_parquet(src)
+    total = len(df)
+    common = {"mla_dtype": "dtype", "kv_cache_dtype": "kv_cache_dtype", "tp_size": "tp",
+              "batch_size": "batch", "num_heads": "heads"}
+    if name == "context_mla":
+        keys = ["mla_dtype", "kv_cache_dtype", "num_heads", "tp_size", "batch_size", "isl"]
+        cols = {**common, "isl": "prompt_tokens", "latency": "latency_ms"}
+    else:
+        # A decode step of a sequence with isl + step tokens already in its KV cache.
+        df = df.assign(kv_tokens=df.isl + df.step)
+        keys = ["mla_dtype", "kv_cache_dtype", "num_heads", "tp_size", "batch_size", "kv_tokens"]
+        cols = {**common, "kv_tokens": "kv_tokens", "latency": "latency_ms"}
+    out, stride = thin(df, keys, TARGET[name])
+    rows = write(out, dst / f"{name}.csv", cols)
+    rule = f"all rows; sorted on {keys}; one row in {stride}"
+    if name == "generation_mla":
+        rule += "; kv_tokens = isl + step"
+    return (f"{name}.csv", src.relative_to(data), total, rows, rule)
+
+
 def provenance(dst, version, gpu, entries):
     lines = [
         f"# Kernel tables: {gpu}, {dst.name}",
@@ -208,6 +232,7 @@ def main():
         comm_dir = latest(g / "comm" / FRAMEWORK, "custom_allreduce_perf.parquet", v)
         nccl_dir = latest(g / "comm" / "nccl", "nccl_perf.parquet")
         moe_dir = latest(g / "moe" / FRAMEWORK, "moe_perf.parquet", v)
+        mla_dir = latest(g / "mla" / FRAMEWORK, "generation_mla_perf.parquet", v)
         dst = OUT / gpu / f"{FRAMEWORK}-{attn_dir.name}"
         dst.mkdir(parents=True, exist_ok=True)
         entries = [
@@ -219,6 +244,8 @@ def main():
             comm(nccl_dir / "nccl_perf.parquet", comm_dir / "custom_allreduce_perf.parquet",
                  dst, data),
             moe(moe_dir / "moe_perf.parquet", dst, data),
+            mla(mla_dir / "context_mla_perf.parquet", dst, data, "context_mla"),
+            mla(mla_dir / "generation_mla_perf.parquet", dst, data, "generation_mla"),
         ]
         sources = [
             gemm_dir / "gemm_perf.parquet",
@@ -227,6 +254,8 @@ def main():
             nccl_dir / "nccl_perf.parquet",
             comm_dir / "custom_allreduce_perf.parquet",
             moe_dir / "moe_perf.parquet",
+            mla_dir / "context_mla_perf.parquet",
+            mla_dir / "generation_mla_perf.parquet",
         ]
         provenance(dst, version, gpu, entries)
         with open(dst / "PROVENANCE.md", "a") as f:

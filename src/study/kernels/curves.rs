@@ -7,12 +7,14 @@ use serde::Serialize;
 
 use super::fit::{levenberg_marquardt, logistic, logit};
 use super::moe::{fit_moe_curves, with_moe_curves, MoeFit};
-use super::table::{AttentionRow, CommRow, KernelTables};
-use super::{attention_shape, comm_kind, interleaved, is_model_attention, splits, KernelOp, Split};
-use crate::cost::kernel::{AttentionKernel, KernelPricer};
+use super::table::{AttentionRow, CommRow, KernelTables, MlaRow};
+use super::{
+    attention_shape, comm_kind, interleaved, is_model_attention, mla_shape, splits, KernelOp, Split,
+};
+use crate::cost::kernel::{AttentionKernel, KernelPricer, MlaDims};
 use crate::profile::kernel_curves::{all_reduce_wire_bytes, all_to_all_wire_bytes};
 use crate::profile::{
-    AttentionCurve, AttentionCurves, CollectiveCurve, CollectiveCurves, GpuSystem,
+    AttentionCurve, AttentionCurves, CollectiveCurve, CollectiveCurves, GpuSystem, Precision,
 };
 
 /// A curve fitted to one table's training rows.
@@ -20,6 +22,10 @@ use crate::profile::{
 pub struct CurveFit<C> {
     /// Operator kind fitted (`prefill_attention`, `decode_attention`, `all_reduce_nccl`, ...).
     pub op: KernelOp,
+    /// MLA attention: the KV-cache precision of the rows fitted (`bfloat16`, `fp8`); empty for
+    /// other kinds.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub kv_cache: &'static str,
     /// Training rows used.
     pub n: usize,
     /// Root mean squared log error on them.
@@ -31,7 +37,7 @@ pub struct CurveFit<C> {
 /// Attention and collective curves fitted for one GPU.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KernelFits {
-    /// Prefill and decode attention.
+    /// Prefill and decode attention, GQA / MHA and MLA.
     pub attention: Vec<CurveFit<AttentionCurve>>,
     /// NCCL all-reduce, the engine's own all-reduce, NCCL all-to-all.
     pub collectives: Vec<CurveFit<CollectiveCurve>>,
@@ -39,13 +45,15 @@ pub struct KernelFits {
     pub moe: Vec<MoeFit>,
 }
 
-fn attention_curve_of(x: &[f64; 5]) -> AttentionCurve {
+/// The curve of search coordinates `x`: five, or six with `half_sequences`.
+fn attention_curve_of(x: &[f64]) -> AttentionCurve {
     AttentionCurve {
         floor_s: x[0].exp(),
         compute_efficiency: logistic(x[1]),
         memory_efficiency: logistic(x[2]),
         pad_tokens: x[3].exp(),
         head_s: x[4].exp(),
+        half_sequences: x.get(5).map(|v| v.exp()),
     }
 }
 
@@ -73,7 +81,9 @@ fn best<const N: usize>(
 /// One attention row as the fit sees it: its work, raw peak, and measured latency.
 type AttentionPoint = (AttentionKernel, f64, f64);
 
-fn fit_attention(
+/// An attention curve fitted to `pts`: five coefficients, or six (`N = 6`) with
+/// `half_sequences`.
+fn fit_attention<const N: usize>(
     op: KernelOp,
     pts: &[AttentionPoint],
     hbm: f64,
@@ -81,7 +91,7 @@ fn fit_attention(
     if pts.len() < 8 {
         return None;
     }
-    let res = |x: &[f64; 5]| -> Vec<f64> {
+    let res = |x: &[f64; N]| -> Vec<f64> {
         let c = attention_curve_of(x);
         pts.iter()
             .map(|(k, peak, t)| {
@@ -89,15 +99,25 @@ fn fit_attention(
             })
             .collect()
     };
-    let starts = [
-        [5e-6, 0.5, 0.7, 64.0, 1e-9],
-        [10e-6, 0.3, 0.5, 512.0, 1e-8],
-        [3e-6, 0.7, 0.8, 8.0, 1e-10],
+    let starts6 = [
+        [5e-6, 0.5, 0.7, 64.0, 1e-9, 3.0],
+        [10e-6, 0.3, 0.5, 512.0, 1e-8, 30.0],
+        [3e-6, 0.7, 0.8, 8.0, 1e-10, 1.0],
     ];
-    let to_x = |s: &[f64; 5]| [s[0].ln(), logit(s[1]), logit(s[2]), s[3].ln(), s[4].ln()];
+    let starts: Vec<[f64; N]> = starts6
+        .iter()
+        .map(|s| std::array::from_fn(|i| s[i]))
+        .collect();
+    let to_x = |s: &[f64; N]| {
+        std::array::from_fn(|i| match i {
+            1 | 2 => logit(s[i]),
+            _ => s[i].ln(),
+        })
+    };
     let (x, loss) = best(&starts, to_x, res);
     Some(CurveFit {
         op,
+        kv_cache: "",
         n: pts.len(),
         rms_log_error: (loss / pts.len() as f64).sqrt(),
         curve: attention_curve_of(&x),
@@ -124,6 +144,7 @@ fn fit_collective(
     let (x, loss) = best(&starts, to_x, res);
     Some(CurveFit {
         op,
+        kv_cache: "",
         n: rows.len(),
         rms_log_error: (loss / rows.len() as f64).sqrt(),
         curve: collective_curve_of(&x),
@@ -140,14 +161,68 @@ fn attention_points(
         .zip(splits(rows, is_model_attention))
         .filter(|(_, s)| *s == Split::Train)
         .map(|(r, _)| {
-            let peak = pricer.attention_peak_flops_per_s(&attention_shape(r));
+            let peak = pricer.attention_peak_flops_per_s(r.kv_cache, r.activations);
             (kernel(r), peak, r.latency_s)
         })
         .collect()
 }
 
-/// Attention and collective curves of `gpu` fitted to the training half of `tables`.
-pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables) -> KernelFits {
+/// The training rows (every other row) of an MLA table with a KV cache of `kv_cache` as fit
+/// points, priced at the MLA peak.
+fn mla_points(
+    pricer: &KernelPricer,
+    rows: &[MlaRow],
+    kv_cache: Precision,
+    kernel: impl Fn(&MlaRow) -> AttentionKernel,
+) -> Vec<AttentionPoint> {
+    rows.iter()
+        .enumerate()
+        .filter(|(i, r)| interleaved(*i) == Split::Train && r.kv_cache == kv_cache)
+        .map(|(_, r)| {
+            (
+                kernel(r),
+                pricer.mla_peak_flops_per_s(kv_cache),
+                r.latency_s,
+            )
+        })
+        .collect()
+}
+
+/// The KV-cache precisions MLA curves are fitted for, with their published names.
+pub const MLA_KV_CACHES: [(Precision, &str); 2] =
+    [(Precision::Bf16, "bfloat16"), (Precision::Fp8, "fp8")];
+
+/// MLA prefill and decode curves fitted per KV-cache precision.
+fn fit_mla(
+    pricer: &KernelPricer,
+    tables: &KernelTables,
+    mla: MlaDims,
+    hbm: f64,
+) -> Vec<CurveFit<AttentionCurve>> {
+    let mut out = Vec::new();
+    for (kv, name) in MLA_KV_CACHES {
+        let prefill = mla_points(pricer, &tables.mla_prefill, kv, |r| {
+            mla_shape(r, mla).prefill_unabsorbed(r.tokens)
+        });
+        let decode = mla_points(pricer, &tables.mla_decode, kv, |r| {
+            mla_shape(r, mla).decode(r.tokens)
+        });
+        // Decode with `half_sequences` (six coefficients), prefill without (five).
+        let fits = [
+            fit_attention::<5>(KernelOp::MlaPrefillAttention, &prefill, hbm),
+            fit_attention::<6>(KernelOp::MlaDecodeAttention, &decode, hbm),
+        ];
+        out.extend(fits.into_iter().flatten().map(|f| CurveFit {
+            kv_cache: name,
+            ..f
+        }));
+    }
+    out
+}
+
+/// Attention and collective curves of `gpu` fitted to the training half of `tables`, MLA
+/// attention with the constants `mla`.
+pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables, mla: MlaDims) -> KernelFits {
     let pricer = KernelPricer::new(gpu);
     let hbm = gpu.hbm_bandwidth_bytes_per_s;
     let prefill = attention_points(&pricer, &tables.prefill, |r| {
@@ -157,11 +232,12 @@ pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables) -> KernelFits {
         attention_shape(r).decode(r.tokens)
     });
     let attention = [
-        fit_attention(KernelOp::PrefillAttention, &prefill, hbm),
-        fit_attention(KernelOp::DecodeAttention, &decode, hbm),
+        fit_attention::<5>(KernelOp::PrefillAttention, &prefill, hbm),
+        fit_attention::<5>(KernelOp::DecodeAttention, &decode, hbm),
     ]
     .into_iter()
     .flatten()
+    .chain(fit_mla(&pricer, tables, mla, hbm))
     .collect();
     let checked: Vec<(KernelOp, &CommRow)> = tables
         .comm
@@ -199,10 +275,16 @@ pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables) -> KernelFits {
 pub fn with_kernel_curves(gpu: &GpuSystem, fits: &KernelFits) -> GpuSystem {
     let mut a = AttentionCurves::default();
     for f in &fits.attention {
-        match f.op {
-            KernelOp::PrefillAttention => a.prefill = Some(f.curve),
-            _ => a.decode = Some(f.curve),
-        }
+        let fp8 = f.kv_cache == "fp8";
+        let slot = match f.op {
+            KernelOp::PrefillAttention => &mut a.prefill,
+            KernelOp::MlaPrefillAttention if fp8 => &mut a.mla_prefill_fp8_kv,
+            KernelOp::MlaPrefillAttention => &mut a.mla_prefill,
+            KernelOp::MlaDecodeAttention if fp8 => &mut a.mla_decode_fp8_kv,
+            KernelOp::MlaDecodeAttention => &mut a.mla_decode,
+            _ => &mut a.decode,
+        };
+        *slot = Some(f.curve);
     }
     let mut c = CollectiveCurves::default();
     for f in &fits.collectives {

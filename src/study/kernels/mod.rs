@@ -7,7 +7,9 @@
 //! interleaved (the tables' rows in file order, every other row held out) and one whole model
 //! (every shape of Llama 3.1 70B at tensor parallelism 4, which the extraction keeps in full;
 //! for MoE layers every row of DeepSeek-V3 / R1's layer, of which the extraction keeps one row
-//! in 29 to 49 like the rest). Collectives have no model block. The MoE table's routed experts
+//! in 29 to 49 like the rest). Collectives have no model block, nor has MLA attention: its
+//! tables measure DeepSeek-V3's kernel alone (the only MLA model, [`MLA_MODEL`], its heads at
+//! every tensor parallelism), so they hold out interleaved rows only. The MoE table's routed experts
 //! are checked as the step prices them (by the profile's MoE curve when it has one); ignored:
 //! all-gather and reduce-scatter (the cost model has no such operators).
 
@@ -18,7 +20,7 @@ pub mod table;
 
 use serde::Serialize;
 
-use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer};
+use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer, MlaDims, MlaShape};
 use crate::profile::{ComputeClass, GemmCurve, GemmCurves, GpuSystem};
 use table::KernelTables;
 
@@ -32,6 +34,9 @@ pub const MODEL_ATTENTION: (u64, u64, u64) = (16, 2, 128);
 /// DeepSeek-V3 / R1, whose every row of the MoE tables is held out of the fit.
 pub const MODEL_MOE: (u64, u64, u64, u64) = (7168, 2048, 8, 256);
 
+/// The model whose MLA attention the MLA tables measure (its per-head constants price them).
+pub const MLA_MODEL: &str = "deepseek-v3";
+
 /// The operator kinds checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,6 +47,10 @@ pub enum KernelOp {
     PrefillAttention,
     /// One decode step's attention.
     DecodeAttention,
+    /// MLA attention over whole prompts.
+    MlaPrefillAttention,
+    /// One decode step's MLA attention.
+    MlaDecodeAttention,
     /// NCCL all-reduce.
     AllReduceNccl,
     /// TensorRT-LLM's own all-reduce kernel.
@@ -54,10 +63,12 @@ pub enum KernelOp {
 
 impl KernelOp {
     /// Every kind, in report order.
-    pub const ALL: [KernelOp; 7] = [
+    pub const ALL: [KernelOp; 9] = [
         KernelOp::Gemm,
         KernelOp::PrefillAttention,
         KernelOp::DecodeAttention,
+        KernelOp::MlaPrefillAttention,
+        KernelOp::MlaDecodeAttention,
         KernelOp::AllReduceNccl,
         KernelOp::AllReduceCustom,
         KernelOp::AllToAllNccl,
@@ -70,6 +81,8 @@ impl KernelOp {
             KernelOp::Gemm => "gemm",
             KernelOp::PrefillAttention => "prefill_attention",
             KernelOp::DecodeAttention => "decode_attention",
+            KernelOp::MlaPrefillAttention => "mla_prefill_attention",
+            KernelOp::MlaDecodeAttention => "mla_decode_attention",
             KernelOp::AllReduceNccl => "all_reduce_nccl",
             KernelOp::AllReduceCustom => "all_reduce_custom",
             KernelOp::AllToAllNccl => "all_to_all_nccl",
@@ -180,6 +193,16 @@ pub(crate) fn attention_shape(r: &table::AttentionRow) -> AttentionShape {
     }
 }
 
+pub(crate) fn mla_shape(r: &table::MlaRow, dims: MlaDims) -> MlaShape {
+    MlaShape {
+        batch: r.batch,
+        heads: r.heads,
+        dims,
+        activations: r.activations,
+        kv_cache: r.kv_cache,
+    }
+}
+
 pub(crate) fn is_model_attention(r: &table::AttentionRow) -> bool {
     (r.heads, r.kv_heads, r.head_dim) == MODEL_ATTENTION
 }
@@ -198,8 +221,8 @@ pub(crate) fn comm_kind(r: &table::CommRow) -> Option<KernelOp> {
     }
 }
 
-/// Every shape of `tables` priced by `pricer`.
-pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
+/// Every shape of `tables` priced by `pricer`, MLA attention with the constants `mla`.
+pub fn samples(pricer: &KernelPricer, tables: &KernelTables, mla: MlaDims) -> Vec<Sample> {
     let mut out = Vec::new();
     let g = &tables.gemm;
     for (r, split) in g
@@ -231,6 +254,26 @@ pub fn samples(pricer: &KernelPricer, tables: &KernelTables) -> Vec<Sample> {
                 predicted_s: match op {
                     KernelOp::PrefillAttention => pricer.prefill_attention_s(&shape, r.tokens),
                     _ => pricer.decode_attention_s(&shape, r.tokens),
+                },
+                measured_s: r.latency_s,
+            });
+        }
+    }
+    for (rows, op) in [
+        (&tables.mla_prefill, KernelOp::MlaPrefillAttention),
+        (&tables.mla_decode, KernelOp::MlaDecodeAttention),
+    ] {
+        for (i, r) in rows.iter().enumerate() {
+            let shape = mla_shape(r, mla);
+            out.push(Sample {
+                op,
+                format: "",
+                split: interleaved(i),
+                predicted_s: match op {
+                    KernelOp::MlaPrefillAttention => {
+                        pricer.mla_prefill_attention_s(&shape, r.tokens)
+                    }
+                    _ => pricer.mla_decode_attention_s(&shape, r.tokens),
                 },
                 measured_s: r.latency_s,
             });
@@ -332,9 +375,14 @@ pub fn summarise(hardware: &str, samples: &[Sample], splits: &[Split]) -> Vec<Su
     out
 }
 
-/// The check of one GPU system against its tables.
-pub fn check(hardware: &str, pricer: &KernelPricer, tables: &KernelTables) -> Vec<Summary> {
-    let s = samples(pricer, tables);
+/// The check of one GPU system against its tables, MLA attention with the constants `mla`.
+pub fn check(
+    hardware: &str,
+    pricer: &KernelPricer,
+    tables: &KernelTables,
+    mla: MlaDims,
+) -> Vec<Summary> {
+    let s = samples(pricer, tables, mla);
     summarise(hardware, &s, &[Split::HeldOut, Split::Model])
 }
 

@@ -52,6 +52,24 @@ pub struct AttentionRow {
     pub latency_s: f64,
 }
 
+/// One measured MLA attention kernel (DeepSeek-V3's; prefill or decode) over a batch of equal
+/// sequences, full attention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlaRow {
+    /// Precision of the attention math.
+    pub activations: Precision,
+    /// Precision of the KV cache (the latent).
+    pub kv_cache: Precision,
+    /// Sequences.
+    pub batch: u64,
+    /// Query heads on the GPU.
+    pub heads: u64,
+    /// Prefill: prompt tokens per sequence. Decode: tokens already cached per sequence.
+    pub tokens: u64,
+    /// Measured latency, s.
+    pub latency_s: f64,
+}
+
 /// One measured MoE layer's routed experts (TensorRT-LLM's fused MoE: tokens permuted to their
 /// experts, the gated MLP's two grouped GEMMs, the results combined), tokens spread evenly.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +117,10 @@ pub struct KernelTables {
     pub comm: Vec<CommRow>,
     /// `moe.csv`, the rows of [`MOE_SOURCES`] with evenly spread tokens.
     pub moe: Vec<MoeRow>,
+    /// `context_mla.csv` (MLA prefill).
+    pub mla_prefill: Vec<MlaRow>,
+    /// `generation_mla.csv` (MLA decode).
+    pub mla_decode: Vec<MlaRow>,
 }
 
 /// A CSV file's rows, each with its 1-based line number, and its header's columns.
@@ -309,6 +331,19 @@ fn attention(csv: &Csv, tokens: &str, decode: bool) -> Result<Vec<AttentionRow>>
     })
 }
 
+fn mla(csv: &Csv, tokens: &str) -> Result<Vec<MlaRow>> {
+    csv.map(|r| {
+        Ok(MlaRow {
+            activations: r.precision("dtype")?,
+            kv_cache: r.precision("kv_cache_dtype")?,
+            batch: r.count("batch")?,
+            heads: r.count("heads")?,
+            tokens: r.count(tokens)?,
+            latency_s: r.latency_s()?,
+        })
+    })
+}
+
 fn comm(csv: &Csv) -> Result<Vec<CommRow>> {
     csv.map(|r| {
         let elements: u64 = r.count("message_elements")?;
@@ -362,7 +397,7 @@ fn moe(csv: &Csv) -> Result<Vec<MoeRow>> {
 }
 
 /// Read the tables in `dir` (`gemm.csv`, `context_attention.csv`, `generation_attention.csv`,
-/// `comm.csv`, `moe.csv`).
+/// `comm.csv`, `moe.csv`, `context_mla.csv`, `generation_mla.csv`).
 pub fn load(dir: &Path) -> Result<KernelTables> {
     let path = |f: &str| dir.join(f);
     let gemm_path = path("gemm.csv");
@@ -387,6 +422,9 @@ pub fn load(dir: &Path) -> Result<KernelTables> {
         )?,
         comm: comm(&Csv::read(&path("comm.csv"))?)?,
         moe: moe(&Csv::read(&path("moe.csv"))?)?,
+        mla_prefill: mla(&Csv::read(&path("context_mla.csv"))?, "prompt_tokens")?,
+        // kv_tokens as in generation_attention.csv.
+        mla_decode: mla(&Csv::read(&path("generation_mla.csv"))?, "kv_tokens")?,
     })
 }
 
