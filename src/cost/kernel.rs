@@ -117,13 +117,7 @@ impl MlaShape {
     ) -> AttentionKernel {
         let b = self.batch as f64;
         AttentionKernel {
-            work: AttentionWork {
-                pairs: b * pairs,
-                queries: b * new,
-                kv_tokens: b * (kv + new),
-                sequences: b,
-                sequence_heads: b * self.heads as f64,
-            },
+            work: AttentionWork::of_batch(b, self.heads as f64, pairs, kv, new),
             flops_per_pair: self.heads as f64 * flops_per_pair_head,
             kv_bytes_per_token: self.dims.kv_elements_per_token * self.kv_cache.bytes(),
         }
@@ -206,13 +200,7 @@ impl AttentionShape {
     fn kernel(&self, pairs: f64, kv: f64, new: f64) -> AttentionKernel {
         let b = self.batch as f64;
         AttentionKernel {
-            work: AttentionWork {
-                pairs: b * pairs,
-                queries: b * new,
-                kv_tokens: b * (kv + new),
-                sequences: b,
-                sequence_heads: b * self.heads as f64,
-            },
+            work: AttentionWork::of_batch(b, self.heads as f64, pairs, kv, new),
             flops_per_pair: 4.0 * (self.heads * self.head_dim) as f64,
             kv_bytes_per_token: 2.0
                 * (self.kv_heads * self.head_dim) as f64

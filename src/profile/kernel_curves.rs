@@ -76,6 +76,20 @@ pub struct AttentionWork {
     pub sequence_heads: f64,
 }
 
+impl AttentionWork {
+    /// The work of `batch` like sequences with `heads` query heads each, every one with `pairs`
+    /// (query, key) pairs, `kv` tokens of KV cache read and `new` tokens written.
+    pub fn of_batch(batch: f64, heads: f64, pairs: f64, kv: f64, new: f64) -> Self {
+        AttentionWork {
+            pairs: batch * pairs,
+            queries: batch * new,
+            kv_tokens: batch * (kv + new),
+            sequences: batch,
+            sequence_heads: batch * heads,
+        }
+    }
+}
+
 impl AttentionCurve {
     /// Coefficients in the curve (six with `half_sequences`).
     pub const COEFFICIENTS: usize = 5;
