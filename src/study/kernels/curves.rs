@@ -233,7 +233,8 @@ pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables, mla: MlaDims) -
     });
     let attention = [
         fit_attention::<5>(KernelOp::PrefillAttention, &prefill, hbm),
-        fit_attention::<5>(KernelOp::DecodeAttention, &decode, hbm),
+        // Decode with `half_sequences` (six coefficients), as MLA decode.
+        fit_attention::<6>(KernelOp::DecodeAttention, &decode, hbm),
     ]
     .into_iter()
     .flatten()
