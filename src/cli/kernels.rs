@@ -233,8 +233,8 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
     let (rows, fits) = summaries(a)?;
     let gemms = if a.fit {
         "GEMMs, attention, collectives and MoE experts priced by curves fitted here on the \
-         training half (GEMM 5 coefficients a class, attention 5 a kind (MLA decode 6, MLA \
-         per KV-cache precision), collectives 3 a kind, MoE 5 a format)"
+         training half (GEMM 5 coefficients a class, attention 5 a kind (decode and MLA \
+         decode 6, MLA per KV-cache precision), collectives 3 a kind, MoE 5 a format)"
     } else if a.scalar {
         "every kernel priced by the scalar efficiencies"
     } else {

@@ -17,7 +17,7 @@
 
 use super::batch::Share;
 use super::gpu::KERNELS_ATTN;
-use super::kernel::MlaDims;
+use super::kernel::{prefill_math, MlaDims};
 use super::OpCost;
 use crate::profile::{
     AttentionCurve, AttentionWork, ComputeClass, GpuSystem, ModelProfile, Precision,
@@ -42,6 +42,9 @@ pub(crate) struct AttentionPricing {
     pub kv_bytes_per_token: f64,
     /// Raw peak FLOP/s of the class attention runs on.
     pub peak_flops_per_s: f64,
+    /// The same for a prefill part priced by its curve (GQA over an FP8 cache: the cache's
+    /// class, [`prefill_math`]).
+    pub prefill_peak_flops_per_s: f64,
     /// Scalar-efficient FLOP/s, for a part without a curve.
     pub flops_per_s: f64,
     /// Raw HBM bandwidth, bytes/s.
@@ -82,7 +85,7 @@ impl AttentionPricing {
         let heads = model.attention.heads as f64 / tp;
         let attn_class = ComputeClass::of_gemm(p.kv_cache, p.activations);
         let mla = MlaDims::of(model);
-        let (prefill, decode, prefill_flops_per_pair, curve_class) = match mla {
+        let (prefill, decode, prefill_flops_per_pair, curve_class, prefill_class) = match mla {
             Some(mla) => {
                 let (prefill, decode) = curves.mla(p.kv_cache);
                 let class = ComputeClass::of_gemm(p.kv_cache, Precision::Bf16);
@@ -91,9 +94,16 @@ impl AttentionPricing {
                     decode,
                     heads * mla.prefill_flops_per_pair_head,
                     class,
+                    class,
                 )
             }
-            None => (curves.prefill, curves.decode, flops_per_pair, attn_class),
+            None => (
+                curves.prefill,
+                curves.decode,
+                flops_per_pair,
+                attn_class,
+                ComputeClass::of_gemm(p.kv_cache, prefill_math(p.kv_cache, p.activations)),
+            ),
         };
         if prefill.is_none() && decode.is_none() && mla.is_some() {
             return None;
@@ -108,6 +118,7 @@ impl AttentionPricing {
             mla: mla.is_some(),
             kv_bytes_per_token,
             peak_flops_per_s: gpu.peak_flops_per_s.resolve(curve_class).1,
+            prefill_peak_flops_per_s: gpu.peak_flops_per_s.resolve(prefill_class).1,
             flops_per_s: gpu.peak_flops_per_s.resolve(attn_class).1
                 * gpu.efficiency.compute_for(runs_on),
             hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
@@ -124,9 +135,19 @@ impl AttentionPricing {
         let all = layers.full + layers.window;
         let mut op = OpCost::default();
         let (mut compute_s, mut memory_s, mut roof_s) = (0.0, 0.0, 0.0);
-        for (part, curve, flops_per_pair) in [
-            (prefill, self.prefill, self.prefill_flops_per_pair),
-            (decode, self.decode, self.flops_per_pair),
+        for (part, curve, flops_per_pair, peak_flops_per_s) in [
+            (
+                prefill,
+                self.prefill,
+                self.prefill_flops_per_pair,
+                self.prefill_peak_flops_per_s,
+            ),
+            (
+                decode,
+                self.decode,
+                self.flops_per_pair,
+                self.peak_flops_per_s,
+            ),
         ] {
             if part.tokens <= 0.0 {
                 continue;
@@ -155,7 +176,7 @@ impl AttentionPricing {
                     // One kernel per layer: its occupancy counts one layer's sequences.
                     let f = k.occupancy(part.sequences);
                     (
-                        f * k.compute_s(&work, flops_per_pair, self.peak_flops_per_s),
+                        f * k.compute_s(&work, flops_per_pair, peak_flops_per_s),
                         f * k.memory_s(&work, self.kv_bytes_per_token, self.hbm_bytes_per_s),
                         0.0,
                     )

@@ -232,6 +232,19 @@ impl AttentionShape {
     }
 }
 
+/// The precision of the math a GQA / MHA prefill curve prices a kernel over a `kv_cache` cache
+/// with `activations` at: the cache's when it is FP8 or narrower, else the activations'.
+/// NVIDIA's context-attention tables (`reference/kernels/*/context_attention.csv`) show a
+/// 16-bit-activation kernel over an FP8 cache running as fast as an all-FP8 one, not at the
+/// 16-bit rate: TensorRT-LLM's context kernels over an FP8 cache run FP8 math.
+pub fn prefill_math(kv_cache: Precision, activations: Precision) -> Precision {
+    if kv_cache.bytes() <= 1.0 {
+        kv_cache
+    } else {
+        activations
+    }
+}
+
 /// FLOPs and bytes of a GEMM of `m` tokens through an `n x k` weight, as the step model counts
 /// them: `2 m n k`; the weight read once, the input read and the output written at the
 /// activation precision.
@@ -361,7 +374,12 @@ impl KernelPricer {
     /// cached before, s.
     pub fn prefill_attention_s(&self, a: &AttentionShape, prompt: u64) -> f64 {
         let curve = self.gpu.attention_curves.as_ref().and_then(|c| c.prefill);
-        self.attention_s(a.kv_cache, a.activations, &a.prefill(prompt), curve)
+        let math = if curve.is_some() {
+            prefill_math(a.kv_cache, a.activations)
+        } else {
+            a.activations
+        };
+        self.attention_s(a.kv_cache, math, &a.prefill(prompt), curve)
     }
 
     /// One decode step of one layer's attention for `a.batch` sequences with `cached` tokens

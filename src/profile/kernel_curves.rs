@@ -19,9 +19,10 @@
 //! roofline counts, as keys each query (compute) or each sequence (memory) is padded by: query
 //! tiles filled by short prompts, per-sequence blocks of a decode kernel. Decode kernels reach
 //! a few per cent of the tensor-core peak on their FLOPs (much of their math runs on CUDA cores),
-//! which the fit shows as a low compute efficiency. `half_sequences` (MLA decode only; the
-//! factor counts one kernel's sequences, not a sum over layers) stands for decode kernels that
-//! keep all query heads of a sequence in one thread block: few sequences leave the GPU part idle. Ignored: the kernel variant the engine picks
+//! which the fit shows as a low compute efficiency. `half_sequences` (decode curves only, GQA
+//! and MLA; the factor counts one kernel's sequences, not a sum over layers) stands for decode
+//! kernels that keep a sequence's query heads (of a KV head) in one thread block: few sequences
+//! leave the GPU part idle. Ignored: the kernel variant the engine picks
 //! per shape (split-KV, tensor-core or CUDA-core decode), which shows as scatter.
 //!
 //! Collectives (all-reduce and all-to-all each have their own; three coefficients):
@@ -53,7 +54,7 @@ pub struct AttentionCurve {
     pub pad_tokens: f64,
     /// Time per sequence and query head (one thread block's set-up and reduction), s.
     pub head_s: f64,
-    /// Optional sixth coefficient (MLA decode): sequences at which the kernel's roofline part
+    /// Optional sixth coefficient (decode curves): sequences at which the kernel's roofline part
     /// runs at half its rate, the part taking `1 + half_sequences / sequences` times as long
     /// (a kernel that keeps a sequence's heads together fills the GPU only with many
     /// sequences); absent: no such term.

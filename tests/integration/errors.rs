@@ -86,12 +86,14 @@ fn bad_mla_attention_curves_are_rejected() {
         "mla-typo.toml",
         &["unknown field", "half_sequence"],
     );
-    let h = text
+    // The first half_sequences after the MLA decode header (the GQA decode curve has one too).
+    let (before, after) = text.split_at(text.find(decode).unwrap());
+    let h = after
         .lines()
         .find(|l| l.starts_with("half_sequences = "))
         .unwrap();
     step_with_hardware(
-        &text.replacen(h, "half_sequences = -1.0", 1),
+        &format!("{before}{}", after.replacen(h, "half_sequences = -1.0", 1)),
         "mla-negative.toml",
         &["gpu.attention_curves.mla_decode.half_sequences", ">= 0"],
     );

@@ -11,7 +11,7 @@ use super::table::{AttentionRow, CommRow, KernelTables, MlaRow};
 use super::{
     attention_shape, comm_kind, interleaved, is_model_attention, mla_shape, splits, KernelOp, Split,
 };
-use crate::cost::kernel::{AttentionKernel, KernelPricer, MlaDims};
+use crate::cost::kernel::{prefill_math, AttentionKernel, KernelPricer, MlaDims};
 use crate::profile::kernel_curves::{all_reduce_wire_bytes, all_to_all_wire_bytes};
 use crate::profile::{
     AttentionCurve, AttentionCurves, CollectiveCurve, CollectiveCurves, GpuSystem, Precision,
@@ -151,17 +151,20 @@ fn fit_collective(
     })
 }
 
-/// The training rows of an attention table as fit points.
+/// The training rows of an attention table as fit points, each at the peak of the math
+/// `math(kv_cache, activations)`.
 fn attention_points(
     pricer: &KernelPricer,
     rows: &[AttentionRow],
+    math: fn(Precision, Precision) -> Precision,
     kernel: impl Fn(&AttentionRow) -> AttentionKernel,
 ) -> Vec<AttentionPoint> {
     rows.iter()
         .zip(splits(rows, is_model_attention))
         .filter(|(_, s)| *s == Split::Train)
         .map(|(r, _)| {
-            let peak = pricer.attention_peak_flops_per_s(r.kv_cache, r.activations);
+            let acts = math(r.kv_cache, r.activations);
+            let peak = pricer.attention_peak_flops_per_s(r.kv_cache, acts);
             (kernel(r), peak, r.latency_s)
         })
         .collect()
@@ -225,15 +228,20 @@ fn fit_mla(
 pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables, mla: MlaDims) -> KernelFits {
     let pricer = KernelPricer::new(gpu);
     let hbm = gpu.hbm_bandwidth_bytes_per_s;
-    let prefill = attention_points(&pricer, &tables.prefill, |r| {
+    // Prefill at the peak its curve prices it at (an FP8 cache's math, `prefill_math`).
+    let prefill = attention_points(&pricer, &tables.prefill, prefill_math, |r| {
         attention_shape(r).prefill(r.tokens)
     });
-    let decode = attention_points(&pricer, &tables.decode, |r| {
-        attention_shape(r).decode(r.tokens)
-    });
+    let decode = attention_points(
+        &pricer,
+        &tables.decode,
+        |_, a| a,
+        |r| attention_shape(r).decode(r.tokens),
+    );
     let attention = [
         fit_attention::<5>(KernelOp::PrefillAttention, &prefill, hbm),
-        fit_attention::<5>(KernelOp::DecodeAttention, &decode, hbm),
+        // Decode with `half_sequences` (six coefficients), as MLA decode.
+        fit_attention::<6>(KernelOp::DecodeAttention, &decode, hbm),
     ]
     .into_iter()
     .flatten()
