@@ -97,11 +97,13 @@ impl AttentionPricing {
                     class,
                 )
             }
+            // Decode at the peak its curve was fitted at: NVIDIA's generation tables state no
+            // math precision, and `kernels --fit` prices them with 16-bit activations.
             None => (
                 curves.prefill,
                 curves.decode,
                 flops_per_pair,
-                attn_class,
+                ComputeClass::of_gemm(p.kv_cache, Precision::Bf16),
                 ComputeClass::of_gemm(p.kv_cache, prefill_math(p.kv_cache, p.activations)),
             ),
         };
