@@ -246,7 +246,7 @@ fn footprint(model: &ModelProfile, tp: u32, pp: u32, adp: bool) -> (f64, f64) {
 /// `limit` tokens (sliding-window layers keep at most their window of each).
 fn build(models: Models, gpu: &GpuSystem, tp: u32, pp: u32, adp: bool, limit: u64) -> Placement {
     let (weights, kv_per_token) = models.footprint(tp, pp, adp);
-    let room = gpu.hbm_capacity_bytes - gpu.overheads.reserved_bytes - weights;
+    let room = gpu.overheads.kv_room_bytes(gpu.hbm_capacity_bytes, weights);
     let tokens_per_device = if room > 0.0 {
         (room / (kv_per_token * models.model.kv_share(limit))).floor() as u64
     } else {
@@ -397,6 +397,7 @@ fn place_gpu(
         // Missing bytes per device for weights + one sequence of the context asked.
         let missing = p.weight_bytes_per_device
             + p.kv_bytes_per_token_per_device * model.kv_share(need_tokens) * need_tokens as f64
+                / gpu.overheads.kv_free_fraction.unwrap_or(1.0)
             + gpu.overheads.reserved_bytes
             - gpu.hbm_capacity_bytes;
         if best_miss.as_ref().is_none_or(|(m, _)| missing < *m) {

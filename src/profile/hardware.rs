@@ -302,6 +302,25 @@ pub struct Overheads {
     pub per_sequence_s: f64,
     /// HBM per GPU kept from weights and KV cache (CUDA context, activations, workspace), bytes.
     pub reserved_bytes: f64,
+    /// Share of the HBM left after the weights and `reserved_bytes` that the KV cache takes, in
+    /// (0, 1], as TensorRT-LLM's `free_gpu_memory_fraction` sizes it; absent: all of it (the
+    /// profile's `reserved_bytes` then stands for everything else, as vLLM's
+    /// `gpu_memory_utilization` sizes a cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_free_fraction: Option<f64>,
+}
+
+impl Overheads {
+    /// HBM per GPU the KV cache gets of `capacity_bytes` beside `weight_bytes` of weights, bytes
+    /// (negative when the weights do not fit).
+    pub fn kv_room_bytes(&self, capacity_bytes: f64, weight_bytes: f64) -> f64 {
+        let free = capacity_bytes - self.reserved_bytes - weight_bytes;
+        if free > 0.0 {
+            free * self.kv_free_fraction.unwrap_or(1.0)
+        } else {
+            free
+        }
+    }
 }
 
 impl HardwareProfile {
@@ -438,6 +457,9 @@ impl GpuSystem {
         c.in_range("gpu.overheads.iteration_s", o.iteration_s, TIME_S);
         c.in_range("gpu.overheads.per_sequence_s", o.per_sequence_s, TIME_S);
         c.non_negative("gpu.overheads.reserved_bytes", o.reserved_bytes);
+        if let Some(f) = o.kv_free_fraction {
+            c.fraction("gpu.overheads.kv_free_fraction", f);
+        }
         if o.reserved_bytes.is_finite() && o.reserved_bytes >= self.hbm_capacity_bytes {
             c.fail(
                 "gpu.overheads.reserved_bytes",
@@ -459,6 +481,29 @@ mod tests {
         let (_, text) = profile_text("hardware", "h100-sxm").unwrap();
         assert!(text.contains(replace), "{replace} not in the profile");
         hardware_from_str("test.toml".into(), &text.replace(replace, with), &[])
+    }
+
+    #[test]
+    fn the_kv_cache_takes_its_fraction_of_the_memory_left() {
+        let mut o = load_hardware("h100-sxm", &[])
+            .unwrap()
+            .gpu
+            .unwrap()
+            .overheads;
+        o.reserved_bytes = 4e9;
+        // 80 GB less 4 GB reserved less 36 GB of weights: 40 GB, all of it or 95%.
+        approx::assert_relative_eq!(o.kv_room_bytes(80e9, 36e9), 40e9);
+        o.kv_free_fraction = Some(0.95);
+        approx::assert_relative_eq!(o.kv_room_bytes(80e9, 36e9), 38e9);
+        // Weights that do not fit leave no room, and the shortfall is not scaled.
+        approx::assert_relative_eq!(o.kv_room_bytes(80e9, 86e9), -10e9);
+        let e = h100_with(
+            "reserved_bytes = 8.55e9",
+            "reserved_bytes = 8.55e9\nkv_free_fraction = 1.5",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("gpu.overheads.kv_free_fraction"), "{e}");
     }
 
     #[test]
