@@ -168,13 +168,17 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
         s += &format!(
             "[gpu.collective_curves.{name}]\n# Fit: {}, {rows}, its {} training rows (every other \
              row); rms log error {}.\nlatency_s = {:.4e}\nstep_latency_s = {:.4e}\n\
-             bandwidth_efficiency = {:.4}\n",
+             bandwidth_efficiency = {:.4}\n{}{}",
             source("comm.csv"),
             f.n,
             num(f.rms_log_error, 3),
             c.latency_s,
             c.step_latency_s,
             c.bandwidth_efficiency,
+            c.half_peers
+                .map_or(String::new(), |h| format!("half_peers = {h:.4}\n")),
+            c.pipeline_s
+                .map_or(String::new(), |p| format!("pipeline_s = {p:.4e}\n")),
         );
     }
     for f in &k.moe {

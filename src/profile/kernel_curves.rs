@@ -25,15 +25,27 @@
 //! leave the GPU part idle. Ignored: the kernel variant the engine picks
 //! per shape (split-KV, tensor-core or CUDA-core decode), which shows as scatter.
 //!
-//! Collectives (all-reduce and all-to-all each have their own; three coefficients):
+//! Collectives (all-reduce and all-to-all each have their own; three coefficients, five with
+//! `half_peers` and `pipeline_s`):
 //!
 //! ```text
-//! time = latency_s + step_latency_s log2(gpus) + wire_bytes / (link_bandwidth * bandwidth_efficiency)
+//! wire_s = wire_bytes / (link_bandwidth * bandwidth_efficiency * (g - 1) / (g - 1 + half_peers))
+//! time   = latency_s + step_latency_s log2(g) + wire_s + 2 sqrt(pipeline_s wire_s)
 //! ```
 //!
 //! with `wire_bytes = 2 (g - 1) / g bytes` for an all-reduce (ring bus bytes, NCCL's definition)
-//! and `(g - 1) / g bytes` for an all-to-all. Ignored: protocol switches inside the library
-//! (the ramp from latency- to bandwidth-bound shows as scatter around the curve).
+//! and `(g - 1) / g bytes` for an all-to-all, over `g` GPUs. `half_peers` stands for the
+//! connections a GPU drives at once: a library moves data to each peer through a bounded number
+//! of channels (thread blocks), so one peer leaves part of the GPU's NVLink bandwidth unused and
+//! the reached bandwidth rises with the peers `g - 1`, half of `bandwidth_efficiency` at
+//! `half_peers` peers. `pipeline_s` is the ramp from latency- to bandwidth-bound: a message cut
+//! into `k` chunks, each costing an overhead `o` besides its wire time, through a pipeline `d`
+//! chunks deep takes `(k + d)(wire_s / k + o)`, least at `k = sqrt(d wire_s / o)`:
+//! `wire_s + 2 sqrt(d o wire_s) + d o` (the optimum of pipelined transfers; Johnsson & Ho,
+//! IEEE Trans. Computers 38(9), 1989), so `pipeline_s = d o` and the constant `d o` is part of
+//! `latency_s`. The term summarises the library's choice of protocol (LL, LL128, Simple), chunk
+//! size and channels by message size, which a single-rate line cannot follow; the fit measures
+//! it, the switch points themselves show as scatter.
 
 use serde::{Deserialize, Serialize};
 
@@ -220,13 +232,32 @@ pub struct CollectiveCurve {
     pub latency_s: f64,
     /// Latency added per doubling of the GPUs taking part, s.
     pub step_latency_s: f64,
-    /// Fraction of the interconnect's per-GPU bandwidth reached on the wire bytes, in (0, 1].
+    /// Fraction of the interconnect's per-GPU bandwidth reached on the wire bytes with many
+    /// peers, in (0, 1].
     pub bandwidth_efficiency: f64,
+    /// Optional fourth coefficient: peers (GPUs besides one's own) at which the wire bandwidth
+    /// reaches half of `bandwidth_efficiency`, the efficiency over `g` GPUs being
+    /// `bandwidth_efficiency (g - 1) / (g - 1 + half_peers)`; absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_peers: Option<f64>,
+    /// Optional fifth coefficient: pipeline depth times per-chunk overhead of a chunked transfer,
+    /// s; the wire time `wire_s` grows by `2 sqrt(pipeline_s wire_s)`; absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_s: Option<f64>,
 }
 
 impl CollectiveCurve {
-    /// Coefficients in the curve.
+    /// Coefficients in the curve (five with `half_peers` and `pipeline_s`).
     pub const COEFFICIENTS: usize = 3;
+
+    /// Fraction of the link bandwidth reached over `gpus` GPUs (2 or more).
+    pub fn efficiency(&self, gpus: u32) -> f64 {
+        let peers = f64::from(gpus) - 1.0;
+        match self.half_peers {
+            Some(h) => self.bandwidth_efficiency * peers / (peers + h),
+            None => self.bandwidth_efficiency,
+        }
+    }
 
     /// Time of a collective over `gpus` GPUs putting `wire_bytes` per GPU on links of
     /// `link_bytes_per_s`, s; nothing to do alone.
@@ -234,9 +265,9 @@ impl CollectiveCurve {
         if gpus <= 1 {
             return 0.0;
         }
-        self.latency_s
-            + self.step_latency_s * f64::from(gpus).log2()
-            + wire_bytes / (link_bytes_per_s * self.bandwidth_efficiency)
+        let wire_s = wire_bytes / (link_bytes_per_s * self.efficiency(gpus));
+        let pipeline_s = self.pipeline_s.map_or(0.0, |p| 2.0 * (p * wire_s).sqrt());
+        self.latency_s + self.step_latency_s * f64::from(gpus).log2() + wire_s + pipeline_s
     }
 
     fn check(&self, path: &str, c: &mut Checker) {
@@ -246,6 +277,12 @@ impl CollectiveCurve {
             &format!("{path}.bandwidth_efficiency"),
             self.bandwidth_efficiency,
         );
+        if let Some(h) = self.half_peers {
+            c.non_negative(&format!("{path}.half_peers"), h);
+        }
+        if let Some(p) = self.pipeline_s {
+            c.non_negative(&format!("{path}.pipeline_s"), p);
+        }
     }
 }
 
@@ -383,11 +420,15 @@ mod tests {
             latency_s: 10e-6,
             step_latency_s: 2e-6,
             bandwidth_efficiency: 0.8,
+            half_peers: None,
+            pipeline_s: None,
         };
         let quick_start = CollectiveCurve {
             latency_s: 2e-6,
             step_latency_s: 1e-6,
             bandwidth_efficiency: 0.2,
+            half_peers: None,
+            pipeline_s: None,
         };
         let c = CollectiveCurves {
             all_reduce: Some(slow_start),
@@ -410,5 +451,49 @@ mod tests {
         assert!(CollectiveCurves::default()
             .all_reduce_s(8, 1e3, 1e11)
             .is_none());
+    }
+
+    #[test]
+    fn few_peers_and_the_pipeline_ramp_slow_the_wire() {
+        let mut c = CollectiveCurve {
+            latency_s: 5e-6,
+            step_latency_s: 1e-6,
+            bandwidth_efficiency: 0.8,
+            half_peers: None,
+            pipeline_s: None,
+        };
+        // 4 GPUs, 3 MB on the wire at 100 GB/s: 5 + 2 us + 3e6 / 0.8e11 = 37.5 us of wire.
+        assert_relative_eq!(c.time_s(4, 3e6, 1e11), 44.5e-6, max_relative = 1e-12);
+        // One peer as half: 3 peers reach 0.8 * 3 / 4 = 0.6 of the link, 50 us of wire.
+        c.half_peers = Some(1.0);
+        assert_relative_eq!(c.efficiency(4), 0.6, max_relative = 1e-12);
+        assert_relative_eq!(c.efficiency(2), 0.4, max_relative = 1e-12);
+        assert_relative_eq!(c.time_s(4, 3e6, 1e11), 57e-6, max_relative = 1e-12);
+        // A 2 us pipeline: 2 sqrt(2 us * 50 us) = 20 us more.
+        c.pipeline_s = Some(2e-6);
+        assert_relative_eq!(c.time_s(4, 3e6, 1e11), 77e-6, max_relative = 1e-12);
+        assert_eq!(c.time_s(1, 3e6, 1e11), 0.0);
+    }
+
+    #[test]
+    fn the_pipeline_term_is_the_best_chunking_of_a_pipelined_transfer() {
+        // Depth d = 4, overhead o = 0.5 us per chunk, 50 us of wire: k chunks take
+        // (k + d)(wire / k + o); the best k (continuous) is sqrt(d wire / o) = 20 chunks.
+        let (d, o, wire) = (4.0, 0.5e-6, 50e-6);
+        let best = (1..=2000)
+            .map(|i| {
+                let k = f64::from(i) / 10.0;
+                (k + d) * (wire / k + o)
+            })
+            .fold(f64::INFINITY, f64::min);
+        let c = CollectiveCurve {
+            latency_s: d * o,
+            step_latency_s: 0.0,
+            bandwidth_efficiency: 1.0,
+            half_peers: None,
+            pipeline_s: Some(d * o),
+        };
+        // 2 GPUs (one peer), wire bytes at 1e11 B/s taking 50 us.
+        assert_relative_eq!(c.time_s(2, wire * 1e11, 1e11), best, max_relative = 1e-9);
     }
 }

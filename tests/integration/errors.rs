@@ -100,6 +100,29 @@ fn bad_mla_attention_curves_are_rejected() {
 }
 
 #[test]
+fn bad_collective_curves_are_rejected() {
+    let text = shipped("hardware/h100-sxm.toml");
+    let a2a = "[gpu.collective_curves.all_to_all]\n";
+    assert!(text.contains(a2a));
+    step_with_hardware(
+        &text.replace(a2a, &format!("{a2a}half_peer = 0.5\n")),
+        "collective-typo.toml",
+        &["unknown field", "half_peer"],
+    );
+    // The first pipeline_s after the all-to-all header.
+    let (before, after) = text.split_at(text.find(a2a).unwrap());
+    let p = after
+        .lines()
+        .find(|l| l.starts_with("pipeline_s = "))
+        .unwrap();
+    step_with_hardware(
+        &format!("{before}{}", after.replacen(p, "pipeline_s = -1e-6", 1)),
+        "collective-negative.toml",
+        &["gpu.collective_curves.all_to_all.pipeline_s", ">= 0"],
+    );
+}
+
+#[test]
 fn negative_bandwidth_is_rejected() {
     let text = shipped("hardware/h100-sxm.toml").replace(
         "hbm_bandwidth_bytes_per_s = 3.35e12",

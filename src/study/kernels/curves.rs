@@ -57,11 +57,14 @@ fn attention_curve_of(x: &[f64]) -> AttentionCurve {
     }
 }
 
-fn collective_curve_of(x: &[f64; 3]) -> CollectiveCurve {
+/// The collective curve of search coordinates `x`, with `half_peers` and `pipeline_s`.
+fn collective_curve_of(x: &[f64; 5]) -> CollectiveCurve {
     CollectiveCurve {
         latency_s: x[0].exp(),
         step_latency_s: x[1].exp(),
         bandwidth_efficiency: logistic(x[2]),
+        half_peers: Some(x[3].exp()),
+        pipeline_s: Some(x[4].exp()),
     }
 }
 
@@ -124,23 +127,32 @@ fn fit_attention<const N: usize>(
     })
 }
 
+/// A collective curve with all five coefficients fitted to `rows` on links of `link` B/s, the
+/// wire bytes counted by `wire`.
 fn fit_collective(
     op: KernelOp,
     rows: &[&CommRow],
     link: f64,
     wire: fn(u32, f64) -> f64,
 ) -> Option<CurveFit<CollectiveCurve>> {
-    if rows.len() < 4 {
+    if rows.len() < 8 {
         return None;
     }
-    let res = |x: &[f64; 3]| -> Vec<f64> {
+    let res = |x: &[f64; 5]| -> Vec<f64> {
         let c = collective_curve_of(x);
         rows.iter()
             .map(|r| (c.time_s(r.gpus, wire(r.gpus, r.bytes), link) / r.latency_s).ln())
             .collect()
     };
-    let starts = [[5e-6, 2e-6, 0.7], [15e-6, 1e-6, 0.5], [2e-6, 0.5e-6, 0.3]];
-    let to_x = |s: &[f64; 3]| [s[0].ln(), s[1].ln(), logit(s[2])];
+    // (latency_s, step_latency_s, bandwidth_efficiency, half_peers, pipeline_s); the last start
+    // near no peer term, where a curve without one lies.
+    let starts = [
+        [5e-6, 1e-6, 0.7, 0.5, 1e-6],
+        [2e-6, 1e-7, 0.8, 0.1, 1e-5],
+        [10e-6, 1e-6, 0.5, 1.0, 1e-7],
+        [2e-6, 0.5e-6, 0.6, 1e-3, 2e-6],
+    ];
+    let to_x = |s: &[f64; 5]| [s[0].ln(), s[1].ln(), logit(s[2]), s[3].ln(), s[4].ln()];
     let (x, loss) = best(&starts, to_x, res);
     Some(CurveFit {
         op,
@@ -319,6 +331,8 @@ mod tests {
             latency_s: 8e-6,
             step_latency_s: 1.5e-6,
             bandwidth_efficiency: 0.7,
+            half_peers: Some(0.5),
+            pipeline_s: Some(3e-6),
         };
         let link = 450e9;
         let rows: Vec<CommRow> = [2u32, 4, 8]
@@ -340,11 +354,15 @@ mod tests {
         let f =
             fit_collective(KernelOp::AllReduceNccl, &refs, link, all_reduce_wire_bytes).unwrap();
         assert!(f.rms_log_error < 1e-5, "{}", f.rms_log_error);
-        assert_relative_eq!(f.curve.latency_s, truth.latency_s, max_relative = 1e-3);
+        let (got, want) = (f.curve, truth);
+        assert_relative_eq!(got.latency_s, want.latency_s, max_relative = 1e-3);
+        assert_relative_eq!(got.step_latency_s, want.step_latency_s, max_relative = 1e-3);
         assert_relative_eq!(
-            f.curve.bandwidth_efficiency,
-            truth.bandwidth_efficiency,
+            got.bandwidth_efficiency,
+            want.bandwidth_efficiency,
             max_relative = 1e-3
         );
+        assert_relative_eq!(got.half_peers.unwrap(), 0.5, max_relative = 1e-3);
+        assert_relative_eq!(got.pipeline_s.unwrap(), 3e-6, max_relative = 1e-3);
     }
 }
