@@ -935,6 +935,58 @@ mod tests {
     }
 
     #[test]
+    fn weight_only_models_take_the_weight_only_curve() {
+        // Llama 3.1 8B with 4-bit weights and 16-bit activations on an A100 carrying a W4A16
+        // curve beside the bf16 one: the projections of 48 decoding tokens are 32 layers of a
+        // QKV GEMM (n 6144, k 4096) and an output GEMM (n 4096, k 4096) at the W4A16 curve and
+        // the 16-bit peak, with its floor per GEMM.
+        let (mut h, m, p) = system(
+            "a100-sxm",
+            "llama-3.1-8b",
+            &["model.precision.weights=int4"],
+        );
+        let bf16 = GemmCurve {
+            floor_s: 4e-6,
+            compute_efficiency: 0.8,
+            half_rows: 60.0,
+            half_columns: 200.0,
+            memory_efficiency: 0.75,
+            half_depth: 150.0,
+            depth_latency_s: 2e-10,
+        };
+        let wo = GemmCurve {
+            floor_s: 1.1e-5,
+            compute_efficiency: 0.85,
+            half_rows: 40.0,
+            half_columns: 700.0,
+            memory_efficiency: 0.85,
+            half_depth: 50.0,
+            depth_latency_s: 0.0,
+        };
+        h.gpu.as_mut().unwrap().gemm_curves = Some(crate::profile::GemmCurves {
+            bf16: Some(bf16),
+            int4_weight_only: Some(wo),
+            ..Default::default()
+        });
+        let g = h.gpu().unwrap();
+        let op = *GpuCost::new(&m, g, &p)
+            .step(&Batch::decode(48, 1000, None))
+            .op(OpKind::AttentionProjections);
+        let t = 48.0;
+        let one = |n: f64, k: f64| wo.compute_s(2.0 * t * n * k, t, n, k, 312e12);
+        assert_relative_eq!(
+            op.compute_s,
+            32.0 * (one(6144.0, 4096.0) + one(4096.0, 4096.0)),
+            max_relative = 1e-9
+        );
+        assert_relative_eq!(
+            op.overhead_s,
+            32.0 * (2.0 * wo.floor_s + 2.0 * g.overheads.kernel_s),
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
     fn contexts_grown_are_priced_from_the_base_times_bit_for_bit() {
         // Shipped profiles with their curves and without, a sliding window, tensor, pipeline
         // and attention data parallelism: a decode batch whose contexts grow by j tokens is
