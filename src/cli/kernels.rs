@@ -106,12 +106,9 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             "[gpu.gemm_curves.{}]\n# Fit: `infersim kernels --fit` on {}, format {}, its {} \
              training rows (every other row outside the Llama 3.1 70B block); rms log error {}.\n\
              floor_s = {:.4e}\ncompute_efficiency = {:.4}\nhalf_rows = {:.4}\n\
-             half_columns = {:.4}\nmemory_efficiency = {:.4}\n",
-            if f.format == kernels::BLOCK_FP8 {
-                kernels::BLOCK_FP8
-            } else {
-                f.class.name()
-            },
+             half_columns = {:.4}\nmemory_efficiency = {:.4}\nhalf_depth = {:.4}\n\
+             depth_latency_s = {:.4e}\n",
+            f.curve_name,
             file.display(),
             f.format,
             f.n,
@@ -121,6 +118,8 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             c.half_rows,
             c.half_columns,
             c.memory_efficiency,
+            c.half_depth,
+            c.depth_latency_s,
         );
     }
     let source = |f: &str| format!("`infersim kernels --fit` on {}", dir.join(f).display());

@@ -42,12 +42,14 @@
 use super::attention::{AttentionPricing, Layers};
 use super::batch::Share;
 use super::collective::{all_reduce_s, all_to_all_s, send_s};
-use super::gemm::{curve_op, GemmGroup, InnerDims};
+use super::gemm::{curve_op, InnerDims};
 use super::moe::{ExpertImbalance, MoePricing};
 use super::{AroundAttention, Batch, CostModel, OpCost, OpKind, StepCost};
 use crate::placement::Placement;
 use crate::profile::model::AttentionKind;
-use crate::profile::{CollectiveCurves, ComputeClass, GemmCurve, GpuSystem, ModelProfile, MoeWork};
+use crate::profile::{
+    CollectiveCurves, ComputeClass, GemmCurve, GemmGroup, GpuSystem, ModelProfile, MoeWork,
+};
 
 /// Kernels per layer in each operator (fused norms counted with the GEMM they precede): the
 /// count a CUDA-graph decode step of vLLM / TensorRT-LLM launches, read off their model code.
@@ -134,11 +136,12 @@ impl GpuCost {
             let (runs_on, rate) = gpu.peak_flops_per_s.resolve(c);
             rate * eff.compute_for(runs_on)
         };
-        let curve = |c: ComputeClass| {
-            let (runs_on, rate) = gpu.peak_flops_per_s.resolve(c);
-            let curves = gpu.gemm_curves.as_ref()?;
-            curves.for_class(runs_on).map(|k| (*k, rate))
-        };
+        let peaks = &gpu.peak_flops_per_s;
+        let curve = gpu
+            .gemm_curves
+            .as_ref()
+            .and_then(|c| c.for_gemm(p.weights, p.activations, peaks))
+            .map(|(k, rate)| (*k, rate));
         let group = placement.tp as f64;
         let (tp, dp) = if placement.attention_dp {
             (1.0, group)
@@ -156,7 +159,7 @@ impl GpuCost {
             AttentionKind::Mla => 1.0,
         };
         let moe = model.moe.as_ref();
-        let curves = curve(ComputeClass::of_gemm(p.weights, p.activations)).map(|gemm| Curves {
+        let curves = curve.map(|gemm| Curves {
             gemm,
             inner: InnerDims::of(model, tp),
             hbm_bytes_per_s: gpu.hbm_bandwidth_bytes_per_s,
@@ -349,7 +352,9 @@ impl CostModel for GpuCost {
             |i| GemmGroup {
                 m: t,
                 params,
-                inner: self.layers * i.attn,
+                inner: self.layers * i.attn.inner,
+                outer: self.layers * i.attn.outer,
+                gemms: self.layers * i.attn.gemms,
             },
             2.0 * t * params,
             self.flops_gemm,
@@ -366,7 +371,9 @@ impl CostModel for GpuCost {
                 |i| GemmGroup {
                     m: t,
                     params,
-                    inner: self.dense_layers * i.mlp,
+                    inner: self.dense_layers * i.mlp.inner,
+                    outer: self.dense_layers * i.mlp.outer,
+                    gemms: self.dense_layers * i.mlp.gemms,
                 },
                 2.0 * t * params,
                 self.flops_gemm,
@@ -430,6 +437,8 @@ impl CostModel for GpuCost {
                 m: s,
                 params: head,
                 inner: self.hidden,
+                outer: head / self.hidden,
+                gemms: 1.0,
             },
             2.0 * s * head,
             self.flops_gemm,
@@ -880,13 +889,16 @@ mod tests {
         // Llama 3.1 8B on one H100 with a bf16 curve, 48 sequences decoding: the projections
         // are 32 layers of a QKV GEMM (n 6144, k 4096) and an output GEMM (n 4096, k 4096)
         // over 48 tokens, each at the curve's compute time, plus a floor per GEMM and the
-        // per-kernel overhead for the norm and rotary kernels.
+        // per-kernel overhead for the norm and rotary kernels; the MLP a gate-up GEMM
+        // (n 28672, k 4096) and a down GEMM (n 4096, k 14336).
         let curve = crate::profile::GemmCurve {
             floor_s: 3e-6,
             compute_efficiency: 0.9,
             half_rows: 200.0,
             half_columns: 250.0,
             memory_efficiency: 0.8,
+            half_depth: 150.0,
+            depth_latency_s: 1e-10,
         };
         let (mut h, m, p) = system("h100-sxm", "llama-3.1-8b", &[]);
         h.gpu.as_mut().unwrap().gemm_curves = Some(crate::profile::GemmCurves {
@@ -894,14 +906,18 @@ mod tests {
             ..Default::default()
         });
         let g = h.gpu().unwrap();
-        let op = *GpuCost::new(&m, g, &p)
-            .step(&Batch::decode(48, 1000, None))
-            .op(OpKind::AttentionProjections);
+        let step = GpuCost::new(&m, g, &p).step(&Batch::decode(48, 1000, None));
+        let op = *step.op(OpKind::AttentionProjections);
         let t = 48.0;
-        let one = |n: f64, k: f64| curve.compute_s(2.0 * t * n * k, t, n, 989.4e12);
+        let one = |n: f64, k: f64| curve.compute_s(2.0 * t * n * k, t, n, k, 989.4e12);
         assert_relative_eq!(
             op.compute_s,
             32.0 * (one(6144.0, 4096.0) + one(4096.0, 4096.0)),
+            max_relative = 1e-9
+        );
+        assert_relative_eq!(
+            step.op(OpKind::Mlp).compute_s,
+            32.0 * (one(28672.0, 4096.0) + one(4096.0, 14336.0)),
             max_relative = 1e-9
         );
         assert_eq!(op.exposed_s, 0.0);
@@ -914,6 +930,58 @@ mod tests {
         assert_relative_eq!(
             op.memory_s,
             bytes / (3.35e12 * curve.memory_efficiency),
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn weight_only_models_take_the_weight_only_curve() {
+        // Llama 3.1 8B with 4-bit weights and 16-bit activations on an A100 carrying a W4A16
+        // curve beside the bf16 one: the projections of 48 decoding tokens are 32 layers of a
+        // QKV GEMM (n 6144, k 4096) and an output GEMM (n 4096, k 4096) at the W4A16 curve and
+        // the 16-bit peak, with its floor per GEMM.
+        let (mut h, m, p) = system(
+            "a100-sxm",
+            "llama-3.1-8b",
+            &["model.precision.weights=int4"],
+        );
+        let bf16 = GemmCurve {
+            floor_s: 4e-6,
+            compute_efficiency: 0.8,
+            half_rows: 60.0,
+            half_columns: 200.0,
+            memory_efficiency: 0.75,
+            half_depth: 150.0,
+            depth_latency_s: 2e-10,
+        };
+        let wo = GemmCurve {
+            floor_s: 1.1e-5,
+            compute_efficiency: 0.85,
+            half_rows: 40.0,
+            half_columns: 700.0,
+            memory_efficiency: 0.85,
+            half_depth: 50.0,
+            depth_latency_s: 0.0,
+        };
+        h.gpu.as_mut().unwrap().gemm_curves = Some(crate::profile::GemmCurves {
+            bf16: Some(bf16),
+            int4_weight_only: Some(wo),
+            ..Default::default()
+        });
+        let g = h.gpu().unwrap();
+        let op = *GpuCost::new(&m, g, &p)
+            .step(&Batch::decode(48, 1000, None))
+            .op(OpKind::AttentionProjections);
+        let t = 48.0;
+        let one = |n: f64, k: f64| wo.compute_s(2.0 * t * n * k, t, n, k, 312e12);
+        assert_relative_eq!(
+            op.compute_s,
+            32.0 * (one(6144.0, 4096.0) + one(4096.0, 4096.0)),
+            max_relative = 1e-9
+        );
+        assert_relative_eq!(
+            op.overhead_s,
+            32.0 * (2.0 * wo.floor_s + 2.0 * g.overheads.kernel_s),
             max_relative = 1e-12
         );
     }

@@ -300,18 +300,21 @@ impl KernelPricer {
     /// the work runs on when it has one, else by the scalar efficiencies and one kernel overhead.
     pub fn gemm_s(&self, m: u64, n: u64, k: u64, weights: Precision, acts: Precision) -> f64 {
         let (flops, bytes) = gemm_work(m, n, k, weights, acts);
-        let (m, n) = (m as f64, n as f64);
-        let (runs_on, peak) = self
-            .gpu
-            .peak_flops_per_s
-            .resolve(ComputeClass::of_gemm(weights, acts));
+        let shape = [m as f64, n as f64, k as f64];
+        let peaks = &self.gpu.peak_flops_per_s;
         let curve = self
             .gpu
             .gemm_curves
             .as_ref()
-            .and_then(|c| c.for_class(runs_on));
+            .and_then(|c| c.for_gemm(weights, acts, peaks));
         match curve {
-            Some(c) => c.time_s(flops, bytes, m, n, peak, self.gpu.hbm_bandwidth_bytes_per_s),
+            Some((c, peak)) => c.time_s(
+                flops,
+                bytes,
+                shape,
+                peak,
+                self.gpu.hbm_bandwidth_bytes_per_s,
+            ),
             None => self.roofline(flops, self.flops_per_s(weights, acts), bytes, 1.0),
         }
     }
@@ -328,11 +331,11 @@ impl KernelPricer {
         match curves.and_then(|c| c.fp8_block) {
             Some(c) if runs_on == ComputeClass::Fp8 => {
                 let (flops, bytes) = gemm_work(m, n, k, fp8, fp8);
+                let shape = [m as f64, n as f64, k as f64];
                 c.time_s(
                     flops,
                     bytes,
-                    m as f64,
-                    n as f64,
+                    shape,
                     peak,
                     self.gpu.hbm_bandwidth_bytes_per_s,
                 )
@@ -521,6 +524,8 @@ mod tests {
             half_rows: 200.0,
             half_columns: 250.0,
             memory_efficiency: 0.8,
+            half_depth: 100.0,
+            depth_latency_s: 1e-9,
         };
         let mut h = load_hardware("h100-sxm", &[]).unwrap();
         h.gpu.as_mut().unwrap().gemm_curves = Some(crate::profile::GemmCurves {
@@ -531,7 +536,7 @@ mod tests {
         let (flops, bytes) = gemm_work(16, 4096, 4096, Precision::Bf16, Precision::Bf16);
         assert_relative_eq!(
             KernelPricer::new(g).gemm_s(16, 4096, 4096, Precision::Bf16, Precision::Bf16),
-            c.time_s(flops, bytes, 16.0, 4096.0, 989.4e12, 3.35e12),
+            c.time_s(flops, bytes, [16.0, 4096.0, 4096.0], 989.4e12, 3.35e12),
             max_relative = 1e-12
         );
     }
@@ -552,7 +557,7 @@ mod tests {
         let (flops, bytes) = gemm_work(64, 8192, 8192, fp8, fp8);
         assert_relative_eq!(
             p.gemm_block_fp8_s(64, 8192, 8192),
-            c.time_s(flops, bytes, 64.0, 8192.0, 1978.9e12, 3.35e12),
+            c.time_s(flops, bytes, [64.0, 8192.0, 8192.0], 1978.9e12, 3.35e12),
             max_relative = 1e-12
         );
         h.gpu

@@ -206,6 +206,11 @@ pub struct PeakFlops {
     pub fp8: Option<f64>,
     /// FP4 dense rate, FLOP/s; absent where unsupported.
     pub fp4: Option<f64>,
+    /// INT8 dense rate, operations/s, where it differs from the FP8 rate (A100: INT8 tensor
+    /// cores but no FP8). Optional; absent: the rate `fp8` resolves to. Used by the `int8`
+    /// GEMM curve only (GEMMs with 8-bit integer weights and activations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<f64>,
 }
 
 impl PeakFlops {
@@ -230,6 +235,12 @@ impl PeakFlops {
                 None => return (ComputeClass::Bf16, self.bf16),
             }
         }
+    }
+
+    /// The INT8 rate: `int8` when given, else the rate FP8 work resolves to.
+    pub fn int8_rate(&self) -> f64 {
+        self.int8
+            .unwrap_or_else(|| self.resolve(ComputeClass::Fp8).1)
     }
 }
 
@@ -405,7 +416,12 @@ impl GpuSystem {
         c.in_range("gpu.hbm_bandwidth_bytes_per_s", bw, BANDWIDTH_BYTES_PER_S);
         let p = &self.peak_flops_per_s;
         c.in_range("gpu.peak_flops_per_s.bf16", p.bf16, FLOPS_PER_S);
-        for (name, v) in [("fp32", p.fp32), ("fp8", p.fp8), ("fp4", p.fp4)] {
+        for (name, v) in [
+            ("fp32", p.fp32),
+            ("fp8", p.fp8),
+            ("fp4", p.fp4),
+            ("int8", p.int8),
+        ] {
             if let Some(v) = v {
                 c.in_range(&format!("gpu.peak_flops_per_s.{name}"), v, FLOPS_PER_S);
             }

@@ -12,7 +12,7 @@ mod validate;
 pub mod wafer;
 
 pub use catalog::{load_hardware, load_model, Override};
-pub use curve::{GemmCurve, GemmCurves};
+pub use curve::{GemmCurve, GemmCurves, GemmGroup};
 pub use frontend::Frontend;
 pub use hardware::{
     GpuSystem, HardwareKind, HardwareProfile, Power, PowerBoundary, Price, PriceBasis, WaferSystem,

@@ -120,9 +120,28 @@ fn fitted_curves_beat_the_scalars_on_held_out_shapes() {
     assert!(attention[5]["curve"]["half_sequences"].as_f64().unwrap() > 0.0);
     assert_eq!(k["collectives"].as_array().unwrap().len(), 3);
     let curves = &fitted["fits"][0]["curves"];
-    assert_eq!(curves[0]["class"], "bf16");
+    assert_eq!(curves[0]["curve_name"], "bf16");
     assert!(curves[0]["n"].as_u64().unwrap() > 100);
     assert!(curves[0]["curve"]["floor_s"].as_f64().unwrap() > 0.0);
+    // A100: the weight-only and SmoothQuant formats get curves of their own.
+    let a100 = json(&[
+        "kernels",
+        "--hardware",
+        "a100-sxm",
+        "--format",
+        "json",
+        "--fit",
+    ]);
+    let names: Vec<&str> = a100["fits"][0]["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["curve_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["bf16", "int4_weight_only", "int8_weight_only", "int8"]
+    );
 }
 
 /// The step breakdown names what priced each operator: the fitted curves where the profile has

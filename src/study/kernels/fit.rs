@@ -1,6 +1,6 @@
 //! Fitting a [`GemmCurve`] to measured GEMMs: least squares on log error
 //! (`sum ln(predicted / measured)^2`) by Levenberg-Marquardt with a forward-difference Jacobian,
-//! from three fixed starting points (the best kept). Coefficients are searched in transformed
+//! from eight fixed starting points (the best kept). Coefficients are searched in transformed
 //! coordinates that keep them physical: logarithms of the floor and the half-saturation sizes,
 //! logits of the efficiencies (so they stay in (0, 1)). Deterministic: no random restarts.
 
@@ -17,6 +17,8 @@ pub struct GemmPoint {
     pub m: f64,
     /// Output features.
     pub n: f64,
+    /// Inner dimension.
+    pub k: f64,
     /// Measured latency, s.
     pub latency_s: f64,
 }
@@ -29,20 +31,22 @@ pub(crate) fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-fn curve_of(x: &[f64; 5]) -> GemmCurve {
+fn curve_of(x: &[f64; 7]) -> GemmCurve {
     GemmCurve {
         floor_s: x[0].exp(),
         compute_efficiency: logistic(x[1]),
         half_rows: x[2].exp(),
         half_columns: x[3].exp(),
         memory_efficiency: logistic(x[4]),
+        half_depth: x[5].exp(),
+        depth_latency_s: x[6].exp(),
     }
 }
 
-fn residuals(x: &[f64; 5], pts: &[GemmPoint], peak: f64, hbm: f64) -> Vec<f64> {
+fn residuals(x: &[f64; 7], pts: &[GemmPoint], peak: f64, hbm: f64) -> Vec<f64> {
     let c = curve_of(x);
     pts.iter()
-        .map(|p| (c.time_s(p.flops, p.bytes, p.m, p.n, peak, hbm) / p.latency_s).ln())
+        .map(|p| (c.time_s(p.flops, p.bytes, [p.m, p.n, p.k], peak, hbm) / p.latency_s).ln())
         .collect()
 }
 
@@ -150,15 +154,23 @@ pub fn fit_gemm(
     if points.is_empty() {
         return None;
     }
-    let starts: [[f64; 5]; 3] = [
-        [5e-6, 0.7, 64.0, 64.0, 0.8],
-        [5e-6, 0.7, 64.0, 1024.0, 0.8],
-        [2e-6, 0.5, 256.0, 16.0, 0.6],
-    ];
+    // Floor, compute efficiency, half rows, half columns, memory efficiency, half depth,
+    // depth latency: a grid over the floor, the half columns and the half depth.
+    let starts = [2e-6_f64, 1e-5].into_iter().flat_map(|floor| {
+        [(64.0, 1.0), (64.0, 256.0), (1024.0, 1.0), (1024.0, 256.0)]
+            .map(|(cols, depth)| [floor, 0.7, 64.0, cols, 0.8, depth, 1e-9])
+    });
     let best = starts
-        .iter()
         .map(|s| {
-            let x = [s[0].ln(), logit(s[1]), s[2].ln(), s[3].ln(), logit(s[4])];
+            let x = [
+                s[0].ln(),
+                logit(s[1]),
+                s[2].ln(),
+                s[3].ln(),
+                logit(s[4]),
+                s[5].ln(),
+                s[6].ln(),
+            ];
             levenberg_marquardt(x, |x| {
                 residuals(x, points, peak_flops_per_s, hbm_bytes_per_s)
             })
@@ -180,12 +192,14 @@ mod tests {
             half_rows: 90.0,
             half_columns: 700.0,
             memory_efficiency: 0.85,
+            half_depth: 300.0,
+            depth_latency_s: 2e-9,
         };
         let (peak, hbm) = (1e15, 3e12);
         let mut pts = Vec::new();
         for m in [1u32, 4, 16, 64, 256, 1024, 4096, 16384] {
             for n in [128u32, 1024, 4096, 16384] {
-                for k in [256u32, 4096, 16384] {
+                for k in [64u32, 256, 4096, 16384] {
                     let (m, n, k) = (f64::from(m), f64::from(n), f64::from(k));
                     let (flops, bytes) = (2.0 * m * n * k, 2.0 * (n * k + m * k + m * n));
                     pts.push(GemmPoint {
@@ -193,7 +207,8 @@ mod tests {
                         bytes,
                         m,
                         n,
-                        latency_s: truth.time_s(flops, bytes, m, n, peak, hbm),
+                        k,
+                        latency_s: truth.time_s(flops, bytes, [m, n, k], peak, hbm),
                     });
                 }
             }
@@ -211,6 +226,12 @@ mod tests {
         assert_relative_eq!(
             fit.memory_efficiency,
             truth.memory_efficiency,
+            max_relative = 1e-3
+        );
+        assert_relative_eq!(fit.half_depth, truth.half_depth, max_relative = 1e-3);
+        assert_relative_eq!(
+            fit.depth_latency_s,
+            truth.depth_latency_s,
             max_relative = 1e-3
         );
         assert!(fit_gemm(&[], peak, hbm).is_none());

@@ -21,7 +21,7 @@ pub mod table;
 use serde::Serialize;
 
 use crate::cost::kernel::{gemm_work, AttentionShape, KernelPricer, MlaDims, MlaShape};
-use crate::profile::{ComputeClass, GemmCurve, GemmCurves, GpuSystem};
+use crate::profile::{ComputeClass, GemmCurve, GemmCurves, GpuSystem, Precision};
 use table::KernelTables;
 
 /// GEMM (n, k) of Llama 3.1 70B at tensor parallelism 4 (QKV, output, gate or up, down), the
@@ -386,13 +386,18 @@ pub fn check(
     summarise(hardware, &s, &[Split::HeldOut, Split::Model])
 }
 
-/// The published format each tensor-core class's curve is fitted to: the format whose weights
-/// and activations are both of that class, scaled per tensor (FP8 scaled per block, weight-only
-/// and SmoothQuant formats are judged by these curves but not fitted).
-pub const FIT_FORMATS: [(ComputeClass, &str); 3] = [
-    (ComputeClass::Bf16, "bfloat16"),
-    (ComputeClass::Fp8, "fp8"),
-    (ComputeClass::Fp4, "nvfp4"),
+/// The profile's GEMM curves and the published format each is fitted to: per tensor-core
+/// class the format whose weights and activations are both of that class, scaled per tensor;
+/// FP8 scaled per block; the weight-only formats (4- and 8-bit integer weights, 16-bit
+/// activations) and SmoothQuant (8-bit integer weights and activations).
+pub const FIT_FORMATS: [(&str, &str); 7] = [
+    ("bf16", "bfloat16"),
+    ("fp8", "fp8"),
+    ("fp4", "nvfp4"),
+    ("fp8_block", BLOCK_FP8),
+    ("int4_weight_only", "int4_wo"),
+    ("int8_weight_only", "int8_wo"),
+    ("int8", "sq"),
 ];
 
 /// The published format of FP8 GEMMs scaled per block, fitted to a curve of its own
@@ -402,8 +407,8 @@ pub const BLOCK_FP8: &str = "fp8_block";
 /// A curve fitted to one format's training rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassFit {
-    /// Tensor-core class the curve prices.
-    pub class: ComputeClass,
+    /// The profile's curve it fills (`gemm_curves.<curve>`).
+    pub curve_name: &'static str,
     /// Format whose rows it was fitted to.
     pub format: &'static str,
     /// Training rows used.
@@ -414,36 +419,61 @@ pub struct ClassFit {
     pub curve: GemmCurve,
 }
 
-/// GEMM curves of `gpu` fitted to the training half of `tables`' GEMMs, one per class the GPU
-/// runs natively that has rows of its format.
+/// The peak FLOP/s the curve `name` prices GEMMs of `weights` and `activations` at on `gpu`
+/// ([`GemmCurves::for_gemm`]), or `None` when the GPU lacks the class's tensor cores (a
+/// per-class curve whose work would run on a wider class).
+fn curve_peak(
+    gpu: &GpuSystem,
+    name: &str,
+    weights: Precision,
+    activations: Precision,
+) -> Option<f64> {
+    let peaks = &gpu.peak_flops_per_s;
+    let class = ComputeClass::of_gemm(weights, activations);
+    let (runs_on, rate) = peaks.resolve(class);
+    match name {
+        "int8" => Some(peaks.int8_rate()),
+        "int4_weight_only" | "int8_weight_only" => Some(rate),
+        _ => (runs_on == class).then_some(rate),
+    }
+}
+
+/// GEMM curves of `gpu` fitted to the training half of `tables`' GEMMs, one per curve of
+/// [`FIT_FORMATS`] the GPU can run that has rows of its format.
 pub fn fit_curves(gpu: &GpuSystem, tables: &KernelTables) -> Vec<ClassFit> {
     let g = &tables.gemm;
     let split = splits(g, |r| MODEL_GEMMS.contains(&(r.n, r.k)));
     let mut out = Vec::new();
-    let block = (ComputeClass::Fp8, BLOCK_FP8);
-    for (class, format) in FIT_FORMATS.into_iter().chain([block]) {
-        let (runs_on, peak) = gpu.peak_flops_per_s.resolve(class);
-        if runs_on != class {
-            continue;
-        }
-        let points: Vec<fit::GemmPoint> = g
+    for (name, format) in FIT_FORMATS {
+        let rows: Vec<_> = g
             .iter()
             .zip(&split)
             .filter(|(r, s)| r.format == format && **s == Split::Train)
-            .map(|(r, _)| {
+            .map(|(r, _)| r)
+            .collect();
+        let Some(first) = rows.first() else {
+            continue;
+        };
+        let Some(peak) = curve_peak(gpu, name, first.weights, first.activations) else {
+            continue;
+        };
+        let points: Vec<fit::GemmPoint> = rows
+            .iter()
+            .map(|r| {
                 let (flops, bytes) = gemm_work(r.m, r.n, r.k, r.weights, r.activations);
                 fit::GemmPoint {
                     flops,
                     bytes,
                     m: r.m as f64,
                     n: r.n as f64,
+                    k: r.k as f64,
                     latency_s: r.latency_s,
                 }
             })
             .collect();
         if let Some((curve, mse)) = fit::fit_gemm(&points, peak, gpu.hbm_bandwidth_bytes_per_s) {
             out.push(ClassFit {
-                class,
+                curve_name: name,
                 format,
                 n: points.len(),
                 rms_log_error: mse.sqrt(),
@@ -458,12 +488,15 @@ pub fn fit_curves(gpu: &GpuSystem, tables: &KernelTables) -> Vec<ClassFit> {
 pub fn with_curves(gpu: &GpuSystem, fits: &[ClassFit]) -> GpuSystem {
     let mut curves = GemmCurves::default();
     for f in fits {
-        let slot = match f.class {
-            _ if f.format == BLOCK_FP8 => &mut curves.fp8_block,
-            ComputeClass::Fp32 => &mut curves.fp32,
-            ComputeClass::Bf16 => &mut curves.bf16,
-            ComputeClass::Fp8 => &mut curves.fp8,
-            ComputeClass::Fp4 => &mut curves.fp4,
+        let slot = match f.curve_name {
+            "fp32" => &mut curves.fp32,
+            "bf16" => &mut curves.bf16,
+            "fp8" => &mut curves.fp8,
+            "fp4" => &mut curves.fp4,
+            "fp8_block" => &mut curves.fp8_block,
+            "int4_weight_only" => &mut curves.int4_weight_only,
+            "int8_weight_only" => &mut curves.int8_weight_only,
+            _ => &mut curves.int8,
         };
         *slot = Some(f.curve);
     }
