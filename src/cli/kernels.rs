@@ -159,7 +159,9 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             c.half_sequences
                 .map_or(String::new(), |h| format!("half_sequences = {h:.2}\n"))
                 + &c.score_dims
-                    .map_or(String::new(), |d| format!("score_dims = {d:.1}\n")),
+                    .map_or(String::new(), |d| format!("score_dims = {d:.1}\n"))
+                + &c.window_pad_tokens
+                    .map_or(String::new(), |t| format!("window_pad_tokens = {t:.1}\n")),
         );
     }
     for f in &k.collectives {

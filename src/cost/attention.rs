@@ -186,6 +186,7 @@ impl AttentionPricing {
                     + all * part.tokens,
                 sequences: all * part.sequences,
                 sequence_heads: all * part.sequences * self.heads,
+                window_queries: layers.window * part.window_queries,
             };
             let flops = work.pairs * flops_per_pair;
             let bytes = work.kv_tokens * self.kv_bytes_per_token;

@@ -219,7 +219,12 @@ impl AttentionShape {
             }
             _ => (n * (n + 1.0) / 2.0, n),
         };
-        self.kernel(pairs, kv, n)
+        let mut k = self.kernel(pairs, kv, n);
+        // Queries past the window: the window caps their keys.
+        if let Some(w) = self.window {
+            k.work.window_queries = self.batch as f64 * prompt.saturating_sub(w) as f64;
+        }
+        k
     }
 
     /// One decode step of `self.batch` sequences with `cached` tokens each in the KV cache.

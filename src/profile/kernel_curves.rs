@@ -3,13 +3,13 @@
 //! fitted per GPU to measured kernels by `infersim kernels --fit` (`reference/kernels/`).
 //!
 //! Attention (prefill and decode each have their own curve, GQA / MHA and MLA theirs; five
-//! coefficients, six with `half_sequences` or `score_dims`):
+//! coefficients, more with `half_sequences`, `score_dims` or `window_pad_tokens`):
 //!
 //! ```text
 //! time = floor_s + sequence_heads head_s
 //!      + (1 + half_sequences / sequences)
-//!        * max((pairs + queries pad_tokens) (flops_per_pair + 4 heads score_dims)
-//!                / (peak * compute_efficiency),
+//!        * max((pairs + queries pad_tokens + window_queries window_pad_tokens)
+//!                * (flops_per_pair + 4 heads score_dims) / (peak * compute_efficiency),
 //!              (kv_tokens + sequences pad_tokens) kv_bytes_per_token / (hbm * memory_efficiency))
 //! ```
 //!
@@ -28,7 +28,10 @@
 //! than the tensor cores): per (query, key) pair and query head it costs as much as
 //! `score_dims` more head dims of the tensor-core math, whatever the head dim, so a kernel of
 //! small heads reaches a lower share of the peak than one of large heads (`heads` is
-//! `sequence_heads / sequences`). GQA / MHA curves come per KV-cache precision as the MLA ones do
+//! `sequence_heads / sequences`). `window_pad_tokens` (GQA prefill curves fitted to rows with a
+//! sliding window) counts the keys a query whose keys the window caps (`window_queries`, those
+//! past the window's length) visits beyond the window: the kernel walks whole key blocks around
+//! the band, so a 128-token window costs a query far more than 128 keys. GQA / MHA curves come per KV-cache precision as the MLA ones do
 //! (`prefill_fp8_kv`, `decode_fp8_kv`: the engines run other kernels over an FP8 cache, with a
 //! lower floor on Hopper); a profile without them prices an FP8 cache by the 16-bit curve.
 //! A GQA decode kernel reads a KV head's cache once for the query heads grouped on it, up to
@@ -92,6 +95,11 @@ pub struct AttentionCurve {
     /// head to the compute part), dims; absent: no such term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_dims: Option<f64>,
+    /// Optional seventh coefficient (GQA prefill curves): keys each query whose keys a sliding
+    /// window caps visits beyond the window (the kernel's key blocks around the band), tokens;
+    /// absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_pad_tokens: Option<f64>,
 }
 
 /// The work of one attention kernel (or of several, summed over layers) as a curve prices it.
@@ -107,6 +115,8 @@ pub struct AttentionWork {
     pub sequences: f64,
     /// Sequences times query heads (on this device).
     pub sequence_heads: f64,
+    /// Queries whose keys a sliding window caps (past the window's length; prefill).
+    pub window_queries: f64,
 }
 
 impl AttentionWork {
@@ -119,6 +129,7 @@ impl AttentionWork {
             kv_tokens: batch * (kv + new),
             sequences: batch,
             sequence_heads: batch * heads,
+            window_queries: 0.0,
         }
     }
 }
@@ -129,7 +140,9 @@ impl AttentionCurve {
 
     /// Compute-bound part of `w` at `flops_per_pair` and `peak_flops_per_s`, s (no floor).
     pub fn compute_s(&self, w: &AttentionWork, flops_per_pair: f64, peak_flops_per_s: f64) -> f64 {
-        (w.pairs + w.queries * self.pad_tokens) * (flops_per_pair + self.score_flops_per_pair(w))
+        let window_pairs = w.window_queries * self.window_pad_tokens.unwrap_or(0.0);
+        (w.pairs + w.queries * self.pad_tokens + window_pairs)
+            * (flops_per_pair + self.score_flops_per_pair(w))
             / (peak_flops_per_s * self.compute_efficiency)
     }
 
@@ -198,6 +211,9 @@ impl AttentionCurve {
         }
         if let Some(d) = self.score_dims {
             c.non_negative(&format!("{path}.score_dims"), d);
+        }
+        if let Some(t) = self.window_pad_tokens {
+            c.non_negative(&format!("{path}.window_pad_tokens"), t);
         }
     }
 }
@@ -386,6 +402,7 @@ mod tests {
             head_s: 1e-9,
             half_sequences: None,
             score_dims: None,
+            window_pad_tokens: None,
         };
         // One 1000-token prompt over 32 heads: (500500 + 1000 * 100) pairs of 4096 FLOPs at
         // 0.5 PFLOP/s, 32 head blocks.
@@ -395,6 +412,7 @@ mod tests {
             kv_tokens: 2000.0,
             sequences: 1.0,
             sequence_heads: 32.0,
+            window_queries: 0.0,
         };
         assert_relative_eq!(
             c.time_s(&w, 4096.0, 256.0, 1e15, 1e12),
@@ -408,6 +426,7 @@ mod tests {
             kv_tokens: 64.0 * 2000.0,
             sequences: 64.0,
             sequence_heads: 64.0 * 32.0,
+            window_queries: 0.0,
         };
         assert_relative_eq!(
             c.time_s(&w, 4096.0, 4096.0, 1e15, 1e12),
@@ -426,6 +445,7 @@ mod tests {
             head_s: 0.0,
             half_sequences: None,
             score_dims: None,
+            window_pad_tokens: None,
         };
         // One sequence decoding over 1M cached tokens of 1000 bytes: 1.25 ms of memory.
         let w = AttentionWork {
@@ -434,6 +454,7 @@ mod tests {
             kv_tokens: 1e6,
             sequences: 1.0,
             sequence_heads: 16.0,
+            window_queries: 0.0,
         };
         let plain = c.time_s(&w, 1.0, 1000.0, 1e15, 1e12);
         assert_relative_eq!(plain, 10e-6 + 1.25e-3, max_relative = 1e-12);
@@ -456,6 +477,7 @@ mod tests {
             head_s: 0.0,
             half_sequences: None,
             score_dims: Some(64.0),
+            window_pad_tokens: None,
         };
         // Two prompts of 1000 tokens, 8 heads of 128 dims: 4 * 8 * 128 = 4096 FLOPs a pair,
         // plus 4 * 8 * 64 = 2048 for the softmax; 1e6 pairs at 0.5 PFLOP/s.
@@ -465,6 +487,7 @@ mod tests {
             kv_tokens: 4000.0,
             sequences: 2.0,
             sequence_heads: 16.0,
+            window_queries: 0.0,
         };
         assert_relative_eq!(c.score_flops_per_pair(&w), 2048.0);
         assert_relative_eq!(
@@ -474,6 +497,37 @@ mod tests {
         );
         // Without sequences there are no heads to count.
         assert_eq!(c.score_flops_per_pair(&AttentionWork::default()), 0.0);
+    }
+
+    #[test]
+    fn window_pad_tokens_add_keys_to_queries_past_the_window() {
+        let c = AttentionCurve {
+            floor_s: 0.0,
+            compute_efficiency: 0.5,
+            memory_efficiency: 1.0,
+            pad_tokens: 10.0,
+            head_s: 0.0,
+            half_sequences: None,
+            score_dims: None,
+            window_pad_tokens: Some(500.0),
+        };
+        // One 1000-token prompt under a 128-token window: 128 * 129 / 2 + 872 * 128 pairs, 1000
+        // queries padded by 10 keys, 872 of them past the window by 500 more; 1000 FLOPs a pair
+        // at 0.5 PFLOP/s.
+        let pairs = 128.0 * 129.0 / 2.0 + 872.0 * 128.0;
+        let w = AttentionWork {
+            pairs,
+            queries: 1000.0,
+            kv_tokens: 1128.0,
+            sequences: 1.0,
+            sequence_heads: 8.0,
+            window_queries: 872.0,
+        };
+        assert_relative_eq!(
+            c.time_s(&w, 1000.0, 1.0, 1e15, 1e12),
+            (pairs + 10_000.0 + 436_000.0) * 1000.0 / 0.5e15,
+            max_relative = 1e-12
+        );
     }
 
     #[test]
@@ -493,6 +547,7 @@ mod tests {
             head_s: 0.0,
             half_sequences: None,
             score_dims: None,
+            window_pad_tokens: None,
         };
         let mut c = AttentionCurves {
             prefill: Some(curve(1.0)),
