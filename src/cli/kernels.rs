@@ -131,13 +131,15 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             kernels::KernelOp::MlaDecodeAttention => ("mla_decode", "generation_mla.csv"),
             _ => ("decode", "generation_attention.csv"),
         };
-        let rows = if f.kv_cache.is_empty() {
-            "every other row outside the Llama 3.1 70B block".to_string()
-        } else {
-            format!(
+        let rows = match f.op {
+            kernels::KernelOp::PrefillAttention | kernels::KernelOp::DecodeAttention => format!(
+                "every other row outside the Llama 3.1 70B block, those with kv_cache_dtype {}",
+                f.kv_cache
+            ),
+            _ => format!(
                 "every other row, those with kv_cache_dtype {}: DeepSeek-V3's kernel in all",
                 f.kv_cache
-            )
+            ),
         };
         let c = &f.curve;
         s += &format!(
@@ -154,7 +156,11 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             c.pad_tokens,
             c.head_s,
             c.half_sequences
-                .map_or(String::new(), |h| format!("half_sequences = {h:.2}\n")),
+                .map_or(String::new(), |h| format!("half_sequences = {h:.2}\n"))
+                + &c.score_dims
+                    .map_or(String::new(), |d| format!("score_dims = {d:.1}\n"))
+                + &c.window_pad_tokens
+                    .map_or(String::new(), |t| format!("window_pad_tokens = {t:.1}\n")),
         );
     }
     for f in &k.collectives {

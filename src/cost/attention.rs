@@ -10,6 +10,11 @@
 //! max of compute and memory is taken (layers under a sliding window and under full attention
 //! differ in work, not in which bound they hit).
 //!
+//! GQA / MHA attention takes the profile's curves for its KV-cache precision (an FP8 cache its
+//! `_fp8_kv` curves where the profile has them, else the 16-bit ones); its decode part reads
+//! the KV cache as the kernel does, once per query head when a KV head carries more query heads
+//! than a decode kernel groups ([`decode_kv_reads`]).
+//!
 //! MLA attention takes the profile's MLA curves for its KV-cache precision, when it has any
 //! (else the scalars price it, as before): prefill counted un-absorbed, decode absorbed, both at
 //! the 16-bit peak, as the curves were fitted (`AttentionCurves`); decode's `half_sequences`
@@ -19,6 +24,7 @@ use super::batch::Share;
 use super::gpu::KERNELS_ATTN;
 use super::kernel::{prefill_math, MlaDims};
 use super::OpCost;
+use crate::profile::kernel_curves::decode_kv_reads;
 use crate::profile::{
     AttentionCurve, AttentionWork, ComputeClass, GpuSystem, ModelProfile, Precision,
 };
@@ -40,6 +46,8 @@ pub(crate) struct AttentionPricing {
     pub mla: bool,
     /// KV-cache bytes per token per layer on one device.
     pub kv_bytes_per_token: f64,
+    /// The same as a decode part priced by its curve reads them ([`decode_kv_reads`]).
+    pub decode_kv_bytes_per_token: f64,
     /// Raw peak FLOP/s of the class attention runs on.
     pub peak_flops_per_s: f64,
     /// The same for a prefill part priced by its curve (GQA over an FP8 cache: the cache's
@@ -85,7 +93,8 @@ impl AttentionPricing {
         let heads = model.attention.heads as f64 / tp;
         let attn_class = ComputeClass::of_gemm(p.kv_cache, p.activations);
         let mla = MlaDims::of(model);
-        let (prefill, decode, prefill_flops_per_pair, curve_class, prefill_class) = match mla {
+        let (prefill, decode, prefill_flops_per_pair, curve_class, prefill_class, reads) = match mla
+        {
             Some(mla) => {
                 let (prefill, decode) = curves.mla(p.kv_cache);
                 let class = ComputeClass::of_gemm(p.kv_cache, Precision::Bf16);
@@ -95,17 +104,24 @@ impl AttentionPricing {
                     heads * mla.prefill_flops_per_pair_head,
                     class,
                     class,
+                    1.0,
                 )
             }
             // Decode at the peak its curve was fitted at: NVIDIA's generation tables state no
             // math precision, and `kernels --fit` prices them with 16-bit activations.
-            None => (
-                curves.prefill,
-                curves.decode,
-                flops_per_pair,
-                ComputeClass::of_gemm(p.kv_cache, Precision::Bf16),
-                ComputeClass::of_gemm(p.kv_cache, prefill_math(p.kv_cache, p.activations)),
-            ),
+            None => {
+                let (prefill, decode) = curves.gqa(p.kv_cache);
+                // Query heads per KV head on one device (KV heads replicated past `tp`).
+                let kv_heads = (model.attention.kv_heads as f64 / tp).max(1.0);
+                (
+                    prefill,
+                    decode,
+                    flops_per_pair,
+                    ComputeClass::of_gemm(p.kv_cache, Precision::Bf16),
+                    ComputeClass::of_gemm(p.kv_cache, prefill_math(p.kv_cache, p.activations)),
+                    decode_kv_reads(heads / kv_heads),
+                )
+            }
         };
         if prefill.is_none() && decode.is_none() && mla.is_some() {
             return None;
@@ -119,6 +135,7 @@ impl AttentionPricing {
             prefill_flops_per_pair,
             mla: mla.is_some(),
             kv_bytes_per_token,
+            decode_kv_bytes_per_token: kv_bytes_per_token * reads,
             peak_flops_per_s: gpu.peak_flops_per_s.resolve(curve_class).1,
             prefill_peak_flops_per_s: gpu.peak_flops_per_s.resolve(prefill_class).1,
             flops_per_s: gpu.peak_flops_per_s.resolve(attn_class).1
@@ -137,18 +154,20 @@ impl AttentionPricing {
         let all = layers.full + layers.window;
         let mut op = OpCost::default();
         let (mut compute_s, mut memory_s, mut roof_s) = (0.0, 0.0, 0.0);
-        for (part, curve, flops_per_pair, peak_flops_per_s) in [
+        for (part, curve, flops_per_pair, peak_flops_per_s, read_bytes_per_token) in [
             (
                 prefill,
                 self.prefill,
                 self.prefill_flops_per_pair,
                 self.prefill_peak_flops_per_s,
+                self.kv_bytes_per_token,
             ),
             (
                 decode,
                 self.decode,
                 self.flops_per_pair,
                 self.peak_flops_per_s,
+                self.decode_kv_bytes_per_token,
             ),
         ] {
             if part.tokens <= 0.0 {
@@ -167,6 +186,7 @@ impl AttentionPricing {
                     + all * part.tokens,
                 sequences: all * part.sequences,
                 sequence_heads: all * part.sequences * self.heads,
+                window_queries: layers.window * part.window_queries,
             };
             let flops = work.pairs * flops_per_pair;
             let bytes = work.kv_tokens * self.kv_bytes_per_token;
@@ -179,7 +199,7 @@ impl AttentionPricing {
                     let f = k.occupancy(part.sequences);
                     (
                         f * k.compute_s(&work, flops_per_pair, peak_flops_per_s),
-                        f * k.memory_s(&work, self.kv_bytes_per_token, self.hbm_bytes_per_s),
+                        f * k.memory_s(&work, read_bytes_per_token, self.hbm_bytes_per_s),
                         0.0,
                     )
                 }

@@ -52,6 +52,9 @@ pub struct Share {
     pub pairs_window: f64,
     /// KV-cache tokens read under the sliding window.
     pub kv_read_window: f64,
+    /// Prefill chunks' queries whose keys the sliding window caps (those past the window's
+    /// length; counted for chunks only: no decode curve prices them).
+    pub window_queries: f64,
     /// Sequences.
     pub sequences: f64,
 }
@@ -64,6 +67,7 @@ impl Share {
         self.kv_read_full += o.kv_read_full;
         self.pairs_window += o.pairs_window;
         self.kv_read_window += o.kv_read_window;
+        self.window_queries += o.window_queries;
     }
 }
 
@@ -187,6 +191,7 @@ impl Batch {
         if let Some(w) = self.window {
             one.pairs_window = windowed_pairs(n, p, w);
             one.kv_read_window = (p + n).min(w) as f64;
+            one.window_queries = (p + n).saturating_sub(p.max(w)) as f64;
         }
         self.tokens += n;
         self.sequences += 1;
@@ -220,6 +225,7 @@ impl Batch {
                 chunks.kv_read_window,
                 big.kv_read_window,
             ),
+            window_queries: big.window_queries.max(div(chunks.window_queries, ways)),
             sequences: part(f64::from(self.sequences), chunks.sequences, big.sequences),
         }
     }
@@ -246,8 +252,13 @@ impl Batch {
             pairs_window: pick(fields[3]),
             kv_read_window: pick(fields[4]),
             sequences: pick(fields[5]),
+            window_queries: 0.0,
         };
-        (share(|x| x.0), share(|x| x.1))
+        let prefill = Share {
+            window_queries: big.window_queries.max(div(ch.window_queries, ways)),
+            ..share(|x| x.0)
+        };
+        (prefill, share(|x| x.1))
     }
 
     /// Speculative decoding: start a batch whose decoding sequences verify `gamma` draft tokens.
@@ -304,6 +315,22 @@ mod tests {
         let b = Batch::prefill(1, 4, None);
         assert_eq!(b.pairs_full, 10.0);
         assert_eq!(b.kv_read_full, 4.0);
+    }
+
+    #[test]
+    fn chunk_queries_past_the_window_are_counted_for_the_prefill_part() {
+        // A 100-token window: a 300-token chunk after 50 cached tokens has its queries at
+        // positions 51..=350, 250 of them past the window; a second GPU's 80-token chunk from
+        // scratch has none; a decoding sequence past the window is not counted.
+        let mut b = Batch::new(Some(100));
+        b.push(300, 50, true);
+        b.push(80, 0, true);
+        b.push(1, 500, true);
+        assert_eq!(b.chunks.window_queries, 250.0);
+        let (prefill, decode) = b.busiest_parts(2.0);
+        // The longest chunk's 250, against an even share of 125.
+        assert_eq!(prefill.window_queries, 250.0);
+        assert_eq!(decode.window_queries, 0.0);
     }
 
     #[test]

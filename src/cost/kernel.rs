@@ -12,7 +12,7 @@
 
 use super::collective::{all_reduce_s, all_to_all_s};
 use super::gpu::KERNELS_ATTN;
-use crate::profile::kernel_curves::all_to_all_wire_bytes;
+use crate::profile::kernel_curves::{all_to_all_wire_bytes, decode_kv_reads};
 use crate::profile::model::AttentionKind;
 use crate::profile::{
     AttentionCurve, AttentionWork, ComputeClass, GpuSystem, ModelProfile, MoeWork, Precision,
@@ -219,7 +219,12 @@ impl AttentionShape {
             }
             _ => (n * (n + 1.0) / 2.0, n),
         };
-        self.kernel(pairs, kv, n)
+        let mut k = self.kernel(pairs, kv, n);
+        // Queries past the window: the window caps their keys.
+        if let Some(w) = self.window {
+            k.work.window_queries = self.batch as f64 * prompt.saturating_sub(w) as f64;
+        }
+        k
     }
 
     /// One decode step of `self.batch` sequences with `cached` tokens each in the KV cache.
@@ -229,6 +234,15 @@ impl AttentionShape {
             None => cached + 1,
         } as f64;
         self.kernel(seen, seen, 1.0)
+    }
+
+    /// As [`Self::decode`], the KV bytes per token counted as a decode kernel reads them: once
+    /// per KV head while it groups the query heads on it, once per query head beyond
+    /// ([`decode_kv_reads`]).
+    pub fn decode_read(&self, cached: u64) -> AttentionKernel {
+        let mut k = self.decode(cached);
+        k.kv_bytes_per_token *= decode_kv_reads(self.heads as f64 / self.kv_heads as f64);
+        k
     }
 }
 
@@ -376,7 +390,7 @@ impl KernelPricer {
     /// One layer's causal attention over `a.batch` prompts of `prompt` tokens each, nothing
     /// cached before, s.
     pub fn prefill_attention_s(&self, a: &AttentionShape, prompt: u64) -> f64 {
-        let curve = self.gpu.attention_curves.as_ref().and_then(|c| c.prefill);
+        let curve = self.gqa_curves(a.kv_cache).0;
         let math = if curve.is_some() {
             prefill_math(a.kv_cache, a.activations)
         } else {
@@ -386,10 +400,19 @@ impl KernelPricer {
     }
 
     /// One decode step of one layer's attention for `a.batch` sequences with `cached` tokens
-    /// each in the KV cache, s.
+    /// each in the KV cache, s; by a curve, the KV cache read as the kernel reads it
+    /// ([`AttentionShape::decode_read`]).
     pub fn decode_attention_s(&self, a: &AttentionShape, cached: u64) -> f64 {
-        let curve = self.gpu.attention_curves.as_ref().and_then(|c| c.decode);
-        self.attention_s(a.kv_cache, a.activations, &a.decode(cached), curve)
+        match self.gqa_curves(a.kv_cache).1 {
+            Some(c) => self.attention_s(a.kv_cache, a.activations, &a.decode_read(cached), Some(c)),
+            None => self.attention_s(a.kv_cache, a.activations, &a.decode(cached), None),
+        }
+    }
+
+    /// The profile's (prefill, decode) GQA / MHA curves for a `kv_cache` cache.
+    fn gqa_curves(&self, kv_cache: Precision) -> (Option<AttentionCurve>, Option<AttentionCurve>) {
+        let curves = self.gpu.attention_curves.as_ref();
+        curves.map_or((None, None), |c| c.gqa(kv_cache))
     }
 
     /// One layer's MLA attention over `a.batch` prompts of `prompt` tokens each, s: by the
@@ -685,6 +708,46 @@ mod tests {
             kv_cache: m.precision.kv_cache,
         };
         let one = KernelPricer::new(g).decode_attention_s(&shape, 2047);
+        let whole = op.compute_s.max(op.memory_s) + op.exposed_s + op.overhead_s;
+        assert_relative_eq!(32.0 * one, whole, max_relative = 1e-9);
+    }
+
+    #[test]
+    fn decode_past_the_grouping_limit_reads_the_cache_once_per_query_head() {
+        // Llama 3.1 8B made 64 query heads of 64 dims on one KV head, over an FP8 cache, on one
+        // H100: past 32 query heads per KV head the FP8-KV decode curve reads the cache 64
+        // times, in the kernel as in the step.
+        let h = load_hardware("h100-sxm", &[]).unwrap();
+        let mut m = load_model("llama-3.1-8b", &[]).unwrap();
+        (
+            m.attention.heads,
+            m.attention.kv_heads,
+            m.attention.head_dim,
+        ) = (64, 1, 64);
+        m.precision.kv_cache = Precision::Fp8;
+        let pl = place(&m, &h, ParallelRequest::default()).unwrap();
+        let g = h.gpu().unwrap();
+        let shape = AttentionShape {
+            batch: 16,
+            heads: 64,
+            kv_heads: 1,
+            head_dim: 64,
+            window: None,
+            activations: m.precision.activations,
+            kv_cache: Precision::Fp8,
+        };
+        let one = KernelPricer::new(g).decode_attention_s(&shape, 2047);
+        let c = g.attention_curves.as_ref().unwrap().decode_fp8_kv.unwrap();
+        let k = shape.decode(2047);
+        // 2 x 64 dims x 1 byte a token, read 64 times.
+        assert_relative_eq!(k.kv_bytes_per_token, 128.0);
+        let peak = g.peak_flops_per_s.bf16;
+        let hbm = g.hbm_bandwidth_bytes_per_s;
+        let read = c.time_s(&k.work, k.flops_per_pair, 64.0 * 128.0, peak, hbm);
+        assert_relative_eq!(one, read, max_relative = 1e-12);
+        assert!(one > c.time_s(&k.work, k.flops_per_pair, 128.0, peak, hbm));
+        let step = GpuCost::new(&m, g, &pl).step(&Batch::decode(16, 2047, None));
+        let op = step.op(OpKind::Attention);
         let whole = op.compute_s.max(op.memory_s) + op.exposed_s + op.overhead_s;
         assert_relative_eq!(32.0 * one, whole, max_relative = 1e-9);
     }

@@ -3,12 +3,13 @@
 //! fitted per GPU to measured kernels by `infersim kernels --fit` (`reference/kernels/`).
 //!
 //! Attention (prefill and decode each have their own curve, GQA / MHA and MLA theirs; five
-//! coefficients, six with `half_sequences`):
+//! coefficients, more with `half_sequences`, `score_dims` or `window_pad_tokens`):
 //!
 //! ```text
 //! time = floor_s + sequence_heads head_s
 //!      + (1 + half_sequences / sequences)
-//!        * max((pairs + queries pad_tokens) flops_per_pair / (peak * compute_efficiency),
+//!        * max((pairs + queries pad_tokens + window_queries window_pad_tokens)
+//!                * (flops_per_pair + 4 heads score_dims) / (peak * compute_efficiency),
 //!              (kv_tokens + sequences pad_tokens) kv_bytes_per_token / (hbm * memory_efficiency))
 //! ```
 //!
@@ -22,8 +23,23 @@
 //! which the fit shows as a low compute efficiency. `half_sequences` (decode curves only, GQA
 //! and MLA; the factor counts one kernel's sequences, not a sum over layers) stands for decode
 //! kernels that keep a sequence's query heads (of a KV head) in one thread block: few sequences
-//! leave the GPU part idle. Ignored: the kernel variant the engine picks
-//! per shape (split-KV, tensor-core or CUDA-core decode), which shows as scatter.
+//! leave the GPU part idle. `score_dims` (GQA prefill curves) stands for the softmax of every
+//! score (exponent, running max and sum, on the CUDA cores and special-function units rather
+//! than the tensor cores): per (query, key) pair and query head it costs as much as
+//! `score_dims` more head dims of the tensor-core math, whatever the head dim, so a kernel of
+//! small heads reaches a lower share of the peak than one of large heads (`heads` is
+//! `sequence_heads / sequences`). `window_pad_tokens` (GQA prefill curves fitted to rows with a
+//! sliding window) counts the keys a query whose keys the window caps (`window_queries`, those
+//! past the window's length) visits beyond the window: the kernel walks whole key blocks around
+//! the band, so a 128-token window costs a query far more than 128 keys. GQA / MHA curves come per KV-cache precision as the MLA ones do
+//! (`prefill_fp8_kv`, `decode_fp8_kv`: the engines run other kernels over an FP8 cache, with a
+//! lower floor on Hopper); a profile without them prices an FP8 cache by the 16-bit curve.
+//! A GQA decode kernel reads a KV head's cache once for the query heads grouped on it, up to
+//! [`MAX_GROUPED_HEADS`]; with more query heads per KV head it runs as MHA, every query head
+//! reading the cache itself ([`decode_kv_reads`]; NVIDIA's tables show the switch between 32
+//! and 48 query heads per KV head on every GPU, the larger ratios 2 to 4 times slower).
+//! Ignored: the kernel variant the engine picks per shape (split-KV, tensor-core or CUDA-core
+//! decode), which shows as scatter.
 //!
 //! Collectives (all-reduce and all-to-all each have their own; three coefficients, five with
 //! `half_peers` and `pipeline_s`):
@@ -52,6 +68,20 @@ use serde::{Deserialize, Serialize};
 use super::validate::Checker;
 use super::Precision;
 
+/// Most query heads a GQA decode kernel serves from one read of a KV head's cache.
+pub const MAX_GROUPED_HEADS: f64 = 32.0;
+
+/// Reads of each KV-cache token a GQA / MHA decode kernel makes per KV head, with
+/// `heads_per_kv_head` query heads on each: one when they are grouped on it (at most
+/// [`MAX_GROUPED_HEADS`]), else one per query head (the kernel runs as MHA).
+pub fn decode_kv_reads(heads_per_kv_head: f64) -> f64 {
+    if heads_per_kv_head > MAX_GROUPED_HEADS {
+        heads_per_kv_head
+    } else {
+        1.0
+    }
+}
+
 /// One attention curve; see the module documentation for its formula.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +102,16 @@ pub struct AttentionCurve {
     /// sequences); absent: no such term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub half_sequences: Option<f64>,
+    /// Optional sixth coefficient (GQA prefill curves): the softmax's work per (query, key)
+    /// pair and query head, as head dims of tensor-core math (each adds `4` FLOPs per pair and
+    /// head to the compute part), dims; absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_dims: Option<f64>,
+    /// Optional seventh coefficient (GQA prefill curves): keys each query whose keys a sliding
+    /// window caps visits beyond the window (the kernel's key blocks around the band), tokens;
+    /// absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_pad_tokens: Option<f64>,
 }
 
 /// The work of one attention kernel (or of several, summed over layers) as a curve prices it.
@@ -87,6 +127,8 @@ pub struct AttentionWork {
     pub sequences: f64,
     /// Sequences times query heads (on this device).
     pub sequence_heads: f64,
+    /// Queries whose keys a sliding window caps (past the window's length; prefill).
+    pub window_queries: f64,
 }
 
 impl AttentionWork {
@@ -99,18 +141,30 @@ impl AttentionWork {
             kv_tokens: batch * (kv + new),
             sequences: batch,
             sequence_heads: batch * heads,
+            window_queries: 0.0,
         }
     }
 }
 
 impl AttentionCurve {
-    /// Coefficients in the curve (six with `half_sequences`).
+    /// Coefficients in the curve (six with `half_sequences` or `score_dims`).
     pub const COEFFICIENTS: usize = 5;
 
     /// Compute-bound part of `w` at `flops_per_pair` and `peak_flops_per_s`, s (no floor).
     pub fn compute_s(&self, w: &AttentionWork, flops_per_pair: f64, peak_flops_per_s: f64) -> f64 {
-        (w.pairs + w.queries * self.pad_tokens) * flops_per_pair
+        let window_pairs = w.window_queries * self.window_pad_tokens.unwrap_or(0.0);
+        (w.pairs + w.queries * self.pad_tokens + window_pairs)
+            * (flops_per_pair + self.score_flops_per_pair(w))
             / (peak_flops_per_s * self.compute_efficiency)
+    }
+
+    /// The softmax's work per (query, key) pair of `w` as tensor-core FLOPs: `4 heads
+    /// score_dims` (0 without `score_dims`).
+    pub fn score_flops_per_pair(&self, w: &AttentionWork) -> f64 {
+        match self.score_dims {
+            Some(d) if w.sequences > 0.0 => 4.0 * d * w.sequence_heads / w.sequences,
+            _ => 0.0,
+        }
     }
 
     /// Memory-bound part of `w` at `kv_bytes_per_token` and `hbm_bytes_per_s`, s (no floor).
@@ -167,6 +221,12 @@ impl AttentionCurve {
         if let Some(h) = self.half_sequences {
             c.non_negative(&format!("{path}.half_sequences"), h);
         }
+        if let Some(d) = self.score_dims {
+            c.non_negative(&format!("{path}.score_dims"), d);
+        }
+        if let Some(t) = self.window_pad_tokens {
+            c.non_negative(&format!("{path}.window_pad_tokens"), t);
+        }
     }
 }
 
@@ -174,12 +234,20 @@ impl AttentionCurve {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttentionCurves {
-    /// Causal GQA / MHA attention over prompt chunks (context attention).
+    /// Causal GQA / MHA attention over prompt chunks (context attention) with a 16-bit KV
+    /// cache (wider caches too; narrower ones without `prefill_fp8_kv`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefill: Option<AttentionCurve>,
-    /// One decode step's GQA / MHA attention (generation attention).
+    /// One decode step's GQA / MHA attention (generation attention) with a 16-bit KV cache
+    /// (wider caches too; narrower ones without `decode_fp8_kv`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<AttentionCurve>,
+    /// As `prefill`, with an FP8 KV cache (narrower caches too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_fp8_kv: Option<AttentionCurve>,
+    /// As `decode`, with an FP8 KV cache (narrower caches too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_fp8_kv: Option<AttentionCurve>,
     /// MLA attention over prompt chunks with a 16-bit KV cache (wider caches too), its work
     /// counted un-absorbed (scores over the nope and rotary dims, values over the value dims
     /// of each head) and priced at the 16-bit peak (the math of the kernels it was fitted to).
@@ -199,6 +267,19 @@ pub struct AttentionCurves {
 }
 
 impl AttentionCurves {
+    /// The (prefill, decode) GQA / MHA curves for a KV cache of `kv_cache`: an FP8 (or
+    /// narrower) cache's own curve where the profile has one, else the 16-bit curve.
+    pub fn gqa(&self, kv_cache: Precision) -> (Option<AttentionCurve>, Option<AttentionCurve>) {
+        if kv_cache.bytes() <= 1.0 {
+            (
+                self.prefill_fp8_kv.or(self.prefill),
+                self.decode_fp8_kv.or(self.decode),
+            )
+        } else {
+            (self.prefill, self.decode)
+        }
+    }
+
     /// The (prefill, decode) MLA curves for a KV cache of `kv_cache`.
     pub fn mla(&self, kv_cache: Precision) -> (Option<AttentionCurve>, Option<AttentionCurve>) {
         if kv_cache.bytes() <= 1.0 {
@@ -212,6 +293,8 @@ impl AttentionCurves {
         for (name, curve) in [
             ("prefill", &self.prefill),
             ("decode", &self.decode),
+            ("prefill_fp8_kv", &self.prefill_fp8_kv),
+            ("decode_fp8_kv", &self.decode_fp8_kv),
             ("mla_prefill", &self.mla_prefill),
             ("mla_decode", &self.mla_decode),
             ("mla_prefill_fp8_kv", &self.mla_prefill_fp8_kv),
@@ -355,6 +438,8 @@ mod tests {
             pad_tokens: 100.0,
             head_s: 1e-9,
             half_sequences: None,
+            score_dims: None,
+            window_pad_tokens: None,
         };
         // One 1000-token prompt over 32 heads: (500500 + 1000 * 100) pairs of 4096 FLOPs at
         // 0.5 PFLOP/s, 32 head blocks.
@@ -364,6 +449,7 @@ mod tests {
             kv_tokens: 2000.0,
             sequences: 1.0,
             sequence_heads: 32.0,
+            window_queries: 0.0,
         };
         assert_relative_eq!(
             c.time_s(&w, 4096.0, 256.0, 1e15, 1e12),
@@ -377,6 +463,7 @@ mod tests {
             kv_tokens: 64.0 * 2000.0,
             sequences: 64.0,
             sequence_heads: 64.0 * 32.0,
+            window_queries: 0.0,
         };
         assert_relative_eq!(
             c.time_s(&w, 4096.0, 4096.0, 1e15, 1e12),
@@ -394,6 +481,8 @@ mod tests {
             pad_tokens: 0.0,
             head_s: 0.0,
             half_sequences: None,
+            score_dims: None,
+            window_pad_tokens: None,
         };
         // One sequence decoding over 1M cached tokens of 1000 bytes: 1.25 ms of memory.
         let w = AttentionWork {
@@ -402,6 +491,7 @@ mod tests {
             kv_tokens: 1e6,
             sequences: 1.0,
             sequence_heads: 16.0,
+            window_queries: 0.0,
         };
         let plain = c.time_s(&w, 1.0, 1000.0, 1e15, 1e12);
         assert_relative_eq!(plain, 10e-6 + 1.25e-3, max_relative = 1e-12);
@@ -412,6 +502,100 @@ mod tests {
             max_relative = 1e-12
         );
         assert_relative_eq!(c.occupancy(198.0), 1.0 + 2.0 / 198.0);
+    }
+
+    #[test]
+    fn score_dims_add_softmax_work_per_pair_and_head() {
+        let c = AttentionCurve {
+            floor_s: 0.0,
+            compute_efficiency: 0.5,
+            memory_efficiency: 1.0,
+            pad_tokens: 0.0,
+            head_s: 0.0,
+            half_sequences: None,
+            score_dims: Some(64.0),
+            window_pad_tokens: None,
+        };
+        // Two prompts of 1000 tokens, 8 heads of 128 dims: 4 * 8 * 128 = 4096 FLOPs a pair,
+        // plus 4 * 8 * 64 = 2048 for the softmax; 1e6 pairs at 0.5 PFLOP/s.
+        let w = AttentionWork {
+            pairs: 1e6,
+            queries: 2000.0,
+            kv_tokens: 4000.0,
+            sequences: 2.0,
+            sequence_heads: 16.0,
+            window_queries: 0.0,
+        };
+        assert_relative_eq!(c.score_flops_per_pair(&w), 2048.0);
+        assert_relative_eq!(
+            c.time_s(&w, 4096.0, 1.0, 1e15, 1e12),
+            1e6 * 6144.0 / 0.5e15,
+            max_relative = 1e-12
+        );
+        // Without sequences there are no heads to count.
+        assert_eq!(c.score_flops_per_pair(&AttentionWork::default()), 0.0);
+    }
+
+    #[test]
+    fn window_pad_tokens_add_keys_to_queries_past_the_window() {
+        let c = AttentionCurve {
+            floor_s: 0.0,
+            compute_efficiency: 0.5,
+            memory_efficiency: 1.0,
+            pad_tokens: 10.0,
+            head_s: 0.0,
+            half_sequences: None,
+            score_dims: None,
+            window_pad_tokens: Some(500.0),
+        };
+        // One 1000-token prompt under a 128-token window: 128 * 129 / 2 + 872 * 128 pairs, 1000
+        // queries padded by 10 keys, 872 of them past the window by 500 more; 1000 FLOPs a pair
+        // at 0.5 PFLOP/s.
+        let pairs = 128.0 * 129.0 / 2.0 + 872.0 * 128.0;
+        let w = AttentionWork {
+            pairs,
+            queries: 1000.0,
+            kv_tokens: 1128.0,
+            sequences: 1.0,
+            sequence_heads: 8.0,
+            window_queries: 872.0,
+        };
+        assert_relative_eq!(
+            c.time_s(&w, 1000.0, 1.0, 1e15, 1e12),
+            (pairs + 10_000.0 + 436_000.0) * 1000.0 / 0.5e15,
+            max_relative = 1e-12
+        );
+    }
+
+    #[test]
+    fn decode_reads_the_cache_per_query_head_past_the_grouping_limit() {
+        assert_eq!(decode_kv_reads(1.0), 1.0);
+        assert_eq!(decode_kv_reads(32.0), 1.0);
+        assert_eq!(decode_kv_reads(48.0), 48.0);
+    }
+
+    #[test]
+    fn an_fp8_cache_takes_its_own_gqa_curves_else_the_16_bit_ones() {
+        let curve = |floor_s| AttentionCurve {
+            floor_s,
+            compute_efficiency: 0.5,
+            memory_efficiency: 0.5,
+            pad_tokens: 0.0,
+            head_s: 0.0,
+            half_sequences: None,
+            score_dims: None,
+            window_pad_tokens: None,
+        };
+        let mut c = AttentionCurves {
+            prefill: Some(curve(1.0)),
+            decode: Some(curve(2.0)),
+            ..AttentionCurves::default()
+        };
+        assert_eq!(c.gqa(Precision::Fp8), (Some(curve(1.0)), Some(curve(2.0))));
+        c.prefill_fp8_kv = Some(curve(3.0));
+        c.decode_fp8_kv = Some(curve(4.0));
+        assert_eq!(c.gqa(Precision::Fp8), (Some(curve(3.0)), Some(curve(4.0))));
+        assert_eq!(c.gqa(Precision::Bf16), (Some(curve(1.0)), Some(curve(2.0))));
     }
 
     #[test]

@@ -22,8 +22,8 @@ use crate::profile::{
 pub struct CurveFit<C> {
     /// Operator kind fitted (`prefill_attention`, `decode_attention`, `all_reduce_nccl`, ...).
     pub op: KernelOp,
-    /// MLA attention: the KV-cache precision of the rows fitted (`bfloat16`, `fp8`); empty for
-    /// other kinds.
+    /// Attention: the KV-cache precision of the rows fitted (`bfloat16`: 16-bit caches, `fp8`);
+    /// empty for other kinds.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub kv_cache: &'static str,
     /// Training rows used.
@@ -45,15 +45,65 @@ pub struct KernelFits {
     pub moe: Vec<MoeFit>,
 }
 
-/// The curve of search coordinates `x`: five, or six with `half_sequences`.
-fn attention_curve_of(x: &[f64]) -> AttentionCurve {
+/// The coefficients an attention curve is fitted with beyond the first five, in the order
+/// their search coordinates follow them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Extras {
+    /// `half_sequences` (decode curves).
+    half_sequences: bool,
+    /// `score_dims` (GQA prefill curves).
+    score_dims: bool,
+    /// `window_pad_tokens` (GQA prefill curves of tables with sliding-window rows).
+    window_pad_tokens: bool,
+}
+
+impl Extras {
+    const NONE: Extras = Extras {
+        half_sequences: false,
+        score_dims: false,
+        window_pad_tokens: false,
+    };
+    const DECODE: Extras = Extras {
+        half_sequences: true,
+        ..Extras::NONE
+    };
+
+    /// The GQA prefill extras: `score_dims`, and `window_pad_tokens` when `windowed`.
+    fn prefill(windowed: bool) -> Extras {
+        Extras {
+            score_dims: true,
+            window_pad_tokens: windowed,
+            ..Extras::NONE
+        }
+    }
+
+    /// Each extra in coordinate order with its three starting values.
+    fn starts(self) -> Vec<[f64; 3]> {
+        [
+            (self.half_sequences, [3.0, 30.0, 1.0]),
+            (self.score_dims, [32.0, 128.0, 8.0]),
+            (self.window_pad_tokens, [64.0, 512.0, 16.0]),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, s)| s)
+        .collect()
+    }
+}
+
+/// The curve of search coordinates `x`: five, then the `extras` in order.
+fn attention_curve_of(x: &[f64], extras: Extras) -> AttentionCurve {
+    let mut rest = x[5..].iter().map(|v| v.exp());
+    let mut take = |on: bool| if on { rest.next() } else { None };
     AttentionCurve {
         floor_s: x[0].exp(),
         compute_efficiency: logistic(x[1]),
         memory_efficiency: logistic(x[2]),
         pad_tokens: x[3].exp(),
         head_s: x[4].exp(),
-        half_sequences: x.get(5).map(|v| v.exp()),
+        half_sequences: take(extras.half_sequences),
+        score_dims: take(extras.score_dims),
+        window_pad_tokens: take(extras.window_pad_tokens),
     }
 }
 
@@ -84,32 +134,40 @@ fn best<const N: usize>(
 /// One attention row as the fit sees it: its work, raw peak, and measured latency.
 type AttentionPoint = (AttentionKernel, f64, f64);
 
-/// An attention curve fitted to `pts`: five coefficients, or six (`N = 6`) with
-/// `half_sequences`.
+/// An attention curve fitted to `pts`: five coefficients and the `extras` (`N` in all).
 fn fit_attention<const N: usize>(
     op: KernelOp,
     pts: &[AttentionPoint],
     hbm: f64,
+    extras: Extras,
 ) -> Option<CurveFit<AttentionCurve>> {
     if pts.len() < 8 {
         return None;
     }
     let res = |x: &[f64; N]| -> Vec<f64> {
-        let c = attention_curve_of(x);
+        let c = attention_curve_of(x, extras);
         pts.iter()
             .map(|(k, peak, t)| {
                 (c.time_s(&k.work, k.flops_per_pair, k.kv_bytes_per_token, *peak, hbm) / t).ln()
             })
             .collect()
     };
-    let starts6 = [
-        [5e-6, 0.5, 0.7, 64.0, 1e-9, 3.0],
-        [10e-6, 0.3, 0.5, 512.0, 1e-8, 30.0],
-        [3e-6, 0.7, 0.8, 8.0, 1e-10, 1.0],
+    let starts5 = [
+        [5e-6, 0.5, 0.7, 64.0, 1e-9],
+        [10e-6, 0.3, 0.5, 512.0, 1e-8],
+        [3e-6, 0.7, 0.8, 8.0, 1e-10],
     ];
-    let starts: Vec<[f64; N]> = starts6
-        .iter()
-        .map(|s| std::array::from_fn(|i| s[i]))
+    let extra = extras.starts();
+    let starts: Vec<[f64; N]> = (0..3)
+        .map(|j| {
+            std::array::from_fn(|i| {
+                if i < 5 {
+                    starts5[j][i]
+                } else {
+                    extra[i - 5][j]
+                }
+            })
+        })
         .collect();
     let to_x = |s: &[f64; N]| {
         std::array::from_fn(|i| match i {
@@ -123,7 +181,7 @@ fn fit_attention<const N: usize>(
         kv_cache: "",
         n: pts.len(),
         rms_log_error: (loss / pts.len() as f64).sqrt(),
-        curve: attention_curve_of(&x),
+        curve: attention_curve_of(&x, extras),
     })
 }
 
@@ -163,17 +221,18 @@ fn fit_collective(
     })
 }
 
-/// The training rows of an attention table as fit points, each at the peak of the math
-/// `math(kv_cache, activations)`.
+/// The training rows of an attention table with an FP8 (or narrower) KV cache (`fp8_kv`) or a
+/// wider one as fit points, each at the peak of the math `math(kv_cache, activations)`.
 fn attention_points(
     pricer: &KernelPricer,
     rows: &[AttentionRow],
+    fp8_kv: bool,
     math: fn(Precision, Precision) -> Precision,
     kernel: impl Fn(&AttentionRow) -> AttentionKernel,
 ) -> Vec<AttentionPoint> {
     rows.iter()
         .zip(splits(rows, is_model_attention))
-        .filter(|(_, s)| *s == Split::Train)
+        .filter(|(r, s)| *s == Split::Train && (r.kv_cache.bytes() <= 1.0) == fp8_kv)
         .map(|(r, _)| {
             let acts = math(r.kv_cache, r.activations);
             let peak = pricer.attention_peak_flops_per_s(r.kv_cache, acts);
@@ -224,8 +283,8 @@ fn fit_mla(
         });
         // Decode with `half_sequences` (six coefficients), prefill without (five).
         let fits = [
-            fit_attention::<5>(KernelOp::MlaPrefillAttention, &prefill, hbm),
-            fit_attention::<6>(KernelOp::MlaDecodeAttention, &decode, hbm),
+            fit_attention::<5>(KernelOp::MlaPrefillAttention, &prefill, hbm, Extras::NONE),
+            fit_attention::<6>(KernelOp::MlaDecodeAttention, &decode, hbm, Extras::DECODE),
         ];
         out.extend(fits.into_iter().flatten().map(|f| CurveFit {
             kv_cache: name,
@@ -240,25 +299,47 @@ fn fit_mla(
 pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables, mla: MlaDims) -> KernelFits {
     let pricer = KernelPricer::new(gpu);
     let hbm = gpu.hbm_bandwidth_bytes_per_s;
-    // Prefill at the peak its curve prices it at (an FP8 cache's math, `prefill_math`).
-    let prefill = attention_points(&pricer, &tables.prefill, prefill_math, |r| {
-        attention_shape(r).prefill(r.tokens)
-    });
-    let decode = attention_points(
-        &pricer,
-        &tables.decode,
-        |_, a| a,
-        |r| attention_shape(r).decode(r.tokens),
-    );
-    let attention = [
-        fit_attention::<5>(KernelOp::PrefillAttention, &prefill, hbm),
-        // Decode with `half_sequences` (six coefficients), as MLA decode.
-        fit_attention::<6>(KernelOp::DecodeAttention, &decode, hbm),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(fit_mla(&pricer, tables, mla, hbm))
-    .collect();
+    let mut attention = Vec::new();
+    for (fp8_kv, name) in [(false, "bfloat16"), (true, "fp8")] {
+        // Prefill at the peak its curve prices it at (an FP8 cache's math, `prefill_math`).
+        let prefill = attention_points(&pricer, &tables.prefill, fp8_kv, prefill_math, |r| {
+            attention_shape(r).prefill(r.tokens)
+        });
+        // Decode with the KV cache read as the kernel reads it (`decode_read`).
+        let decode = attention_points(
+            &pricer,
+            &tables.decode,
+            fp8_kv,
+            |_, a| a,
+            |r| attention_shape(r).decode_read(r.tokens),
+        );
+        // Prefill with `score_dims`, and `window_pad_tokens` where rows have a sliding window
+        // (seven coefficients); decode with `half_sequences` (six, as MLA decode).
+        let prefill_fit = if prefill.iter().any(|(k, _, _)| k.work.window_queries > 0.0) {
+            fit_attention::<7>(
+                KernelOp::PrefillAttention,
+                &prefill,
+                hbm,
+                Extras::prefill(true),
+            )
+        } else {
+            fit_attention::<6>(
+                KernelOp::PrefillAttention,
+                &prefill,
+                hbm,
+                Extras::prefill(false),
+            )
+        };
+        let fits = [
+            prefill_fit,
+            fit_attention::<6>(KernelOp::DecodeAttention, &decode, hbm, Extras::DECODE),
+        ];
+        attention.extend(fits.into_iter().flatten().map(|f| CurveFit {
+            kv_cache: name,
+            ..f
+        }));
+    }
+    attention.extend(fit_mla(&pricer, tables, mla, hbm));
     let checked: Vec<(KernelOp, &CommRow)> = tables
         .comm
         .iter()
@@ -297,7 +378,9 @@ pub fn with_kernel_curves(gpu: &GpuSystem, fits: &KernelFits) -> GpuSystem {
     for f in &fits.attention {
         let fp8 = f.kv_cache == "fp8";
         let slot = match f.op {
+            KernelOp::PrefillAttention if fp8 => &mut a.prefill_fp8_kv,
             KernelOp::PrefillAttention => &mut a.prefill,
+            KernelOp::DecodeAttention if fp8 => &mut a.decode_fp8_kv,
             KernelOp::MlaPrefillAttention if fp8 => &mut a.mla_prefill_fp8_kv,
             KernelOp::MlaPrefillAttention => &mut a.mla_prefill,
             KernelOp::MlaDecodeAttention if fp8 => &mut a.mla_decode_fp8_kv,
@@ -323,7 +406,66 @@ pub fn with_kernel_curves(gpu: &GpuSystem, fits: &KernelFits) -> GpuSystem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::kernel::AttentionShape;
     use approx::assert_relative_eq;
+
+    #[test]
+    fn a_prefill_fit_recovers_the_score_and_window_terms_a_synthetic_table_was_made_with() {
+        let truth = AttentionCurve {
+            floor_s: 12e-6,
+            compute_efficiency: 0.6,
+            memory_efficiency: 0.9,
+            pad_tokens: 300.0,
+            head_s: 1e-8,
+            half_sequences: None,
+            score_dims: Some(100.0),
+            window_pad_tokens: Some(400.0),
+        };
+        let (peak, hbm) = (1e15, 3e12);
+        // Prompts of 1 to 16k tokens, head dims 64 to 256 (the softmax weighs most on small
+        // heads), full attention and a 128-token window.
+        let pts: Vec<AttentionPoint> = [64u64, 128, 256]
+            .iter()
+            .flat_map(|&head_dim| {
+                [None, Some(128)].into_iter().flat_map(move |window| {
+                    [1u64, 4, 32].into_iter().flat_map(move |batch| {
+                        (0..15).map(move |p| {
+                            let shape = AttentionShape {
+                                batch,
+                                heads: 16,
+                                kv_heads: 4,
+                                head_dim,
+                                window,
+                                activations: Precision::Bf16,
+                                kv_cache: Precision::Bf16,
+                            };
+                            let k = shape.prefill(1 << p);
+                            let t = truth.time_s(
+                                &k.work,
+                                k.flops_per_pair,
+                                k.kv_bytes_per_token,
+                                peak,
+                                hbm,
+                            );
+                            (k, peak, t)
+                        })
+                    })
+                })
+            })
+            .collect();
+        let f = fit_attention::<7>(KernelOp::PrefillAttention, &pts, hbm, Extras::prefill(true))
+            .unwrap();
+        assert!(f.rms_log_error < 1e-4, "{}", f.rms_log_error);
+        assert!(f.curve.half_sequences.is_none());
+        assert_relative_eq!(f.curve.score_dims.unwrap(), 100.0, max_relative = 1e-2);
+        assert_relative_eq!(
+            f.curve.window_pad_tokens.unwrap(),
+            400.0,
+            max_relative = 1e-2
+        );
+        assert_relative_eq!(f.curve.compute_efficiency, 0.6, max_relative = 1e-2);
+        assert_relative_eq!(f.curve.floor_s, 12e-6, max_relative = 1e-2);
+    }
 
     #[test]
     fn a_collective_fit_recovers_the_curve_a_synthetic_table_was_made_with() {
