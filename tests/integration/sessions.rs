@@ -52,17 +52,17 @@ fn run(file: &std::path::Path, offload: bool, prefix_caching: bool) -> Run {
 #[test]
 fn grace_memory_offload_saves_the_recompute_at_the_link_s_bandwidth() {
     // Session A: a 390,000-token context, then, 10,000 s later, a turn adding 1,000 tokens.
-    // Twelve other requests of 370,000 prompt and 20,000 output tokens arrive together
-    // meanwhile on the same replica (8 GB200 GPUs: 4.4 M tokens of KV room) and outgrow it,
+    // Fifteen other requests of 370,000 prompt and 20,000 output tokens arrive together
+    // meanwhile on the same replica (8 GB200 GPUs: 5.7 M tokens of KV room) and outgrow it,
     // pushing A's idle context out of HBM: without offload A's second turn recomputes its
     // whole prompt, with it the context comes back over NVLink-C2C.
     let context = 390_000;
     let mut lines = vec![session(0.0, &[(context, 1, 0.0), (1000, 1, 10_000.0)])];
-    lines.extend((1..=12).map(|_| session(1.0, &[(370_000, 20_000, 0.0)])));
+    lines.extend((1..=15).map(|_| session(1.0, &[(370_000, 20_000, 0.0)])));
     let crowded = sessions_file("offload-crowded.jsonl", &lines);
     let alone = sessions_file("offload-alone.jsonl", &lines[..1]);
-    // Requests: first turns by start (A = 0, the others 1..=12), then A's second turn (13).
-    let second = 13;
+    // Requests: first turns by start (A = 0, the others 1..=15), then A's second turn (16).
+    let second = 16;
     let on = run(&crowded, true, true);
     let off = run(&crowded, false, true);
     let ttft = |r: &Run, i: usize| {
