@@ -129,12 +129,28 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
             kernels::KernelOp::PrefillAttention => ("prefill", "context_attention.csv"),
             kernels::KernelOp::MlaPrefillAttention => ("mla_prefill", "context_mla.csv"),
             kernels::KernelOp::MlaDecodeAttention => ("mla_decode", "generation_mla.csv"),
-            _ => ("decode", "generation_attention.csv"),
+            _ => match f.family {
+                "mha" => ("decode_mha", "generation_attention.csv"),
+                "ungrouped" => ("decode_ungrouped", "generation_attention.csv"),
+                "small_heads" => ("decode_small_heads", "generation_attention.csv"),
+                _ => ("decode", "generation_attention.csv"),
+            },
         };
         let rows = match f.op {
-            kernels::KernelOp::PrefillAttention | kernels::KernelOp::DecodeAttention => format!(
+            kernels::KernelOp::PrefillAttention => format!(
                 "every other row outside the Llama 3.1 70B block, those with kv_cache_dtype {}",
                 f.kv_cache
+            ),
+            kernels::KernelOp::DecodeAttention => format!(
+                "every other row outside the Llama 3.1 70B block, those with kv_cache_dtype {} and \
+                 {} per KV head; robust loss",
+                f.kv_cache,
+                match f.family {
+                    "mha" => "one query head",
+                    "ungrouped" => "more than 32 query heads",
+                    "small_heads" => "2 to 32 query heads of at most 64 dims",
+                    _ => "2 to 32 query heads of more than 64 dims",
+                }
             ),
             _ => format!(
                 "every other row, those with kv_cache_dtype {}: DeepSeek-V3's kernel in all",
@@ -160,7 +176,11 @@ fn curves_toml(hardware: &str, dir: &std::path::Path, fits: &[ClassFit], k: &Ker
                 + &c.score_dims
                     .map_or(String::new(), |d| format!("score_dims = {d:.1}\n"))
                 + &c.window_pad_tokens
-                    .map_or(String::new(), |t| format!("window_pad_tokens = {t:.1}\n")),
+                    .map_or(String::new(), |t| format!("window_pad_tokens = {t:.1}\n"))
+                + &c.half_blocks
+                    .map_or(String::new(), |h| format!("half_blocks = {h:.2}\n"))
+                + &c.block_s
+                    .map_or(String::new(), |t| format!("block_s = {t:.4e}\n")),
         );
     }
     for f in &k.collectives {
@@ -242,8 +262,9 @@ pub(super) fn run(a: &KernelsArgs) -> Result<String> {
     let (rows, fits) = summaries(a)?;
     let gemms = if a.fit {
         "GEMMs, attention, collectives and MoE experts priced by curves fitted here on the \
-         training half (GEMM 5 coefficients a class, attention 5 a kind (decode and MLA \
-         decode 6, MLA per KV-cache precision), collectives 3 a kind, MoE 5 a format)"
+         training half (GEMM 7 coefficients a class; per KV-cache precision, GQA prefill 7 (6 \
+         without sliding-window rows), GQA decode 7 a kernel family, MLA prefill 5 and decode 6; \
+         collectives 5 a kind; MoE 5 a format)"
     } else if a.scalar {
         "every kernel priced by the scalar efficiencies"
     } else {

@@ -11,9 +11,10 @@
 //! differ in work, not in which bound they hit).
 //!
 //! GQA / MHA attention takes the profile's curves for its KV-cache precision (an FP8 cache its
-//! `_fp8_kv` curves where the profile has them, else the 16-bit ones); its decode part reads
-//! the KV cache as the kernel does, once per query head when a KV head carries more query heads
-//! than a decode kernel groups ([`decode_kv_reads`]).
+//! `_fp8_kv` curves where the profile has them, else the 16-bit ones, and its decode part the
+//! curve of its kernel family, `gqa_decode`); its decode part reads the KV cache as the kernel
+//! does, once per group of query heads a decode kernel groups ([`decode_kv_reads`]), in thread
+//! blocks split as the engine splits them ([`decode_splits`], by the sequences' mean history).
 //!
 //! MLA attention takes the profile's MLA curves for its KV-cache precision, when it has any
 //! (else the scalars price it, as before): prefill counted un-absorbed, decode absorbed, both at
@@ -24,7 +25,7 @@ use super::batch::Share;
 use super::gpu::KERNELS_ATTN;
 use super::kernel::{prefill_math, MlaDims};
 use super::OpCost;
-use crate::profile::kernel_curves::decode_kv_reads;
+use crate::profile::kernel_curves::{decode_kv_reads, decode_splits};
 use crate::profile::{
     AttentionCurve, AttentionWork, ComputeClass, GpuSystem, ModelProfile, Precision,
 };
@@ -48,6 +49,11 @@ pub(crate) struct AttentionPricing {
     pub kv_bytes_per_token: f64,
     /// The same as a decode part priced by its curve reads them ([`decode_kv_reads`]).
     pub decode_kv_bytes_per_token: f64,
+    /// Thread blocks a decode kernel runs per sequence before splitting its cache: KV heads
+    /// on one device, query heads past the grouping limit (MLA: 0, its curve counts none).
+    pub decode_blocks_per_sequence: f64,
+    /// Streaming multiprocessors per GPU, if the profile states them ([`decode_splits`]).
+    pub sms: Option<u32>,
     /// Raw peak FLOP/s of the class attention runs on.
     pub peak_flops_per_s: f64,
     /// The same for a prefill part priced by its curve (GQA over an FP8 cache: the cache's
@@ -93,36 +99,41 @@ impl AttentionPricing {
         let heads = model.attention.heads as f64 / tp;
         let attn_class = ComputeClass::of_gemm(p.kv_cache, p.activations);
         let mla = MlaDims::of(model);
-        let (prefill, decode, prefill_flops_per_pair, curve_class, prefill_class, reads) = match mla
-        {
-            Some(mla) => {
-                let (prefill, decode) = curves.mla(p.kv_cache);
-                let class = ComputeClass::of_gemm(p.kv_cache, Precision::Bf16);
-                (
-                    prefill,
-                    decode,
-                    heads * mla.prefill_flops_per_pair_head,
-                    class,
-                    class,
-                    1.0,
-                )
-            }
-            // Decode at the peak its curve was fitted at: NVIDIA's generation tables state no
-            // math precision, and `kernels --fit` prices them with 16-bit activations.
-            None => {
-                let (prefill, decode) = curves.gqa(p.kv_cache);
-                // Query heads per KV head on one device (KV heads replicated past `tp`).
-                let kv_heads = (model.attention.kv_heads as f64 / tp).max(1.0);
-                (
-                    prefill,
-                    decode,
-                    flops_per_pair,
-                    ComputeClass::of_gemm(p.kv_cache, Precision::Bf16),
-                    ComputeClass::of_gemm(p.kv_cache, prefill_math(p.kv_cache, p.activations)),
-                    decode_kv_reads(heads / kv_heads),
-                )
-            }
-        };
+        let (prefill, decode, prefill_flops_per_pair, curve_class, prefill_class, reads, blocks) =
+            match mla {
+                Some(mla) => {
+                    let (prefill, decode) = curves.mla(p.kv_cache);
+                    let class = ComputeClass::of_gemm(p.kv_cache, Precision::Bf16);
+                    (
+                        prefill,
+                        decode,
+                        heads * mla.prefill_flops_per_pair_head,
+                        class,
+                        class,
+                        1.0,
+                        0.0,
+                    )
+                }
+                // Decode at the peak its curve was fitted at: NVIDIA's generation tables state no
+                // math precision, and `kernels --fit` prices them with 16-bit activations.
+                None => {
+                    // Query heads per KV head on one device (KV heads replicated past `tp`).
+                    let kv_heads = (model.attention.kv_heads as f64 / tp).max(1.0);
+                    let prefill = curves.gqa(p.kv_cache).0;
+                    let decode =
+                        curves.gqa_decode(p.kv_cache, heads / kv_heads, model.attention.head_dim);
+                    let reads = decode_kv_reads(heads / kv_heads);
+                    (
+                        prefill,
+                        decode,
+                        flops_per_pair,
+                        ComputeClass::of_gemm(p.kv_cache, Precision::Bf16),
+                        ComputeClass::of_gemm(p.kv_cache, prefill_math(p.kv_cache, p.activations)),
+                        reads,
+                        kv_heads * reads,
+                    )
+                }
+            };
         if prefill.is_none() && decode.is_none() && mla.is_some() {
             return None;
         }
@@ -136,6 +147,8 @@ impl AttentionPricing {
             mla: mla.is_some(),
             kv_bytes_per_token,
             decode_kv_bytes_per_token: kv_bytes_per_token * reads,
+            decode_blocks_per_sequence: blocks,
+            sms: gpu.streaming_multiprocessors,
             peak_flops_per_s: gpu.peak_flops_per_s.resolve(curve_class).1,
             prefill_peak_flops_per_s: gpu.peak_flops_per_s.resolve(prefill_class).1,
             flops_per_s: gpu.peak_flops_per_s.resolve(attn_class).1
@@ -154,13 +167,14 @@ impl AttentionPricing {
         let all = layers.full + layers.window;
         let mut op = OpCost::default();
         let (mut compute_s, mut memory_s, mut roof_s) = (0.0, 0.0, 0.0);
-        for (part, curve, flops_per_pair, peak_flops_per_s, read_bytes_per_token) in [
+        for (part, curve, flops_per_pair, peak_flops_per_s, read_bytes_per_token, blocks_per_seq) in [
             (
                 prefill,
                 self.prefill,
                 self.prefill_flops_per_pair,
                 self.prefill_peak_flops_per_s,
                 self.kv_bytes_per_token,
+                0.0,
             ),
             (
                 decode,
@@ -168,6 +182,7 @@ impl AttentionPricing {
                 self.flops_per_pair,
                 self.peak_flops_per_s,
                 self.decode_kv_bytes_per_token,
+                self.decode_blocks_per_sequence,
             ),
         ] {
             if part.tokens <= 0.0 {
@@ -178,6 +193,21 @@ impl AttentionPricing {
             } else {
                 self.flops_per_pair
             };
+            // One decode kernel's thread blocks: the engine splits each sequence's cache by the
+            // history of the longest (here the mean of the full-attention layers', else the
+            // window's).
+            let kernel_blocks = if blocks_per_seq > 0.0 && part.sequences > 0.0 {
+                let read = if part.kv_read_full > 0.0 {
+                    part.kv_read_full
+                } else {
+                    part.kv_read_window
+                };
+                let history = read / part.sequences;
+                let splits = decode_splits(history, part.sequences, blocks_per_seq, self.sms);
+                part.sequences * blocks_per_seq * splits
+            } else {
+                0.0
+            };
             let work = AttentionWork {
                 pairs: layers.full * part.pairs_full + layers.window * part.pairs_window,
                 queries: all * part.tokens,
@@ -187,6 +217,7 @@ impl AttentionPricing {
                 sequences: all * part.sequences,
                 sequence_heads: all * part.sequences * self.heads,
                 window_queries: layers.window * part.window_queries,
+                blocks: all * kernel_blocks,
             };
             let flops = work.pairs * flops_per_pair;
             let bytes = work.kv_tokens * self.kv_bytes_per_token;
@@ -195,8 +226,8 @@ impl AttentionPricing {
             let (c, m, exposed) = match curve {
                 Some(k) => {
                     op.overhead_s += all * k.floor_s + k.heads_s(&work);
-                    // One kernel per layer: its occupancy counts one layer's sequences.
-                    let f = k.occupancy(part.sequences);
+                    // One kernel per layer: its occupancy counts one layer's sequences and blocks.
+                    let f = k.occupancy(part.sequences, kernel_blocks);
                     (
                         f * k.compute_s(&work, flops_per_pair, peak_flops_per_s),
                         f * k.memory_s(&work, read_bytes_per_token, self.hbm_bytes_per_s),

@@ -12,7 +12,7 @@
 
 use super::collective::{all_reduce_s, all_to_all_s};
 use super::gpu::KERNELS_ATTN;
-use crate::profile::kernel_curves::{all_to_all_wire_bytes, decode_kv_reads};
+use crate::profile::kernel_curves::{all_to_all_wire_bytes, decode_kv_reads, decode_splits};
 use crate::profile::model::AttentionKind;
 use crate::profile::{
     AttentionCurve, AttentionWork, ComputeClass, GpuSystem, ModelProfile, MoeWork, Precision,
@@ -238,10 +238,15 @@ impl AttentionShape {
 
     /// As [`Self::decode`], the KV bytes per token counted as a decode kernel reads them: once
     /// per KV head while it groups the query heads on it, once per query head beyond
-    /// ([`decode_kv_reads`]).
-    pub fn decode_read(&self, cached: u64) -> AttentionKernel {
+    /// ([`decode_kv_reads`]); and its thread blocks as it runs them, one per sequence and KV
+    /// head (query head beyond), each sequence's whole history (`cached + 1` tokens, a window
+    /// notwithstanding) split over [`decode_splits`] on a GPU of `sms` SMs.
+    pub fn decode_read(&self, cached: u64, sms: Option<u32>) -> AttentionKernel {
         let mut k = self.decode(cached);
-        k.kv_bytes_per_token *= decode_kv_reads(self.heads as f64 / self.kv_heads as f64);
+        let reads = decode_kv_reads(self.heads as f64 / self.kv_heads as f64);
+        k.kv_bytes_per_token *= reads;
+        let (b, per_sequence) = (self.batch as f64, self.kv_heads as f64 * reads);
+        k.work.blocks = b * per_sequence * decode_splits((cached + 1) as f64, b, per_sequence, sms);
         k
     }
 }
@@ -403,8 +408,13 @@ impl KernelPricer {
     /// each in the KV cache, s; by a curve, the KV cache read as the kernel reads it
     /// ([`AttentionShape::decode_read`]).
     pub fn decode_attention_s(&self, a: &AttentionShape, cached: u64) -> f64 {
-        match self.gqa_curves(a.kv_cache).1 {
-            Some(c) => self.attention_s(a.kv_cache, a.activations, &a.decode_read(cached), Some(c)),
+        let curves = self.gpu.attention_curves.as_ref();
+        let ratio = a.heads as f64 / a.kv_heads as f64;
+        match curves.and_then(|c| c.gqa_decode(a.kv_cache, ratio, a.head_dim)) {
+            Some(c) => {
+                let k = a.decode_read(cached, self.gpu.streaming_multiprocessors);
+                self.attention_s(a.kv_cache, a.activations, &k, Some(c))
+            }
             None => self.attention_s(a.kv_cache, a.activations, &a.decode(cached), None),
         }
     }
@@ -713,10 +723,10 @@ mod tests {
     }
 
     #[test]
-    fn decode_past_the_grouping_limit_reads_the_cache_once_per_query_head() {
+    fn decode_past_the_grouping_limit_reads_the_cache_once_per_group_of_query_heads() {
         // Llama 3.1 8B made 64 query heads of 64 dims on one KV head, over an FP8 cache, on one
-        // H100: past 32 query heads per KV head the FP8-KV decode curve reads the cache 64
-        // times, in the kernel as in the step.
+        // H100: past 32 query heads per KV head the ungrouped FP8-KV decode curve reads the
+        // cache once per 32 query heads, twice, in the kernel as in the step.
         let h = load_hardware("h100-sxm", &[]).unwrap();
         let mut m = load_model("llama-3.1-8b", &[]).unwrap();
         (
@@ -737,15 +747,22 @@ mod tests {
             kv_cache: Precision::Fp8,
         };
         let one = KernelPricer::new(g).decode_attention_s(&shape, 2047);
-        let c = g.attention_curves.as_ref().unwrap().decode_fp8_kv.unwrap();
-        let k = shape.decode(2047);
-        // 2 x 64 dims x 1 byte a token, read 64 times.
-        assert_relative_eq!(k.kv_bytes_per_token, 128.0);
+        // The ungrouped family's FP8-KV curve, its thread blocks one per query head.
+        let curves = g.attention_curves.as_ref().unwrap();
+        let c = curves.gqa_decode(Precision::Fp8, 64.0, 64).unwrap();
+        assert_eq!(Some(c), curves.decode_ungrouped_fp8_kv);
+        let k = shape.decode_read(2047, g.streaming_multiprocessors);
+        // 2 x 64 dims x 1 byte a token, read twice.
+        assert_relative_eq!(k.kv_bytes_per_token, 2.0 * 128.0);
+        assert!(k.work.blocks >= 16.0 * 2.0);
         let peak = g.peak_flops_per_s.bf16;
         let hbm = g.hbm_bandwidth_bytes_per_s;
-        let read = c.time_s(&k.work, k.flops_per_pair, 64.0 * 128.0, peak, hbm);
+        let read = c.time_s(&k.work, k.flops_per_pair, 2.0 * 128.0, peak, hbm);
         assert_relative_eq!(one, read, max_relative = 1e-12);
-        assert!(one > c.time_s(&k.work, k.flops_per_pair, 128.0, peak, hbm));
+        assert_relative_eq!(
+            c.memory_s(&k.work, k.kv_bytes_per_token, hbm),
+            2.0 * c.memory_s(&k.work, 128.0, hbm)
+        );
         let step = GpuCost::new(&m, g, &pl).step(&Batch::decode(16, 2047, None));
         let op = step.op(OpKind::Attention);
         let whole = op.compute_s.max(op.memory_s) + op.exposed_s + op.overhead_s;

@@ -155,6 +155,11 @@ pub struct GpuSystem {
     pub hbm_bandwidth_bytes_per_s: f64,
     /// Dense (non-sparse) peak tensor throughput per GPU, FLOP/s, by operand class.
     pub peak_flops_per_s: PeakFlops,
+    /// Streaming multiprocessors per GPU (datasheet). Optional: decode attention curves with
+    /// thread-block terms use it to split long caches as the engine's kernel does
+    /// ([`crate::profile::kernel_curves::decode_splits`]); without it no cap by SMs applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming_multiprocessors: Option<u32>,
     /// Scale-up interconnect (NVLink) seen by one GPU.
     pub interconnect: Interconnect,
     /// Bandwidth between one GPU and host memory in one direction, bytes/s (PCIe, or NVLink-C2C
@@ -439,6 +444,9 @@ impl GpuSystem {
         }
         if let Some(b) = self.host_memory_bytes {
             c.in_range("gpu.host_memory_bytes", b, CAPACITY_BYTES);
+        }
+        if let Some(n) = self.streaming_multiprocessors {
+            c.count("gpu.streaming_multiprocessors", n.into(), 100_000);
         }
         c.fraction("gpu.efficiency.compute", self.efficiency.compute);
         if let Some(b) = &self.efficiency.compute_by_precision {

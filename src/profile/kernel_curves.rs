@@ -35,11 +35,20 @@
 //! (`prefill_fp8_kv`, `decode_fp8_kv`: the engines run other kernels over an FP8 cache, with a
 //! lower floor on Hopper); a profile without them prices an FP8 cache by the 16-bit curve.
 //! A GQA decode kernel reads a KV head's cache once for the query heads grouped on it, up to
-//! [`MAX_GROUPED_HEADS`]; with more query heads per KV head it runs as MHA, every query head
-//! reading the cache itself ([`decode_kv_reads`]; NVIDIA's tables show the switch between 32
-//! and 48 query heads per KV head on every GPU, the larger ratios 2 to 4 times slower).
-//! Ignored: the kernel variant the engine picks per shape (split-KV, tensor-core or CUDA-core
-//! decode), which shows as scatter.
+//! [`MAX_GROUPED_HEADS`]; with more query heads per KV head it groups them 32 at a time, each
+//! group reading the cache itself ([`decode_kv_reads`]; NVIDIA's tables show the switch between
+//! 32 and 48 query heads per KV head on every GPU, 48 to 128 query heads 2 to 4 times slower).
+//! GQA decode curves fitted with thread-block terms (`half_blocks`, `block_s`) count the
+//! kernel's thread blocks instead of its sequences: one per sequence and group of query heads
+//! on a KV head (one query head per KV head: one per sequence and head), each sequence's cache
+//! split over several blocks when it is long and the blocks are few ([`decode_splits`], the
+//! engine's own rule); `1 + half_sequences / sequences` becomes `1 + half_blocks / blocks`
+//! and every block adds `block_s`. The engine runs a different kernel for one query head per
+//! KV head, for more than [`MAX_GROUPED_HEADS`], and for grouped heads of at most
+//! [`SMALL_HEAD_DIM`] dims (`decode_mha`, `decode_ungrouped`, `decode_small_heads`; see
+//! [`DecodeFamily`]), so those take their own curves where the profile has them. Ignored: the
+//! remaining per-shape variants (tile sizes, tensor-core or CUDA-core math), which show as
+//! scatter.
 //!
 //! Collectives (all-reduce and all-to-all each have their own; three coefficients, five with
 //! `half_peers` and `pipeline_s`):
@@ -72,13 +81,79 @@ use super::Precision;
 pub const MAX_GROUPED_HEADS: f64 = 32.0;
 
 /// Reads of each KV-cache token a GQA / MHA decode kernel makes per KV head, with
-/// `heads_per_kv_head` query heads on each: one when they are grouped on it (at most
-/// [`MAX_GROUPED_HEADS`]), else one per query head (the kernel runs as MHA).
+/// `heads_per_kv_head` query heads on each: one per group of at most [`MAX_GROUPED_HEADS`]
+/// query heads (a thread block each).
 pub fn decode_kv_reads(heads_per_kv_head: f64) -> f64 {
-    if heads_per_kv_head > MAX_GROUPED_HEADS {
-        heads_per_kv_head
-    } else {
-        1.0
+    (heads_per_kv_head / MAX_GROUPED_HEADS).ceil().max(1.0)
+}
+
+/// Tokens of cache each split of a sequence covers at least, as the engine starts counting
+/// splits (TensorRT-LLM `kMinHistoryTokensPerBlock`).
+pub const SPLIT_MIN_TOKENS: f64 = 512.0;
+
+/// Thread-block waves per SM the engine aims at before it stops splitting (TensorRT-LLM
+/// `kTargetWaveFactor`).
+pub const SPLIT_TARGET_WAVES: f64 = 8.0;
+
+/// Thread blocks each sequence's cache is split over by a decode kernel with
+/// `blocks_per_sequence` blocks a sequence before splitting (KV heads, or query heads past
+/// the grouping limit), over `sequences` sequences of `history_tokens` cached tokens on a GPU
+/// of `sms` SMs: TensorRT-LLM's multi-block rule (`computeMultiBlockCount`,
+/// cpp/tensorrt_llm/kernels/xqaDispatcher and decoderXQAImplCommon.h): one split per 512 tokens,
+/// at most `round(sqrt(8 splits))` (the partial results' reduction grows with them), cut
+/// back so the blocks make at most 8 waves over the SMs; at least one.
+pub fn decode_splits(
+    history_tokens: f64,
+    sequences: f64,
+    blocks_per_sequence: f64,
+    sms: Option<u32>,
+) -> f64 {
+    let mut m = (history_tokens / SPLIT_MIN_TOKENS).floor();
+    m = m.min((8.0 * m).sqrt().round()).max(1.0);
+    if let Some(sms) = sms {
+        let waves = sequences * blocks_per_sequence * m / f64::from(sms);
+        let adj = waves / SPLIT_TARGET_WAVES;
+        if adj > 1.0 {
+            m = (m / adj).floor();
+        }
+    }
+    m.max(1.0)
+}
+
+/// Head dims at or below which grouped heads run the engine's other decode kernel: NVIDIA's
+/// Hopper tables show it apart, e.g. on H200 with an FP8 cache a short decode's floor is 8.0 us
+/// at 64 dims and 5.7 to 6.3 us at 128 to 256 (`reference/kernels/h200_sxm`, batches of at most
+/// 64 KV heads, at most 32 cached tokens).
+pub const SMALL_HEAD_DIM: u64 = 64;
+
+/// The decode kernels the engine picks by query heads per KV head and head dim, each with its
+/// own curve where the profile has one (else the grouped curve prices it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeFamily {
+    /// One query head per KV head (MHA).
+    Mha,
+    /// 2 to [`MAX_GROUPED_HEADS`] query heads grouped on each KV head (GQA).
+    Grouped,
+    /// As `Grouped`, heads of at most [`SMALL_HEAD_DIM`] dims.
+    SmallHeads,
+    /// More than [`MAX_GROUPED_HEADS`]: the query heads grouped 32 at a time, each group
+    /// reading the cache itself ([`decode_kv_reads`]).
+    Ungrouped,
+}
+
+impl DecodeFamily {
+    /// The family of a kernel with `heads_per_kv_head` query heads per KV head of `head_dim`
+    /// dims.
+    pub fn of(heads_per_kv_head: f64, head_dim: u64) -> Self {
+        if heads_per_kv_head <= 1.0 {
+            DecodeFamily::Mha
+        } else if heads_per_kv_head > MAX_GROUPED_HEADS {
+            DecodeFamily::Ungrouped
+        } else if head_dim <= SMALL_HEAD_DIM {
+            DecodeFamily::SmallHeads
+        } else {
+            DecodeFamily::Grouped
+        }
     }
 }
 
@@ -112,6 +187,15 @@ pub struct AttentionCurve {
     /// absent: no such term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_pad_tokens: Option<f64>,
+    /// Optional coefficient (GQA decode curves), in place of `half_sequences`: thread blocks
+    /// at which the roofline part runs at half its rate, the part taking `1 + half_blocks /
+    /// blocks` times as long; absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_blocks: Option<f64>,
+    /// Optional coefficient (GQA decode curves): time per thread block (its set-up, the
+    /// partial results of a split cache), s; absent: no such term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_s: Option<f64>,
 }
 
 /// The work of one attention kernel (or of several, summed over layers) as a curve prices it.
@@ -127,6 +211,9 @@ pub struct AttentionWork {
     pub sequences: f64,
     /// Sequences times query heads (on this device).
     pub sequence_heads: f64,
+    /// Thread blocks of a decode kernel (sequences times blocks a sequence, split caches
+    /// counted, [`decode_splits`]); 0 where no curve counts them.
+    pub blocks: f64,
     /// Queries whose keys a sliding window caps (past the window's length; prefill).
     pub window_queries: f64,
 }
@@ -142,6 +229,7 @@ impl AttentionWork {
             sequences: batch,
             sequence_heads: batch * heads,
             window_queries: 0.0,
+            blocks: 0.0,
         }
     }
 }
@@ -189,24 +277,25 @@ impl AttentionCurve {
     ) -> f64 {
         self.floor_s
             + self.heads_s(w)
-            + self.occupancy(w.sequences)
+            + self.occupancy(w.sequences, w.blocks)
                 * self
                     .compute_s(w, flops_per_pair, peak_flops_per_s)
                     .max(self.memory_s(w, kv_bytes_per_token, hbm_bytes_per_s))
     }
 
-    /// Factor on the roofline part of one kernel over `sequences` sequences (1 without
-    /// `half_sequences`).
-    pub fn occupancy(&self, sequences: f64) -> f64 {
-        match self.half_sequences {
-            Some(h) if sequences > 0.0 => 1.0 + h / sequences,
+    /// Factor on the roofline part of one kernel over `sequences` sequences in `blocks`
+    /// thread blocks (1 without `half_blocks` or `half_sequences`).
+    pub fn occupancy(&self, sequences: f64, blocks: f64) -> f64 {
+        match (self.half_blocks, self.half_sequences) {
+            (Some(h), _) if blocks > 0.0 => 1.0 + h / blocks,
+            (None, Some(h)) if sequences > 0.0 => 1.0 + h / sequences,
             _ => 1.0,
         }
     }
 
-    /// Per-head part of `w`, s.
+    /// Per-head and per-block part of `w`, s.
     pub fn heads_s(&self, w: &AttentionWork) -> f64 {
-        w.sequence_heads * self.head_s
+        w.sequence_heads * self.head_s + w.blocks * self.block_s.unwrap_or(0.0)
     }
 
     fn check(&self, path: &str, c: &mut Checker) {
@@ -226,6 +315,12 @@ impl AttentionCurve {
         }
         if let Some(t) = self.window_pad_tokens {
             c.non_negative(&format!("{path}.window_pad_tokens"), t);
+        }
+        if let Some(h) = self.half_blocks {
+            c.non_negative(&format!("{path}.half_blocks"), h);
+        }
+        if let Some(t) = self.block_s {
+            c.non_negative(&format!("{path}.block_s"), t);
         }
     }
 }
@@ -248,6 +343,25 @@ pub struct AttentionCurves {
     /// As `decode`, with an FP8 KV cache (narrower caches too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_fp8_kv: Option<AttentionCurve>,
+    /// As `decode`, for one query head per KV head ([`DecodeFamily::Mha`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_mha: Option<AttentionCurve>,
+    /// As `decode_mha`, with an FP8 KV cache (narrower caches too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_mha_fp8_kv: Option<AttentionCurve>,
+    /// As `decode`, for more query heads per KV head than a kernel groups
+    /// ([`DecodeFamily::Ungrouped`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_ungrouped: Option<AttentionCurve>,
+    /// As `decode_ungrouped`, with an FP8 KV cache (narrower caches too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_ungrouped_fp8_kv: Option<AttentionCurve>,
+    /// As `decode`, for heads of at most [`SMALL_HEAD_DIM`] dims ([`DecodeFamily::SmallHeads`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_small_heads: Option<AttentionCurve>,
+    /// As `decode_small_heads`, with an FP8 KV cache (narrower caches too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_small_heads_fp8_kv: Option<AttentionCurve>,
     /// MLA attention over prompt chunks with a 16-bit KV cache (wider caches too), its work
     /// counted un-absorbed (scores over the nope and rotary dims, values over the value dims
     /// of each head) and priced at the 16-bit peak (the math of the kernels it was fitted to).
@@ -280,6 +394,32 @@ impl AttentionCurves {
         }
     }
 
+    /// The GQA / MHA decode curve for a KV cache of `kv_cache` and `heads_per_kv_head` query
+    /// heads per KV head of `head_dim` dims: the family's own curve where the profile has one
+    /// ([`DecodeFamily`]), else the grouped one ([`Self::gqa`]).
+    pub fn gqa_decode(
+        &self,
+        kv_cache: Precision,
+        heads_per_kv_head: f64,
+        head_dim: u64,
+    ) -> Option<AttentionCurve> {
+        let fp8 = kv_cache.bytes() <= 1.0;
+        let own = match (DecodeFamily::of(heads_per_kv_head, head_dim), fp8) {
+            (DecodeFamily::Mha, false) => self.decode_mha,
+            (DecodeFamily::Mha, true) => self.decode_mha_fp8_kv.or(self.decode_mha),
+            (DecodeFamily::Ungrouped, false) => self.decode_ungrouped,
+            (DecodeFamily::Ungrouped, true) => {
+                self.decode_ungrouped_fp8_kv.or(self.decode_ungrouped)
+            }
+            (DecodeFamily::SmallHeads, false) => self.decode_small_heads,
+            (DecodeFamily::SmallHeads, true) => {
+                self.decode_small_heads_fp8_kv.or(self.decode_small_heads)
+            }
+            (DecodeFamily::Grouped, _) => None,
+        };
+        own.or(self.gqa(kv_cache).1)
+    }
+
     /// The (prefill, decode) MLA curves for a KV cache of `kv_cache`.
     pub fn mla(&self, kv_cache: Precision) -> (Option<AttentionCurve>, Option<AttentionCurve>) {
         if kv_cache.bytes() <= 1.0 {
@@ -295,6 +435,12 @@ impl AttentionCurves {
             ("decode", &self.decode),
             ("prefill_fp8_kv", &self.prefill_fp8_kv),
             ("decode_fp8_kv", &self.decode_fp8_kv),
+            ("decode_mha", &self.decode_mha),
+            ("decode_mha_fp8_kv", &self.decode_mha_fp8_kv),
+            ("decode_ungrouped", &self.decode_ungrouped),
+            ("decode_ungrouped_fp8_kv", &self.decode_ungrouped_fp8_kv),
+            ("decode_small_heads", &self.decode_small_heads),
+            ("decode_small_heads_fp8_kv", &self.decode_small_heads_fp8_kv),
             ("mla_prefill", &self.mla_prefill),
             ("mla_decode", &self.mla_decode),
             ("mla_prefill_fp8_kv", &self.mla_prefill_fp8_kv),
@@ -440,6 +586,8 @@ mod tests {
             half_sequences: None,
             score_dims: None,
             window_pad_tokens: None,
+            half_blocks: None,
+            block_s: None,
         };
         // One 1000-token prompt over 32 heads: (500500 + 1000 * 100) pairs of 4096 FLOPs at
         // 0.5 PFLOP/s, 32 head blocks.
@@ -450,6 +598,7 @@ mod tests {
             sequences: 1.0,
             sequence_heads: 32.0,
             window_queries: 0.0,
+            blocks: 0.0,
         };
         assert_relative_eq!(
             c.time_s(&w, 4096.0, 256.0, 1e15, 1e12),
@@ -464,6 +613,7 @@ mod tests {
             sequences: 64.0,
             sequence_heads: 64.0 * 32.0,
             window_queries: 0.0,
+            blocks: 0.0,
         };
         assert_relative_eq!(
             c.time_s(&w, 4096.0, 4096.0, 1e15, 1e12),
@@ -483,6 +633,8 @@ mod tests {
             half_sequences: None,
             score_dims: None,
             window_pad_tokens: None,
+            half_blocks: None,
+            block_s: None,
         };
         // One sequence decoding over 1M cached tokens of 1000 bytes: 1.25 ms of memory.
         let w = AttentionWork {
@@ -492,6 +644,7 @@ mod tests {
             sequences: 1.0,
             sequence_heads: 16.0,
             window_queries: 0.0,
+            blocks: 0.0,
         };
         let plain = c.time_s(&w, 1.0, 1000.0, 1e15, 1e12);
         assert_relative_eq!(plain, 10e-6 + 1.25e-3, max_relative = 1e-12);
@@ -501,7 +654,7 @@ mod tests {
             10e-6 + 3.0 * 1.25e-3,
             max_relative = 1e-12
         );
-        assert_relative_eq!(c.occupancy(198.0), 1.0 + 2.0 / 198.0);
+        assert_relative_eq!(c.occupancy(198.0, 0.0), 1.0 + 2.0 / 198.0);
     }
 
     #[test]
@@ -515,6 +668,8 @@ mod tests {
             half_sequences: None,
             score_dims: Some(64.0),
             window_pad_tokens: None,
+            half_blocks: None,
+            block_s: None,
         };
         // Two prompts of 1000 tokens, 8 heads of 128 dims: 4 * 8 * 128 = 4096 FLOPs a pair,
         // plus 4 * 8 * 64 = 2048 for the softmax; 1e6 pairs at 0.5 PFLOP/s.
@@ -525,6 +680,7 @@ mod tests {
             sequences: 2.0,
             sequence_heads: 16.0,
             window_queries: 0.0,
+            blocks: 0.0,
         };
         assert_relative_eq!(c.score_flops_per_pair(&w), 2048.0);
         assert_relative_eq!(
@@ -547,6 +703,8 @@ mod tests {
             half_sequences: None,
             score_dims: None,
             window_pad_tokens: Some(500.0),
+            half_blocks: None,
+            block_s: None,
         };
         // One 1000-token prompt under a 128-token window: 128 * 129 / 2 + 872 * 128 pairs, 1000
         // queries padded by 10 keys, 872 of them past the window by 500 more; 1000 FLOPs a pair
@@ -559,6 +717,7 @@ mod tests {
             sequences: 1.0,
             sequence_heads: 8.0,
             window_queries: 872.0,
+            blocks: 0.0,
         };
         assert_relative_eq!(
             c.time_s(&w, 1000.0, 1.0, 1e15, 1e12),
@@ -568,10 +727,79 @@ mod tests {
     }
 
     #[test]
-    fn decode_reads_the_cache_per_query_head_past_the_grouping_limit() {
+    fn decode_splits_follow_the_engine_rule() {
+        // One split per 512 tokens, capped at round(sqrt(8 m)): 8192 tokens give 16, cut to 11.
+        assert_eq!(decode_splits(8192.0, 1.0, 2.0, Some(132)), 11.0);
+        // Short caches are not split.
+        assert_eq!(decode_splits(100.0, 1.0, 2.0, Some(132)), 1.0);
+        // Many blocks already: 128 x 8 x 8 blocks make 62 waves over 132 SMs, 7.8 times the
+        // target of 8, so the 8 splits are cut to one.
+        assert_eq!(decode_splits(4096.0, 128.0, 8.0, Some(132)), 1.0);
+        // Without an SM count no wave cap applies.
+        assert_eq!(decode_splits(4096.0, 128.0, 8.0, None), 8.0);
+    }
+
+    #[test]
+    fn block_terms_count_thread_blocks() {
+        let c = AttentionCurve {
+            floor_s: 0.0,
+            compute_efficiency: 1.0,
+            memory_efficiency: 1.0,
+            pad_tokens: 0.0,
+            head_s: 0.0,
+            half_sequences: Some(5.0),
+            score_dims: None,
+            window_pad_tokens: None,
+            half_blocks: Some(10.0),
+            block_s: Some(1e-6),
+        };
+        // half_blocks takes the place of half_sequences.
+        assert_relative_eq!(c.occupancy(2.0, 40.0), 1.25);
+        let w = AttentionWork {
+            sequences: 2.0,
+            blocks: 40.0,
+            ..AttentionWork::default()
+        };
+        assert_relative_eq!(c.heads_s(&w), 40e-6);
+    }
+
+    #[test]
+    fn decode_families_take_their_own_curves_else_the_grouped_one() {
+        let curve = |floor_s| AttentionCurve {
+            floor_s,
+            compute_efficiency: 1.0,
+            memory_efficiency: 1.0,
+            pad_tokens: 0.0,
+            head_s: 0.0,
+            half_sequences: None,
+            score_dims: None,
+            window_pad_tokens: None,
+            half_blocks: None,
+            block_s: None,
+        };
+        let curves = AttentionCurves {
+            decode: Some(curve(1.0)),
+            decode_mha: Some(curve(2.0)),
+            decode_ungrouped_fp8_kv: Some(curve(3.0)),
+            ..AttentionCurves::default()
+        };
+        let floor = |p, ratio| curves.gqa_decode(p, ratio, 128).map(|c| c.floor_s);
+        assert_eq!(floor(Precision::Bf16, 1.0), Some(2.0));
+        assert_eq!(floor(Precision::Bf16, 8.0), Some(1.0));
+        assert_eq!(floor(Precision::Bf16, 64.0), Some(1.0));
+        assert_eq!(floor(Precision::Fp8, 64.0), Some(3.0));
+        assert_eq!(floor(Precision::Fp8, 1.0), Some(2.0));
+        // Small heads without their own curve: the grouped one.
+        let small = curves.gqa_decode(Precision::Bf16, 8.0, 64);
+        assert_eq!(small.map(|c| c.floor_s), Some(1.0));
+    }
+
+    #[test]
+    fn decode_reads_the_cache_once_per_group_of_query_heads() {
         assert_eq!(decode_kv_reads(1.0), 1.0);
         assert_eq!(decode_kv_reads(32.0), 1.0);
-        assert_eq!(decode_kv_reads(48.0), 48.0);
+        assert_eq!(decode_kv_reads(48.0), 2.0);
+        assert_eq!(decode_kv_reads(128.0), 4.0);
     }
 
     #[test]
@@ -585,6 +813,8 @@ mod tests {
             half_sequences: None,
             score_dims: None,
             window_pad_tokens: None,
+            half_blocks: None,
+            block_s: None,
         };
         let mut c = AttentionCurves {
             prefill: Some(curve(1.0)),

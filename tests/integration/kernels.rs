@@ -113,16 +113,25 @@ fn fitted_curves_beat_the_scalars_on_held_out_shapes() {
         assert!(f < 0.15 && f < s, "{kind}: fitted {f} scalar {s}");
     }
     let k = &fitted["fits"][0]["kernel_curves"];
-    // GQA prefill and decode, then MLA prefill and decode, each per KV-cache precision.
+    // GQA prefill and decode (four kernel families), then MLA prefill and decode, each per
+    // KV-cache precision.
     let attention = k["attention"].as_array().unwrap();
-    assert_eq!(attention.len(), 8);
-    assert_eq!(attention[2]["op"], "prefill_attention");
-    assert_eq!(attention[2]["kv_cache"], "fp8");
-    assert!(attention[2]["curve"]["score_dims"].as_f64().unwrap() > 0.0);
-    assert_eq!(attention[3]["op"], "decode_attention");
-    assert!(attention[3]["curve"]["half_sequences"].as_f64().unwrap() > 0.0);
-    assert_eq!(attention[7]["kv_cache"], "fp8");
-    assert!(attention[7]["curve"]["half_sequences"].as_f64().unwrap() > 0.0);
+    assert_eq!(attention.len(), 14);
+    assert_eq!(attention[5]["op"], "prefill_attention");
+    assert_eq!(attention[5]["kv_cache"], "fp8");
+    assert!(attention[5]["curve"]["score_dims"].as_f64().unwrap() > 0.0);
+    let families: Vec<&str> = attention[6..10]
+        .iter()
+        .map(|a| a["family"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(families, ["", "mha", "ungrouped", "small_heads"]);
+    for a in &attention[6..10] {
+        assert_eq!(a["op"], "decode_attention");
+        assert!(a["curve"]["block_s"].as_f64().is_some());
+        assert!(a["curve"].get("half_sequences").is_none());
+    }
+    assert_eq!(attention[13]["kv_cache"], "fp8");
+    assert!(attention[13]["curve"]["half_sequences"].as_f64().unwrap() > 0.0);
     assert_eq!(k["collectives"].as_array().unwrap().len(), 3);
     let curves = &fitted["fits"][0]["curves"];
     assert_eq!(curves[0]["curve_name"], "bf16");

@@ -12,7 +12,7 @@ use super::{
     attention_shape, comm_kind, interleaved, is_model_attention, mla_shape, splits, KernelOp, Split,
 };
 use crate::cost::kernel::{prefill_math, AttentionKernel, KernelPricer, MlaDims};
-use crate::profile::kernel_curves::{all_reduce_wire_bytes, all_to_all_wire_bytes};
+use crate::profile::kernel_curves::{all_reduce_wire_bytes, all_to_all_wire_bytes, DecodeFamily};
 use crate::profile::{
     AttentionCurve, AttentionCurves, CollectiveCurve, CollectiveCurves, GpuSystem, Precision,
 };
@@ -26,6 +26,10 @@ pub struct CurveFit<C> {
     /// empty for other kinds.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub kv_cache: &'static str,
+    /// GQA decode: the kernel family of the rows fitted (`mha`, `ungrouped`, `small_heads`;
+    /// empty: grouped, or not a decode curve), [`DecodeFamily`].
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub family: &'static str,
     /// Training rows used.
     pub n: usize,
     /// Root mean squared log error on them.
@@ -55,6 +59,8 @@ struct Extras {
     score_dims: bool,
     /// `window_pad_tokens` (GQA prefill curves of tables with sliding-window rows).
     window_pad_tokens: bool,
+    /// `half_blocks` and `block_s` (GQA decode curves).
+    blocks: bool,
 }
 
 impl Extras {
@@ -62,9 +68,14 @@ impl Extras {
         half_sequences: false,
         score_dims: false,
         window_pad_tokens: false,
+        blocks: false,
     };
     const DECODE: Extras = Extras {
         half_sequences: true,
+        ..Extras::NONE
+    };
+    const GQA_DECODE: Extras = Extras {
+        blocks: true,
         ..Extras::NONE
     };
 
@@ -83,6 +94,8 @@ impl Extras {
             (self.half_sequences, [3.0, 30.0, 1.0]),
             (self.score_dims, [32.0, 128.0, 8.0]),
             (self.window_pad_tokens, [64.0, 512.0, 16.0]),
+            (self.blocks, [30.0, 300.0, 3.0]),
+            (self.blocks, [1e-8, 1e-7, 1e-9]),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -104,6 +117,8 @@ fn attention_curve_of(x: &[f64], extras: Extras) -> AttentionCurve {
         half_sequences: take(extras.half_sequences),
         score_dims: take(extras.score_dims),
         window_pad_tokens: take(extras.window_pad_tokens),
+        half_blocks: take(extras.blocks),
+        block_s: take(extras.blocks),
     }
 }
 
@@ -134,6 +149,19 @@ fn best<const N: usize>(
 /// One attention row as the fit sees it: its work, raw peak, and measured latency.
 type AttentionPoint = (AttentionKernel, f64, f64);
 
+/// Scale of the robust loss GQA decode curves are fitted with, in log error: a residual `r`
+/// counts as `c sqrt(ln(1 + (r / c)^2))` (Cauchy), like squared error below 10% and ever less
+/// beyond. A decode table mixes kernel variants the engine switches between by shape (tile
+/// sizes, tensor-core or CUDA-core math) that no smooth curve follows; squared error lets the
+/// few rows of a variant far from the rest pull the curve off the many, where the check
+/// measures the median.
+pub const ROBUST_SCALE: f64 = 0.1;
+
+fn robust(r: f64) -> f64 {
+    let c = ROBUST_SCALE;
+    r.signum() * c * (1.0 + (r / c).powi(2)).ln().sqrt()
+}
+
 /// An attention curve fitted to `pts`: five coefficients and the `extras` (`N` in all).
 fn fit_attention<const N: usize>(
     op: KernelOp,
@@ -144,7 +172,7 @@ fn fit_attention<const N: usize>(
     if pts.len() < 8 {
         return None;
     }
-    let res = |x: &[f64; N]| -> Vec<f64> {
+    let log_errors = |x: &[f64; N]| -> Vec<f64> {
         let c = attention_curve_of(x, extras);
         pts.iter()
             .map(|(k, peak, t)| {
@@ -152,13 +180,22 @@ fn fit_attention<const N: usize>(
             })
             .collect()
     };
+    // GQA decode curves (those with block terms) by the robust loss, the others by squares.
+    let res = |x: &[f64; N]| -> Vec<f64> {
+        let r = log_errors(x);
+        if extras.blocks {
+            r.into_iter().map(robust).collect()
+        } else {
+            r
+        }
+    };
     let starts5 = [
         [5e-6, 0.5, 0.7, 64.0, 1e-9],
         [10e-6, 0.3, 0.5, 512.0, 1e-8],
         [3e-6, 0.7, 0.8, 8.0, 1e-10],
     ];
     let extra = extras.starts();
-    let starts: Vec<[f64; N]> = (0..3)
+    let mut starts: Vec<[f64; N]> = (0..3)
         .map(|j| {
             std::array::from_fn(|i| {
                 if i < 5 {
@@ -169,16 +206,25 @@ fn fit_attention<const N: usize>(
             })
         })
         .collect();
+    if extras.blocks && N == 7 {
+        // A GQA decode start with the compute side far from binding (decode kernels reach a
+        // few per cent of the tensor-core peak) and a few thread blocks to half rate.
+        starts.push(std::array::from_fn(|i| {
+            [8e-6, 0.05, 0.8, 30.0, 3e-9, 3.0, 1e-8][i]
+        }));
+    }
     let to_x = |s: &[f64; N]| {
         std::array::from_fn(|i| match i {
             1 | 2 => logit(s[i]),
             _ => s[i].ln(),
         })
     };
-    let (x, loss) = best(&starts, to_x, res);
+    let (x, _) = best(&starts, to_x, res);
+    let loss: f64 = log_errors(&x).iter().map(|r| r * r).sum();
     Some(CurveFit {
         op,
         kv_cache: "",
+        family: "",
         n: pts.len(),
         rms_log_error: (loss / pts.len() as f64).sqrt(),
         curve: attention_curve_of(&x, extras),
@@ -216,6 +262,7 @@ fn fit_collective(
         op,
         kv_cache: "",
         n: rows.len(),
+        family: "",
         rms_log_error: (loss / rows.len() as f64).sqrt(),
         curve: collective_curve_of(&x),
     })
@@ -229,10 +276,11 @@ fn attention_points(
     fp8_kv: bool,
     math: fn(Precision, Precision) -> Precision,
     kernel: impl Fn(&AttentionRow) -> AttentionKernel,
+    keep: impl Fn(&AttentionRow) -> bool,
 ) -> Vec<AttentionPoint> {
     rows.iter()
         .zip(splits(rows, is_model_attention))
-        .filter(|(r, s)| *s == Split::Train && (r.kv_cache.bytes() <= 1.0) == fp8_kv)
+        .filter(|(r, s)| *s == Split::Train && (r.kv_cache.bytes() <= 1.0) == fp8_kv && keep(r))
         .map(|(r, _)| {
             let acts = math(r.kv_cache, r.activations);
             let peak = pricer.attention_peak_flops_per_s(r.kv_cache, acts);
@@ -302,19 +350,16 @@ pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables, mla: MlaDims) -
     let mut attention = Vec::new();
     for (fp8_kv, name) in [(false, "bfloat16"), (true, "fp8")] {
         // Prefill at the peak its curve prices it at (an FP8 cache's math, `prefill_math`).
-        let prefill = attention_points(&pricer, &tables.prefill, fp8_kv, prefill_math, |r| {
-            attention_shape(r).prefill(r.tokens)
-        });
-        // Decode with the KV cache read as the kernel reads it (`decode_read`).
-        let decode = attention_points(
+        let prefill = attention_points(
             &pricer,
-            &tables.decode,
+            &tables.prefill,
             fp8_kv,
-            |_, a| a,
-            |r| attention_shape(r).decode_read(r.tokens),
+            prefill_math,
+            |r| attention_shape(r).prefill(r.tokens),
+            |_| true,
         );
         // Prefill with `score_dims`, and `window_pad_tokens` where rows have a sliding window
-        // (seven coefficients); decode with `half_sequences` (six, as MLA decode).
+        // (seven coefficients).
         let prefill_fit = if prefill.iter().any(|(k, _, _)| k.work.window_queries > 0.0) {
             fit_attention::<7>(
                 KernelOp::PrefillAttention,
@@ -330,14 +375,36 @@ pub fn fit_kernel_curves(gpu: &GpuSystem, tables: &KernelTables, mla: MlaDims) -
                 Extras::prefill(false),
             )
         };
-        let fits = [
-            prefill_fit,
-            fit_attention::<6>(KernelOp::DecodeAttention, &decode, hbm, Extras::DECODE),
-        ];
-        attention.extend(fits.into_iter().flatten().map(|f| CurveFit {
+        attention.extend(prefill_fit.map(|f| CurveFit {
             kv_cache: name,
             ..f
         }));
+        // Decode per kernel family ([`DecodeFamily`]), with the KV cache read and the thread
+        // blocks counted as the kernel reads and splits it (`decode_read`), with `half_blocks`
+        // and `block_s` (seven coefficients).
+        let sms = gpu.streaming_multiprocessors;
+        for (family, label) in [
+            (DecodeFamily::Grouped, ""),
+            (DecodeFamily::Mha, "mha"),
+            (DecodeFamily::Ungrouped, "ungrouped"),
+            (DecodeFamily::SmallHeads, "small_heads"),
+        ] {
+            let decode = attention_points(
+                &pricer,
+                &tables.decode,
+                fp8_kv,
+                |_, a| a,
+                |r| attention_shape(r).decode_read(r.tokens, sms),
+                |r| DecodeFamily::of(r.heads as f64 / r.kv_heads as f64, r.head_dim) == family,
+            );
+            let fit =
+                fit_attention::<7>(KernelOp::DecodeAttention, &decode, hbm, Extras::GQA_DECODE);
+            attention.extend(fit.map(|f| CurveFit {
+                kv_cache: name,
+                family: label,
+                ..f
+            }));
+        }
     }
     attention.extend(fit_mla(&pricer, tables, mla, hbm));
     let checked: Vec<(KernelOp, &CommRow)> = tables
@@ -380,7 +447,16 @@ pub fn with_kernel_curves(gpu: &GpuSystem, fits: &KernelFits) -> GpuSystem {
         let slot = match f.op {
             KernelOp::PrefillAttention if fp8 => &mut a.prefill_fp8_kv,
             KernelOp::PrefillAttention => &mut a.prefill,
-            KernelOp::DecodeAttention if fp8 => &mut a.decode_fp8_kv,
+            KernelOp::DecodeAttention => match (f.family, fp8) {
+                ("mha", true) => &mut a.decode_mha_fp8_kv,
+                ("mha", false) => &mut a.decode_mha,
+                ("ungrouped", true) => &mut a.decode_ungrouped_fp8_kv,
+                ("ungrouped", false) => &mut a.decode_ungrouped,
+                ("small_heads", true) => &mut a.decode_small_heads_fp8_kv,
+                ("small_heads", false) => &mut a.decode_small_heads,
+                (_, true) => &mut a.decode_fp8_kv,
+                _ => &mut a.decode,
+            },
             KernelOp::MlaPrefillAttention if fp8 => &mut a.mla_prefill_fp8_kv,
             KernelOp::MlaPrefillAttention => &mut a.mla_prefill,
             KernelOp::MlaDecodeAttention if fp8 => &mut a.mla_decode_fp8_kv,
@@ -420,6 +496,8 @@ mod tests {
             half_sequences: None,
             score_dims: Some(100.0),
             window_pad_tokens: Some(400.0),
+            half_blocks: None,
+            block_s: None,
         };
         let (peak, hbm) = (1e15, 3e12);
         // Prompts of 1 to 16k tokens, head dims 64 to 256 (the softmax weighs most on small
