@@ -51,14 +51,26 @@ use crate::profile::{
     CollectiveCurves, ComputeClass, GemmCurve, GemmGroup, GpuSystem, ModelProfile, MoeWork,
 };
 
-/// Kernels per layer in each operator (fused norms counted with the GEMM they precede): the
-/// count a CUDA-graph decode step of vLLM / TensorRT-LLM launches, read off their model code.
-const KERNELS_ATTN_PROJ: f64 = 4.0; // norm, QKV GEMM, rotary, output GEMM
+/// Kernels per layer in each operator: the count a CUDA-graph decode step of vLLM /
+/// TensorRT-LLM launches, read off their model code (norms and the gated activation are
+/// [`OpKind::Elementwise`]'s).
+const KERNELS_ATTN_PROJ: f64 = 3.0; // QKV GEMM, rotary, output GEMM
 pub(crate) const KERNELS_ATTN: f64 = 2.0; // KV-cache write, attention
-const KERNELS_MLP: f64 = 3.0; // norm, gate-up GEMM with activation, down GEMM
-const KERNELS_MOE: f64 = 6.0; // norm, router, top-k/permute, two grouped GEMMs, combine
-const KERNELS_MOE_DENSE: f64 = 2.0; // norm, router GEMM: outside the MoE curve's fused layer
+const KERNELS_MLP: f64 = 2.0; // gate-up GEMM, down GEMM
+const KERNELS_MOE: f64 = 5.0; // router, top-k/permute, two grouped GEMMs, combine
+const KERNELS_MOE_DENSE: f64 = 1.0; // router GEMM: outside the MoE curve's fused layer
 const KERNELS_HEAD: f64 = 3.0; // final norm, LM-head GEMM, sampling
+
+/// Element-wise kernels of every layer, as NVIDIA's aiconfigurator-core lays out a TensorRT-LLM
+/// decoder layer (sdk/models/llama.py, gpt.py, deepseek.py: `add_norm_1`, `add_norm_2`, and
+/// in dense layers `act_gate`): two residual-add-and-norm kernels, each reading the residual
+/// and the layer's output and writing the new residual and its normalised copy (4 hidden
+/// elements a token), and a gated activation reading the gate and up halves and writing their
+/// product (its elements a token: the dense MLP's parameters over the hidden size, per
+/// tensor-parallel rank). Elements of 16 bits, as aiconfigurator counts them.
+const KERNELS_NORMS: f64 = 2.0;
+const NORM_ELEMENTS_PER_HIDDEN: f64 = 4.0;
+const ELEMENTWISE_BYTES: f64 = 2.0;
 
 /// Per-device constants of one placed model on one GPU system.
 #[derive(Debug, Clone)]
@@ -305,7 +317,9 @@ impl CostModel for GpuCost {
                 "MoE curve, busiest expert-parallel GPU"
             }
             OpKind::Experts if self.moe.is_some() => "MoE curve (routed experts)",
-            OpKind::Embedding | OpKind::Experts => "roofline (scalar efficiencies)",
+            OpKind::Embedding | OpKind::Experts | OpKind::Elementwise => {
+                "roofline (scalar efficiencies)"
+            }
             OpKind::TensorParallelComm if self.dp <= 1.0 => {
                 if collective(|c| c.all_reduce.is_some() || c.all_reduce_custom.is_some()) {
                     "all-reduce curves"
@@ -429,6 +443,16 @@ impl CostModel for GpuCost {
                 ),
             };
         }
+
+        // Norms and the gated activation: memory-bound, by the scalar roofline.
+        let norm_elements = self.layers * KERNELS_NORMS * NORM_ELEMENTS_PER_HIDDEN * self.hidden;
+        let act_elements = self.dense_layers * self.dense_mlp_params / (self.hidden * self.tp);
+        *c.op_mut(OpKind::Elementwise) = self.roofline(
+            0.0,
+            self.flops_gemm,
+            t * (norm_elements + act_elements) * ELEMENTWISE_BYTES,
+            self.layers * KERNELS_NORMS + self.dense_layers,
+        );
 
         // LM head: vocabulary split over the tensor-parallel group; fp32 logits written.
         let head = self.lm_head_params / self.tp;
@@ -668,8 +692,12 @@ mod tests {
         let acts = 32.0 * 2.0 * act * 2.0 + hidden * 2.0 + act;
         let kv = 32.0 * (1024.0 + 1.0) * 4096.0;
         let head = d.lm_head_params * 2.0 + 128256.0 * 4.0;
-        let memory_s = (weights + acts + kv + head) / bw;
-        let kernels = 32.0 * (4.0 + 2.0 + 3.0) + 3.0 + 1.0;
+        // Element-wise kernels: two add-norms of 4 hidden elements and the gated activation of
+        // 3 x 14336, 16-bit, per layer.
+        let elementwise = 32.0 * (2.0 * 4.0 * hidden + 3.0 * 14336.0) * 2.0;
+        let memory_s = (weights + acts + kv + head + elementwise) / bw;
+        // Projections 3, attention 2, MLP 2, element-wise 3 a layer; LM head 3, embedding 1.
+        let kernels = 32.0 * (3.0 + 2.0 + 2.0 + 3.0) + 3.0 + 1.0;
         let host = g.overheads.iteration_s + g.overheads.per_sequence_s;
         assert_relative_eq!(
             step.total_s(),
@@ -923,7 +951,7 @@ mod tests {
         assert_eq!(op.exposed_s, 0.0);
         assert_relative_eq!(
             op.overhead_s,
-            32.0 * (2.0 * curve.floor_s + 2.0 * g.overheads.kernel_s),
+            32.0 * (2.0 * curve.floor_s + g.overheads.kernel_s),
             max_relative = 1e-12
         );
         let bytes = op.bytes;
@@ -981,7 +1009,7 @@ mod tests {
         );
         assert_relative_eq!(
             op.overhead_s,
-            32.0 * (2.0 * wo.floor_s + 2.0 * g.overheads.kernel_s),
+            32.0 * (2.0 * wo.floor_s + g.overheads.kernel_s),
             max_relative = 1e-12
         );
     }

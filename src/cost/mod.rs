@@ -35,6 +35,9 @@ pub enum OpKind {
     Mlp,
     /// Mixture-of-experts layers: router, routed and shared experts.
     Experts,
+    /// Memory-bound element-wise kernels of every layer: the two residual-add-and-norm kernels
+    /// and, in dense layers, the gated activation.
+    Elementwise,
     /// Final norm, LM head and sampling kernels.
     LmHead,
     /// Tensor-parallel all-reduces.
@@ -57,12 +60,13 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every operator, in breakdown order.
-    pub const ALL: [OpKind; 14] = [
+    pub const ALL: [OpKind; 15] = [
         OpKind::Embedding,
         OpKind::AttentionProjections,
         OpKind::Attention,
         OpKind::Mlp,
         OpKind::Experts,
+        OpKind::Elementwise,
         OpKind::LmHead,
         OpKind::TensorParallelComm,
         OpKind::ExpertParallelComm,
@@ -82,6 +86,7 @@ impl OpKind {
             OpKind::Attention => "attention",
             OpKind::Mlp => "mlp",
             OpKind::Experts => "experts",
+            OpKind::Elementwise => "elementwise",
             OpKind::LmHead => "lm_head",
             OpKind::TensorParallelComm => "tensor_parallel_comm",
             OpKind::ExpertParallelComm => "expert_parallel_comm",
@@ -181,7 +186,7 @@ impl OpCost {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepCost {
     /// Per-operator costs, indexed like [`OpKind::ALL`].
-    pub ops: [OpCost; 14],
+    pub ops: [OpCost; 15],
 }
 
 impl StepCost {
@@ -240,7 +245,7 @@ impl StepCost {
 /// The times of one iteration's operators, s, indexed like [`OpKind::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepTimes {
-    times: [f64; 14],
+    times: [f64; 15],
 }
 
 const ATTENTION: usize = OpKind::Attention as usize;
@@ -283,7 +288,7 @@ impl StepTimes {
 /// is `-0.0`, and `x + -0.0` is `x`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AroundAttention {
-    times: [f64; 14],
+    times: [f64; 15],
     before: f64,
     after: [f64; 11],
     after_len: usize,
@@ -363,12 +368,13 @@ mod tests {
         };
         let costs = [
             [
-                1e-3, 2e-4, 3e-5, 0.0, 7e-7, -0.0, 1.5e-3, 0.0, 0.0, 1e-9, 0.0, 0.0, 0.0, 4e-5,
+                1e-3, 2e-4, 3e-5, 0.0, 7e-7, 2e-6, -0.0, 1.5e-3, 0.0, 0.0, 1e-9, 0.0, 0.0, 0.0,
+                4e-5,
             ],
-            [0.0; 14],
-            [-0.0; 14],
+            [0.0; 15],
+            [-0.0; 15],
             [
-                -0.0, -0.0, -0.0, 0.0, -0.0, 1e-6, -0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                -0.0, -0.0, -0.0, 0.0, -0.0, -0.0, 1e-6, -0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
             ],
         ];
         for times in costs {
