@@ -739,19 +739,29 @@ mod tests {
         assert_eq!(decode_splits(4096.0, 128.0, 8.0, None), 8.0);
     }
 
-    #[test]
-    fn block_terms_count_thread_blocks() {
-        let c = AttentionCurve {
-            floor_s: 0.0,
+    /// A curve of floor `floor_s` and ideal efficiencies, without pads or optional terms.
+    fn plain(floor_s: f64) -> AttentionCurve {
+        AttentionCurve {
+            floor_s,
             compute_efficiency: 1.0,
             memory_efficiency: 1.0,
             pad_tokens: 0.0,
             head_s: 0.0,
-            half_sequences: Some(5.0),
+            half_sequences: None,
             score_dims: None,
             window_pad_tokens: None,
+            half_blocks: None,
+            block_s: None,
+        }
+    }
+
+    #[test]
+    fn block_terms_count_thread_blocks() {
+        let c = AttentionCurve {
+            half_sequences: Some(5.0),
             half_blocks: Some(10.0),
             block_s: Some(1e-6),
+            ..plain(0.0)
         };
         // half_blocks takes the place of half_sequences.
         assert_relative_eq!(c.occupancy(2.0, 40.0), 1.25);
@@ -765,22 +775,10 @@ mod tests {
 
     #[test]
     fn decode_families_take_their_own_curves_else_the_grouped_one() {
-        let curve = |floor_s| AttentionCurve {
-            floor_s,
-            compute_efficiency: 1.0,
-            memory_efficiency: 1.0,
-            pad_tokens: 0.0,
-            head_s: 0.0,
-            half_sequences: None,
-            score_dims: None,
-            window_pad_tokens: None,
-            half_blocks: None,
-            block_s: None,
-        };
         let curves = AttentionCurves {
-            decode: Some(curve(1.0)),
-            decode_mha: Some(curve(2.0)),
-            decode_ungrouped_fp8_kv: Some(curve(3.0)),
+            decode: Some(plain(1.0)),
+            decode_mha: Some(plain(2.0)),
+            decode_ungrouped_fp8_kv: Some(plain(3.0)),
             ..AttentionCurves::default()
         };
         let floor = |p, ratio| curves.gqa_decode(p, ratio, 128).map(|c| c.floor_s);
