@@ -49,8 +49,9 @@ pub(crate) struct AttentionPricing {
     pub kv_bytes_per_token: f64,
     /// The same as a decode part priced by its curve reads them ([`decode_kv_reads`]).
     pub decode_kv_bytes_per_token: f64,
-    /// Thread blocks a decode kernel runs per sequence before splitting its cache: KV heads
-    /// on one device, query heads past the grouping limit (MLA: 0, its curve counts none).
+    /// Thread blocks a decode kernel runs per sequence before splitting its cache: KV heads on
+    /// one device times the groups of up to 32 query heads on each (MLA: 0, its curve counts
+    /// none).
     pub decode_blocks_per_sequence: f64,
     /// Streaming multiprocessors per GPU, if the profile states them ([`decode_splits`]).
     pub sms: Option<u32>,

@@ -237,10 +237,10 @@ impl AttentionShape {
     }
 
     /// As [`Self::decode`], the KV bytes per token counted as a decode kernel reads them: once
-    /// per KV head while it groups the query heads on it, once per query head beyond
-    /// ([`decode_kv_reads`]); and its thread blocks as it runs them, one per sequence and KV
-    /// head (query head beyond), each sequence's whole history (`cached + 1` tokens, a window
-    /// notwithstanding) split over [`decode_splits`] on a GPU of `sms` SMs.
+    /// per KV head and group of up to 32 query heads on it ([`decode_kv_reads`]); and its
+    /// thread blocks as it runs them, one per sequence and such group, each sequence's whole
+    /// history (`cached + 1` tokens, a window notwithstanding) split over [`decode_splits`] on
+    /// a GPU of `sms` SMs.
     pub fn decode_read(&self, cached: u64, sms: Option<u32>) -> AttentionKernel {
         let mut k = self.decode(cached);
         let reads = decode_kv_reads(self.heads as f64 / self.kv_heads as f64);
@@ -747,7 +747,7 @@ mod tests {
             kv_cache: Precision::Fp8,
         };
         let one = KernelPricer::new(g).decode_attention_s(&shape, 2047);
-        // The ungrouped family's FP8-KV curve, its thread blocks one per query head.
+        // The ungrouped family's FP8-KV curve, its thread blocks one per group of 32 query heads.
         let curves = g.attention_curves.as_ref().unwrap();
         let c = curves.gqa_decode(Precision::Fp8, 64.0, 64).unwrap();
         assert_eq!(Some(c), curves.decode_ungrouped_fp8_kv);
