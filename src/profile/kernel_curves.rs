@@ -575,19 +575,30 @@ mod tests {
     use super::*;
     use approx::assert_relative_eq;
 
-    #[test]
-    fn attention_pads_queries_in_compute_and_sequences_in_memory() {
-        let c = AttentionCurve {
-            floor_s: 5e-6,
-            compute_efficiency: 0.5,
-            memory_efficiency: 0.8,
-            pad_tokens: 100.0,
-            head_s: 1e-9,
+    /// A curve of floor `floor_s` and ideal efficiencies, without pads or optional terms.
+    fn plain(floor_s: f64) -> AttentionCurve {
+        AttentionCurve {
+            floor_s,
+            compute_efficiency: 1.0,
+            memory_efficiency: 1.0,
+            pad_tokens: 0.0,
+            head_s: 0.0,
             half_sequences: None,
             score_dims: None,
             window_pad_tokens: None,
             half_blocks: None,
             block_s: None,
+        }
+    }
+
+    #[test]
+    fn attention_pads_queries_in_compute_and_sequences_in_memory() {
+        let c = AttentionCurve {
+            compute_efficiency: 0.5,
+            memory_efficiency: 0.8,
+            pad_tokens: 100.0,
+            head_s: 1e-9,
+            ..plain(5e-6)
         };
         // One 1000-token prompt over 32 heads: (500500 + 1000 * 100) pairs of 4096 FLOPs at
         // 0.5 PFLOP/s, 32 head blocks.
@@ -625,16 +636,9 @@ mod tests {
     #[test]
     fn half_sequences_stretch_the_roofline_part_of_few_sequences() {
         let mut c = AttentionCurve {
-            floor_s: 10e-6,
             compute_efficiency: 0.5,
             memory_efficiency: 0.8,
-            pad_tokens: 0.0,
-            head_s: 0.0,
-            half_sequences: None,
-            score_dims: None,
-            window_pad_tokens: None,
-            half_blocks: None,
-            block_s: None,
+            ..plain(10e-6)
         };
         // One sequence decoding over 1M cached tokens of 1000 bytes: 1.25 ms of memory.
         let w = AttentionWork {
@@ -660,16 +664,9 @@ mod tests {
     #[test]
     fn score_dims_add_softmax_work_per_pair_and_head() {
         let c = AttentionCurve {
-            floor_s: 0.0,
             compute_efficiency: 0.5,
-            memory_efficiency: 1.0,
-            pad_tokens: 0.0,
-            head_s: 0.0,
-            half_sequences: None,
             score_dims: Some(64.0),
-            window_pad_tokens: None,
-            half_blocks: None,
-            block_s: None,
+            ..plain(0.0)
         };
         // Two prompts of 1000 tokens, 8 heads of 128 dims: 4 * 8 * 128 = 4096 FLOPs a pair,
         // plus 4 * 8 * 64 = 2048 for the softmax; 1e6 pairs at 0.5 PFLOP/s.
@@ -695,16 +692,10 @@ mod tests {
     #[test]
     fn window_pad_tokens_add_keys_to_queries_past_the_window() {
         let c = AttentionCurve {
-            floor_s: 0.0,
             compute_efficiency: 0.5,
-            memory_efficiency: 1.0,
             pad_tokens: 10.0,
-            head_s: 0.0,
-            half_sequences: None,
-            score_dims: None,
             window_pad_tokens: Some(500.0),
-            half_blocks: None,
-            block_s: None,
+            ..plain(0.0)
         };
         // One 1000-token prompt under a 128-token window: 128 * 129 / 2 + 872 * 128 pairs, 1000
         // queries padded by 10 keys, 872 of them past the window by 500 more; 1000 FLOPs a pair
@@ -737,22 +728,6 @@ mod tests {
         assert_eq!(decode_splits(4096.0, 128.0, 8.0, Some(132)), 1.0);
         // Without an SM count no wave cap applies.
         assert_eq!(decode_splits(4096.0, 128.0, 8.0, None), 8.0);
-    }
-
-    /// A curve of floor `floor_s` and ideal efficiencies, without pads or optional terms.
-    fn plain(floor_s: f64) -> AttentionCurve {
-        AttentionCurve {
-            floor_s,
-            compute_efficiency: 1.0,
-            memory_efficiency: 1.0,
-            pad_tokens: 0.0,
-            head_s: 0.0,
-            half_sequences: None,
-            score_dims: None,
-            window_pad_tokens: None,
-            half_blocks: None,
-            block_s: None,
-        }
     }
 
     #[test]
